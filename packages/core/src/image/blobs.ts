@@ -1,0 +1,151 @@
+/**
+ * Random access to the files of an image source: a directory (OCI layout) or a tar file
+ * (`docker save` archive), indexed once by reading only its headers.
+ */
+import { createReadStream } from 'node:fs';
+import { open, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { FerryError, toFerryError } from '../errors.js';
+import { BLOCK, isZeroBlock, parseHeader, parsePax, pathString, normalizePath } from '../tar/header.js';
+
+/** A file-like container of named blobs. */
+export interface BlobFiles {
+  /** Human description for messages. */
+  readonly where: string;
+  has(name: string): Promise<boolean>;
+  size(name: string): Promise<number>;
+  /** Reads a small file whole (JSON documents), refusing more than `max` bytes. */
+  read(name: string, max: number): Promise<Buffer>;
+  /** Streams a file. */
+  stream(name: string): Readable;
+}
+
+function missing(where: string, name: string): FerryError {
+  return new FerryError('FERRY_ERR_IMAGE_MISSING_BLOB', `${where}: ${name} is missing`, { details: { name } });
+}
+
+function tooBig(where: string, name: string, max: number): FerryError {
+  return new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `${where}: ${name} is over ${max} bytes`);
+}
+
+/** Files of a directory. Names are relative; ".." is refused. */
+export class DirFiles implements BlobFiles {
+  constructor(readonly root: string) {}
+  get where(): string {
+    return this.root;
+  }
+  private path(name: string): string {
+    const n = normalizePath(name);
+    if (n.split('/').includes('..')) throw new FerryError('FERRY_ERR_IMAGE_BAD_JSON', `${this.root}: path ${name} escapes the layout`);
+    return join(this.root, n);
+  }
+  async has(name: string): Promise<boolean> {
+    try {
+      return (await stat(this.path(name))).isFile();
+    } catch {
+      return false;
+    }
+  }
+  async size(name: string): Promise<number> {
+    try {
+      return (await stat(this.path(name))).size;
+    } catch {
+      throw missing(this.root, name);
+    }
+  }
+  async read(name: string, max: number): Promise<Buffer> {
+    if ((await this.size(name)) > max) throw tooBig(this.root, name, max);
+    try {
+      return await readFile(this.path(name));
+    } catch (err) {
+      throw toFerryError(err, `${this.root}: reading ${name}`);
+    }
+  }
+  stream(name: string): Readable {
+    return createReadStream(this.path(name));
+  }
+}
+
+interface Span {
+  offset: number;
+  size: number;
+}
+
+/** Files inside an uncompressed tar archive, found by scanning its headers once. */
+export class TarFiles implements BlobFiles {
+  private constructor(
+    readonly file: string,
+    private readonly index: Map<string, Span>,
+  ) {}
+  get where(): string {
+    return this.file;
+  }
+
+  /** Indexes the archive's regular files; a malformed archive is FERRY_ERR_TAR_*. */
+  static async open(file: string): Promise<TarFiles> {
+    const fh = await open(file, 'r');
+    const index = new Map<string, Span>();
+    try {
+      const total = (await fh.stat()).size;
+      const block = Buffer.alloc(BLOCK);
+      let pos = 0;
+      let longName: Buffer | undefined;
+      let paxPath: Buffer | undefined;
+      while (pos + BLOCK <= total) {
+        await fh.read(block, 0, BLOCK, pos);
+        if (isZeroBlock(block)) break;
+        const h = parseHeader(block, pos);
+        const dataStart = pos + BLOCK;
+        const size = /[1-6]/.test(h.type) ? 0 : h.size;
+        if (dataStart + size > total) throw new FerryError('FERRY_ERR_TAR_TRUNCATED', `${file}: archive ends inside ${pathString(h.name)}`);
+        if (h.type === 'L' || h.type === 'x') {
+          if (size > 1 << 20) throw tooBig(file, 'a long-name header', 1 << 20);
+          const data = Buffer.alloc(size);
+          await fh.read(data, 0, size, dataStart);
+          if (h.type === 'L') longName = data.subarray(0, data.indexOf(0) === -1 ? size : data.indexOf(0));
+          else paxPath = parsePax(data).get('path');
+        } else {
+          if (h.type === '0' || h.type === '\0' || h.type === '7') {
+            index.set(normalizePath(pathString(paxPath ?? longName ?? h.name)), { offset: dataStart, size });
+          }
+          longName = paxPath = undefined;
+        }
+        pos = dataStart + Math.ceil(size / BLOCK) * BLOCK;
+      }
+      if (index.size === 0) throw new FerryError('FERRY_ERR_IMAGE_NOT_FOUND', `${file} is not a docker archive (no files in it)`);
+    } finally {
+      await fh.close();
+    }
+    return new TarFiles(file, index);
+  }
+
+  private span(name: string): Span {
+    const s = this.index.get(normalizePath(name));
+    if (!s) throw missing(this.file, name);
+    return s;
+  }
+  async has(name: string): Promise<boolean> {
+    return this.index.has(normalizePath(name));
+  }
+  async size(name: string): Promise<number> {
+    return this.span(name).size;
+  }
+  async read(name: string, max: number): Promise<Buffer> {
+    const s = this.span(name);
+    if (s.size > max) throw tooBig(this.file, name, max);
+    const fh = await open(this.file, 'r');
+    try {
+      const out = Buffer.alloc(s.size);
+      await fh.read(out, 0, s.size, s.offset);
+      return out;
+    } finally {
+      await fh.close();
+    }
+  }
+  stream(name: string): Readable {
+    const s = this.span(name);
+    if (s.size === 0) return createReadStream(this.file, { start: 1, end: 0 });
+    return createReadStream(this.file, { start: s.offset, end: s.offset + s.size - 1 });
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * fsck and gc (DESIGN.md section 4). fsck re-hashes every object and checks every ref's closure;
+ * gc removes what no ref reaches, and leftover temp files.
+ */
+import { stat, rm, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FerryError, isFerryError } from '../errors.js';
+import type { Digest } from '../util/digest.js';
+import { readSkeletonFile } from '../tar/skeleton-file.js';
+import type { Progress } from './import.js';
+import type { Store } from './store.js';
+
+/** One problem fsck found. */
+export interface FsckProblem {
+  kind: 'content' | 'skeleton' | 'blob' | 'ref';
+  /** The object's digest (for refs: the ref). */
+  id: string;
+  path?: string | undefined;
+  problem: string;
+}
+
+/** What fsck found. */
+export interface FsckReport {
+  ok: boolean;
+  checked: { contents: number; skeletons: number; blobs: number; refs: number };
+  problems: FsckProblem[];
+  /** Temp files left by an interrupted write; harmless, gc removes them. */
+  leftovers: string[];
+}
+
+const TEMP_RE = /^\.(tmp|incoming)-/;
+
+async function drain(it: AsyncIterable<unknown>): Promise<void> {
+  for await (const _ of it) {
+    // reading is the check
+  }
+}
+
+function why(err: unknown): string {
+  return isFerryError(err) ? `${err.code}: ${err.message}` : String(err);
+}
+
+/** Re-hashes every object and checks that every ref's image is complete. */
+export async function fsck(store: Store, opts: { onProgress?: (p: Progress) => void; signal?: AbortSignal } = {}): Promise<FsckReport> {
+  const problems: FsckProblem[] = [];
+  const leftovers: string[] = [];
+  const checked = { contents: 0, skeletons: 0, blobs: 0, refs: 0 };
+  const contents = await store.listObjects('contents');
+  const skeletons = await store.listObjects('skeletons');
+  const blobs = await store.listObjects('blobs');
+  const total = contents.length + skeletons.length + blobs.length;
+  let done = 0;
+  const tick = (phase: string): void => opts.onProgress?.({ phase, done: ++done, total });
+  for (const o of contents) {
+    opts.signal?.throwIfAborted();
+    if (TEMP_RE.test(o.name)) leftovers.push(o.path);
+    else if (!o.digest) problems.push({ kind: 'content', id: o.name, path: o.path, problem: 'file name is not a digest' });
+    else {
+      checked.contents++;
+      try {
+        await drain(store.openContent(o.digest));
+      } catch (err) {
+        problems.push({ kind: 'content', id: o.digest, path: o.path, problem: why(err) });
+      }
+    }
+    tick('contents');
+  }
+  const referenced = new Set<Digest>();
+  for (const o of skeletons) {
+    opts.signal?.throwIfAborted();
+    if (TEMP_RE.test(o.name)) leftovers.push(o.path);
+    else if (!o.digest) problems.push({ kind: 'skeleton', id: o.name, path: o.path, problem: 'file name is not a digest' });
+    else {
+      checked.skeletons++;
+      try {
+        const r = readSkeletonFile(o.path);
+        for await (const e of r.entries) if (e.digest) referenced.add(e.digest);
+        if (r.trailer().diffId !== o.digest) throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `skeleton names layer ${r.trailer().diffId}`);
+      } catch (err) {
+        problems.push({ kind: 'skeleton', id: o.digest, path: o.path, problem: why(err) });
+      }
+    }
+    tick('skeletons');
+  }
+  for (const d of referenced) {
+    if (!(await store.hasContent(d))) problems.push({ kind: 'content', id: d, path: store.contentPath(d), problem: 'missing (a skeleton needs it)' });
+  }
+  for (const o of blobs) {
+    if (TEMP_RE.test(o.name)) leftovers.push(o.path);
+    else if (!o.digest) problems.push({ kind: 'blob', id: o.name, path: o.path, problem: 'file name is not a digest' });
+    else {
+      checked.blobs++;
+      try {
+        await store.getBlob(o.digest);
+      } catch (err) {
+        problems.push({ kind: 'blob', id: o.digest, path: o.path, problem: why(err) });
+      }
+    }
+    tick('blobs');
+  }
+  for (const { ref, manifest } of await store.listRefs().catch(() => [])) {
+    checked.refs++;
+    try {
+      const img = await store.imageByManifest(ref, manifest);
+      for (const l of img.layers) {
+        if (!(await store.hasSkeleton(l.diffId))) problems.push({ kind: 'ref', id: ref, problem: `layer ${l.diffId} has no skeleton` });
+      }
+    } catch (err) {
+      problems.push({ kind: 'ref', id: ref, problem: why(err) });
+    }
+  }
+  for (const f of await readdir(join(store.root, 'refs'))) if (TEMP_RE.test(f)) leftovers.push(join(store.root, 'refs', f));
+  return { ok: problems.length === 0, checked, problems, leftovers };
+}
+
+/** What gc removed. */
+export interface GcReport {
+  removed: { contents: number; skeletons: number; blobs: number; temps: number };
+  freedBytes: number;
+}
+
+/** Removes objects no ref reaches, and temp files. Holds the writer lock. */
+export async function gc(store: Store, opts: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<GcReport> {
+  return store.withLock(async () => {
+    const live = { contents: new Set<string>(), skeletons: new Set<string>(), blobs: new Set<string>() };
+    for (const { ref, manifest } of await store.listRefs()) {
+      const img = await store.imageByManifest(ref, manifest);
+      live.blobs.add(img.manifestDigest).add(img.configDigest);
+      for (const l of img.layers) {
+        live.skeletons.add(l.diffId);
+        const r = await store.openSkeleton(l.diffId);
+        for await (const e of r.entries) if (e.digest) live.contents.add(e.digest);
+      }
+    }
+    const report: GcReport = { removed: { contents: 0, skeletons: 0, blobs: 0, temps: 0 }, freedBytes: 0 };
+    for (const kind of ['contents', 'skeletons', 'blobs'] as const) {
+      for (const o of await store.listObjects(kind)) {
+        opts.signal?.throwIfAborted();
+        const temp = TEMP_RE.test(o.name);
+        if (!temp && o.digest && live[kind].has(o.digest)) continue;
+        if (!temp && !o.digest) continue; // not ours: leave it, fsck reports it
+        report.freedBytes += (await stat(o.path)).size;
+        if (temp) report.removed.temps++;
+        else report.removed[kind]++;
+        if (!opts.dryRun) await rm(o.path, { force: true });
+      }
+    }
+    return report;
+  });
+}

@@ -1,0 +1,162 @@
+/**
+ * Exporting from the store (DESIGN.md section 4): an OCI image layout (uncompressed or gzip
+ * layers) or a `docker save` archive stream. Each layer is reassembled from its skeleton and
+ * contents and verified against its diff_id while it streams; the config is written verbatim, so
+ * the image ID is the publisher's.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, rename, rm, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import tar from 'tar-stream';
+import { FerryError } from '../errors.js';
+import { HashingStream, digestHex, hashToDigest, type Digest } from '../util/digest.js';
+import { tempPathFor, writeFileAtomic, writeStreamAtomic } from '../util/fs.js';
+import { reassembleLayer } from '../tar/skeleton.js';
+import { MT } from '../image/media.js';
+import { storeManifest, type Progress } from './import.js';
+import { parseRef } from './refs.js';
+import type { StoredImage, Store } from './store.js';
+
+/** Options for exports. */
+export interface ExportOptions {
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+}
+
+/**
+ * Streams a stored layer's exact tar bytes. The diff_id and size are checked as bytes flow; a
+ * mismatch fails the stream at its end (FERRY_ERR_DIGEST_MISMATCH), so a consumer must treat the
+ * output as unverified until the stream ends cleanly.
+ */
+export async function* layerStream(store: Store, diffId: Digest, size?: number): AsyncGenerator<Uint8Array> {
+  const skel = await store.openSkeleton(diffId);
+  const hash = createHash('sha256');
+  let total = 0;
+  const chunks = reassembleLayer(skel.entries, () => skel.trailer(), (d) => store.openContent(d, { verify: false }));
+  for await (const c of chunks) {
+    hash.update(c);
+    total += c.byteLength;
+    yield c;
+  }
+  const got = hashToDigest(hash);
+  if (got !== diffId || (size !== undefined && total !== size)) {
+    throw new FerryError('FERRY_ERR_DIGEST_MISMATCH', `layer ${diffId} reassembled to ${got} (${total} bytes): the store is damaged, run ferry fsck`, { details: { expected: diffId, actual: got } });
+  }
+}
+
+function progressCounter(opts: ExportOptions, image: StoredImage): { phase: (i: number) => Transform } {
+  const total = image.layers.reduce((a, l) => a + l.size, 0);
+  let done = 0;
+  return {
+    phase: (i) =>
+      new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          done += chunk.length;
+          opts.onProgress?.({ phase: `layer ${i + 1}/${image.layers.length}`, done, total });
+          cb(null, chunk);
+        },
+      }),
+  };
+}
+
+/** Options for exportOci. */
+export interface ExportOciOptions extends ExportOptions {
+  /** Layer compression in the layout (default 'none': the store's own manifest, byte for byte). */
+  compression?: 'none' | 'gzip';
+}
+
+async function readIndex(dir: string): Promise<{ schemaVersion: number; mediaType?: string; manifests: Record<string, unknown>[] }> {
+  try {
+    const idx = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests?: unknown };
+    if (Array.isArray(idx.manifests)) return { schemaVersion: 2, mediaType: MT.ociIndex, manifests: idx.manifests as Record<string, unknown>[] };
+  } catch {
+    // no index yet: a new layout
+  }
+  return { schemaVersion: 2, mediaType: MT.ociIndex, manifests: [] };
+}
+
+/**
+ * Writes `ref` into an OCI image layout at `dir` (created, or added to: other tags in its
+ * index.json are kept, the same tag is replaced). Returns the manifest digest written.
+ */
+export async function exportOci(store: Store, ref: string, dir: string, opts: ExportOciOptions = {}): Promise<{ manifestDigest: Digest; configDigest: Digest }> {
+  const { tag } = parseRef(ref);
+  const image = await store.resolve(ref);
+  const blobs = join(dir, 'blobs', 'sha256');
+  await mkdir(blobs, { recursive: true });
+  const progress = progressCounter(opts, image);
+  const layerDescs: { mediaType: string; digest: Digest; size: number }[] = [];
+  for (const [i, l] of image.layers.entries()) {
+    if ((opts.compression ?? 'none') === 'none') {
+      await writeStreamAtomic(join(blobs, digestHex(l.diffId)), layerStream(store, l.diffId, l.size), { signal: opts.signal, transforms: [progress.phase(i)] });
+      layerDescs.push({ mediaType: MT.ociLayer, digest: l.diffId, size: l.size });
+    } else {
+      const tmpName = tempPathFor(join(blobs, 'x'));
+      const out = new HashingStream();
+      await writeStreamAtomic(tmpName, layerStream(store, l.diffId, l.size), { signal: opts.signal, transforms: [progress.phase(i), createGzip({ level: 6 }), out], syncDir: false });
+      const d = out.digest!;
+      await rename(tmpName, join(blobs, digestHex(d))).catch(async (err) => {
+        await rm(tmpName, { force: true });
+        throw err;
+      });
+      layerDescs.push({ mediaType: MT.ociLayerGzip, digest: d, size: out.size });
+    }
+  }
+  await writeFileAtomic(join(blobs, digestHex(image.configDigest)), image.config);
+  let manifest: Buffer;
+  if ((opts.compression ?? 'none') === 'none') {
+    manifest = image.manifest;
+  } else {
+    const m = JSON.parse(image.manifest.toString('utf8')) as Record<string, unknown>;
+    manifest = Buffer.from(JSON.stringify({ ...m, layers: layerDescs }));
+  }
+  const manifestDigest = `sha256:${createHash('sha256').update(manifest).digest('hex')}` as Digest;
+  await writeFileAtomic(join(blobs, digestHex(manifestDigest)), manifest);
+  await writeFileAtomic(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  const index = await readIndex(dir);
+  index.manifests = index.manifests.filter((m) => (m.annotations as Record<string, string> | undefined)?.['org.opencontainers.image.ref.name'] !== tag);
+  index.manifests.push({
+    mediaType: MT.ociManifest,
+    digest: manifestDigest,
+    size: manifest.length,
+    annotations: { 'io.containerd.image.name': ref, 'org.opencontainers.image.ref.name': tag },
+  });
+  await writeFileAtomic(join(dir, 'index.json'), JSON.stringify(index));
+  return { manifestDigest, configDigest: image.configDigest };
+}
+
+/**
+ * Writes `ref` as a `docker save` archive (classic layout: manifest.json, <config>.json,
+ * <diff_id>/layer.tar) to `out`, for `ferry export app:v2 --format docker-archive | docker load`.
+ * Layers are uncompressed; a layer failing its diff_id check aborts the stream (the archive is
+ * then truncated, so `docker load` refuses it rather than loading a wrong image).
+ */
+export async function exportDockerArchive(store: Store, ref: string, out: Writable, opts: ExportOptions = {}): Promise<{ configDigest: Digest }> {
+  const image = await store.resolve(ref);
+  const pack = tar.pack();
+  const done = pipeline(pack, out, { signal: opts.signal, end: out !== process.stdout });
+  done.catch(() => {});
+  const progress = progressCounter(opts, image);
+  const configName = `${digestHex(image.configDigest)}.json`;
+  const mtime = new Date(0);
+  try {
+    for (const [i, l] of image.layers.entries()) {
+      const entry = pack.entry({ name: `${digestHex(l.diffId)}/layer.tar`, size: l.size, mtime, mode: 0o644 });
+      await pipeline(layerStream(store, l.diffId, l.size), progress.phase(i), entry, { signal: opts.signal });
+    }
+    pack.entry({ name: configName, mtime, mode: 0o644 }, image.config);
+    const manifest = [{ Config: configName, RepoTags: [ref], Layers: image.layers.map((l) => `${digestHex(l.diffId)}/layer.tar`) }];
+    pack.entry({ name: 'manifest.json', mtime, mode: 0o644 }, JSON.stringify(manifest));
+    pack.finalize();
+  } catch (err) {
+    pack.destroy(err as Error);
+    await done.catch(() => {});
+    throw err;
+  }
+  await done;
+  return { configDigest: image.configDigest };
+}
+

@@ -1,0 +1,44 @@
+import { open, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FerryError, toFerryError } from '../errors.js';
+
+/** Lock files this process holds (a pid alone cannot tell two operations of one process apart). */
+const held = new Set<string>();
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Takes the store's writer lock (a file holding the owner's pid). A lock left by a dead process
+ * (kill -9, power loss) is taken over; a live owner gives FERRY_ERR_STORE_LOCKED.
+ */
+export async function acquireLock(root: string): Promise<() => Promise<void>> {
+  const path = join(root, 'lock');
+  if (held.has(path)) throw new FerryError('FERRY_ERR_STORE_LOCKED', `store ${root} is in use by another operation of this process`);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fh = await open(path, 'wx');
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      held.add(path);
+      return async () => {
+        held.delete(path);
+        await rm(path, { force: true });
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw toFerryError(err, 'taking the store lock');
+      const owner = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
+        throw new FerryError('FERRY_ERR_STORE_LOCKED', `store ${root} is in use by process ${owner}`, { details: { pid: owner } });
+      }
+      await rm(path, { force: true }); // stale: its owner is gone
+    }
+  }
+  throw new FerryError('FERRY_ERR_STORE_LOCKED', `could not take the lock of store ${root}`);
+}

@@ -1,0 +1,249 @@
+/**
+ * The content-addressed store (DESIGN.md section 4). Contents are kept once per store,
+ * zstd-compressed; skeletons by diff_id; manifests and configs by digest; refs are the only
+ * mutable part and move by atomic rename.
+ *
+ * Layout (docs/format.md section 1):
+ *   ferry-store.json          format marker and version
+ *   contents/<xx>/<hex>       zstd frame of one file body, named by the body's sha256
+ *   skeletons/<hex>           skeleton of the layer whose diff_id is sha256:<hex>
+ *   blobs/<hex>               manifests and configs, verbatim
+ *   refs/<urlencoded name:tag> JSON { manifest }
+ *   lock                      writer lock (pid)
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { access, mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FerryError, toFerryError } from '../errors.js';
+import { digestHex, hashToDigest, isDigest, parseDigest, sha256, type Digest } from '../util/digest.js';
+import { fsyncDir, writeFileAtomic, writeStreamAtomic } from '../util/fs.js';
+import { zstdCompress, zstdCompressStream, zstdDecode } from '../util/zstd.js';
+import { readSkeletonFile, type SkeletonReader } from '../tar/skeleton-file.js';
+import { configDiffIds, parseJsonObject, toDescriptor, toDescriptors } from '../image/json.js';
+import { MT } from '../image/media.js';
+import { acquireLock } from './lock.js';
+import { parseRef, refFileName, refFromFileName } from './refs.js';
+
+const MARKER = { format: 'ferry-store', version: 1 };
+
+/** An image as the store holds it. */
+export interface StoredImage {
+  ref: string;
+  manifestDigest: Digest;
+  manifest: Buffer;
+  config: Buffer;
+  configDigest: Digest;
+  layers: { diffId: Digest; size: number }[];
+}
+
+/** Options for Store.open. */
+export interface StoreOptions {
+  /** Create the store if the directory is empty or missing (default false). */
+  create?: boolean;
+}
+
+/** A ferry store on disk. */
+export class Store {
+  private constructor(readonly root: string) {}
+
+  /** Opens (or with `create`, initialises) a store. Not a store: FERRY_ERR_STORE_INVALID. */
+  static async open(root: string, options: StoreOptions = {}): Promise<Store> {
+    const markerPath = join(root, 'ferry-store.json');
+    let marker: unknown;
+    try {
+      marker = JSON.parse(await readFile(markerPath, 'utf8'));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' || !options.create) {
+        throw new FerryError('FERRY_ERR_STORE_INVALID', code === 'ENOENT' ? `${root} is not a ferry store (no ferry-store.json)` : `${root}/ferry-store.json is unreadable`, { cause: err });
+      }
+      await mkdir(root, { recursive: true });
+      const leftovers = (await readdir(root)).filter((f) => !f.startsWith('.'));
+      if (leftovers.length > 0) throw new FerryError('FERRY_ERR_STORE_INVALID', `${root} is not empty and not a ferry store`);
+      for (const d of ['skeletons', 'blobs', 'refs']) await mkdir(join(root, d), { recursive: true });
+      // the 256 fan-out directories exist from the start, so content writes never mkdir
+      for (let i = 0; i < 256; i++) await mkdir(join(root, 'contents', i.toString(16).padStart(2, '0')), { recursive: true });
+      await writeFileAtomic(markerPath, JSON.stringify(MARKER) + '\n');
+      marker = MARKER;
+    }
+    const m = marker as Record<string, unknown>;
+    if (m?.format !== MARKER.format || m.version !== MARKER.version) throw new FerryError('FERRY_ERR_STORE_INVALID', `${root} has an unknown store format ${JSON.stringify(m)}`);
+    return new Store(root);
+  }
+
+  /** Runs `fn` holding the writer lock. */
+  async withLock<T>(fn: () => Promise<T>): Promise<T> {
+    const release = await acquireLock(this.root);
+    try {
+      return await fn();
+    } finally {
+      await release();
+    }
+  }
+
+  // ---- paths
+
+  contentPath(d: Digest): string {
+    const hex = digestHex(d);
+    return join(this.root, 'contents', hex.slice(0, 2), hex);
+  }
+  skeletonPath(diffId: Digest): string {
+    return join(this.root, 'skeletons', digestHex(diffId));
+  }
+  blobPath(d: Digest): string {
+    return join(this.root, 'blobs', digestHex(d));
+  }
+  private refPath(ref: string): string {
+    return join(this.root, 'refs', refFileName(ref));
+  }
+
+  // ---- contents
+
+  /** True when the content is present. */
+  async hasContent(d: Digest): Promise<boolean> {
+    return exists(this.contentPath(d));
+  }
+
+  /**
+   * Streams a content's body. With `verify` (default) the body is hashed and a mismatch fails
+   * the stream at its end with FERRY_ERR_OBJECT_CORRUPT; missing: FERRY_ERR_OBJECT_MISSING.
+   */
+  async *openContent(d: Digest, options: { verify?: boolean; maxSize?: number } = {}): AsyncGenerator<Buffer> {
+    const path = this.contentPath(d);
+    const verify = options.verify ?? true;
+    const hash = verify ? createHash('sha256') : undefined;
+    try {
+      for await (const chunk of zstdDecode(createReadStream(path), options.maxSize)) {
+        hash?.update(chunk);
+        yield chunk;
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new FerryError('FERRY_ERR_OBJECT_MISSING', `content ${d} is missing from the store`, { details: { digest: d } });
+      if (err instanceof FerryError && (err.code === 'FERRY_ERR_ZSTD_CORRUPT' || err.code === 'FERRY_ERR_LIMIT_EXCEEDED')) {
+        throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `content ${d} is corrupt (${err.message})`, { cause: err, details: { digest: d, path } });
+      }
+      throw toFerryError(err, `reading content ${d}`);
+    }
+    if (hash && hashToDigest(hash) !== d) throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `content ${d} does not match its digest`, { details: { digest: d, path } });
+  }
+
+  // ---- skeletons and blobs
+
+  async hasSkeleton(diffId: Digest): Promise<boolean> {
+    return exists(this.skeletonPath(diffId));
+  }
+
+  /** Reads a layer's skeleton; missing: FERRY_ERR_OBJECT_MISSING. */
+  async openSkeleton(diffId: Digest): Promise<SkeletonReader> {
+    const path = this.skeletonPath(diffId);
+    if (!(await exists(path))) throw new FerryError('FERRY_ERR_OBJECT_MISSING', `skeleton of layer ${diffId} is missing from the store`, { details: { diffId } });
+    return readSkeletonFile(path);
+  }
+
+  /** Stores a manifest or config verbatim; returns its digest. */
+  async putBlob(bytes: Uint8Array): Promise<Digest> {
+    const d = sha256(bytes);
+    const path = this.blobPath(d);
+    if (!(await exists(path))) await writeFileAtomic(path, bytes);
+    return d;
+  }
+
+  /** Reads a blob and checks its digest. */
+  async getBlob(d: Digest): Promise<Buffer> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.blobPath(d));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new FerryError('FERRY_ERR_OBJECT_MISSING', `blob ${d} is missing from the store`, { details: { digest: d } });
+      throw toFerryError(err, `reading blob ${d}`);
+    }
+    if (sha256(bytes) !== d) throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `blob ${d} does not match its digest`, { details: { digest: d, path: this.blobPath(d) } });
+    return bytes;
+  }
+
+  // ---- refs
+
+  /** Points `ref` at a manifest, atomically (DESIGN.md section 4). */
+  async setRef(ref: string, manifestDigest: Digest): Promise<void> {
+    parseRef(ref);
+    await writeFileAtomic(this.refPath(ref), JSON.stringify({ manifest: manifestDigest }) + '\n');
+  }
+
+  /** Removes a ref (the image's objects stay until gc). */
+  async deleteRef(ref: string): Promise<void> {
+    if (!(await exists(this.refPath(ref)))) throw new FerryError('FERRY_ERR_REF_NOT_FOUND', `no image ${ref} in the store`);
+    await rm(this.refPath(ref));
+    await fsyncDir(join(this.root, 'refs'));
+  }
+
+  /** All refs with their manifest digests, sorted by ref. */
+  async listRefs(): Promise<{ ref: string; manifest: Digest }[]> {
+    const files = (await readdir(join(this.root, 'refs'))).filter((f) => !f.startsWith('.'));
+    const out = await Promise.all(files.map(async (f) => ({ ref: refFromFileName(f), manifest: await this.readRef(refFromFileName(f)) })));
+    return out.sort((a, b) => a.ref.localeCompare(b.ref));
+  }
+
+  private async readRef(ref: string): Promise<Digest> {
+    let text: string;
+    try {
+      text = await readFile(this.refPath(ref), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new FerryError('FERRY_ERR_REF_NOT_FOUND', `no image ${ref} in the store`);
+      throw toFerryError(err, `reading ref ${ref}`);
+    }
+    try {
+      return parseDigest((JSON.parse(text) as { manifest?: unknown }).manifest, `ref ${ref}`);
+    } catch (err) {
+      throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `ref ${ref} is corrupt`, { cause: err, details: { ref } });
+    }
+  }
+
+  /** Resolves a ref to its image; unknown: FERRY_ERR_REF_NOT_FOUND. */
+  async resolve(ref: string): Promise<StoredImage> {
+    parseRef(ref);
+    return this.imageByManifest(ref, await this.readRef(ref));
+  }
+
+  /** Loads the image a manifest digest names. */
+  async imageByManifest(ref: string, manifestDigest: Digest): Promise<StoredImage> {
+    const manifest = await this.getBlob(manifestDigest);
+    const m = parseJsonObject(manifest, `manifest ${manifestDigest}`);
+    const configDesc = toDescriptor(m.config, `manifest ${manifestDigest} config`);
+    const config = await this.getBlob(configDesc.digest);
+    const diffIds = configDiffIds(parseJsonObject(config, `config ${configDesc.digest}`), `config ${configDesc.digest}`);
+    const layers = toDescriptors(m.layers, `manifest ${manifestDigest} layers`).map((l, i) => {
+      if (l.mediaType !== MT.ociLayer || l.digest !== diffIds[i]) throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `manifest ${manifestDigest} is not a store manifest`);
+      return { diffId: l.digest, size: l.size };
+    });
+    return { ref, manifestDigest, manifest, config, configDigest: configDesc.digest, layers };
+  }
+
+  /** Lists every object file of a kind (for fsck and gc). */
+  async listObjects(kind: 'contents' | 'skeletons' | 'blobs'): Promise<{ digest: Digest | undefined; path: string; name: string }[]> {
+    const base = join(this.root, kind);
+    const out: { digest: Digest | undefined; path: string; name: string }[] = [];
+    const addDir = async (dir: string): Promise<void> => {
+      for (const f of await readdir(dir, { withFileTypes: true })) {
+        const p = join(dir, f.name);
+        if (f.isDirectory() && kind === 'contents' && /^[0-9a-f]{2}$/.test(f.name)) await addDir(p);
+        else {
+          const d = `sha256:${f.name}`;
+          out.push({ digest: isDigest(d) ? d : undefined, path: p, name: f.name });
+        }
+      }
+    };
+    await addDir(base);
+    return out;
+  }
+}
+
+/** True when a path exists. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * The skeleton codec (DESIGN.md section 2): split a layer tar into its skeleton (every byte that is
+ * not a file body, kept verbatim) and its contents (file bodies, addressed by sha256), and
+ * reassemble the exact original bytes from the two.
+ */
+import { createHash } from 'node:crypto';
+import { FerryError } from '../errors.js';
+import { ByteReader } from '../util/byte-reader.js';
+import { hashToDigest, type Digest } from '../util/digest.js';
+import { BLOCK, isZeroBlock, parseHeader, parsePax, pathString } from './header.js';
+
+/** One tar member in a skeleton. Metadata members (pax, GNU long names) fold into `raw`. */
+export interface SkeletonEntry {
+  /** Bytes between the previous body and this body: padding, pax/long-name blocks, the header. */
+  raw: Uint8Array;
+  /** The member's path as written in the tar (pax and GNU long names applied), see pathString. */
+  path: string;
+  /** Typeflag character ('0', '5', '2', '1', 'S', ...; '\0' for v7 regular files). */
+  type: string;
+  /** Link target for symlinks and hardlinks, else undefined. */
+  linkname?: string | undefined;
+  /** Body size in bytes (the bytes stored in the tar; for sparse files, the stored data). */
+  size: number;
+  /** sha256 of the body, present exactly when size > 0. */
+  digest?: Digest | undefined;
+}
+
+/** What a split returns besides its entries. */
+export interface SkeletonTrailer {
+  /** Bytes after the last body: its padding, the end-of-archive blocks, anything after. */
+  tail: Uint8Array;
+  /** sha256 of the whole tar: the layer's diff_id. */
+  diffId: Digest;
+  /** Size of the whole tar in bytes. */
+  size: number;
+  /** Number of entries. */
+  count: number;
+}
+
+/** Limits on a split; set before reading (DESIGN.md section 8). */
+export interface SplitLimits {
+  /** Largest pax or GNU long-name data block accepted (default 1 MiB). */
+  maxMetaSize?: number;
+  /** Largest run of bytes after the end-of-archive marker (default 16 MiB). */
+  maxTailSize?: number;
+}
+
+/** Callbacks of a split. */
+export interface SplitHandler {
+  /**
+   * Receives a body as it streams; must consume it fully. Returns once it is stored. When
+   * `hashesBodies` is set the handler returns the body's sha256 and the splitter trusts it
+   * instead of hashing every body a second time.
+   */
+  onBody(body: AsyncIterable<Buffer>, size: number, path: string): Promise<Digest | void>;
+  /** The handler hashes bodies itself and returns their digests from onBody. */
+  hashesBodies?: boolean;
+  /** Receives each entry, in tar order, after its body was handed over. */
+  onEntry(entry: SkeletonEntry): void | Promise<void>;
+}
+
+/** Typeflags that never carry data whatever their size field says (as Go's archive/tar reads them). */
+const HEADER_ONLY = new Set(['1', '2', '3', '4', '5', '6']);
+const META = new Set(['x', 'g', 'L', 'K']);
+
+function padded(n: number): number {
+  return Math.ceil(n / BLOCK) * BLOCK;
+}
+
+function cstr(b: Buffer): Buffer {
+  const i = b.indexOf(0);
+  return i === -1 ? b : b.subarray(0, i);
+}
+
+async function* hashed(source: AsyncIterable<Uint8Array>, state: { hash: ReturnType<typeof createHash>; size: number }): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    state.hash.update(chunk);
+    state.size += chunk.byteLength;
+    yield chunk;
+  }
+}
+
+async function* hashBody(body: AsyncIterable<Buffer>, hash: ReturnType<typeof createHash>): AsyncGenerator<Buffer> {
+  for await (const chunk of body) {
+    hash.update(chunk);
+    yield chunk;
+  }
+}
+
+/**
+ * Reads the zero padding after a body. A tar that ends exactly at the end of a body is accepted
+ * (the body is whole): writers that are never closed produce one (umoci 0.4 `insert` layers end so,
+ * and the image's diff_id covers exactly those bytes). A tar that ends inside the padding is not.
+ */
+async function readPadding(reader: ByteReader, n: number): Promise<Buffer> {
+  if (n === 0) return Buffer.alloc(0);
+  const pad = await reader.readUpTo(n);
+  if (pad.length !== 0 && pad.length < n) throw new FerryError('FERRY_ERR_TAR_TRUNCATED', `tar ended after ${reader.position} bytes, inside the padding of a body`);
+  return Buffer.from(pad);
+}
+
+/**
+ * Splits a layer tar. Entries and bodies are handed to `handler` in order; memory holds one
+ * header group at a time. Throws FERRY_ERR_TAR_BAD_HEADER / FERRY_ERR_TAR_TRUNCATED /
+ * FERRY_ERR_LIMIT_EXCEEDED on malformed input.
+ */
+export async function splitLayer(source: AsyncIterable<Uint8Array>, handler: SplitHandler, limits: SplitLimits = {}): Promise<SkeletonTrailer> {
+  const maxMeta = limits.maxMetaSize ?? 1024 * 1024;
+  const maxTail = limits.maxTailSize ?? 16 * 1024 * 1024;
+  const whole = { hash: createHash('sha256'), size: 0 };
+  const reader = new ByteReader(hashed(source, whole));
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const keep = (b: Buffer): void => {
+    pending.push(b);
+    pendingBytes += b.length;
+    if (pendingBytes > maxMeta + 64 * BLOCK) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `tar header group at byte ${reader.position} exceeds ${maxMeta} bytes`);
+  };
+  let pax = new Map<string, Buffer>();
+  let longName: Buffer | undefined;
+  let longLink: Buffer | undefined;
+  let count = 0;
+  for (;;) {
+    const offset = reader.position;
+    const block = await reader.readUpTo(BLOCK);
+    if (block.length === 0) break; // no end-of-archive marker: accepted, the tail is what we have
+    if (block.length < BLOCK) throw new FerryError('FERRY_ERR_TAR_TRUNCATED', `tar ended inside a header block at byte ${offset}`);
+    if (isZeroBlock(block)) {
+      keep(Buffer.from(block));
+      pendingBytes = 0; // the tail has its own limit
+      let tailBytes = 0;
+      for await (const rest of reader.rest()) {
+        tailBytes += rest.length;
+        if (tailBytes > maxTail) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `tar has more than ${maxTail} bytes after its end-of-archive block`);
+        pending.push(Buffer.from(rest));
+      }
+      break;
+    }
+    const h = parseHeader(block, offset);
+    keep(Buffer.from(block));
+    let extended = h.gnuSparseExtended;
+    while (extended) {
+      const ext = await reader.readExactly(BLOCK, 'tar');
+      keep(ext);
+      extended = ext[504] !== 0;
+    }
+    if (META.has(h.type)) {
+      if (h.size > maxMeta) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `tar ${h.type} header data at byte ${offset} is ${h.size} bytes, over the ${maxMeta} limit`);
+      const data = await reader.readExactly(padded(h.size), 'tar');
+      keep(data);
+      const body = data.subarray(0, h.size);
+      if (h.type === 'x') pax = new Map([...pax, ...parsePax(body)]);
+      else if (h.type === 'L') longName = cstr(body);
+      else if (h.type === 'K') longLink = cstr(body);
+      continue;
+    }
+    const paxSize = pax.get('size');
+    let size = paxSize !== undefined ? Number(paxSize.toString('latin1')) : h.size;
+    if (!Number.isSafeInteger(size) || size < 0) throw new FerryError('FERRY_ERR_TAR_BAD_HEADER', `tar entry at byte ${offset} has a bad size`);
+    if (HEADER_ONLY.has(h.type)) size = 0;
+    // GNU sparse 0.1/1.0 (pax format) store the member under a made-up "GNUSparseFile.N/" name and
+    // the real one in GNU.sparse.name, which wins over path (GNU tar and Go's archive/tar read it so)
+    const path = pathString(pax.get('GNU.sparse.name') ?? pax.get('path') ?? longName ?? h.name);
+    const linkBytes = pax.get('linkpath') ?? longLink ?? h.linkname;
+    const entry: SkeletonEntry = {
+      raw: Buffer.concat(pending),
+      path,
+      type: h.type,
+      linkname: linkBytes.length > 0 ? pathString(linkBytes) : undefined,
+      size,
+    };
+    pending = [];
+    pendingBytes = 0;
+    pax = new Map();
+    longName = longLink = undefined;
+    if (size > 0) {
+      const start = reader.position;
+      const bodyHash = handler.hashesBodies ? undefined : createHash('sha256');
+      const body = reader.stream(size, 'tar');
+      const given = await handler.onBody(bodyHash ? hashBody(body, bodyHash) : body, size, path);
+      if (reader.position !== start + size) throw new FerryError('FERRY_ERR_INTERNAL', `split handler left the body of ${path} unread`);
+      if (bodyHash) entry.digest = hashToDigest(bodyHash);
+      else if (given) entry.digest = given;
+      else throw new FerryError('FERRY_ERR_INTERNAL', 'split handler promised body digests but returned none');
+      const padding = await readPadding(reader, padded(size) - size);
+      if (padding.length > 0) keep(padding);
+    }
+    count++;
+    await handler.onEntry(entry);
+  }
+  return { tail: Buffer.concat(pending), diffId: hashToDigest(whole.hash), size: whole.size, count };
+}
+
+/** Opens a content body by digest for reassembly. */
+export type ContentOpener = (digest: Digest, size: number) => AsyncIterable<Uint8Array>;
+
+/**
+ * Reassembles the exact layer tar from skeleton entries and contents. The caller verifies the
+ * result against the layer's diff_id (for example with HashingStream).
+ */
+export async function* reassembleLayer(entries: AsyncIterable<SkeletonEntry>, trailer: () => SkeletonTrailer, open: ContentOpener): AsyncGenerator<Uint8Array> {
+  for await (const e of entries) {
+    if (e.raw.length > 0) yield e.raw;
+    if (e.size > 0) {
+      if (e.digest === undefined) throw new FerryError('FERRY_ERR_SKELETON_INVALID', `skeleton entry ${e.path} has a body but no digest`);
+      let got = 0;
+      for await (const chunk of open(e.digest, e.size)) {
+        got += chunk.byteLength;
+        yield chunk;
+      }
+      if (got !== e.size) throw new FerryError('FERRY_ERR_SIZE_MISMATCH', `content ${e.digest} is ${got} bytes, skeleton says ${e.size}`);
+    }
+  }
+  const t = trailer();
+  if (t.tail.length > 0) yield t.tail;
+}

@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { toFerryError } from '../errors.js';
+
+/** A unique temp name beside `finalPath` (same directory, so rename is atomic). */
+export function tempPathFor(finalPath: string): string {
+  return join(dirname(finalPath), `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+}
+
+/** fsync a directory so a rename inside it survives power loss (DESIGN.md section 8). */
+export async function fsyncDir(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } finally {
+    await fh?.close();
+  }
+}
+
+/** fsync a file's data by path (any descriptor of the file syncs its inode). */
+export async function fsyncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Options for atomic writes. */
+export interface AtomicWriteOptions {
+  /** fsync the parent directory after the rename (default true). */
+  syncDir?: boolean;
+  /** Create the parent directory first (default true; skip it when the caller knows it exists). */
+  mkdir?: boolean;
+  signal?: AbortSignal;
+}
+
+/**
+ * Durable write (DESIGN.md section 8): temp file in the same directory, fsync, rename, fsync dir.
+ * Either the old file or the whole new file is visible at `path`, never a part.
+ */
+export async function writeFileAtomic(path: string, data: Uint8Array | string, options: AtomicWriteOptions = {}): Promise<void> {
+  if (options.mkdir !== false) await mkdir(dirname(path), { recursive: true });
+  const tmp = tempPathFor(path);
+  try {
+    const fh = await open(tmp, 'wx');
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    if (options.syncDir !== false) await fsyncDir(dirname(path));
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw toFerryError(err, `writing ${path}`);
+  }
+}
+
+/**
+ * Streams `source` into `path` durably. `check` runs after the bytes are on disk and before the
+ * rename: if it throws, the temp file is removed and nothing appears at `path`.
+ */
+export async function writeStreamAtomic(
+  path: string,
+  source: Readable | AsyncIterable<Uint8Array>,
+  options: AtomicWriteOptions & { check?: () => void | Promise<void>; transforms?: NodeJS.ReadWriteStream[] } = {},
+): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = tempPathFor(path);
+  try {
+    const out = createWriteStream(tmp, { flags: 'wx' });
+    await pipeline([source, ...(options.transforms ?? []), out] as unknown as [Readable, NodeJS.WritableStream], { signal: options.signal });
+    await fsyncFile(tmp);
+    await options.check?.();
+    await rename(tmp, path);
+    if (options.syncDir !== false) await fsyncDir(dirname(path));
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw toFerryError(err, `writing ${path}`);
+  }
+}

@@ -1,0 +1,93 @@
+import { CompressStream, compress, type CompressParameters } from 'zstd-napi';
+import binding from 'zstd-napi/binding.js';
+import type { Transform } from 'node:stream';
+import { FerryError } from '../errors.js';
+
+/** Largest zstd window a ferry decoder accepts (2^27 = 128 MiB), set before any byte is read. */
+export const ZSTD_WINDOW_LOG_MAX = 27;
+
+/** Default parameters for store objects: fast, checksummed frames. */
+export const STORE_ZSTD: CompressParameters = { compressionLevel: 3, checksumFlag: true };
+
+const OUT_CHUNK = 128 * 1024;
+
+/** Compresses bytes in one call. */
+export function zstdCompress(data: Uint8Array, params: CompressParameters = STORE_ZSTD): Buffer {
+  return compress(data, params);
+}
+
+/** A zstd compressing transform. */
+export function zstdCompressStream(params: CompressParameters = STORE_ZSTD): Transform {
+  return new CompressStream(params);
+}
+
+function newDCtx(): binding.DCtx {
+  const dctx = new binding.DCtx();
+  dctx.setParameter(binding.DParameter.windowLogMax, ZSTD_WINDOW_LOG_MAX);
+  return dctx;
+}
+
+function corrupt(err: unknown): FerryError {
+  return new FerryError('FERRY_ERR_ZSTD_CORRUPT', `zstd data is corrupt: ${(err as Error).message}`, { cause: err });
+}
+
+/**
+ * Decodes a zstd stream as an async generator, so output is produced only as fast as the consumer
+ * pulls it: memory stays bounded even for a highly compressible (bomb-like) input. The window is
+ * capped before the first byte and the total output is capped at `maxSize` (DESIGN.md section 8).
+ * A stream that ends inside a frame is FERRY_ERR_ZSTD_CORRUPT.
+ */
+export async function* zstdDecode(source: AsyncIterable<Uint8Array>, maxSize = Number.MAX_SAFE_INTEGER): AsyncGenerator<Buffer> {
+  const dctx = newDCtx();
+  let total = 0;
+  let inFrame = false;
+  let sawInput = false;
+  for await (const chunk of source) {
+    let src = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (src.length > 0) sawInput = true;
+    while (src.length > 0 || inFrame) {
+      const dst = Buffer.allocUnsafe(OUT_CHUNK);
+      let ret: number, produced: number, consumed: number;
+      try {
+        [ret, produced, consumed] = dctx.decompressStream(dst, src);
+      } catch (err) {
+        throw corrupt(err);
+      }
+      src = src.subarray(consumed);
+      inFrame = ret !== 0;
+      if (produced > 0) {
+        total += produced;
+        if (total > maxSize) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `zstd output exceeds ${maxSize} bytes`);
+        yield dst.subarray(0, produced);
+      }
+      if (src.length === 0 && produced < dst.length) break;
+    }
+  }
+  if (inFrame || !sawInput) throw corrupt(new Error(sawInput ? 'stream ended inside a frame' : 'empty input'));
+}
+
+/** Decodes a whole zstd buffer, capped at `maxSize` bytes of output. */
+export function zstdDecompress(data: Uint8Array, maxSize: number): Buffer {
+  const dctx = newDCtx();
+  const parts: Buffer[] = [];
+  let total = 0;
+  let src = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  let inFrame = false;
+  while (src.length > 0 || inFrame) {
+    const dst = Buffer.allocUnsafe(OUT_CHUNK);
+    let ret: number, produced: number, consumed: number;
+    try {
+      [ret, produced, consumed] = dctx.decompressStream(dst, src);
+    } catch (err) {
+      throw corrupt(err);
+    }
+    src = src.subarray(consumed);
+    inFrame = ret !== 0;
+    total += produced;
+    if (total > maxSize) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `zstd output exceeds ${maxSize} bytes`);
+    if (produced > 0) parts.push(dst.subarray(0, produced));
+    if (src.length === 0 && produced < dst.length && inFrame) throw corrupt(new Error('input ended inside a frame'));
+  }
+  if (data.length === 0) throw corrupt(new Error('empty input'));
+  return Buffer.concat(parts, total);
+}
