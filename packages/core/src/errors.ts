@@ -32,6 +32,18 @@ export const ERROR_CODES = {
   FERRY_ERR_REF_NOT_FOUND: { retryable: false, text: 'no image with that reference is in the store' },
   FERRY_ERR_OBJECT_MISSING: { retryable: false, text: 'an object the store needs is missing' },
   FERRY_ERR_OBJECT_CORRUPT: { retryable: false, text: 'a stored object does not match its digest' },
+  FERRY_ERR_KEY_INVALID: { retryable: false, text: 'a key file is not an Ed25519 key in PEM form' },
+  FERRY_ERR_TRUST_INVALID: { retryable: false, text: 'a trust policy is malformed (no keys, threshold below 1 or above the key count)' },
+  FERRY_ERR_SIGNATURE_INVALID: { retryable: false, text: 'a signature does not verify, or too few trusted keys signed (threshold not met)' },
+  FERRY_ERR_BUNDLE_INVALID: { retryable: false, text: 'a bundle header, container or payload is malformed' },
+  FERRY_ERR_BUNDLE_TRUNCATED: { retryable: false, text: 'a bundle file ends before the bytes its header declares' },
+  FERRY_ERR_BUNDLE_EXPIRED: { retryable: false, text: 'the bundle header has expired' },
+  FERRY_ERR_BUNDLE_ROLLBACK: { retryable: false, text: 'the bundle release number is not higher than the one installed for its channel' },
+  FERRY_ERR_BUNDLE_CHANNEL: { retryable: false, text: 'the bundle is for another channel than the one asked for' },
+  FERRY_ERR_BUNDLE_VERSION: { retryable: false, text: 'the bundle format version is not supported' },
+  FERRY_ERR_BASELINE_MISSING: { retryable: false, text: 'the store lacks a baseline layer or content the bundle needs' },
+  FERRY_ERR_CHUNK_INVALID: { retryable: true, text: 'a chunk does not match the sha256 or size the header lists' },
+  FERRY_ERR_CHUNK_MISSING: { retryable: true, text: 'a chunk the payload needs is not available' },
 } as const satisfies Record<string, { retryable: boolean; text: string }>;
 
 /** A stable error code. */

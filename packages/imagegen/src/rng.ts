@@ -28,10 +28,12 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** A small, fast seeded generator (mulberry32) with the helpers the generators need. */
 export class Rng {
-  private state: number;
+  // An Int32Array cell, not a number field: a number field outside the small-integer range is
+  // boxed on every write, which made next() several times slower.
+  private readonly state = new Int32Array(1);
 
   constructor(seed: number) {
-    this.state = seed | 0;
+    this.state[0] = seed | 0;
   }
 
   /** A fresh generator whose stream depends only on this seed and `parts`, not on call order. */
@@ -41,7 +43,8 @@ export class Rng {
 
   /** Next unsigned 32-bit value. */
   next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) | 0);
+    const st = this.state;
+    let t = (st[0] = (st[0]! + 0x6d2b79f5) | 0);
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return (t ^ (t >>> 14)) >>> 0;

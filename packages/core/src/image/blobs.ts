@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FerryError, toFerryError } from '../errors.js';
 import { BLOCK, isZeroBlock, parseHeader, parsePax, pathString, normalizePath } from '../tar/header.js';
+import { sniffCompression } from './media.js';
 
 /** A file-like container of named blobs. */
 export interface BlobFiles {
@@ -67,6 +68,20 @@ export class DirFiles implements BlobFiles {
   }
 }
 
+/**
+ * The first header of a file that should be a tar: if it is not one, the file is not an image
+ * (FERRY_ERR_IMAGE_NOT_FOUND), not a damaged archive.
+ */
+function firstHeader(file: string, block: Buffer): ReturnType<typeof parseHeader> {
+  try {
+    return parseHeader(block, 0);
+  } catch (err) {
+    const compressed = sniffCompression(block);
+    const hint = compressed === 'none' ? '' : ` (it is ${compressed}-compressed: decompress it first)`;
+    throw new FerryError('FERRY_ERR_IMAGE_NOT_FOUND', `${file} is neither a directory nor a tar archive${hint}`, { cause: err });
+  }
+}
+
 interface Span {
   offset: number;
   size: number;
@@ -92,10 +107,14 @@ export class TarFiles implements BlobFiles {
       let pos = 0;
       let longName: Buffer | undefined;
       let paxPath: Buffer | undefined;
+      let ended = false;
       while (pos + BLOCK <= total) {
         await fh.read(block, 0, BLOCK, pos);
-        if (isZeroBlock(block)) break;
-        const h = parseHeader(block, pos);
+        if (isZeroBlock(block)) {
+          ended = true;
+          break;
+        }
+        const h = pos === 0 ? firstHeader(file, block) : parseHeader(block, pos);
         const dataStart = pos + BLOCK;
         const size = /[1-6]/.test(h.type) ? 0 : h.size;
         if (dataStart + size > total) throw new FerryError('FERRY_ERR_TAR_TRUNCATED', `${file}: archive ends inside ${pathString(h.name)}`);
@@ -113,6 +132,9 @@ export class TarFiles implements BlobFiles {
         }
         pos = dataStart + Math.ceil(size / BLOCK) * BLOCK;
       }
+      // ending at a header boundary without the zero blocks is accepted (Go's archive/tar, and so
+      // `docker load`, does); ending inside a header block is a cut archive
+      if (!ended && pos > 0 && pos < total) throw new FerryError('FERRY_ERR_TAR_TRUNCATED', `${file}: archive ends inside a header block at byte ${pos}`);
       if (index.size === 0) throw new FerryError('FERRY_ERR_IMAGE_NOT_FOUND', `${file} is not a docker archive (no files in it)`);
     } finally {
       await fh.close();

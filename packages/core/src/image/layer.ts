@@ -42,6 +42,10 @@ export async function* openLayerStream(raw: Readable, blob: LayerBlob, verifyDif
   try {
     for await (const chunk of out) yield chunk as Buffer;
   } catch (err) {
+    // a damaged zstd layer is a corrupt layer, as a damaged gzip one is (ERROR_CODES)
+    if (err instanceof FerryError && err.code === 'FERRY_ERR_ZSTD_CORRUPT') {
+      throw new FerryError('FERRY_ERR_IMAGE_LAYER_CORRUPT', `${blob.what}: zstd stream is damaged or truncated (${err.message})`, { cause: err });
+    }
     if (err instanceof FerryError) throw err;
     const e = err as NodeJS.ErrnoException;
     if (e.code?.startsWith('Z_') || e.code === 'ERR_STREAM_PREMATURE_CLOSE' || /unexpected end|incorrect header|invalid/.test(e.message)) {

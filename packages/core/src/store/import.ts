@@ -72,14 +72,17 @@ async function importLayer(store: Store, layer: SourceLayer, index: number, opts
   write.catch(() => {}); // awaited below; avoid an unhandled rejection while the split runs
   let trailer;
   try {
-    trailer = await splitLayer(layer.open({ verifyDiffId: false, signal: opts.signal }), {
-      hashesBodies: true,
-      onBody: async (body, size) => {
-        const digest = await batch.put(body, size);
-        counters.read += size;
+    // count every tar byte (headers and padding too), so bytesRead and progress reach the layer sizes
+    const counted = async function* (src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+      for await (const chunk of src) {
+        counters.read += chunk.length;
         opts.onProgress?.({ phase, done: counters.read, total });
-        return digest;
-      },
+        yield chunk;
+      }
+    };
+    trailer = await splitLayer(counted(layer.open({ verifyDiffId: false, signal: opts.signal })), {
+      hashesBodies: true,
+      onBody: (body, size) => batch.put(body, size),
       onEntry: (e) => writer.add(e),
     });
     if (trailer.diffId !== layer.diffId) {

@@ -1,6 +1,7 @@
-import { open, readFile, rm } from 'node:fs/promises';
+import { link, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, toFerryError } from '../errors.js';
+import { tempPathFor } from '../util/fs.js';
 
 /** Lock files this process holds (a pid alone cannot tell two operations of one process apart). */
 const held = new Set<string>();
@@ -15,6 +16,21 @@ function alive(pid: number): boolean {
 }
 
 /**
+ * Creates the lock file with the pid already in it: the pid goes into a private temp file that is
+ * then hard-linked to `path` (atomic, EEXIST when the lock is taken). Opening `path` with 'wx' and
+ * then writing left a moment where a rival read an empty lock file and took it for a stale one.
+ */
+async function createWithPid(path: string): Promise<void> {
+  const tmp = tempPathFor(path);
+  await writeFile(tmp, String(process.pid), { flag: 'wx' });
+  try {
+    await link(tmp, path);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
+/**
  * Takes the store's writer lock (a file holding the owner's pid). A lock left by a dead process
  * (kill -9, power loss) is taken over; a live owner gives FERRY_ERR_STORE_LOCKED.
  */
@@ -23,9 +39,7 @@ export async function acquireLock(root: string): Promise<() => Promise<void>> {
   if (held.has(path)) throw new FerryError('FERRY_ERR_STORE_LOCKED', `store ${root} is in use by another operation of this process`);
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      const fh = await open(path, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
+      await createWithPid(path);
       held.add(path);
       return async () => {
         held.delete(path);
@@ -33,6 +47,8 @@ export async function acquireLock(root: string): Promise<() => Promise<void>> {
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw toFerryError(err, 'taking the store lock');
+      // another operation of this process took it meanwhile: its pid is ours, yet it is not stale
+      if (held.has(path)) throw new FerryError('FERRY_ERR_STORE_LOCKED', `store ${root} is in use by another operation of this process`);
       const owner = Number((await readFile(path, 'utf8').catch(() => '')).trim());
       if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
         throw new FerryError('FERRY_ERR_STORE_LOCKED', `store ${root} is in use by process ${owner}`, { details: { pid: owner } });

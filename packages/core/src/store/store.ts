@@ -37,6 +37,14 @@ export interface StoredImage {
   layers: { diffId: Digest; size: number }[];
 }
 
+/** The install record of a channel. */
+export interface ChannelState {
+  release: number;
+  ref: string;
+  manifest: Digest;
+  installed: string;
+}
+
 /** Options for Store.open. */
 export interface StoreOptions {
   /** Create the store if the directory is empty or missing (default false). */
@@ -160,6 +168,25 @@ export class Store {
     }
     if (sha256(bytes) !== d) throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `blob ${d} does not match its digest`, { details: { digest: d, path: this.blobPath(d) } });
     return bytes;
+  }
+
+  // ---- channels
+
+  /** What was last installed from a channel (release numbers only grow: rollback protection). */
+  async getChannel(channel: string): Promise<ChannelState | undefined> {
+    try {
+      const v = JSON.parse(await readFile(join(this.root, 'channels', refFileName(channel)), 'utf8')) as ChannelState;
+      if (typeof v.release !== 'number' || typeof v.ref !== 'string') throw new Error('bad shape');
+      return v;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `channel state ${channel} is corrupt`, { cause: err });
+    }
+  }
+
+  /** Records an install from a channel (atomic). */
+  async setChannel(channel: string, state: ChannelState): Promise<void> {
+    await writeFileAtomic(join(this.root, 'channels', refFileName(channel)), JSON.stringify(state) + '\n');
   }
 
   // ---- refs

@@ -89,8 +89,9 @@ async function* hashBody(body: AsyncIterable<Buffer>, hash: ReturnType<typeof cr
 
 /**
  * Reads the zero padding after a body. A tar that ends exactly at the end of a body is accepted
- * (the body is whole): writers that are never closed produce one (umoci 0.4 `insert` layers end so,
- * and the image's diff_id covers exactly those bytes). A tar that ends inside the padding is not.
+ * (the body is whole): a tar writer that is never closed leaves one, and the image's diff_id covers
+ * exactly those bytes (umoci `insert` wrote layers so until opencontainers/umoci#534, see #436; Go
+ * tools read them). A tar that ends inside the padding is FERRY_ERR_TAR_TRUNCATED.
  */
 async function readPadding(reader: ByteReader, n: number): Promise<Buffer> {
   if (n === 0) return Buffer.alloc(0);
@@ -105,10 +106,19 @@ async function readPadding(reader: ByteReader, n: number): Promise<Buffer> {
  * FERRY_ERR_LIMIT_EXCEEDED on malformed input.
  */
 export async function splitLayer(source: AsyncIterable<Uint8Array>, handler: SplitHandler, limits: SplitLimits = {}): Promise<SkeletonTrailer> {
+  const whole = { hash: createHash('sha256'), size: 0 };
+  const input = hashed(source, whole);
+  try {
+    return await splitFrom(new ByteReader(input), whole, handler, limits);
+  } finally {
+    // after an early error the source is still open (a file stream keeps its descriptor): close it
+    await input.return(undefined);
+  }
+}
+
+async function splitFrom(reader: ByteReader, whole: { hash: ReturnType<typeof createHash>; size: number }, handler: SplitHandler, limits: SplitLimits): Promise<SkeletonTrailer> {
   const maxMeta = limits.maxMetaSize ?? 1024 * 1024;
   const maxTail = limits.maxTailSize ?? 16 * 1024 * 1024;
-  const whole = { hash: createHash('sha256'), size: 0 };
-  const reader = new ByteReader(hashed(source, whole));
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   const keep = (b: Buffer): void => {

@@ -1,4 +1,4 @@
-import { CompressStream, compress, type CompressParameters } from 'zstd-napi';
+import { CompressStream, Compressor, compress, type CompressParameters } from 'zstd-napi';
 import binding from 'zstd-napi/binding.js';
 import type { Transform } from 'node:stream';
 import { FerryError } from '../errors.js';
@@ -37,8 +37,9 @@ function corrupt(err: unknown): FerryError {
  * capped before the first byte and the total output is capped at `maxSize` (DESIGN.md section 8).
  * A stream that ends inside a frame is FERRY_ERR_ZSTD_CORRUPT.
  */
-export async function* zstdDecode(source: AsyncIterable<Uint8Array>, maxSize = Number.MAX_SAFE_INTEGER): AsyncGenerator<Buffer> {
+export async function* zstdDecode(source: AsyncIterable<Uint8Array>, maxSize = Number.MAX_SAFE_INTEGER, dictionary?: Uint8Array): AsyncGenerator<Buffer> {
   const dctx = newDCtx();
+  if (dictionary) dctx.loadDictionary(dictionary);
   let total = 0;
   let inFrame = false;
   let sawInput = false;
@@ -90,4 +91,28 @@ export function zstdDecompress(data: Uint8Array, maxSize: number): Buffer {
   }
   if (data.length === 0) throw corrupt(new Error('empty input'));
   return Buffer.concat(parts, total);
+}
+
+/** Magic that makes zstd parse a dictionary as a formatted one rather than raw content. */
+const DICT_MAGIC = 0xec30a437;
+
+/** Largest reference plus target a patch may span: the decoder's window limit. */
+export const PATCH_SPAN_MAX = 2 ** ZSTD_WINDOW_LOG_MAX;
+
+/** True when `ref` can serve as a raw-content patch reference for a target of `targetSize`. */
+export function canPatchFrom(ref: Uint8Array, targetSize: number): boolean {
+  if (ref.length < 8 || ref.length + targetSize > PATCH_SPAN_MAX) return false;
+  return Buffer.from(ref.buffer, ref.byteOffset, 4).readUInt32LE(0) !== DICT_MAGIC;
+}
+
+/**
+ * zstd patch-from: compresses `target` with `ref` as a raw-content dictionary, the window set to
+ * span both (as `zstd --patch-from` does). The result decodes with zstdDecode(..., ref).
+ */
+export function zstdPatchEncode(ref: Uint8Array, target: Uint8Array, level = 19): Buffer {
+  const windowLog = Math.min(Math.max(Math.ceil(Math.log2(ref.length + target.length + 1)), 10), ZSTD_WINDOW_LOG_MAX);
+  const c = new Compressor();
+  c.setParameters({ compressionLevel: level, windowLog, enableLongDistanceMatching: windowLog >= 24, checksumFlag: false, contentSizeFlag: true });
+  c.loadDictionary(ref);
+  return c.compress(target);
 }

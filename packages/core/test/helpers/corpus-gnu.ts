@@ -23,6 +23,7 @@ export interface GnuCorpus {
 /** Names of the GNU tar corpus members, fixed so tests can be declared before generation. */
 export const GNU_TARS = [
   'gnu',
+  'oldgnu',
   'posix',
   'ustar',
   'v7',
@@ -58,7 +59,10 @@ export async function makeGnuCorpus(work: string): Promise<GnuCorpus> {
     if (!(await exists(path))) throw new Error(`tar ${args.join(' ')} wrote no archive: ${r.stderr}`);
     tars[name] = { path, warnings: r.stderr };
   };
-  for (const format of ['gnu', 'posix'] as const) await make(format, [`--format=${format}`, ...COMMON, '--xattrs']);
+  // --xattrs would switch gnu format to posix, so only the posix archive carries xattrs
+  await make('gnu', ['--format=gnu', ...COMMON]);
+  await make('oldgnu', ['--format=oldgnu', ...COMMON]);
+  await make('posix', ['--format=posix', ...COMMON, '--xattrs']);
   // --sparse is a GNU extension these formats refuse outright; without it tar stores the holes
   for (const format of ['ustar', 'v7'] as const) await make(format, [`--format=${format}`, '--sort=name'], ['.'], [0, 2]);
   // uid/gid 3e9 and a pre-1970 mtime: base-256 fields in gnu format, pax records in posix format

@@ -30,7 +30,7 @@ export async function makeTarStreamCorpus(dir: string): Promise<string> {
   p.entry({ name: 'ts/empty', mtime }, '');
   p.finalize();
   const parts: Buffer[] = [];
-  for await (const chunk of p) parts.push(chunk);
+  for await (const chunk of p) parts.push(chunk as Buffer);
   const path = join(dir, 'tar-stream.tar');
   await writeFile(path, Buffer.concat(parts));
   return path;

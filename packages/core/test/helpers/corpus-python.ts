@@ -38,9 +38,9 @@ def add(tf, name, data=b'', **kw):
     ti.size = len(data) if ti.type in (tarfile.REGTYPE, tarfile.AREGTYPE) else 0
     tf.addfile(ti, io.BytesIO(data) if ti.size else None)
 
-def write(path, fmt, long_ok, pax_headers=None):
-    with tarfile.open(path, 'w', format=fmt, encoding='utf-8', pax_headers=pax_headers or {}) as tf:
-        add(tf, 'py/', type=tarfile.DIRTYPE, mode=0o755, mtime=1700000000)
+def write(path, fmt, long_ok, global_headers=None, entry_headers=None):
+    with tarfile.open(path, 'w', format=fmt, encoding='utf-8', pax_headers=global_headers or {}) as tf:
+        add(tf, 'py/', type=tarfile.DIRTYPE, mode=0o755, mtime=1700000000, pax_headers=entry_headers or {})
         target = long_file if long_ok else mid_file
         add(tf, target, bytes(range(256)) * 3, mtime=1700000000)
         add(tf, non_ascii, 'non-ascii name\n'.encode(), mtime=1700000000)
@@ -53,15 +53,21 @@ def write(path, fmt, long_ok, pax_headers=None):
             # base-256 in GNU format, pax uid/gid/mtime records in PAX format
             add(tf, 'py/big-ids', b'ids\n', uid=big_id, gid=big_id, mtime=-1000000000)
 
-write(out + '/python-pax.tar', tarfile.PAX_FORMAT, True)
+# a pax global header ('g') leads the PAX archive
+write(out + '/python-pax.tar', tarfile.PAX_FORMAT, True, {'comment': 'ferry global header'})
 write(out + '/python-gnu.tar', tarfile.GNU_FORMAT, True)
 write(out + '/python-ustar.tar', tarfile.USTAR_FORMAT, False)
-# a 2 MiB extended header: over the splitter's default 1 MiB meta limit
-write(out + '/python-pax-huge-header.tar', tarfile.PAX_FORMAT, True, {'comment': 'x' * (2 * 1024 * 1024)})
+# 2 MiB extended headers, over the splitter's default 1 MiB meta limit: per entry ('x') and global ('g')
+huge = {'comment': 'x' * (2 * 1024 * 1024)}
+write(out + '/python-pax-huge-x.tar', tarfile.PAX_FORMAT, True, None, huge)
+write(out + '/python-pax-huge-g.tar', tarfile.PAX_FORMAT, True, huge)
 `;
 
-/** Writes the Python tars into `dir`; returns paths by name (plus 'python-pax-huge-header'). */
-export async function makePythonCorpus(dir: string): Promise<Record<PythonTarName | 'python-pax-huge-header', string>> {
+/** Python tars that must be refused: an 'x' and a 'g' header of 2 MiB each. */
+export type PythonHugeName = 'python-pax-huge-x' | 'python-pax-huge-g';
+
+/** Writes the Python tars into `dir`; returns paths by name. */
+export async function makePythonCorpus(dir: string): Promise<Record<PythonTarName | PythonHugeName, string>> {
   const python = requireTool('python3');
   const f = PYTHON_FACTS;
   await run(python, ['-c', SCRIPT, dir, f.longFile, f.midFile, f.nonAscii, f.symlink, f.longTarget, f.shortTarget, f.hardlink, String(f.bigId)]);
@@ -69,6 +75,7 @@ export async function makePythonCorpus(dir: string): Promise<Record<PythonTarNam
     'python-pax': join(dir, 'python-pax.tar'),
     'python-gnu': join(dir, 'python-gnu.tar'),
     'python-ustar': join(dir, 'python-ustar.tar'),
-    'python-pax-huge-header': join(dir, 'python-pax-huge-header.tar'),
+    'python-pax-huge-x': join(dir, 'python-pax-huge-x.tar'),
+    'python-pax-huge-g': join(dir, 'python-pax-huge-g.tar'),
   };
 }

@@ -53,12 +53,10 @@ export interface RunResult {
  * Runs a tool in the C locale (so GNU tar writes names as raw bytes). Exit codes listed in `allow`
  * are returned; any other exit is an Error carrying the tool's stderr.
  */
-export async function run(tool: string, args: string[], options: { cwd?: string; allow?: number[]; input?: string } = {}): Promise<RunResult> {
+export async function run(tool: string, args: string[], options: { cwd?: string; allow?: number[] } = {}): Promise<RunResult> {
   const allow = options.allow ?? [0];
   try {
-    const child = execFileP(tool, args, { cwd: options.cwd, env: { ...process.env, LC_ALL: 'C' }, maxBuffer: 64 * 1024 * 1024 });
-    if (options.input !== undefined) child.child.stdin?.end(options.input);
-    const { stdout, stderr } = await child;
+    const { stdout, stderr } = await execFileP(tool, args, { cwd: options.cwd, env: { ...process.env, LC_ALL: 'C' }, maxBuffer: 64 * 1024 * 1024 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: unknown; stdout?: string; stderr?: string };

@@ -110,8 +110,12 @@ export async function buildSourceTree(root: string): Promise<TreeFacts> {
   await run(mkfifo, [join(root, 'fifo')]);
   await run(mknod, [join(root, 'chr'), 'c', '1', '3']);
   await run(mknod, [join(root, 'blk'), 'b', '7', '0']);
-  await run(setfattr, ['-n', 'user.ferry', '-v', 'xattr value', join(root, 'small.txt')]);
-  await run(setfattr, ['-n', 'user.big', '-v', 'x'.repeat(1500), join(root, 'empty')]);
-  await run(setfattr, ['-n', 'user.dir', '-v', '1', join(root, 'opq')]);
+  try {
+    await run(setfattr, ['-n', 'user.ferry', '-v', 'xattr value', join(root, 'small.txt')]);
+    await run(setfattr, ['-n', 'user.big', '-v', 'x'.repeat(1500), join(root, 'empty')]);
+    await run(setfattr, ['-n', 'user.dir', '-v', '1', join(root, 'opq')]);
+  } catch (err) {
+    throw new Error(`skeleton corpus: ${root} must allow user.* xattrs (tmpfs before Linux 6.6 does not); point TMPDIR at ext4 or xfs`, { cause: err });
+  }
   return facts;
 }

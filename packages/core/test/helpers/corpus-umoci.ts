@@ -2,7 +2,7 @@
  * Go part of the skeleton corpus: layers written by umoci (Go's archive/tar), the writer behind
  * most OCI tooling. Three layers: a rich rootfs, a diff that deletes (whiteouts), an opaque insert.
  */
-import { link, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chown, link, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { requireTool, run } from './corpus-tools.js';
@@ -50,6 +50,7 @@ async function populate(rootfs: string): Promise<void> {
   await writeFile(join(rootfs, f.longFile), pseudoRandom(3000, 'umoci-long'));
   await writeFile(join(rootfs, 'srv/big.bin'), pseudoRandom(2 * 1024 * 1024 + 7, 'umoci-big'));
   await writeFile(join(rootfs, 'srv/empty'), '');
+  await writeFile(join(rootfs, 'srv/big-ids'), 'ids\n');
   await writeFile(join(rootfs, 'srv/ünïcødé.txt'), 'utf-8 name\n');
   await writeFile(join(rootfs, f.deletedFile), 'to be deleted\n');
   await writeFile(join(rootfs, f.deletedDir, 'inner'), 'inner\n');
@@ -59,10 +60,19 @@ async function populate(rootfs: string): Promise<void> {
   await run(mkfifo, [join(rootfs, 'srv/fifo')]);
   await run(mknod, [join(rootfs, 'srv/null'), 'c', '1', '3']);
   await run(setfattr, ['-n', 'user.ferry', '-v', 'from umoci', join(rootfs, 'srv/empty')]);
+  // ids beyond 8^7 need a pax record (or base-256); a non-UTF-8 name is raw bytes in a pax path
+  await chown(join(rootfs, 'srv/big-ids'), 3_000_000_000, 3_000_000_000);
+  await writeFile(Buffer.concat([Buffer.from(join(rootfs, 'srv/latin1-')), Buffer.from([0xe9, 0xff])]), 'non-UTF-8 name\n');
+}
+
+/** The umoci layers as tar files, and the diff_ids umoci recorded for them in the image config. */
+export interface UmociCorpus {
+  tars: Record<UmociTarName, string>;
+  diffIds: Record<UmociTarName, string>;
 }
 
 /** Builds an OCI layout with umoci under `dir` and returns each layer, gunzipped, as a tar path. */
-export async function makeUmociCorpus(dir: string): Promise<Record<UmociTarName, string>> {
+export async function makeUmociCorpus(dir: string): Promise<UmociCorpus> {
   const umoci = requireTool('umoci');
   const layout = join(dir, 'layout');
   const bundle = join(dir, 'bundle');
@@ -84,19 +94,22 @@ export async function makeUmociCorpus(dir: string): Promise<Record<UmociTarName,
   return extractLayers(layout, dir);
 }
 
-async function extractLayers(layout: string, dir: string): Promise<Record<UmociTarName, string>> {
+async function extractLayers(layout: string, dir: string): Promise<UmociCorpus> {
   const index = await readJson<{ manifests: OciDescriptor[] }>(join(layout, 'index.json'));
   const desc = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === 't');
   if (desc === undefined) throw new Error('umoci layout has no manifest tagged t');
-  const manifest = await readJson<{ layers: OciDescriptor[] }>(blobPath(layout, desc.digest));
+  const manifest = await readJson<{ config: OciDescriptor; layers: OciDescriptor[] }>(blobPath(layout, desc.digest));
+  const config = await readJson<{ rootfs: { diff_ids: string[] } }>(blobPath(layout, manifest.config.digest));
   if (manifest.layers.length !== UMOCI_TARS.length) throw new Error(`umoci image has ${manifest.layers.length} layers, expected ${UMOCI_TARS.length}`);
-  const out: Partial<Record<UmociTarName, string>> = {};
+  const tars: Partial<Record<UmociTarName, string>> = {};
+  const diffIds: Partial<Record<UmociTarName, string>> = {};
   for (const [i, layer] of manifest.layers.entries()) {
     if (layer.mediaType !== 'application/vnd.oci.image.layer.v1.tar+gzip') throw new Error(`unexpected umoci layer type ${layer.mediaType}`);
     const name = UMOCI_TARS[i]!;
     const path = join(dir, `${name}.tar`);
     await writeFile(path, gunzipSync(await readFile(blobPath(layout, layer.digest))));
-    out[name] = path;
+    tars[name] = path;
+    diffIds[name] = config.rootfs.diff_ids[i];
   }
-  return out as Record<UmociTarName, string>;
+  return { tars: tars as Record<UmociTarName, string>, diffIds: diffIds as Record<UmociTarName, string> };
 }

@@ -40,14 +40,18 @@ export interface SplitResult {
   contents: Contents;
 }
 
-/** Splits `data`, storing bodies in a Map and checking each body digest the splitter reports. */
-export async function split(data: Uint8Array, limits?: SplitLimits): Promise<SplitResult> {
+/**
+ * Splits `data`, storing bodies in a Map and checking each body digest the splitter reports. With
+ * `handlerHashes` the handler returns body digests itself (`hashesBodies`, as the store import does).
+ */
+export async function split(data: Uint8Array, limits?: SplitLimits, options: { handlerHashes?: boolean } = {}): Promise<SplitResult> {
   const contents: Contents = new Map();
   const entries: SkeletonEntry[] = [];
   let lastBody: Digest | undefined;
   const trailer = await splitLayer(
     chunked(data),
     {
+      hashesBodies: options.handlerHashes === true,
       async onBody(body, size) {
         const parts: Buffer[] = [];
         for await (const chunk of body) parts.push(Buffer.from(chunk));
@@ -55,6 +59,7 @@ export async function split(data: Uint8Array, limits?: SplitLimits): Promise<Spl
         if (whole.length !== size) throw new Error(`onBody got ${whole.length} bytes, expected ${size}`);
         lastBody = sha256(whole);
         contents.set(lastBody, whole);
+        return lastBody;
       },
       onEntry(entry) {
         if (entry.size > 0 && entry.digest !== lastBody) throw new Error(`entry ${entry.path} digest ${entry.digest} is not its body's ${lastBody}`);

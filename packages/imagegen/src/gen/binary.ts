@@ -4,19 +4,24 @@
  * forever; the body reader slices the exact size out of them. Blocks depend only on the seed and
  * the position, so a body is regenerated identically whenever it is needed.
  */
+import { createCipheriv, createHash } from 'node:crypto';
 import { Rng } from '../rng.js';
-import { identifier, word } from '../words.js';
+import { WORDS } from '../words.js';
 
 /** Returns the next block of a body (never empty, never reused by the producer). */
 export type Producer = () => Uint8Array;
 
 const BLOCK = 16 * 1024;
 
-/** What makes one architecture's machine code look like itself. */
+/** What makes one architecture's machine code look like itself, flattened for speed. */
 interface ArchProfile {
   machine: number;
   fixedWidth: boolean;
-  opcodes: Uint8Array[];
+  /** Opcode i is opBytes[8i .. 8i + opLen[i]) (padded to 8 bytes for unrolled copies). */
+  opBytes: Uint8Array;
+  opLen: Uint8Array;
+  /** Maps a uniform 10-bit value to an opcode index, biased to the front: a few instructions (mov, call, jcc) dominate real code. */
+  pick: Uint16Array;
   prologue: Uint8Array;
   epilogue: Uint8Array;
 }
@@ -26,9 +31,7 @@ const profiles = new Map<string, ArchProfile>();
 /** ELF e_machine values for the architectures OCI platforms name. */
 const MACHINES: Record<string, number> = { amd64: 0x3e, arm64: 0xb7, arm: 0x28, '386': 0x03, ppc64le: 0x15, s390x: 0x16, riscv64: 0xf3 };
 
-// A skew table turns a uniform 10-bit value into an opcode index biased to the front, the way a few
-// instructions (mov, call, jcc) dominate real code.
-const SKEW = Array.from({ length: 1024 }, (_, i) => Math.pow(i / 1024, 2.2));
+const OPCODES = 240;
 
 function archProfile(arch: string): ArchProfile {
   const cached = profiles.get(arch);
@@ -36,91 +39,125 @@ function archProfile(arch: string): ArchProfile {
   const rng = Rng.derive(0x0e1f, 'opcodes', arch);
   const fixedWidth = arch !== 'amd64' && arch !== '386';
   const prefixes = [0x48, 0x89, 0x8b, 0x0f, 0xe8, 0x83, 0x85, 0x74, 0x75, 0xc7, 0x41, 0x4c, 0x31, 0xff];
-  const opcodes: Uint8Array[] = [];
-  for (let i = 0; i < 240; i++) {
+  const opBytes = new Uint8Array(OPCODES * 8);
+  const opLen = new Uint8Array(OPCODES);
+  for (let i = 0; i < OPCODES; i++) {
     const len = fixedWidth ? 4 : rng.pick([1, 2, 2, 3, 3, 3, 4, 4, 5, 6]);
-    const op = new Uint8Array(len);
-    rng.fill(op);
-    if (!fixedWidth) op[0] = rng.skewed(prefixes, 1.5);
-    opcodes.push(op);
+    rng.fill(opBytes.subarray(i * 8, i * 8 + len));
+    if (!fixedWidth) opBytes[i * 8] = rng.skewed(prefixes, 1.5);
+    opLen[i] = len;
   }
-  const profile: ArchProfile = fixedWidth
-    ? {
-        machine: MACHINES[arch] ?? 0xb7,
-        fixedWidth,
-        opcodes,
-        prologue: Uint8Array.of(0xfd, 0x7b, 0xbf, 0xa9, 0xfd, 0x03, 0x00, 0x91),
-        epilogue: Uint8Array.of(0xfd, 0x7b, 0xc1, 0xa8, 0xc0, 0x03, 0x5f, 0xd6),
-      }
-    : {
-        machine: MACHINES[arch] ?? 0x3e,
-        fixedWidth,
-        opcodes,
-        prologue: Uint8Array.of(0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x48, 0x89, 0xe5, 0x41, 0x57, 0x41, 0x56, 0x53),
-        epilogue: Uint8Array.of(0x5b, 0x41, 0x5e, 0x41, 0x5f, 0x5d, 0xc3),
-      };
+  const pick = Uint16Array.from({ length: 1024 }, (_, i) => Math.floor(Math.pow(i / 1024, 2.2) * OPCODES));
+  const profile: ArchProfile = {
+    machine: MACHINES[arch] ?? (fixedWidth ? 0xb7 : 0x3e),
+    fixedWidth,
+    opBytes,
+    opLen,
+    pick,
+    prologue: fixedWidth
+      ? Uint8Array.of(0xfd, 0x7b, 0xbf, 0xa9, 0xfd, 0x03, 0x00, 0x91)
+      : Uint8Array.of(0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x48, 0x89, 0xe5, 0x41, 0x57, 0x41, 0x56, 0x53),
+    epilogue: fixedWidth ? Uint8Array.of(0xfd, 0x7b, 0xc1, 0xa8, 0xc0, 0x03, 0x5f, 0xd6) : Uint8Array.of(0x5b, 0x41, 0x5e, 0x41, 0x5f, 0x5d, 0xc3),
+  };
   profiles.set(arch, profile);
   return profile;
 }
 
-function put(out: Uint8Array, o: number, bytes: Uint8Array): number {
-  const n = Math.min(bytes.length, out.length - o);
-  for (let i = 0; i < n; i++) out[o + i] = bytes[i] ?? 0;
-  return o + n;
+function put(out: Uint8Array, o: number, bytes: Uint8Array, from = 0, n = bytes.length): number {
+  const k = Math.min(n, out.length - o);
+  for (let i = 0; i < k; i++) out[o + i] = bytes[from + i]!;
+  return o + k;
 }
 
-/** Machine code: skewed opcodes, rel32 immediates, function prologues and int3 padding. */
+/**
+ * Machine code: skewed opcodes, rel32 displacements, function prologues and int3 padding. The
+ * copies are unrolled and branch-free (8 bytes always written, the cursor advanced by the real
+ * length) because unpredictable short loops dominated the cost.
+ */
 function codeBlock(rng: Rng, p: ArchProfile, len: number): Uint8Array {
-  const out = new Uint8Array(len);
-  const ops = p.opcodes;
+  const out = new Uint8Array(len + 16);
+  const { opBytes, opLen, pick, fixedWidth } = p;
   let o = 0;
   while (o < len) {
     const r = rng.next();
     if ((r & 63) === 0) {
       o = put(out, o, p.epilogue);
-      if (!p.fixedWidth) while (o < len && (o & 15) !== 0) out[o++] = 0xcc;
-      o = put(out, o, p.prologue);
+      if (!fixedWidth) while (o < len && (o & 15) !== 0) out[o++] = 0xcc;
+      o = Math.min(len, put(out, o, p.prologue));
       continue;
     }
-    const op = ops[Math.floor((SKEW[(r >>> 6) & 1023] ?? 0) * ops.length)] ?? ops[0]!;
-    o = put(out, o, op);
-    if (p.fixedWidth) {
+    const idx = pick[(r >>> 6) & 1023]!;
+    const s = idx << 3;
+    out[o] = opBytes[s]!;
+    out[o + 1] = opBytes[s + 1]!;
+    out[o + 2] = opBytes[s + 2]!;
+    out[o + 3] = opBytes[s + 3]!;
+    out[o + 4] = opBytes[s + 4]!;
+    out[o + 5] = opBytes[s + 5]!;
+    out[o + 6] = opBytes[s + 6]!;
+    out[o + 7] = opBytes[s + 7]!;
+    o += opLen[idx]!;
+    if (fixedWidth) {
       // Register fields vary; the opcode bits stay, as in real AArch64 code.
-      if (r >>> 30 === 0 && o >= 4) out[o - 4] = ((out[o - 4] ?? 0) & 0xe0) | ((r >>> 16) & 31);
-    } else if (r >>> 29 < 2 && o + 4 <= len) {
-      // rel32 call/jump displacements: small magnitudes, so the high bytes are 0x00 or 0xff.
-      const v = rng.next();
-      const neg = (v & 1) === 1;
-      out[o] = v >>> 8;
-      out[o + 1] = (v >>> 16) & 0x0f;
-      out[o + 2] = neg ? 0xff : 0;
-      out[o + 3] = neg ? 0xff : 0;
-      o += 4;
+      out[o - 4] = (out[o - 4]! & 0xe0) | ((r >>> 16) & 31);
+    } else {
+      // rel32 call/jump displacements (a quarter of instructions): small magnitudes, so the high
+      // bytes are 0x00 or 0xff. Written always, kept only when the cursor moves past them.
+      const fill = (r & 0x10000) !== 0 ? 0xff : 0;
+      out[o] = r >>> 17;
+      out[o + 1] = (r >>> 24) & 0x0f;
+      out[o + 2] = fill;
+      out[o + 3] = fill;
+      o += r >>> 30 === 0 ? 4 : 0;
     }
   }
-  return out;
+  return out.subarray(0, len);
 }
 
-function latin1(text: string, len: number): Uint8Array {
-  const out = new Uint8Array(len);
-  out.set(Buffer.from(text.length > len ? text.slice(0, len) : text, 'latin1'));
-  return out;
+// The word list as bytes, for writing strings without building JS strings.
+const WORD_TABLE = (() => {
+  const bytes = Buffer.from(WORDS.join(''), 'latin1');
+  const start = new Int32Array(WORDS.length);
+  const len = new Uint8Array(WORDS.length);
+  let at = 0;
+  WORDS.forEach((w, i) => {
+    start[i] = at;
+    len[i] = w.length;
+    at += w.length;
+  });
+  const pick = Uint16Array.from({ length: 4096 }, (_, i) => Math.floor(Math.pow(i / 4096, 2.2) * WORDS.length));
+  return { bytes, start, len, pick };
+})();
+
+/** Writes one Zipf-picked word at `o` (truncated at the end of `out`); returns the new offset. */
+function putWord(out: Uint8Array, o: number, r: number): number {
+  const i = WORD_TABLE.pick[r & 4095]!;
+  return put(out, o, WORD_TABLE.bytes, WORD_TABLE.start[i]!, WORD_TABLE.len[i]!);
 }
+
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+const FMT = Buffer.from(': %s (%d)\n', 'latin1');
+const USR = Buffer.from('/usr/share/', 'latin1');
+const MANGLE = Buffer.from('_ZN', 'latin1');
+const SPACE = Uint8Array.of(0x20);
+const SLASH = Uint8Array.of(0x2f);
+const UNDERSCORE = Uint8Array.of(0x5f);
 
 /** Read-only strings: messages, format strings and paths, NUL-separated. */
 function rodataBlock(rng: Rng, len: number): Uint8Array {
-  const parts: string[] = [];
-  let n = 0;
-  while (n < len) {
-    const k = rng.next() & 3;
-    let s: string;
-    if (k === 0) s = `${word(rng)} ${word(rng)}: %s (%d)\n`;
-    else if (k === 1) s = `/usr/share/${word(rng)}/${identifier(rng)}.conf`;
-    else s = `${word(rng)} ${word(rng)} ${word(rng)} ${word(rng)}`;
-    parts.push(s);
-    n += s.length + 1;
+  const out = new Uint8Array(len);
+  let o = 0;
+  while (o < len) {
+    const r = rng.next();
+    if ((r >>> 28) === 0) o = put(out, o, USR);
+    o = putWord(out, o, r);
+    const sep = (r >>> 12) & 15;
+    if (sep < 9) o = put(out, o, SPACE);
+    else if (sep < 13) o = o + 1; // NUL terminator
+    else if (sep < 14) o = put(out, o, FMT) + 1;
+    else o = put(out, o, SLASH);
   }
-  return latin1(parts.join('\0'), len);
+  return out;
 }
 
 /** Initialised data: mostly zeros, small integers and pointers into the image. */
@@ -146,18 +183,24 @@ function dataBlock(rng: Rng, len: number, pos: number): Uint8Array {
   return out;
 }
 
-/** Symbol names (mangled, with hash suffixes) as in .dynstr/.strtab. */
+/** Symbol names (some mangled, with hash suffixes) as in .dynstr/.strtab. */
 function symtabBlock(rng: Rng, len: number): Uint8Array {
-  const parts: string[] = [];
-  let n = 0;
-  while (n < len) {
-    const a = identifier(rng);
-    const b = identifier(rng);
-    const s = rng.chance(0.5) ? `_ZN${a.length}${a}${b.length}${b}17h${rng.hex(16)}E` : `${a}_${b}`;
-    parts.push(s);
-    n += s.length + 1;
+  const out = new Uint8Array(len);
+  let o = 0;
+  while (o < len) {
+    const r = rng.next();
+    const mangled = (r >>> 31) === 1;
+    if (mangled) o = put(out, o, MANGLE);
+    o = putWord(out, o, r);
+    o = put(out, o, UNDERSCORE);
+    o = putWord(out, o, r >>> 12);
+    if (mangled) {
+      const h = rng.next();
+      for (let i = 0; i < 8 && o < len; i++) out[o++] = HEX[(h >>> (i * 4)) & 15]!;
+    }
+    o += 1; // NUL terminator
   }
-  return latin1(parts.join('\0'), len);
+  return out;
 }
 
 function elfHeader(rng: Rng, p: ArchProfile, size: number, len: number): Uint8Array {
@@ -214,33 +257,42 @@ export function codeProducer(seed: number, arch: string): Producer {
 
 /**
  * Structured binary data (message catalogs, databases, locale archives): fixed-size records with
- * counters, small fields and short strings; compresses about 3-4x.
+ * counters, small fields and short strings; compresses about 3x.
  */
 export function dataProducer(seed: number): Producer {
   const rng = new Rng(seed);
   let counter = rng.next() & 0xffff;
   return () => {
-    const out = Buffer.alloc(48 * 128);
+    const out = new Uint8Array(48 * 128);
     for (let o = 0; o < out.length; o += 48) {
       const r = rng.next();
-      out.writeUInt32LE(counter++, o);
-      out.writeUInt16LE(r & 0x3f, o + 4);
-      out.writeUInt16LE((r >>> 8) & 0x3, o + 6);
-      out.write(word(rng), o + 8, 24, 'latin1');
-      out.writeUInt32LE((r >>> 12) & 0x3ff, o + 32);
-      if ((r & 0x80000000) !== 0) rng.fill(out.subarray(o + 36, o + 44));
-      out.writeUInt32LE(counter * 48, o + 44);
+      const c = counter++;
+      out[o] = c;
+      out[o + 1] = c >>> 8;
+      out[o + 2] = c >>> 16;
+      out[o + 4] = r & 0x3f;
+      out[o + 6] = (r >>> 8) & 0x3;
+      putWord(out.subarray(o + 8, o + 32), 0, r >>> 10);
+      out[o + 32] = r >>> 22;
+      out[o + 33] = (r >>> 30) & 3;
+      if ((r & 0x80) !== 0) rng.fill(out.subarray(o + 36, o + 44));
+      const off = c * 48;
+      out[o + 44] = off;
+      out[o + 45] = off >>> 8;
+      out[o + 46] = off >>> 16;
     }
     return out;
   };
 }
 
-/** Incompressible bytes: already-compressed files (.gz, .png, .woff2). */
+const ZEROS = new Uint8Array(BLOCK);
+
+/**
+ * Incompressible bytes: already-compressed files (.gz, .png, .woff2). An AES-128-CTR keystream
+ * keyed by the seed: deterministic, and produced natively at memory speed.
+ */
 export function randomProducer(seed: number): Producer {
-  const rng = new Rng(seed);
-  return () => {
-    const out = new Uint8Array(BLOCK);
-    rng.fill(out);
-    return out;
-  };
+  const key = createHash('sha256').update(`imagegen-random:${seed}`).digest().subarray(0, 16);
+  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
+  return () => cipher.update(ZEROS);
 }

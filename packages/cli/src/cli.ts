@@ -1,0 +1,92 @@
+/**
+ * The `ferry` command line: finds the command, parses its options, runs it and turns failures
+ * into exit codes (errors.ts). Global options may come before or after the command name.
+ */
+import { commandHelp, parseInvocation, type CommandSpec } from './command.js';
+import type { CliContext } from './context.js';
+import { EXIT, EXIT_HELP, reportError, usage } from './errors.js';
+import { exportCommand } from './commands/export.js';
+import { imagesCommand, rmCommand } from './commands/images.js';
+import { importCommand } from './commands/import.js';
+import { inspectCommand } from './commands/inspect.js';
+import { fsckCommand, gcCommand } from './commands/maintenance.js';
+
+/** Every command, in the order `ferry --help` lists them. */
+export const COMMANDS: CommandSpec[] = [importCommand, imagesCommand, exportCommand, inspectCommand, rmCommand, fsckCommand, gcCommand];
+
+/** The text of `ferry --help`. */
+export function mainHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  const first = (s: string): string => s.replace(/([.;:]) .*$/, '$1').replace(/[.;:]$/, '');
+  return [
+    'usage: ferry COMMAND [options]',
+    '',
+    'ferry keeps container images in a deduplicated store and moves their updates to edge devices.',
+    '',
+    'commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${first(c.summary)}`),
+    '',
+    'global options (every command):',
+    '  --store DIR  the store (default $FERRY_STORE, else ./ferry-store)',
+    '  --json       print a machine-readable result on stdout',
+    '  -h, --help   show help (ferry COMMAND --help for a command)',
+    '  --version    print the version',
+    '',
+    'exit codes:',
+    ...EXIT_HELP.map(([code, text]) => `  ${code}  ${text}`),
+    '',
+    'Errors print one line: ferry: error FERRY_ERR_<CODE>: message. Set FERRY_DEBUG=1 for stack traces of internal errors.',
+  ].join('\n') + '\n';
+}
+
+/** Splits argv into the command name and the rest (global options may precede the name). */
+function splitCommand(argv: string[]): { name: string | undefined; rest: string[] } {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    if (a === '--store') {
+      i++;
+      continue;
+    }
+    if (a.startsWith('-')) continue;
+    return { name: a, rest: [...argv.slice(0, i), ...argv.slice(i + 1)] };
+  }
+  return { name: undefined, rest: argv };
+}
+
+const wantsHelp = (args: string[]): boolean => args.some((a) => a === '--help' || a === '-h');
+
+function noCommand(ctx: CliContext, rest: string[]): number {
+  if (rest.includes('--version')) {
+    ctx.stdout.write(`ferry ${ctx.version}\n`);
+    return EXIT.ok;
+  }
+  if (wantsHelp(rest)) {
+    ctx.stdout.write(mainHelp());
+    return EXIT.ok;
+  }
+  const unknown = rest.find((a) => a.startsWith('-') && !['--json', '--store'].includes(a) && !a.startsWith('--store='));
+  throw usage(unknown ? `unknown option ${unknown} (see ferry --help)` : 'no command given (see ferry --help)');
+}
+
+/** Runs `ferry` with `argv` (without node and the script); returns the exit code. */
+export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
+  const json = argv.includes('--json');
+  let global: { json: boolean; stdoutTaken?: boolean } = { json };
+  try {
+    const { name, rest } = splitCommand(argv);
+    if (name === undefined) return noCommand(ctx, rest);
+    const spec = COMMANDS.find((c) => c.name === name);
+    if (!spec) throw usage(`unknown command ${JSON.stringify(name)} (commands: ${COMMANDS.map((c) => c.name).join(', ')}; see ferry --help)`);
+    if (wantsHelp(rest)) {
+      ctx.stdout.write(commandHelp(spec));
+      return EXIT.ok;
+    }
+    const inv = parseInvocation(ctx, spec, rest);
+    global = inv.global;
+    return await spec.run(inv);
+  } catch (err) {
+    // when stdout carries data (an archive), the error stays on stderr only
+    return reportError(ctx, err, global.json && !global.stdoutTaken);
+  }
+}

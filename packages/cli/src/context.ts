@@ -1,0 +1,52 @@
+/**
+ * What a command runs with. main.ts builds it from the process (argv, env, stdio); tests and
+ * embedders build their own, so nothing below main.ts touches `process`.
+ */
+import type { Writable } from 'node:stream';
+
+/** An output stream, with the TTY facts the CLI needs. */
+export type OutStream = Writable & { isTTY?: boolean; columns?: number };
+
+/** The process facts a command may use. */
+export interface CliContext {
+  stdout: OutStream;
+  stderr: OutStream;
+  /** Working directory relative paths resolve against. */
+  cwd: string;
+  /** `$FERRY_STORE`, the default for --store. */
+  storeFromEnv?: string | undefined;
+  /** `$FERRY_DEBUG=1`: print stack traces of internal errors. */
+  debug: boolean;
+  /** The ferry version, for --version. */
+  version: string;
+  /** Aborted on SIGINT/SIGTERM. */
+  signal?: AbortSignal | undefined;
+}
+
+/** Options every command accepts. */
+export interface GlobalOptions {
+  /** Absolute store directory. */
+  store: string;
+  json: boolean;
+  /** Set by a command that streams data to stdout: results and errors then go to stderr. */
+  stdoutTaken?: boolean;
+}
+
+/** One parsed command line. */
+export interface Invocation {
+  ctx: CliContext;
+  global: GlobalOptions;
+  /** Command options by long name (strings, booleans). */
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+/** Writes a machine-readable result to stdout. */
+export function writeJson(ctx: CliContext, value: unknown): void {
+  ctx.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** Writes lines of human output to stdout. */
+export function writeLines(ctx: CliContext, lines: string[]): void {
+  if (lines.length > 0) ctx.stdout.write(lines.join('\n') + '\n');
+}

@@ -1,0 +1,96 @@
+/**
+ * The applier (DESIGN.md section 6): verify the header before anything else, refuse rollback,
+ * expiry and foreign channels, check the baseline, rebuild each layer (verified against its
+ * diff_id), then move the ref atomically. A rerun after a crash skips layers already rebuilt.
+ */
+import { FerryError } from '../errors.js';
+import { sha256, type Digest } from '../util/digest.js';
+import { configDiffIds, parseJsonObject, toDescriptor, toDescriptors } from '../image/json.js';
+import { MT } from '../image/media.js';
+import type { Progress } from '../store/import.js';
+import { parseRef } from '../store/refs.js';
+import type { Store } from '../store/store.js';
+import { loadBaseline } from './baseline.js';
+import { payloadRange, type BundleSource } from './container.js';
+import { verifyHeader, type BundleHeader } from './header.js';
+import type { TrustPolicy } from './keys.js';
+import { applyLayer } from './apply-layer.js';
+
+/** Options for applyBundle. */
+export interface ApplyOptions {
+  trust: TrustPolicy;
+  /** Refuse headers for other channels. */
+  channel?: string | undefined;
+  /** Install under this ref instead of the one the release statement names. */
+  ref?: string | undefined;
+  /** Unix seconds (tests inject it). */
+  now?: number;
+  /** Largest patch reference held in memory (default 64 MiB). */
+  maxPatchReference?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+}
+
+/** What an apply did. */
+export interface ApplyResult {
+  ref: string;
+  channel: string;
+  release: number;
+  manifestDigest: Digest;
+  configDigest: Digest;
+  layers: { diffId: Digest; mode: 'reuse' | 'rebuild'; alreadyPresent: boolean; files?: number }[];
+  payloadBytes: number;
+}
+
+/** Checks that the header's layer plan is the target manifest's layer list. */
+function checkTarget(h: BundleHeader): void {
+  const m = parseJsonObject(Buffer.from(h.manifest), 'bundle target manifest');
+  if (m.mediaType !== MT.ociManifest) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', 'bundle target manifest is not an OCI manifest');
+  const config = toDescriptor(m.config, 'bundle target manifest config');
+  if (config.digest !== sha256(h.config)) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', 'bundle target manifest names another config');
+  const layers = toDescriptors(m.layers, 'bundle target manifest layers');
+  const diffIds = configDiffIds(parseJsonObject(Buffer.from(h.config), 'bundle target config'), 'bundle target config');
+  const same = layers.length === h.layers.length && layers.every((l, i) => l.mediaType === MT.ociLayer && l.digest === h.layers[i]!.diffId && l.size === h.layers[i]!.size && diffIds[i] === l.digest);
+  if (!same) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', 'bundle layer plan does not match its target manifest');
+}
+
+/** Applies a bundle to a store. */
+export async function applyBundle(store: Store, source: BundleSource, opts: ApplyOptions): Promise<ApplyResult> {
+  const h = verifyHeader(source.headerBytes, { trust: opts.trust, now: opts.now, channel: opts.channel });
+  const ref = opts.ref ?? h.release.ref;
+  parseRef(ref);
+  checkTarget(h);
+  return store.withLock(async () => {
+    const installed = await store.getChannel(h.release.channel);
+    if (installed && h.release.release <= installed.release) {
+      throw new FerryError('FERRY_ERR_BUNDLE_ROLLBACK', `channel ${h.release.channel} has release ${installed.release} installed; this bundle is release ${h.release.release}`, { details: { installed: installed.release, offered: h.release.release } });
+    }
+    const chunks = source.chunks(h);
+    const todo: typeof h.layers = [];
+    const result: ApplyResult['layers'] = [];
+    const missing: Digest[] = [];
+    for (const l of h.layers) {
+      const present = await store.hasSkeleton(l.diffId);
+      if (l.mode === 'reuse' && !present) missing.push(l.diffId);
+      if (l.mode === 'rebuild' && !present) todo.push(l);
+      result.push({ diffId: l.diffId, mode: l.mode, alreadyPresent: present });
+    }
+    if (missing.length > 0) throw new FerryError('FERRY_ERR_BASELINE_MISSING', `the store lacks layer(s) the bundle reuses: ${missing.join(', ')}`, { details: { missing } });
+    const baseline = todo.length > 0 ? await loadBaseline(store, h.baseline) : [];
+    const total = todo.reduce((a, l) => a + (l.end - l.start), 0);
+    let done = 0;
+    for (const [i, l] of todo.entries()) {
+      opts.signal?.throwIfAborted();
+      opts.onProgress?.({ phase: `layer ${i + 1}/${todo.length}`, done, total });
+      const { files } = await applyLayer(store, l, payloadRange(h, chunks, l.start, l.end, opts.signal), baseline, { maxPatchReference: opts.maxPatchReference ?? 64 * 1024 * 1024 });
+      done += l.end - l.start;
+      result.find((r) => r.diffId === l.diffId)!.files = files;
+    }
+    opts.onProgress?.({ phase: 'commit', done: total, total });
+    const configDigest = await store.putBlob(h.config);
+    const manifestDigest = await store.putBlob(h.manifest);
+    await store.setRef(ref, manifestDigest);
+    await store.setChannel(h.release.channel, { release: h.release.release, ref, manifest: manifestDigest, installed: new Date().toISOString() });
+    return { ref, channel: h.release.channel, release: h.release.release, manifestDigest, configDigest, layers: result, payloadBytes: total };
+  });
+}

@@ -1,0 +1,259 @@
+/**
+ * The payload op codec (docs/format.md section 5). Each rebuilt layer is one zstd frame holding a
+ * stream of msgpack records. Ops name baseline entries by index in the baseline table; header
+ * indexes are coded as deltas from a cursor so runs of matching entries cost a few bytes.
+ *
+ *   [0, d, n]            RUN: n entries equal to baseline entries cursor+d ... (+n-1)
+ *   [1, hdr, body, pad?] ENTRY
+ *        hdr:  int d          header group of baseline entry cursor+d, verbatim
+ *              [d, patch]     that header group with a same-length byte patch
+ *              bin            literal header group
+ *        body: null           no body
+ *              true           the body of the header's baseline entry
+ *              [0, i]         copy: the body of baseline entry i
+ *              [1, k]         the body of the k-th previous entry of this layer
+ *              [2, digest]    a content an earlier layer of this bundle produced
+ *              [3, size]      literal: `size` bytes follow in bin records of <= 1 MiB
+ *              [4, i, size, n] patch: zstd patch-from against baseline entry i's body; n patch
+ *                             bytes follow in bin records; output is `size` bytes
+ *        pad:  bin            the previous body's padding when it is not all zeros
+ *   [2, tail]            TAIL: the layer's last bytes (padding, end-of-archive blocks); ends the frame
+ */
+import { decodeMultiStream, encode } from '@msgpack/msgpack';
+import type { Writable } from 'node:stream';
+import { FerryError } from '../errors.js';
+import { bytesToDigest, digestToBytes, type Digest } from '../util/digest.js';
+import { zstdDecode } from '../util/zstd.js';
+
+/** Largest bin record in a payload (body data is cut into parts of at most this). */
+export const PAYLOAD_PART = 1024 * 1024;
+const LIMITS = { maxStrLength: 0, maxBinLength: 16 * 1024 * 1024, maxArrayLength: 8, maxMapLength: 0, maxExtLength: 0 };
+
+/** Where an entry's header group comes from. */
+export type HeaderSource = { kind: 'base'; index: number } | { kind: 'patched'; index: number; patch: Uint8Array } | { kind: 'literal'; bytes: Uint8Array };
+
+/** Where an entry's body comes from (encoder side: data is whole). */
+export type BodySource =
+  | { kind: 'none' }
+  | { kind: 'same' }
+  | { kind: 'copy'; index: number }
+  | { kind: 'back'; k: number }
+  | { kind: 'digest'; digest: Digest }
+  | { kind: 'literal'; data: Uint8Array }
+  | { kind: 'patch'; index: number; size: number; patch: Uint8Array };
+
+/** A decoded op; literal and patch data stream from `data`, which must be consumed in order. */
+export type PayloadOp =
+  | { op: 'run'; start: number; count: number }
+  | { op: 'entry'; header: HeaderSource; body: DecodedBody; pad?: Uint8Array | undefined }
+  | { op: 'tail'; bytes: Uint8Array };
+
+/** A decoded body source. */
+export type DecodedBody =
+  | { kind: 'none' }
+  | { kind: 'same' }
+  | { kind: 'copy'; index: number }
+  | { kind: 'back'; k: number }
+  | { kind: 'digest'; digest: Digest }
+  | { kind: 'literal'; size: number; data: AsyncIterable<Uint8Array> }
+  | { kind: 'patch'; index: number; size: number; patchSize: number; data: AsyncIterable<Uint8Array> };
+
+/** Writes one layer's op records to `out` (a zstd compressing stream piped onwards). */
+export class OpWriter {
+  private cursor = 0;
+
+  constructor(private readonly out: Writable) {}
+
+  private rec(v: unknown): void {
+    this.out.write(encode(v));
+  }
+
+  private delta(index: number): number {
+    const d = index - this.cursor;
+    this.cursor = index + 1;
+    return d;
+  }
+
+  private parts(data: Uint8Array): void {
+    for (let i = 0; i < data.length; i += PAYLOAD_PART) this.rec(data.subarray(i, i + PAYLOAD_PART));
+  }
+
+  /** n entries equal to baseline entries start..start+n-1. */
+  run(start: number, count: number): void {
+    const d = start - this.cursor;
+    this.cursor = start + count;
+    this.rec([0, d, count]);
+  }
+
+  /** One entry. */
+  entry(header: HeaderSource, body: BodySource, pad?: Uint8Array): void {
+    const hdr = header.kind === 'base' ? this.delta(header.index) : header.kind === 'patched' ? [this.delta(header.index), header.patch] : header.bytes;
+    let b: unknown;
+    switch (body.kind) {
+      case 'none': b = null; break;
+      case 'same': b = true; break;
+      case 'copy': b = [0, body.index]; break;
+      case 'back': b = [1, body.k]; break;
+      case 'digest': b = [2, digestToBytes(body.digest)]; break;
+      case 'literal': b = [3, body.data.length]; break;
+      case 'patch': b = [4, body.index, body.size, body.patch.length]; break;
+    }
+    this.rec(pad && pad.length > 0 ? [1, hdr, b, pad] : [1, hdr, b]);
+    if (body.kind === 'literal') this.parts(body.data);
+    if (body.kind === 'patch') this.parts(body.patch);
+  }
+
+  /** The layer's tail; the last record. */
+  tail(bytes: Uint8Array): void {
+    this.rec([2, bytes]);
+  }
+}
+
+function bad(msg: string): FerryError {
+  return new FerryError('FERRY_ERR_BUNDLE_INVALID', `payload is malformed: ${msg}`);
+}
+
+function int(v: unknown, what: string, min = 0): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw bad(`${what} is not an integer`);
+  return v;
+}
+
+/**
+ * Decodes one layer frame (compressed bytes) into ops. Output of the zstd frame is capped at
+ * `maxOutput`; every record is shape-checked; literal/patch data arrive through `data`.
+ */
+export async function* readOps(compressed: AsyncIterable<Uint8Array>, maxOutput: number): AsyncGenerator<PayloadOp> {
+  const records = decodeMultiStream<undefined>(zstdDecode(compressed, maxOutput), LIMITS)[Symbol.asyncIterator]();
+  let cursor = 0;
+  const next = async (): Promise<unknown> => {
+    let r;
+    try {
+      r = await records.next();
+    } catch (err) {
+      if (err instanceof FerryError) throw err;
+      throw bad((err as Error).message);
+    }
+    if (r.done) throw bad('frame ended before its tail record');
+    return r.value;
+  };
+  async function* parts(total: number): AsyncGenerator<Uint8Array> {
+    let left = total;
+    while (left > 0) {
+      const p = await next();
+      if (!(p instanceof Uint8Array) || p.length === 0 || p.length > left) throw bad('body data record has the wrong size');
+      left -= p.length;
+      yield p;
+    }
+  }
+  const base = (d: unknown): number => {
+    const i = cursor + int(d, 'baseline delta', -cursor);
+    cursor = i + 1;
+    return i;
+  };
+  for (;;) {
+    const rec = await next();
+    if (!Array.isArray(rec)) throw bad('op record is not an array');
+    if (rec[0] === 0) {
+      const start = cursor + int(rec[1], 'run delta', -cursor);
+      const count = int(rec[2], 'run count', 1);
+      cursor = start + count;
+      yield { op: 'run', start, count };
+    } else if (rec[0] === 1) {
+      const h = rec[1];
+      const header: HeaderSource = typeof h === 'number' ? { kind: 'base', index: base(h) } : h instanceof Uint8Array ? { kind: 'literal', bytes: h } : Array.isArray(h) && h[1] instanceof Uint8Array ? { kind: 'patched', index: base(h[0]), patch: h[1] } : (() => { throw bad('header source'); })();
+      const pad = rec[3] === undefined ? undefined : rec[3] instanceof Uint8Array ? rec[3] : (() => { throw bad('pad'); })();
+      yield { op: 'entry', header, body: decodeBody(rec[2], parts, header), pad };
+    } else if (rec[0] === 2) {
+      if (!(rec[1] instanceof Uint8Array)) throw bad('tail is not binary');
+      yield { op: 'tail', bytes: rec[1] };
+      const after = await records.next().catch((err: unknown) => { throw bad((err as Error).message); });
+      if (!after.done) throw bad('records after the tail');
+      return;
+    } else {
+      throw bad(`unknown op ${String(rec[0])}`);
+    }
+  }
+}
+
+function decodeBody(b: unknown, parts: (n: number) => AsyncGenerator<Uint8Array>, header: HeaderSource): DecodedBody {
+  if (b === null) return { kind: 'none' };
+  if (b === true) {
+    if (header.kind === 'literal') throw bad('"same body" with a literal header');
+    return { kind: 'same' };
+  }
+  if (!Array.isArray(b)) throw bad('body source is not an array');
+  switch (b[0]) {
+    case 0: return { kind: 'copy', index: int(b[1], 'copy index') };
+    case 1: return { kind: 'back', k: int(b[1], 'back distance', 1) };
+    case 2:
+      if (!(b[1] instanceof Uint8Array) || b[1].length !== 32) throw bad('digest body');
+      return { kind: 'digest', digest: bytesToDigest(b[1]) };
+    case 3: {
+      const size = int(b[1], 'literal size', 1);
+      return { kind: 'literal', size, data: parts(size) };
+    }
+    case 4: {
+      const patchSize = int(b[3], 'patch size', 1);
+      return { kind: 'patch', index: int(b[1], 'patch index'), size: int(b[2], 'patch output size', 1), patchSize, data: parts(patchSize) };
+    }
+    default:
+      throw bad(`unknown body kind ${String(b[0])}`);
+  }
+}
+
+/** Encodes a same-length byte patch: (skip varint, len varint, bytes)*. */
+export function diffBytes(from: Uint8Array, to: Uint8Array): Uint8Array | undefined {
+  if (from.length !== to.length) return undefined;
+  const out: number[] = [];
+  const varint = (n: number): void => {
+    while (n >= 0x80) {
+      out.push((n & 0x7f) | 0x80);
+      n >>>= 7;
+    }
+    out.push(n);
+  };
+  let i = 0;
+  let last = 0;
+  while (i < to.length) {
+    if (from[i] === to[i]) {
+      i++;
+      continue;
+    }
+    let j = i;
+    // extend over short equal gaps: a new segment costs ~2 bytes
+    while (j < to.length && (from[j] !== to[j] || (j + 1 < to.length && from[j + 1] !== to[j + 1]) || (j + 2 < to.length && from[j + 2] !== to[j + 2]))) j++;
+    varint(i - last);
+    varint(j - i);
+    for (let k = i; k < j; k++) out.push(to[k]!);
+    last = j;
+    i = j;
+  }
+  return Uint8Array.from(out);
+}
+
+/** Applies a patch made by diffBytes; malformed: FERRY_ERR_BUNDLE_INVALID. */
+export function patchBytes(from: Uint8Array, patch: Uint8Array): Buffer {
+  const out = Buffer.from(from);
+  let p = 0;
+  let pos = 0;
+  const varint = (): number => {
+    let n = 0;
+    let shift = 0;
+    for (;;) {
+      if (p >= patch.length || shift > 28) throw bad('header patch is truncated');
+      const b = patch[p++]!;
+      n |= (b & 0x7f) << shift;
+      if (b < 0x80) return n >>> 0;
+      shift += 7;
+    }
+  };
+  while (p < patch.length) {
+    pos += varint();
+    const len = varint();
+    if (pos + len > out.length || p + len > patch.length) throw bad('header patch runs past the header');
+    out.set(patch.subarray(p, p + len), pos);
+    p += len;
+    pos += len;
+  }
+  return out;
+}

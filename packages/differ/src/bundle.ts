@@ -1,0 +1,128 @@
+/**
+ * Computing a bundle (DESIGN.md section 5): the target's layers that the baseline holds are reused
+ * whole; every other layer is planned against the baseline entry table and emitted as a payload
+ * frame; the payload is chunked and the header signed. Deterministic: the same store contents and
+ * options give the same bytes.
+ */
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createGzip } from 'node:zlib';
+import { FerryError, layerStream, loadBaseline, parseRef, signBundle, type Digest, type LayerPlan, type PrivateKey, type Progress, type SignedBundle, type StoredImage, type Store } from '@ferry/core';
+import { emitLayer, newStats, type EmitStats } from './emit.js';
+import { BaselineIndex } from './match.js';
+import { PatchPool } from './patch-pool.js';
+import { planLayer } from './plan.js';
+
+/** Options for createBundle. */
+export interface BundleOptions {
+  /** Images the device holds (refs in the store). May be empty: then every layer is literal. */
+  from: string[];
+  /** The target image (ref in the store). */
+  to: string;
+  channel: string;
+  release: number;
+  /** Unix seconds. */
+  expires: number;
+  /** Name the device installs the image under (default `to`). */
+  installAs?: string | undefined;
+  releaseKeys: PrivateKey[];
+  headerKeys: PrivateKey[];
+  chunkSize?: number | undefined;
+  /** Cap on patch references (default 64 MiB) so the agent's memory stays bounded. */
+  maxPatchReference?: number | undefined;
+  /** zstd level for payload frames and patches (default 19). */
+  level?: number | undefined;
+  /** Worker threads for patches (default: every core). */
+  workers?: number | undefined;
+  /** Unix seconds stamped as creation time (default now; fix it for reproducible bytes). */
+  created?: number | undefined;
+  onProgress?: (p: Progress) => void;
+}
+
+/** A computed bundle; `dispose` removes its temp payload. */
+export interface ComputedBundle {
+  signed: SignedBundle;
+  layers: LayerPlan[];
+  stats: EmitStats;
+  dispose(): Promise<void>;
+}
+
+async function gzipSize(store: Store, diffId: Digest, size: number): Promise<number> {
+  const gz = createGzip({ level: 6 });
+  let n = 0;
+  const counting = (async () => {
+    for await (const c of gz as AsyncIterable<Buffer>) n += c.length;
+  })();
+  for await (const c of layerStream(store, diffId, size)) if (!gz.write(c)) await new Promise((r) => gz.once('drain', r));
+  gz.end();
+  await counting;
+  return n;
+}
+
+function baselineLayers(images: StoredImage[]): Digest[] {
+  const seen = new Set<Digest>();
+  for (const img of images) for (const l of img.layers) seen.add(l.diffId);
+  return [...seen];
+}
+
+/** Computes and signs a bundle from `from` to `to`. */
+export async function createBundle(store: Store, opts: BundleOptions): Promise<ComputedBundle> {
+  const target = await store.resolve(opts.to);
+  const installAs = opts.installAs ?? opts.to;
+  parseRef(installAs);
+  const bases = await Promise.all(opts.from.map((r) => store.resolve(r)));
+  const baseline = baselineLayers(bases);
+  const have = new Set(baseline);
+  const entries = await loadBaseline(store, baseline);
+  const index = new BaselineIndex(entries);
+  const level = opts.level ?? 19;
+  const pool = new PatchPool(store.root, level, opts.workers);
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-bundle-'));
+  const payloadFile = join(dir, 'payload');
+  const stats = newStats();
+  const produced = new Set<Digest>();
+  const layers: LayerPlan[] = [];
+  try {
+    const fh = await open(payloadFile, 'w');
+    let offset = 0;
+    try {
+      for (const [i, l] of target.layers.entries()) {
+        opts.onProgress?.({ phase: `layer ${i + 1}/${target.layers.length}`, done: i, total: target.layers.length });
+        const gz = await gzipSize(store, l.diffId, l.size);
+        if (have.has(l.diffId)) {
+          layers.push({ diffId: l.diffId, size: l.size, mode: 'reuse', start: offset, end: offset, gzipSize: gz });
+          continue;
+        }
+        const ops = await planLayer(await store.openSkeleton(l.diffId), index, { maxPatchReference: opts.maxPatchReference ?? 64 * 1024 * 1024, pool, produced });
+        const range = await emitLayer(store, ops, fh, offset, { level, windowLog: 27, workers: Math.max(0, (opts.workers ?? 2) > 1 ? 2 : 0) }, stats);
+        offset = range.end;
+        layers.push({ diffId: l.diffId, size: l.size, mode: 'rebuild', ...range, gzipSize: gz });
+      }
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    const now = opts.created ?? Math.floor(Date.now() / 1000);
+    if (opts.expires <= now) throw new FerryError('FERRY_ERR_USAGE', 'the bundle would already be expired');
+    const signed = await signBundle({
+      release: { channel: opts.channel, release: opts.release, ref: installAs, manifest: target.manifestDigest, config: target.configDigest, expires: opts.expires, created: now },
+      releaseKeys: opts.releaseKeys,
+      headerKeys: opts.headerKeys,
+      manifest: target.manifest,
+      config: target.config,
+      baseline,
+      layers,
+      payloadFile,
+      chunkSize: opts.chunkSize,
+      created: now,
+    });
+    stats.top.sort((a, b) => b.carried - a.carried || a.path.localeCompare(b.path)).splice(20);
+    return { signed, layers, stats, dispose: () => rm(dir, { recursive: true, force: true }) };
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  } finally {
+    await pool.close();
+  }
+}

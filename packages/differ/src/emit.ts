@@ -1,0 +1,103 @@
+/**
+ * Emitting planned ops as one zstd frame per layer, appended to the payload file; literal bodies
+ * are read from the store as they are written (DESIGN.md section 5, docs/format.md section 5).
+ */
+import { once } from 'node:events';
+import type { FileHandle } from 'node:fs/promises';
+import { OpWriter, zstdCompressStream, type BodySource, type Store } from '@ferry/core';
+import type { PlannedOp } from './plan.js';
+
+/** Bytes and counts by op kind, for reports. */
+export interface EmitStats {
+  entries: number;
+  runEntries: number;
+  headerBytes: { base: number; patched: number; literal: number };
+  bodies: Record<'same' | 'copy' | 'back' | 'digest' | 'literal' | 'patch', { files: number; bytes: number }>;
+  /** Raw data carried: literal bodies and patches (before payload compression). */
+  literalBytes: number;
+  patchBytes: number;
+  /** The largest carried files: path, kind and carried bytes. */
+  top: { path: string; kind: 'literal' | 'patch'; size: number; carried: number }[];
+}
+
+/** Fresh zero stats. */
+export function newStats(): EmitStats {
+  const z = () => ({ files: 0, bytes: 0 });
+  return { entries: 0, runEntries: 0, headerBytes: { base: 0, patched: 0, literal: 0 }, bodies: { same: z(), copy: z(), back: z(), digest: z(), literal: z(), patch: z() }, literalBytes: 0, patchBytes: 0, top: [] };
+}
+
+async function readContent(store: Store, d: import('@ferry/core').Digest): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of store.openContent(d)) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+async function bodySource(store: Store, op: Extract<PlannedOp, { kind: 'entry' }>, stats: EmitStats): Promise<BodySource> {
+  const b = op.body;
+  switch (b.kind) {
+    case 'none': case 'same': case 'copy': case 'back': case 'digest':
+      return b;
+    case 'literal': {
+      stats.literalBytes += b.size;
+      stats.top.push({ path: b.path, kind: 'literal', size: b.size, carried: b.size });
+      return { kind: 'literal', data: await readContent(store, b.digest) };
+    }
+    case 'patch': {
+      const r = await b.result;
+      if (r.patch === null) {
+        stats.literalBytes += b.size;
+        stats.top.push({ path: b.path, kind: 'literal', size: b.size, carried: b.size });
+        return { kind: 'literal', data: await readContent(store, b.digest) };
+      }
+      stats.patchBytes += r.patch.length;
+      stats.top.push({ path: b.path, kind: 'patch', size: b.size, carried: r.patch.length });
+      return { kind: 'patch', index: b.index, size: b.size, patch: r.patch };
+    }
+  }
+}
+
+/** Compression of payload frames: high level, long window (DESIGN.md section 5). */
+export interface FrameOptions {
+  level: number;
+  windowLog: number;
+  workers: number;
+}
+
+/**
+ * Writes one layer's ops as a zstd frame at the end of `out`; returns the frame's byte range.
+ */
+export async function emitLayer(store: Store, ops: PlannedOp[], out: FileHandle, offset: number, frame: FrameOptions, stats: EmitStats): Promise<{ start: number; end: number }> {
+  const z = zstdCompressStream({ compressionLevel: frame.level, windowLog: frame.windowLog, enableLongDistanceMatching: true, checksumFlag: true, nbWorkers: frame.workers });
+  let pos = offset;
+  const drain = (async () => {
+    for await (const c of z as AsyncIterable<Buffer>) {
+      await out.write(c, 0, c.length, pos);
+      pos += c.length;
+    }
+  })();
+  const w = new OpWriter(z);
+  for (const op of ops) {
+    if (op.kind === 'run') {
+      w.run(op.start, op.count);
+      stats.runEntries += op.count;
+      stats.entries += op.count;
+    } else if (op.kind === 'entry') {
+      const body = await bodySource(store, op, stats);
+      w.entry(op.header, body, op.pad);
+      stats.entries++;
+      const hb = op.header.kind === 'literal' ? op.header.bytes.length : op.header.kind === 'patched' ? op.header.patch.length : 0;
+      stats.headerBytes[op.header.kind === 'base' ? 'base' : op.header.kind] += hb;
+      if (body.kind !== 'none') {
+        const key = body.kind;
+        stats.bodies[key].files++;
+        stats.bodies[key].bytes += body.kind === 'literal' ? body.data.length : body.kind === 'patch' ? body.size : 0;
+      }
+    } else {
+      w.tail(op.bytes);
+    }
+    if (z.writableNeedDrain) await once(z, 'drain');
+  }
+  z.end();
+  await drain;
+  return { start: offset, end: pos };
+}

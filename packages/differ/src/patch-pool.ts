@@ -1,0 +1,60 @@
+/** A pool of patch workers, one per core by default; results do not depend on scheduling. */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { FerryError, type Digest } from '@ferry/core';
+import type { PatchJob, PatchResult } from './patch-worker.js';
+
+export class PatchPool {
+  private readonly workers: Worker[] = [];
+  private readonly idle: Worker[] = [];
+  private readonly queue: { job: PatchJob; resolve: (r: PatchResult) => void; reject: (e: unknown) => void }[] = [];
+  private readonly pending = new Map<number, { resolve: (r: PatchResult) => void; reject: (e: unknown) => void }>();
+  private nextId = 0;
+
+  constructor(
+    private readonly root: string,
+    private readonly level: number,
+    size = availableParallelism(),
+  ) {
+    for (let i = 0; i < Math.max(1, size); i++) {
+      const w = new Worker(new URL('./patch-worker.js', import.meta.url));
+      w.on('message', (r: PatchResult) => this.done(w, r));
+      w.on('error', (err) => {
+        for (const p of this.pending.values()) p.reject(err);
+        this.pending.clear();
+      });
+      this.workers.push(w);
+      this.idle.push(w);
+    }
+  }
+
+  private done(w: Worker, r: PatchResult): void {
+    const p = this.pending.get(r.id);
+    this.pending.delete(r.id);
+    if (r.error) p?.reject(new FerryError('FERRY_ERR_INTERNAL', `patch worker failed: ${r.error}`));
+    else p?.resolve(r);
+    this.idle.push(w);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.idle.length > 0 && this.queue.length > 0) {
+      const w = this.idle.pop()!;
+      const { job, resolve, reject } = this.queue.shift()!;
+      this.pending.set(job.id, { resolve, reject });
+      w.postMessage(job);
+    }
+  }
+
+  /** Patch of `target` against `ref`, or null when the literal is smaller. */
+  patch(ref: Digest, target: Digest): Promise<PatchResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ job: { id: this.nextId++, root: this.root, ref, target, level: this.level }, resolve, reject });
+      this.pump();
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Crash safety of import (DESIGN.md sections 4 and 8): a child process imports a ~30 MB image and
+ * is killed with SIGKILL at a random moment of the import. After every kill the store must pass
+ * fsck (temp files are allowed: they are reported as leftovers), the ref must be absent or name
+ * the complete image (exported and checked: config digest and every layer's diff_id), and the
+ * import must complete when run again (taking over the dead child's lock).
+ *
+ * The kill moments are stratified over the measured import duration (and a little past it, so
+ * some children finish), from a seeded generator: set FERRY_KILL_SEED to replay a run. The quick
+ * suite always runs; the long one only with FERRY_SLOW_TESTS set (CI sets it).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Store, exportDockerArchive, fsck, importImage, openImage } from '../packages/core/src/index.js';
+import type { BuiltImage } from '../packages/core/test/helpers/images.js';
+import { verifyDockerArchive } from '../packages/core/test/helpers/verify.js';
+import { writeBigImage } from './helpers/big-image.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CHILD = fileURLToPath(new URL('./helpers/import-child.mjs', import.meta.url));
+const REF = 'app:v1';
+const SEED = Number(process.env.FERRY_KILL_SEED ?? Date.now() % 1_000_000);
+
+let work: string;
+let layout: string;
+let image: BuiltImage;
+/** How long an uninterrupted import takes in the child, from "ready" to "done". */
+let importMs: number;
+let runs = 0;
+
+/** mulberry32: a small seeded generator, so a failing run can be replayed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface ChildRun {
+  /** Killed before it finished. */
+  killed: boolean;
+  /** Import time the child reported, when it finished. */
+  doneMs?: number;
+}
+
+/** Runs the import child; with `killAfter`, SIGKILLs it that many ms after it starts importing. */
+function runChild(store: string, killAfter?: number): Promise<ChildRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CHILD, store, layout, REF], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let timer: NodeJS.Timeout | undefined;
+    child.stdout.on('data', (b: Buffer) => {
+      const before = out;
+      out += b.toString();
+      if (killAfter !== undefined && !before.includes('ready\n') && out.includes('ready\n')) {
+        timer = setTimeout(() => child.kill('SIGKILL'), killAfter);
+      }
+    });
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      const done = /done (\d+)/.exec(out);
+      if (signal === 'SIGKILL' && !done) resolve({ killed: true });
+      else if (code === 0 && done) resolve({ killed: false, doneMs: Number(done[1]) });
+      else reject(new Error(`import child exited with ${code ?? signal}: ${err || out}`));
+    });
+  });
+}
+
+/** Exports the ref as a docker archive stream and checks config digest and every layer's sha256. */
+async function expectComplete(store: Store, label: string): Promise<void> {
+  const resolved = await store.resolve(REF);
+  expect(resolved.configDigest, label).toBe(image.configDigest);
+  const pass = new PassThrough();
+  await Promise.all([
+    exportDockerArchive(store, REF, pass),
+    verifyDockerArchive(pass, { configDigest: image.configDigest, diffIds: image.layers.map((l) => l.diffId) }),
+  ]);
+}
+
+/** Kills `kills` imports at stratified random moments and checks the store after each. */
+async function killLoop(kills: number, seed: number): Promise<{ killed: number; finished: number; refPresent: number; leftovers: number }> {
+  const random = rng(seed);
+  const stats = { killed: 0, finished: 0, refPresent: 0, leftovers: 0, reimports: 0 };
+  // past the measured duration, so that some kills land at the very end or after it
+  const span = importMs * 1.2;
+  const delays = Array.from({ length: kills }, (_, i) => ((i + random()) / kills) * span);
+  for (const delay of delays.sort(() => random() - 0.5)) {
+    const dir = join(work, `store-${runs++}`);
+    await Store.open(dir, { create: true });
+    const label = `seed ${seed}, kill after ${delay.toFixed(0)} ms of ${importMs} (FERRY_KILL_SEED=${seed} replays)`;
+    const run = await runChild(dir, delay);
+    if (run.killed) stats.killed++;
+    else stats.finished++;
+
+    const store = await Store.open(dir);
+    const report = await fsck(store);
+    expect(report.problems, label).toEqual([]);
+    stats.leftovers += report.leftovers.length;
+    const refs = await store.listRefs();
+    expect(refs.map((r) => r.ref), label).toEqual(run.killed ? (refs.length === 0 ? [] : [REF]) : [REF]);
+    if (refs.length > 0) {
+      stats.refPresent++;
+      await expectComplete(store, label);
+    }
+
+    // run again: takes over the dead child's lock, redoes what is missing, and completes
+    const again = await importImage(store, await openImage(layout), REF);
+    expect(again.configDigest, label).toBe(image.configDigest);
+    if (stats.reimports++ % 4 === 0) await expectComplete(store, `${label}, after the re-import`);
+    else expect((await store.resolve(REF)).manifestDigest, label).toBe(again.manifestDigest);
+    await rm(dir, { recursive: true, force: true });
+  }
+  return stats;
+}
+
+beforeAll(async () => {
+  // the child runs the built package: build it from the sources under test (a no-op when fresh)
+  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'packages/core'], { cwd: ROOT, stdio: 'pipe' });
+  work = await mkdtemp(join(tmpdir(), 'ferry-kill-'));
+  layout = join(work, 'layout');
+  image = await writeBigImage(layout);
+  // calibrate: an uninterrupted import, which must itself give a complete image
+  const dir = join(work, 'calibrate');
+  const run = await runChild(dir);
+  importMs = run.doneMs!;
+  const store = await Store.open(dir);
+  expect((await fsck(store)).ok).toBe(true);
+  await expectComplete(store, 'uninterrupted import');
+  await rm(dir, { recursive: true, force: true });
+});
+
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('kill -9 during import', () => {
+  it('leaves a consistent store after each of 4 kills (quick)', async () => {
+    const stats = await killLoop(4, SEED);
+    expect(stats.killed + stats.finished).toBe(4);
+    expect(stats.killed).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe.skipIf(!process.env.FERRY_SLOW_TESTS)('kill -9 during import (slow: FERRY_SLOW_TESTS)', () => {
+  it('leaves a consistent store after each of 25 kills spread over the whole import', async () => {
+    const t0 = Date.now();
+    const stats = await killLoop(25, SEED + 1);
+    console.log(`import-kill: ${stats.killed} killed, ${stats.finished} finished, ${stats.refPresent} with the ref in place, ${stats.leftovers} leftover temp files, import ${importMs} ms, loop ${Date.now() - t0} ms, seed ${SEED + 1}`);
+    expect(stats.killed).toBeGreaterThanOrEqual(18);
+  });
+});
