@@ -93,10 +93,11 @@ async function expectComplete(store: Store, label: string): Promise<void> {
 async function killLoop(kills: number, seed: number): Promise<{ killed: number; finished: number; refPresent: number; leftovers: number }> {
   const random = rng(seed);
   const stats = { killed: 0, finished: 0, refPresent: 0, leftovers: 0, reimports: 0 };
-  // past the measured duration, so that some kills land at the very end or after it
-  const span = importMs * 1.2;
-  const delays = Array.from({ length: kills }, (_, i) => ((i + random()) / kills) * span);
-  for (const delay of delays.sort(() => random() - 0.5)) {
+  // strata of the import duration, in random order; the span reaches a little past the end so
+  // that some kills land at the very end or after it
+  const strata = Array.from({ length: kills }, (_, i) => (i + random()) / kills).sort(() => random() - 0.5);
+  for (const stratum of strata) {
+    const delay = stratum * importMs * 1.1;
     const dir = join(work, `store-${runs++}`);
     await Store.open(dir, { create: true });
     const label = `seed ${seed}, kill after ${delay.toFixed(0)} ms of ${importMs} (FERRY_KILL_SEED=${seed} replays)`;
@@ -131,14 +132,18 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'ferry-kill-'));
   layout = join(work, 'layout');
   image = await writeBigImage(layout);
-  // calibrate: an uninterrupted import, which must itself give a complete image
-  const dir = join(work, 'calibrate');
-  const run = await runChild(dir);
-  importMs = run.doneMs!;
-  const store = await Store.open(dir);
-  expect((await fsck(store)).ok).toBe(true);
-  await expectComplete(store, 'uninterrupted import');
-  await rm(dir, { recursive: true, force: true });
+  // calibrate with two uninterrupted imports (which must give a complete image); timings on a
+  // busy machine vary, and too short an estimate would never kill at the very end, so take the longer
+  const times: number[] = [];
+  for (const name of ['calibrate-1', 'calibrate-2']) {
+    const dir = join(work, name);
+    times.push((await runChild(dir)).doneMs!);
+    const store = await Store.open(dir);
+    expect((await fsck(store)).ok).toBe(true);
+    await expectComplete(store, 'uninterrupted import');
+    await rm(dir, { recursive: true, force: true });
+  }
+  importMs = Math.max(...times);
 });
 
 afterAll(async () => {
@@ -146,10 +151,10 @@ afterAll(async () => {
 });
 
 describe('kill -9 during import', () => {
-  it('leaves a consistent store after each of 4 kills (quick)', async () => {
-    const stats = await killLoop(4, SEED);
-    expect(stats.killed + stats.finished).toBe(4);
-    expect(stats.killed).toBeGreaterThanOrEqual(3);
+  it('leaves a consistent store after each of 3 kills (quick)', async () => {
+    const stats = await killLoop(3, SEED);
+    expect(stats.killed + stats.finished).toBe(3);
+    expect(stats.killed).toBeGreaterThanOrEqual(2);
   });
 });
 
@@ -158,6 +163,6 @@ describe.skipIf(!process.env.FERRY_SLOW_TESTS)('kill -9 during import (slow: FER
     const t0 = Date.now();
     const stats = await killLoop(25, SEED + 1);
     console.log(`import-kill: ${stats.killed} killed, ${stats.finished} finished, ${stats.refPresent} with the ref in place, ${stats.leftovers} leftover temp files, import ${importMs} ms, loop ${Date.now() - t0} ms, seed ${SEED + 1}`);
-    expect(stats.killed).toBeGreaterThanOrEqual(18);
+    expect(stats.killed).toBeGreaterThanOrEqual(15);
   });
 });

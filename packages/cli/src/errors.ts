@@ -73,6 +73,7 @@ export const EXIT_BY_CODE: Partial<Record<ErrorCode, ExitCode>> = {
   FERRY_ERR_BUNDLE_CHANNEL: EXIT.integrity,
   FERRY_ERR_CHUNK_INVALID: EXIT.integrity,
   FERRY_ERR_IO: EXIT.io,
+  FERRY_ERR_DISK_FULL: EXIT.io,
   FERRY_ERR_STORE_LOCKED: EXIT.locked,
 };
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Writable } from 'node:stream';
-import { ERROR_CODES, FerryError } from '@ferry/core';
+import { ERROR_CODES, FerryError, Store } from '@ferry/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_BY_CODE, reportError } from '../src/errors.js';
 import type { CliContext } from '../src/context.js';
@@ -89,8 +89,13 @@ describe('bad input', () => {
     expectError(await ferry(['import', join(work, 'missing-dir'), '--ref', 'app:v1'], { store }), 3, 'FERRY_ERR_IMAGE_NOT_FOUND');
     expectError(await ferry(['images'], { store: join(work, 'no-store') }), 3, 'FERRY_ERR_STORE_INVALID');
     expectError(await ferry(['import', work, '--ref', 'app:v1'], { store }), 3, 'FERRY_ERR_IMAGE_NOT_FOUND');
+    const empty = join(work, 'empty-store');
+    await Store.open(empty, { create: true });
     const out = join(work, 'nothing.tar');
-    expectError(await ferry(['export', 'app:nope', '--format', 'docker-archive', '--out', out], { store: join(work, 'empty-store') }), 3, 'FERRY_ERR_STORE_INVALID');
+    expectError(await ferry(['export', 'app:nope', '--format', 'docker-archive', '--out', out], { store: empty }), 3, 'FERRY_ERR_REF_NOT_FOUND');
+    await expect(stat(out)).rejects.toMatchObject({ code: 'ENOENT' });
+    expectError(await ferry(['inspect', 'app:nope'], { store: empty }), 3, 'FERRY_ERR_REF_NOT_FOUND');
+    expectError(await ferry(['rm', 'app:nope'], { store: empty }), 3, 'FERRY_ERR_REF_NOT_FOUND');
   });
 
   it('--json failures also print the error as JSON on stdout', async () => {

@@ -42,6 +42,7 @@ export const ERROR_CODES = {
   FERRY_ERR_BUNDLE_CHANNEL: { retryable: false, text: 'the bundle is for another channel than the one asked for' },
   FERRY_ERR_BUNDLE_VERSION: { retryable: false, text: 'the bundle format version is not supported' },
   FERRY_ERR_BASELINE_MISSING: { retryable: false, text: 'the store lacks a baseline layer or content the bundle needs' },
+  FERRY_ERR_DISK_FULL: { retryable: true, text: 'the disk has less free space than the operation needs' },
   FERRY_ERR_CHUNK_INVALID: { retryable: true, text: 'a chunk does not match the sha256 or size the header lists' },
   FERRY_ERR_CHUNK_MISSING: { retryable: true, text: 'a chunk the payload needs is not available' },
 } as const satisfies Record<string, { retryable: boolean; text: string }>;

@@ -134,7 +134,7 @@ function addPackage(c: BaseCtx, index: number): void {
 /** `var/lib/dpkg/info/<pkg>.*` for everything the builder holds in group `pkg`. */
 export function addDpkgInfo(c: { b: TreeBuilder; rng: Rng; o: ResolvedGenOptions }, pkg: string): void {
   const { b, rng } = c;
-  const files = b.list().filter((e) => e.group === pkg);
+  const files = b.group(pkg);
   const { list, md5sums } = dpkgLists(files);
   const opt = { mtime: c.o.mtime - rng.int(1, 20) * DAY, group: pkg };
   b.file(`var/lib/dpkg/info/${pkg}.list`, literal(list), opt);

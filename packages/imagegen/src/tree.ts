@@ -62,15 +62,14 @@ export type EntryOverrides = Partial<Pick<EntryMeta, 'mode' | 'uid' | 'gid' | 'm
  * so `usr/bin/...` comes before `usr/bin-x`.
  */
 export function comparePaths(a: string, b: string): number {
-  const pa = a.split('/');
-  const pb = b.split('/');
-  const n = Math.min(pa.length, pb.length);
-  for (let i = 0; i < n; i++) {
-    const x = pa[i] ?? '';
-    const y = pb[i] ?? '';
-    if (x !== y) return x < y ? -1 : 1;
-  }
-  return pa.length - pb.length;
+  const x = walkKey(a);
+  const y = walkKey(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** A string whose plain order is walk order: '/' becomes NUL, which sorts before any name byte. */
+function walkKey(path: string): string {
+  return path.replaceAll('/', '\0');
 }
 
 /** Parent directory of a relative path ('' at the top). */
@@ -82,6 +81,7 @@ export function parentPath(path: string): string {
 /** Collects entries for one layer, creates missing parent directories and sorts on finish. */
 export class TreeBuilder {
   private readonly entries = new Map<string, TreeEntry>();
+  private readonly groups = new Map<string, TreeEntry[]>();
 
   constructor(private readonly defaults: EntryDefaults) {}
 
@@ -110,26 +110,30 @@ export class TreeBuilder {
   /** Adds (or replaces) an entry as given. */
   add(entry: TreeEntry): void {
     this.entries.set(entry.path, entry);
+    if (entry.group === undefined) return;
+    const list = this.groups.get(entry.group);
+    if (list) list.push(entry);
+    else this.groups.set(entry.group, [entry]);
   }
 
   /** Adds a regular file (mode 0644 unless overridden). */
   file(path: string, body: BodySpec, o: EntryOverrides = {}): FileEntry {
     const e: FileEntry = { ...this.meta(path, 0o644, o), type: 'file', body };
-    this.entries.set(path, e);
+    this.add(e);
     return e;
   }
 
   /** Adds a directory (mode 0755 unless overridden). */
   dir(path: string, o: EntryOverrides = {}): DirEntry {
     const e: DirEntry = { ...this.meta(path, 0o755, o), type: 'dir' };
-    this.entries.set(path, e);
+    this.add(e);
     return e;
   }
 
   /** Adds a symbolic link. */
   symlink(path: string, target: string, o: EntryOverrides = {}): SymlinkEntry {
     const e: SymlinkEntry = { ...this.meta(path, 0o777, o), type: 'symlink', target };
-    this.entries.set(path, e);
+    this.add(e);
     return e;
   }
 
@@ -137,8 +141,13 @@ export class TreeBuilder {
   hardlink(path: string, target: string, o: EntryOverrides = {}): HardlinkEntry {
     const t = this.entries.get(target);
     const e: HardlinkEntry = { ...this.meta(path, t?.mode ?? 0o755, o), type: 'hardlink', target };
-    this.entries.set(path, e);
+    this.add(e);
     return e;
+  }
+
+  /** Current entries whose `group` is `group`. */
+  group(group: string): TreeEntry[] {
+    return (this.groups.get(group) ?? []).filter((e) => this.entries.get(e.path) === e);
   }
 
   /** All entries so far (unsorted). */
@@ -163,7 +172,9 @@ export function finishTree(entries: readonly TreeEntry[], defaults: EntryDefault
       byPath.set(p, { path: p, type: 'dir', mode: 0o755, uid: defaults.uid ?? 0, gid: defaults.gid ?? 0, mtime: defaults.mtime });
     }
   }
-  const sorted = [...byPath.values()].sort((a, b) => comparePaths(a.path, b.path));
+  const keyed = [...byPath.values()].map((e) => ({ key: walkKey(e.path), e }));
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const sorted = keyed.map((k) => k.e);
   const seen = new Set<string>();
   for (const e of sorted) {
     if (e.type === 'hardlink' && !seen.has(e.target)) throw new Error(`hard link ${e.path} points at ${e.target}, which is not earlier in the layer`);

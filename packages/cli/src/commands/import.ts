@@ -31,13 +31,16 @@ export async function resolveSource(inv: Invocation, arg: string): Promise<{ pat
   return { path: whole, tag: given };
 }
 
-/** The ref to import under: --ref, else the source's own name when it is a full name:tag. */
+/**
+ * The ref to import under: --ref, else the requested source ref or the source's own name when
+ * it is a full name:tag (Docker Hub names in their short form, as docker shows them).
+ */
 function targetRef(inv: Invocation, source: SourceImage, requested: string | undefined): string {
   const given = stringOpt(inv, 'ref');
   if (given !== undefined) return given;
   if (requested !== undefined && isRef(requested)) return requested;
   if (source.ref !== undefined) {
-    if (isRef(source.ref)) return source.ref;
+    if (isRef(source.ref)) return familiar(source.ref);
     throw usage(`${source.where} calls its image ${JSON.stringify(source.ref)}, which is not a name:tag; give --ref NAME:TAG`);
   }
   throw usage(`${source.where} does not name its image; give --ref NAME:TAG`);
@@ -50,6 +53,11 @@ function isRef(s: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Docker's short form of a Docker Hub name (skopeo writes `docker.io/library/app:v1`). */
+function familiar(ref: string): string {
+  return ref.replace(/^docker\.io\/(library\/)?/, '');
 }
 
 function summary(r: ImportResult): string[] {

@@ -3,6 +3,7 @@
  * expiry and foreign channels, check the baseline, rebuild each layer (verified against its
  * diff_id), then move the ref atomically. A rerun after a crash skips layers already rebuilt.
  */
+import { statfs } from 'node:fs/promises';
 import { FerryError } from '../errors.js';
 import { sha256, type Digest } from '../util/digest.js';
 import { configDiffIds, parseJsonObject, toDescriptor, toDescriptors } from '../image/json.js';
@@ -54,6 +55,17 @@ function checkTarget(h: BundleHeader): void {
   if (!same) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', 'bundle layer plan does not match its target manifest');
 }
 
+/** Refuses to start when the store's file system has less room than the header says it needs. */
+async function checkRoom(store: Store, need: number): Promise<void> {
+  if (need === 0) return;
+  const fs = await statfs(store.root);
+  const free = fs.bavail * fs.bsize;
+  const want = Math.ceil(need * 1.1) + 16 * 1024 * 1024;
+  if (free < want) {
+    throw new FerryError('FERRY_ERR_DISK_FULL', `the store's disk has ${free} bytes free; applying this bundle needs up to ${want}`, { details: { free, need: want } });
+  }
+}
+
 /** Applies a bundle to a store. */
 export async function applyBundle(store: Store, source: BundleSource, opts: ApplyOptions): Promise<ApplyResult> {
   const h = verifyHeader(source.headerBytes, { trust: opts.trust, now: opts.now, channel: opts.channel });
@@ -76,6 +88,7 @@ export async function applyBundle(store: Store, source: BundleSource, opts: Appl
       result.push({ diffId: l.diffId, mode: l.mode, alreadyPresent: present });
     }
     if (missing.length > 0) throw new FerryError('FERRY_ERR_BASELINE_MISSING', `the store lacks layer(s) the bundle reuses: ${missing.join(', ')}`, { details: { missing } });
+    await checkRoom(store, todo.length > 0 ? h.need : 0);
     const baseline = todo.length > 0 ? await loadBaseline(store, h.baseline) : [];
     const total = todo.reduce((a, l) => a + (l.end - l.start), 0);
     let done = 0;

@@ -58,6 +58,8 @@ export interface BundleHeader {
   payloadSize: number;
   chunkSize: number;
   chunks: Digest[];
+  /** Bytes of new store data the apply writes at most (uncompressed new bodies plus skeletons). */
+  need: number;
   created: number;
 }
 
@@ -123,6 +125,7 @@ export function encodeHeader(h: Omit<BundleHeader, 'release' | 'version'>): Uint
     baseline: h.baseline.map(digestToBytes),
     layers: h.layers.map((l) => [digestToBytes(l.diffId), l.size, MODES.indexOf(l.mode), l.start, l.end, l.gzipSize]),
     payload: [h.payloadSize, h.chunkSize, h.chunks.map(digestToBytes)],
+    need: h.need,
     created: h.created,
   });
 }
@@ -158,6 +161,7 @@ export function decodeHeader(bytes: Uint8Array, releasePolicy: RolePolicy): Bund
     payloadSize: check.uint(payload[0], 'payload size'),
     chunkSize: check.uint(payload[1], 'chunk size'),
     chunks: check.array(payload[2], 'chunk list').map((d, i) => bytesToDigest(check.bin(d, `chunk ${i}`, 32))),
+    need: check.uint(m.need, 'header.need'),
     created: check.uint(m.created, 'header.created'),
   };
   checkConsistent(header);

@@ -26,6 +26,8 @@ export interface HeaderInput {
   layers: LayerPlan[];
   /** The payload as a file on disk. */
   payloadFile: string;
+  /** Bytes of store data the apply will write at most (see BundleHeader.need). */
+  need: number;
   chunkSize?: number;
   created?: number;
 }
@@ -80,6 +82,7 @@ export async function signBundle(input: HeaderInput): Promise<SignedBundle> {
     payloadSize,
     chunkSize,
     chunks,
+    need: input.need,
     created: input.created ?? input.release.created,
   });
   const envelope = signEnvelope('header', doc, input.headerKeys);
