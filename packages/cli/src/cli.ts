@@ -10,9 +10,27 @@ import { imagesCommand, rmCommand } from './commands/images.js';
 import { importCommand } from './commands/import.js';
 import { inspectCommand } from './commands/inspect.js';
 import { fsckCommand, gcCommand } from './commands/maintenance.js';
+import { keygenCommand } from './commands/keygen.js';
+import { bundleCommand } from './commands/bundle.js';
+import { bundleInspectCommand } from './commands/bundle-inspect.js';
+import { applyCommand } from './commands/apply.js';
+import { demoCommand } from './commands/demo.js';
 
 /** Every command, in the order `ferry --help` lists them. */
-export const COMMANDS: CommandSpec[] = [importCommand, imagesCommand, exportCommand, inspectCommand, rmCommand, fsckCommand, gcCommand];
+export const COMMANDS: CommandSpec[] = [
+  importCommand,
+  imagesCommand,
+  exportCommand,
+  inspectCommand,
+  rmCommand,
+  fsckCommand,
+  gcCommand,
+  keygenCommand,
+  bundleCommand,
+  bundleInspectCommand,
+  applyCommand,
+  demoCommand,
+];
 
 /** The text of `ferry --help`. */
 export function mainHelp(): string {
@@ -39,7 +57,10 @@ export function mainHelp(): string {
   ].join('\n') + '\n';
 }
 
-/** Splits argv into the command name and the rest (global options may precede the name). */
+/**
+ * Splits argv into the command name and the rest (global options may precede the name). A
+ * subcommand (`bundle inspect`) is the word right after its group's name.
+ */
 function splitCommand(argv: string[]): { name: string | undefined; rest: string[] } {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -49,6 +70,8 @@ function splitCommand(argv: string[]): { name: string | undefined; rest: string[
       continue;
     }
     if (a.startsWith('-')) continue;
+    const sub = `${a} ${argv[i + 1] ?? ''}`;
+    if (COMMANDS.some((c) => c.name === sub)) return { name: sub, rest: [...argv.slice(0, i), ...argv.slice(i + 2)] };
     return { name: a, rest: [...argv.slice(0, i), ...argv.slice(i + 1)] };
   }
   return { name: undefined, rest: argv };

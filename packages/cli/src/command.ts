@@ -11,6 +11,8 @@ import { usage } from './errors.js';
 export interface OptionSpec {
   type: 'string' | 'boolean';
   short?: string;
+  /** May be given several times (values collect in an array). */
+  multiple?: boolean;
   /** Placeholder shown in help (`--out DIR`). */
   arg?: string;
   description: string;
@@ -65,7 +67,7 @@ function parseError(err: unknown, spec: CommandSpec): Error {
 /** Parses a command's arguments (global options included) into an Invocation. */
 export function parseInvocation(ctx: CliContext, spec: CommandSpec, args: string[]): Invocation {
   const options = Object.fromEntries(
-    Object.entries({ ...GLOBAL_OPTIONS, ...spec.options }).map(([n, o]) => [n, o.short ? { type: o.type, short: o.short } : { type: o.type }]),
+    Object.entries({ ...GLOBAL_OPTIONS, ...spec.options }).map(([n, o]) => [n, { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) }]),
   );
   let parsed;
   try {
@@ -73,19 +75,33 @@ export function parseInvocation(ctx: CliContext, spec: CommandSpec, args: string
   } catch (err) {
     throw parseError(err, spec);
   }
-  const { store, json, help: _help, ...values } = parsed.values as Record<string, string | boolean | undefined>;
+  const { store, json, help: _help, ...values } = parsed.values as Record<string, string | boolean | string[] | undefined>;
   const { min, max } = spec.positionals;
   const n = parsed.positionals.length;
   if (n < min) throw usage(`ferry ${spec.name} needs ${spec.args} (see ferry ${spec.name} --help)`);
   if (n > max) throw usage(`ferry ${spec.name} takes ${max === 0 ? 'no arguments' : spec.args}, got unexpected ${JSON.stringify(parsed.positionals[max])}`);
   const dir = typeof store === 'string' ? store : ctx.storeFromEnv || 'ferry-store';
-  return { ctx, global: { store: isAbsolute(dir) ? dir : resolve(ctx.cwd, dir), json: json === true }, values, positionals: parsed.positionals };
+  const storeGiven = typeof store === 'string' || Boolean(ctx.storeFromEnv);
+  return { ctx, command: spec.name, global: { store: isAbsolute(dir) ? dir : resolve(ctx.cwd, dir), storeGiven, json: json === true }, values, positionals: parsed.positionals };
 }
 
 /** A string option's value, or undefined. */
 export function stringOpt(inv: Invocation, name: string): string | undefined {
   const v = inv.values[name];
   return typeof v === 'string' ? v : undefined;
+}
+
+/** The values of a repeatable option (empty when absent). */
+export function listOpt(inv: Invocation, name: string): string[] {
+  const v = inv.values[name];
+  return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
+}
+
+/** A string option that must be given. */
+export function requiredOpt(inv: Invocation, name: string, what: string): string {
+  const v = stringOpt(inv, name);
+  if (v === undefined || v === '') throw usage(`ferry ${inv.command} needs --${name} ${what} (see ferry ${inv.command} --help)`);
+  return v;
 }
 
 /** Resolves a user-given path against the working directory. */

@@ -27,6 +27,8 @@ export interface CliContext {
 export interface GlobalOptions {
   /** Absolute store directory. */
   store: string;
+  /** --store or $FERRY_STORE was given (commands for which a store is optional use it only then). */
+  storeGiven: boolean;
   json: boolean;
   /** Set by a command that streams data to stdout: results and errors then go to stderr. */
   stdoutTaken?: boolean;
@@ -35,9 +37,11 @@ export interface GlobalOptions {
 /** One parsed command line. */
 export interface Invocation {
   ctx: CliContext;
+  /** The command's name (`bundle inspect`), for messages. */
+  command: string;
   global: GlobalOptions;
   /** Command options by long name (strings, booleans). */
-  values: Record<string, string | boolean | undefined>;
+  values: Record<string, string | boolean | string[] | undefined>;
   positionals: string[];
 }
 

@@ -29,3 +29,4 @@ export * from './bundle/container.js';
 export * from './bundle/writer.js';
 export * from './bundle/apply-layer.js';
 export * from './bundle/apply.js';
+export * from './bundle/inspect.js';

@@ -15,6 +15,7 @@ import {
   buildLayer,
   digestOf,
   dockerArchive,
+  flipByte,
   ociLayout,
   seededBytes,
   seededText,
@@ -190,9 +191,8 @@ describe('malformed input gets a stable code', () => {
   it('a tampered manifest or config: FERRY_ERR_DIGEST_MISMATCH when opening', async () => {
     for (const d of [img.manifestDigest, img.configDigest]) {
       const files = layout();
-      const bytes = Buffer.from(files.get(blobPath(d))!);
-      bytes[bytes.length - 2] ^= 0x01; // still the same size
-      files.set(blobPath(d), bytes);
+      const bytes = files.get(blobPath(d))!;
+      files.set(blobPath(d), flipByte(bytes, bytes.length - 2)); // still the same size
       await expect(openImage(await layoutDir(files)), d).rejects.toMatchObject({ code: 'FERRY_ERR_DIGEST_MISMATCH' });
     }
   });
@@ -200,8 +200,7 @@ describe('malformed input gets a stable code', () => {
   it('a tampered layer: opens, then FERRY_ERR_DIGEST_MISMATCH once its stream is read to the end', async () => {
     const files = layout();
     const l0 = img.layers[0]!;
-    const bytes = Buffer.from(l0.blob);
-    bytes[2000] ^= 0x20; // inside a body: the tar still parses
+    const bytes = flipByte(l0.blob, 2000, 0x20); // inside a body: the tar still parses
     files.set(blobPath(l0.digest), bytes);
     const got = await openImage(await layoutDir(files));
     await expect(drain(got.layers[0]!.open())).rejects.toMatchObject({ code: 'FERRY_ERR_DIGEST_MISMATCH' });

@@ -23,6 +23,7 @@ import {
   buildImage,
   buildLayer,
   digestOf,
+  flipByte,
   ociLayout,
   seededBytes,
   seededText,
@@ -212,9 +213,7 @@ describe('fsck', () => {
   /** Flips one byte in the middle of `path`, runs fsck, restores the file. */
   async function withFlippedByte(path: string): Promise<Awaited<ReturnType<typeof fsck>>> {
     const original = await readFile(path);
-    const bad = Buffer.from(original);
-    bad[Math.floor(bad.length / 2)] ^= 0x10;
-    await writeFile(path, bad);
+    await writeFile(path, flipByte(original, Math.floor(original.length / 2), 0x10));
     try {
       return await fsck(store);
     } finally {
@@ -246,6 +245,19 @@ describe('fsck', () => {
     expect(refs).toEqual([expect.objectContaining({ id: 'app:v2' })]);
     expect(refs[0]!.problem).toContain(d);
     expect(report.problems).toHaveLength(2);
+  });
+
+  it('reports a corrupt ref and still checks the others', async () => {
+    const path = join(store.root, 'refs', 'app%3Av1');
+    const original = await readFile(path);
+    await writeFile(path, '{"manifest": "sha256:nope"');
+    try {
+      const report = await fsck(store);
+      expect(report.problems).toEqual([expect.objectContaining({ kind: 'ref', id: 'app:v1', path })]);
+      expect(report.checked.refs).toBe(2);
+    } finally {
+      await writeFile(path, original);
+    }
   });
 
   it('reports a deleted content as missing', async () => {
@@ -294,6 +306,27 @@ describe('gc', () => {
 
 });
 
+describe('leftover temp files', () => {
+  it('are reported by fsck as leftovers, not problems, and removed by gc', async () => {
+    const store = await storeWithBoth();
+    const temps = [
+      join(store.root, 'contents', 'ab', '.tmp-4242-0123456789ab'),
+      join(store.root, 'contents', '.tmp-4242-ba9876543210'),
+      join(store.root, 'skeletons', '.tmp-4242-aaaaaaaaaaaa'),
+      join(store.root, 'blobs', '.tmp-4242-bbbbbbbbbbbb'),
+      join(store.root, 'refs', '.tmp-4242-cccccccccccc'),
+    ];
+    for (const t of temps) await writeFile(t, 'half written');
+    const report = await fsck(store);
+    expect(report.ok).toBe(true);
+    expect([...report.leftovers].sort()).toEqual([...temps].sort());
+    const removed = await gc(store);
+    expect(removed.removed).toEqual({ contents: 0, skeletons: 0, blobs: 0, temps: temps.length });
+    expect((await fsck(store)).leftovers).toEqual([]);
+    expect((await store.listRefs()).map((r) => r.ref)).toEqual(['app:v1', 'app:v2']);
+  });
+});
+
 describe('a failed import changes nothing', () => {
   it('a layer whose diff_id does not match the config', async () => {
     const store = await storeWithBoth();
@@ -322,9 +355,8 @@ describe('a failed import changes nothing', () => {
     const files = ociLayout([{ image: v1, tag: 'v1' }]).files;
     const l = v1.layers[1]!;
     const key = `blobs/sha256/${l.digest.slice(7)}`;
-    const tampered = Buffer.from(files.get(key)!);
-    tampered[tampered.length - 10] ^= 0xff;
-    files.set(key, tampered);
+    const blob = files.get(key)!;
+    files.set(key, flipByte(blob, blob.length - 10, 0xff));
     const dir = fresh('tampered');
     await writeFiles(dir, files);
     await expect(importImage(store, await openImage(dir), 'app:v1')).rejects.toMatchObject({ code: expect.stringMatching(/^FERRY_ERR_(DIGEST_MISMATCH|IMAGE_LAYER_CORRUPT)$/) });
@@ -378,6 +410,10 @@ describe('lock', () => {
     await importImage(store, await openImage(v1Dir), 'app:v1');
     expect((await store.listRefs()).map((r) => r.ref)).toEqual(['app:v1']);
     await expect(readFile(join(store.root, 'lock'))).rejects.toMatchObject({ code: 'ENOENT' });
+    // our own pid, left by an earlier process that had it (pid 1 in a container): stale as well
+    await writeFile(join(store.root, 'lock'), String(process.pid));
+    await importImage(store, await openImage(v2Dir), 'app:v2');
+    expect((await store.listRefs()).map((r) => r.ref)).toEqual(['app:v1', 'app:v2']);
   });
 });
 
@@ -395,6 +431,14 @@ describe('Store.open', () => {
     await expect(Store.open(other)).rejects.toMatchObject({ code: 'FERRY_ERR_STORE_INVALID' });
     await writeFile(join(other, 'ferry-store.json'), '{not json');
     await expect(Store.open(other)).rejects.toMatchObject({ code: 'FERRY_ERR_STORE_INVALID' });
+    // a store whose creation was cut short (no marker yet, only its own directories) is finished
+    const half = fresh('half-created');
+    for (const d of ['refs', 'blobs', 'contents/00', 'contents/01']) await mkdir(join(half, d), { recursive: true });
+    await writeFile(join(half, '.tmp-4242-0123456789ab'), '{"format":');
+    await expect(Store.open(half)).rejects.toMatchObject({ code: 'FERRY_ERR_STORE_INVALID' });
+    const finished = await Store.open(half, { create: true });
+    await importImage(finished, await openImage(v1Dir), 'app:v1');
+    expect((await fsck(finished)).ok).toBe(true);
     // an existing store opens without create
     const ok = await newStore();
     await expect(Store.open(ok.root)).resolves.toBeInstanceOf(Store);

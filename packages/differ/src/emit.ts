@@ -81,6 +81,11 @@ export async function emitLayer(store: Store, ops: PlannedOp[], out: FileHandle,
       w.run(op.start, op.count);
       stats.runEntries += op.count;
       stats.entries += op.count;
+    } else if (op.kind === 'patchrun') {
+      w.patchRun(op.start, op.count, op.patch);
+      stats.runEntries += op.count;
+      stats.entries += op.count;
+      stats.headerBytes.patched += op.patch.length;
     } else if (op.kind === 'entry') {
       const body = await bodySource(store, op, stats);
       w.entry(op.header, body, op.pad);

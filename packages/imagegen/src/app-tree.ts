@@ -78,7 +78,7 @@ function addNpmPackage(c: AppCtx, dir: string, p: NpmPackage, depth: number): vo
 
 function addNodeModules(c: AppCtx, reg: NpmPackage[]): void {
   const { rng } = c;
-  const count = Math.min(reg.length, Math.max(8, Math.round(90 * c.o.fileScale)));
+  const count = Math.min(reg.length, Math.max(5, Math.round(90 * c.o.fileScale)));
   const picked = new Set<NpmPackage>();
   while (picked.size < count) picked.add(rng.skewed(reg, 1.8));
   for (const p of picked) {
@@ -113,7 +113,7 @@ function addAppFiles(c: AppCtx, budget: number, reg: NpmPackage[]): void {
   const built = { ...APP_OWNER, mtime: o.mtime + DAY };
   const deps = Object.fromEntries(reg.slice(0, 12).map((p) => [p.name, `^${p.version}`]));
   b.file('app/package.json', literal(JSON.stringify({ name: o.appName, version: '1.0.0', private: true, main: 'dist/main.js', dependencies: deps }, null, 2) + '\n'), built);
-  b.file(`app/bin/${o.appName}`, appBody(c, 'elf', Math.max(64 * KIB, Math.round(budget * 0.12)), 'main-binary'), { ...built, mode: 0o755 });
+  b.file(`app/bin/${o.appName}`, appBody(c, 'elf', Math.max(16 * KIB, Math.round(budget * 0.12)), 'main-binary'), { ...built, mode: 0o755 });
   for (let i = Math.max(3, Math.round(30 * o.fileScale)); i > 0; i--) {
     const path = `app/dist/${c.names.unique(rng, identifier)}.js`;
     b.file(path, appBody(c, 'js', rng.size(10 * KIB, 500, 90 * KIB), path), built);

@@ -193,9 +193,9 @@ export function generateBaseTree(opts: ImageGenOptions = {}): TreeEntry[] {
   const b = new TreeBuilder({ mtime: o.mtime - 30 * DAY, uname: 'root', gname: 'root' });
   const c: BaseCtx = { o, rng: Rng.derive(o.seed, 'base-tree'), b, names: new NamePool(), arch, lib: multiarchTriplet(arch) };
   addSkeleton(c);
-  const packages = Math.max(6, Math.round(140 * o.fileScale));
+  const packages = Math.max(3, Math.round(140 * o.fileScale));
   for (let i = 0; i < packages; i++) addPackage(c, i);
-  const pythons = Math.max(2, Math.round(18 * o.fileScale));
+  const pythons = Math.max(1, Math.round(18 * o.fileScale));
   for (let i = 0; i < pythons; i++) addPythonPackage(c);
   const status = [...new Set(b.list().map((e) => e.group).filter((g): g is string => g !== undefined && !g.startsWith('large-')))]
     .map((p) => `Package: ${p}\nStatus: install ok installed\nArchitecture: ${arch}\nVersion: 1.${p.length}-1\nDescription: ${sentence(c.rng)}\n`)

@@ -152,6 +152,7 @@ export function* bodyChunks(body: BodySpec, chunkSize = BODY_CHUNK): Generator<U
     for (let o = 0; o < body.data.length; o += chunkSize) yield body.data.subarray(o, o + chunkSize);
     return;
   }
+  if (!Number.isSafeInteger(body.size) || body.size < 0) throw new RangeError(`body size must be a non-negative integer, got ${body.size}`);
   const base = new ByteSource(baseProducer(body));
   let pos = 0;
   for (const e of body.edits ?? []) {

@@ -65,6 +65,7 @@ async function packMembers(path: string, members: Member[], mtime: Date, signal:
       let settle!: (err?: Error | null) => void;
       const done = new Promise<void>((res, rej) => (settle = (err) => (err ? rej(err) : res())));
       const w = pack.entry(header, settle);
+      w.on('error', () => undefined); // reported through settle
       for await (const chunk of createReadStream(m.file)) if (!w.write(chunk as Buffer)) await waitDrain(w);
       w.end(undefined);
       await done;

@@ -104,12 +104,16 @@ async function feed(pack: tar.Pack, entries: readonly TreeEntry[], signal: Abort
     });
     finished.catch(() => undefined); // awaited below; this only stops an early throw leaving it unhandled
     const w = pack.entry(header(e), settle);
+    w.on('error', () => undefined); // a destroyed pack destroys its sink; the error reaches us via settle
     if (e.type === 'file') {
+      let produced = 0;
       for (const chunk of bodyChunks(e.body)) {
+        produced += chunk.byteLength;
         // A Buffer view, not a plain Uint8Array: streamx would copy the latter.
         if (!w.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))) await waitDrain(w);
         if (w.destroyed) break;
       }
+      if (produced !== bodySize(e.body) && !w.destroyed) throw new Error(`imagegen bug: body of ${e.path} produced ${produced} bytes, not ${bodySize(e.body)}`);
       w.end(undefined);
     }
     await finished;

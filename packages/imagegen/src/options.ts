@@ -26,8 +26,8 @@ export interface ImageGenOptions {
    */
   targetBytes?: number;
   /**
-   * Multiplier on file counts. Default `sqrt(targetBytes / 40 MiB)` clamped to [0.05, 20]: about
-   * 3000 files at the default size, 15000 at 1 GiB (bigger images have more and bigger files).
+   * Multiplier on file counts. Default `sqrt(targetBytes / 40 MiB)` (at most 20, and falling
+   * linearly below 4 MiB): about 3000 files at the default size, 15000 at 1 GiB.
    */
   fileScale?: number;
   /** Build time of `v1`'s base layer (Date or seconds since the epoch). Default 2024-01-15T00:00:00Z. */
@@ -84,11 +84,22 @@ export function formatPlatform(p: Platform): string {
   return p.variant === undefined ? `${p.os}/${p.architecture}` : `${p.os}/${p.architecture}/${p.variant}`;
 }
 
+/**
+ * File-count multiplier for an image size: grows with the square root of the size (bigger images
+ * have more and bigger files), and linearly below 4 MiB so tiny images are not all tar headers.
+ */
+export function defaultFileScale(targetBytes: number): number {
+  const knee = 4 * 1024 * 1024;
+  const atKnee = Math.sqrt(knee / DEFAULT_TARGET_BYTES);
+  if (targetBytes < knee) return atKnee * (targetBytes / knee);
+  return Math.min(20, Math.sqrt(targetBytes / DEFAULT_TARGET_BYTES));
+}
+
 /** Applies the defaults of {@link ImageGenOptions}. */
 export function resolveGenOptions(opts: ImageGenOptions = {}): ResolvedGenOptions {
   const targetBytes = opts.targetBytes ?? DEFAULT_TARGET_BYTES;
   if (!Number.isFinite(targetBytes) || targetBytes < 256 * 1024) throw new RangeError(`targetBytes must be at least 256 KiB, got ${targetBytes}`);
-  const fileScale = opts.fileScale ?? Math.min(20, Math.max(0.05, Math.sqrt(targetBytes / DEFAULT_TARGET_BYTES)));
+  const fileScale = opts.fileScale ?? defaultFileScale(targetBytes);
   const mtime = opts.mtime === undefined ? DEFAULT_MTIME : typeof opts.mtime === 'number' ? opts.mtime : opts.mtime.getTime() / 1000;
   return {
     seed: opts.seed ?? 1,

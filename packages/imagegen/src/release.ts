@@ -45,6 +45,11 @@ function bumpedName(dir: string): string {
   return `${parentPath(dir)}/${m[1]}${m[2]}.${m[3]}.${Number(m[4]) + 1}${m[5] ?? ''}`;
 }
 
+/** A size for a file the release adds: as given at the default image size, smaller for smaller images. */
+function scaled(o: ResolvedGenOptions, size: number): number {
+  return Math.max(64, Math.round(size * Math.min(1, o.fileScale)));
+}
+
 /** `count` items spread evenly over `items`. */
 function spread<T>(items: readonly T[], count: number): T[] {
   if (items.length === 0) return [];
@@ -101,8 +106,8 @@ function releaseBase(v1: readonly TreeEntry[], o: ResolvedGenOptions, rng: Rng, 
   for (const e of out) b.add(e);
   const pkg = `${coinName(rng, 3)}-tools`;
   const arch = o.platform.architecture;
-  b.file(`usr/bin/${pkg}`, { kind: 'elf', seed: hashSeed(o.seed, 'release', pkg, arch), size: 70 * 1024, arch }, { mode: 0o755, group: pkg });
-  b.file(`usr/share/doc/${pkg}/copyright`, { kind: 'prose', seed: hashSeed(o.seed, 'base', 'license-shared-1'), size: 5000 }, { group: pkg });
+  b.file(`usr/bin/${pkg}`, { kind: 'elf', seed: hashSeed(o.seed, 'release', pkg, arch), size: scaled(o, 70 * 1024), arch }, { mode: 0o755, group: pkg });
+  b.file(`usr/share/doc/${pkg}/copyright`, { kind: 'prose', seed: hashSeed(o.seed, 'base', 'license-shared-1'), size: scaled(o, 5000) }, { group: pkg });
   addDpkgInfo({ b, rng, o: { ...o, mtime: when } }, pkg);
   return b.finish();
 }
@@ -140,14 +145,14 @@ function releaseApp(v1: readonly TreeEntry[], o: ResolvedGenOptions, rng: Rng, r
   for (const e of out) b.add(e);
   for (let i = 0; i < 3; i++) {
     const path = `app/dist/${coinName(rng, 3)}-v2.js`;
-    b.file(path, { kind: 'js', seed: hashSeed(o.seed, 'release', path), size: rng.size(8 * 1024, 500, 40 * 1024) });
+    b.file(path, { kind: 'js', seed: hashSeed(o.seed, 'release', path), size: scaled(o, rng.size(8 * 1024, 500, 40 * 1024)) });
   }
   for (let i = 0; i < 2; i++) {
     const name = `${coinName(rng, 2)}-${coinName(rng, 2)}`;
     b.file(`app/node_modules/${name}/package.json`, literal(`{\n  "name": "${name}",\n  "version": "0.${i + 1}.0"\n}\n`), { mtime: NPM_MTIME });
-    b.file(`app/node_modules/${name}/index.js`, { kind: 'js', seed: hashSeed(o.seed, 'npm', name), size: rng.size(6 * 1024, 500, 30 * 1024) }, { mtime: NPM_MTIME });
+    b.file(`app/node_modules/${name}/index.js`, { kind: 'js', seed: hashSeed(o.seed, 'npm', name), size: scaled(o, rng.size(6 * 1024, 500, 30 * 1024)) }, { mtime: NPM_MTIME });
   }
-  b.file('app/static/img/release-banner.png', { kind: 'random', seed: hashSeed(o.seed, 'release', 'banner'), size: 48 * 1024 });
+  b.file('app/static/img/release-banner.png', { kind: 'random', seed: hashSeed(o.seed, 'release', 'banner'), size: scaled(o, 48 * 1024) });
   return finishTree(b.list(), { mtime: when, uid: 1000, gid: 1000 });
 }
 
@@ -159,7 +164,7 @@ function releaseConfig(v1: readonly TreeEntry[], o: ResolvedGenOptions, rng: Rng
     .filter((e) => e.path !== dropped)
     .map((e) => (e.type === 'file' && (e.path.endsWith(`${o.appName}.conf`) || e.path.endsWith('/env')) ? editFile(e, rng, when) : e));
   const dir = `etc/${o.appName}/conf.d`;
-  out.push({ path: `${dir}/90-release.conf`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: when, body: { kind: 'config', seed: hashSeed(o.seed, 'release', 'conf'), size: 900 } });
+  out.push({ path: `${dir}/90-release.conf`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: when, body: { kind: 'config', seed: hashSeed(o.seed, 'release', 'conf'), size: scaled(o, 900) } });
   return finishTree(out, { mtime: when });
 }
 
@@ -180,7 +185,7 @@ function cleanupLayer(base: readonly TreeEntry[], app: readonly TreeEntry[], o: 
   out.push({ ...meta, type: 'file', path: `app/plugins/${OPAQUE_WHITEOUT}`, body: literal('') });
   const kept = plugins[0];
   if (kept) out.push(editFile({ ...kept, uid: 0, gid: 0 }, rng, when));
-  out.push({ ...meta, type: 'file', path: 'app/plugins/metrics-v2.js', body: { kind: 'js', seed: hashSeed(o.seed, 'release', 'plugin'), size: 5 * 1024 } });
+  out.push({ ...meta, type: 'file', path: 'app/plugins/metrics-v2.js', body: { kind: 'js', seed: hashSeed(o.seed, 'release', 'plugin'), size: scaled(o, 5 * 1024) } });
   return finishTree(out, { mtime: when });
 }
 

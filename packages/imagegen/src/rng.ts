@@ -99,8 +99,8 @@ export class Rng {
 
   /** A log-normal size around `median`, clamped to [min, max], as an integer. */
   size(median: number, min: number, max: number, spread = 0.9): number {
-    const v = Math.round(median * Math.exp(spread * this.normal()));
-    return Math.min(max, Math.max(min, v));
+    const v = median * Math.exp(spread * this.normal());
+    return Math.round(Math.min(max, Math.max(min, v)));
   }
 
   /** Fills `out` with random bytes (four per step). */

@@ -18,7 +18,9 @@ export function shrinkBodies(b: TreeBuilder, maxBytes: number): void {
   let scalable = 0;
   for (const e of entries) if (e.type === 'file' && e.body.kind !== 'literal') scalable += bodySize(e.body);
   if (scalable === 0) return;
-  const factor = Math.max(0.01, (maxBytes - (total - scalable)) / scalable);
+  // Quantised so that platforms, whose trees differ by a few path bytes, almost always get the
+  // same factor and hence identical text bodies.
+  const factor = Math.max(1 / 64, Math.floor(((maxBytes - (total - scalable)) / scalable) * 64) / 64);
   for (const e of b.list()) {
     if (e.type !== 'file' || e.body.kind === 'literal' || e.body.size === 0) continue;
     b.add({ ...e, body: { ...e.body, size: Math.max(e.body.kind === 'elf' ? 512 : 16, Math.floor(e.body.size * factor)) } });
@@ -44,13 +46,15 @@ export function ensureParents(b: TreeBuilder, path: string): number {
  */
 export function fillToBudget(b: TreeBuilder, budget: number, rng: Rng, add: (size: number, index: number) => FileEntry): void {
   let current = tarSize(b.finish());
-  const median = Math.min(32 * MIB, Math.max(256 * KIB, budget / 40));
-  const max = Math.max(128 * KIB, budget / 6);
+  // "Large" is relative for tiny images: at least 100 KiB normally, a twentieth of a small budget.
+  const min = Math.min(100 * KIB, Math.floor(budget / 20));
+  const median = Math.min(32 * MIB, Math.max(2 * min, budget / 40));
+  const max = Math.max(2 * min, Math.floor(budget / 6));
   let last: FileEntry | undefined;
-  for (let i = 0; budget - current > 96 * KIB; i++) {
+  for (let i = 0; budget - current > min + 4 * KIB; i++) {
     const room = budget - current - 4 * KIB;
-    let size = Math.min(room, rng.size(median, 100 * KIB, max, 0.8));
-    if (room - size < 100 * KIB) size = room;
+    let size = Math.min(room, rng.size(median, min, max, 0.8));
+    if (room - size < min) size = room;
     last = add(size, i);
     current += ensureParents(b, last.path) * 512 + tarEntrySize(last);
   }

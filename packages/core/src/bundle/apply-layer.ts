@@ -10,7 +10,7 @@ import { FerryError } from '../errors.js';
 import { hashToDigest, type Digest } from '../util/digest.js';
 import { fsyncDir, writeStreamAtomic } from '../util/fs.js';
 import { zstdDecode } from '../util/zstd.js';
-import { parseHeaderGroup, paddingAfter } from '../tar/group.js';
+import { parseHeaderGroup, paddingAfter, recomputeChecksums } from '../tar/group.js';
 import { reassembleLayer, type SkeletonEntry } from '../tar/skeleton.js';
 import { SkeletonWriter, readSkeletonFile } from '../tar/skeleton-file.js';
 import { ContentBatch } from '../store/contents.js';
@@ -54,6 +54,13 @@ async function loadReference(store: Store, b: BaselineEntry, limits: LayerApplyL
   }
 }
 
+/** A baseline header group with a byte patch applied (and its checksums recomputed when asked). */
+function patchedHeader(base: Buffer, patch: Uint8Array, fixChecksum: boolean): Buffer {
+  const out = patchBytes(base, patch);
+  if (fixChecksum && !recomputeChecksums(out, base)) throw bad('a patched header checksum does not fit its field');
+  return out;
+}
+
 /** State of one layer rebuild. */
 class LayerBuild {
   readonly digests: (Digest | undefined)[] = [];
@@ -71,7 +78,8 @@ class LayerBuild {
   header(h: HeaderSource): { bytes: Buffer; base?: BaselineEntry | undefined } {
     if (h.kind === 'literal') return { bytes: Buffer.from(h.bytes) };
     const base = baseAt(this.baseline, h.index);
-    return { bytes: h.kind === 'base' ? base.header : patchBytes(base.header, h.patch), base };
+    if (h.kind === 'base') return { bytes: base.header, base };
+    return { bytes: patchedHeader(base.header, h.patch, h.fixChecksum ?? false), base };
   }
 
   async body(b: DecodedBody, base: BaselineEntry | undefined): Promise<{ digest?: Digest | undefined; size: number }> {
@@ -146,6 +154,11 @@ export async function applyLayer(store: Store, layer: LayerPlan, ops: AsyncItera
         for (let i = op.start; i < op.start + op.count; i++) {
           const b = baseAt(baseline, i);
           build.add(undefined, b.header, { digest: b.digest, size: b.size });
+        }
+      } else if (op.op === 'patchrun') {
+        for (let i = op.start; i < op.start + op.count; i++) {
+          const b = baseAt(baseline, i);
+          build.add(undefined, patchedHeader(b.header, op.patch, true), { digest: b.digest, size: b.size });
         }
       } else if (op.op === 'entry') {
         const { bytes, base } = build.header(op.header);

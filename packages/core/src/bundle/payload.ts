@@ -18,6 +18,11 @@
  *                             bytes follow in bin records; output is `size` bytes
  *        pad:  bin            the previous body's padding when it is not all zeros
  *   [2, tail]            TAIL: the layer's last bytes (padding, end-of-archive blocks); ends the frame
+ *   [3, d, n, patch]     PATCHRUN: n entries equal to baseline entries cursor+d ... except that each
+ *                        header group gets the same byte patch, checksums recomputed (a rebuild that
+ *                        only moved mtimes costs one record per run)
+ *
+ *   A patched header [d, patch, 1] also has its checksums recomputed after patching.
  */
 import { decodeMultiStream, encode } from '@msgpack/msgpack';
 import type { Writable } from 'node:stream';
@@ -30,7 +35,11 @@ export const PAYLOAD_PART = 1024 * 1024;
 const LIMITS = { maxStrLength: 0, maxBinLength: 16 * 1024 * 1024, maxArrayLength: 8, maxMapLength: 0, maxExtLength: 0 };
 
 /** Where an entry's header group comes from. */
-export type HeaderSource = { kind: 'base'; index: number } | { kind: 'patched'; index: number; patch: Uint8Array } | { kind: 'literal'; bytes: Uint8Array };
+export type HeaderSource =
+  | { kind: 'base'; index: number }
+  /** `fixChecksum`: after patching, every header block's checksum is recomputed (recomputeChecksums). */
+  | { kind: 'patched'; index: number; patch: Uint8Array; fixChecksum?: boolean | undefined }
+  | { kind: 'literal'; bytes: Uint8Array };
 
 /** Where an entry's body comes from (encoder side: data is whole). */
 export type BodySource =
@@ -46,7 +55,8 @@ export type BodySource =
 export type PayloadOp =
   | { op: 'run'; start: number; count: number }
   | { op: 'entry'; header: HeaderSource; body: DecodedBody; pad?: Uint8Array | undefined }
-  | { op: 'tail'; bytes: Uint8Array };
+  | { op: 'tail'; bytes: Uint8Array }
+  | { op: 'patchrun'; start: number; count: number; patch: Uint8Array };
 
 /** A decoded body source. */
 export type DecodedBody =
@@ -85,9 +95,16 @@ export class OpWriter {
     this.rec([0, d, count]);
   }
 
+  /** n entries equal to baseline entries start..start+n-1 but for one header patch (checksums fixed). */
+  patchRun(start: number, count: number, patch: Uint8Array): void {
+    const d = start - this.cursor;
+    this.cursor = start + count;
+    this.rec([3, d, count, patch]);
+  }
+
   /** One entry. */
   entry(header: HeaderSource, body: BodySource, pad?: Uint8Array): void {
-    const hdr = header.kind === 'base' ? this.delta(header.index) : header.kind === 'patched' ? [this.delta(header.index), header.patch] : header.bytes;
+    const hdr = header.kind === 'base' ? this.delta(header.index) : header.kind === 'patched' ? (header.fixChecksum ? [this.delta(header.index), header.patch, 1] : [this.delta(header.index), header.patch]) : header.bytes;
     let b: unknown;
     switch (body.kind) {
       case 'none': b = null; break;
@@ -160,9 +177,15 @@ export async function* readOps(compressed: AsyncIterable<Uint8Array>, maxOutput:
       yield { op: 'run', start, count };
     } else if (rec[0] === 1) {
       const h = rec[1];
-      const header: HeaderSource = typeof h === 'number' ? { kind: 'base', index: base(h) } : h instanceof Uint8Array ? { kind: 'literal', bytes: h } : Array.isArray(h) && h[1] instanceof Uint8Array ? { kind: 'patched', index: base(h[0]), patch: h[1] } : (() => { throw bad('header source'); })();
+      const header: HeaderSource = typeof h === 'number' ? { kind: 'base', index: base(h) } : h instanceof Uint8Array ? { kind: 'literal', bytes: h } : Array.isArray(h) && h[1] instanceof Uint8Array && (h[2] === undefined || h[2] === 1) ? { kind: 'patched', index: base(h[0]), patch: h[1], fixChecksum: h[2] === 1 } : (() => { throw bad('header source'); })();
       const pad = rec[3] === undefined ? undefined : rec[3] instanceof Uint8Array ? rec[3] : (() => { throw bad('pad'); })();
       yield { op: 'entry', header, body: decodeBody(rec[2], parts, header), pad };
+    } else if (rec[0] === 3) {
+      const start = cursor + int(rec[1], 'patch run delta', -cursor);
+      const count = int(rec[2], 'patch run count', 1);
+      if (!(rec[3] instanceof Uint8Array)) throw bad('patch run patch is not binary');
+      cursor = start + count;
+      yield { op: 'patchrun', start, count, patch: rec[3] };
     } else if (rec[0] === 2) {
       if (!(rec[1] instanceof Uint8Array)) throw bad('tail is not binary');
       yield { op: 'tail', bytes: rec[1] };
@@ -201,9 +224,8 @@ function decodeBody(b: unknown, parts: (n: number) => AsyncGenerator<Uint8Array>
   }
 }
 
-/** Encodes a same-length byte patch: (skip varint, len varint, bytes)*. */
-export function diffBytes(from: Uint8Array, to: Uint8Array): Uint8Array | undefined {
-  if (from.length !== to.length) return undefined;
+/** Encodes a patch writing `to`'s bytes over the given sorted, disjoint [start, end) ranges. */
+export function encodePatch(to: Uint8Array, ranges: [number, number][]): Uint8Array {
   const out: number[] = [];
   const varint = (n: number): void => {
     while (n >= 0x80) {
@@ -212,8 +234,20 @@ export function diffBytes(from: Uint8Array, to: Uint8Array): Uint8Array | undefi
     }
     out.push(n);
   };
-  let i = 0;
   let last = 0;
+  for (const [i, j] of ranges) {
+    varint(i - last);
+    varint(j - i);
+    for (let k = i; k < j; k++) out.push(to[k]!);
+    last = j;
+  }
+  return Uint8Array.from(out);
+}
+
+/** The [start, end) ranges where two same-length buffers differ, merging gaps under 3 bytes. */
+export function diffRanges(from: Uint8Array, to: Uint8Array): [number, number][] {
+  const ranges: [number, number][] = [];
+  let i = 0;
   while (i < to.length) {
     if (from[i] === to[i]) {
       i++;
@@ -222,13 +256,16 @@ export function diffBytes(from: Uint8Array, to: Uint8Array): Uint8Array | undefi
     let j = i;
     // extend over short equal gaps: a new segment costs ~2 bytes
     while (j < to.length && (from[j] !== to[j] || (j + 1 < to.length && from[j + 1] !== to[j + 1]) || (j + 2 < to.length && from[j + 2] !== to[j + 2]))) j++;
-    varint(i - last);
-    varint(j - i);
-    for (let k = i; k < j; k++) out.push(to[k]!);
-    last = j;
+    ranges.push([i, j]);
     i = j;
   }
-  return Uint8Array.from(out);
+  return ranges;
+}
+
+/** Encodes a same-length byte patch: (skip varint, len varint, bytes)*; undefined if lengths differ. */
+export function diffBytes(from: Uint8Array, to: Uint8Array): Uint8Array | undefined {
+  if (from.length !== to.length) return undefined;
+  return encodePatch(to, diffRanges(from, to));
 }
 
 /** Applies a patch made by diffBytes; malformed: FERRY_ERR_BUNDLE_INVALID. */

@@ -8,6 +8,7 @@ import { FerryError, isFerryError } from '../errors.js';
 import type { Digest } from '../util/digest.js';
 import { readSkeletonFile } from '../tar/skeleton-file.js';
 import type { Progress } from './import.js';
+import { refFromFileName } from './refs.js';
 import type { Store } from './store.js';
 
 /** One problem fsck found. */
@@ -98,18 +99,23 @@ export async function fsck(store: Store, opts: { onProgress?: (p: Progress) => v
     }
     tick('blobs');
   }
-  for (const { ref, manifest } of await store.listRefs().catch(() => [])) {
+  // each ref file on its own: one unreadable ref must be reported, not hide the others
+  // (store.listRefs fails as a whole on the first bad one)
+  for (const f of await readdir(join(store.root, 'refs'))) {
+    const path = join(store.root, 'refs', f);
+    if (TEMP_RE.test(f)) leftovers.push(path);
+    if (f.startsWith('.')) continue;
+    const ref = refFromFileName(f);
     checked.refs++;
     try {
-      const img = await store.imageByManifest(ref, manifest);
+      const img = await store.resolve(ref);
       for (const l of img.layers) {
-        if (!(await store.hasSkeleton(l.diffId))) problems.push({ kind: 'ref', id: ref, problem: `layer ${l.diffId} has no skeleton` });
+        if (!(await store.hasSkeleton(l.diffId))) problems.push({ kind: 'ref', id: ref, path, problem: `layer ${l.diffId} has no skeleton` });
       }
     } catch (err) {
-      problems.push({ kind: 'ref', id: ref, problem: why(err) });
+      problems.push({ kind: 'ref', id: ref, path, problem: why(err) });
     }
   }
-  for (const f of await readdir(join(store.root, 'refs'))) if (TEMP_RE.test(f)) leftovers.push(join(store.root, 'refs', f));
   return { ok: problems.length === 0, checked, problems, leftovers };
 }
 
@@ -144,6 +150,14 @@ export async function gc(store: Store, opts: { dryRun?: boolean; signal?: AbortS
         else report.removed[kind]++;
         if (!opts.dryRun) await rm(o.path, { force: true });
       }
+    }
+    // an interrupted ref update leaves its temp file in refs/ (fsck lists it as a leftover)
+    for (const f of await readdir(join(store.root, 'refs'))) {
+      if (!TEMP_RE.test(f)) continue;
+      const path = join(store.root, 'refs', f);
+      report.freedBytes += (await stat(path)).size;
+      report.removed.temps++;
+      if (!opts.dryRun) await rm(path, { force: true });
     }
     return report;
   });

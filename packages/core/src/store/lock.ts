@@ -37,18 +37,29 @@ async function createWithPid(path: string): Promise<void> {
 export async function acquireLock(root: string): Promise<() => Promise<void>> {
   const path = join(root, 'lock');
   if (held.has(path)) throw new FerryError('FERRY_ERR_STORE_LOCKED', `store ${root} is in use by another operation of this process`);
+  // reserve it in this process before the first await: a lock file with our own pid that we do not
+  // hold is stale (a previous process with the same pid, as pid 1 in a container), so a second
+  // operation of this process must never get as far as reading the file
+  held.add(path);
+  try {
+    await takeFile(root, path);
+  } catch (err) {
+    held.delete(path);
+    throw err;
+  }
+  return async () => {
+    held.delete(path);
+    await rm(path, { force: true });
+  };
+}
+
+async function takeFile(root: string, path: string): Promise<void> {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       await createWithPid(path);
-      held.add(path);
-      return async () => {
-        held.delete(path);
-        await rm(path, { force: true });
-      };
+      return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw toFerryError(err, 'taking the store lock');
-      // another operation of this process took it meanwhile: its pid is ours, yet it is not stale
-      if (held.has(path)) throw new FerryError('FERRY_ERR_STORE_LOCKED', `store ${root} is in use by another operation of this process`);
       const owner = Number((await readFile(path, 'utf8').catch(() => '')).trim());
       if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
         throw new FerryError('FERRY_ERR_STORE_LOCKED', `store ${root} is in use by process ${owner}`, { details: { pid: owner } });

@@ -26,6 +26,8 @@ import { acquireLock } from './lock.js';
 import { parseRef, refFileName, refFromFileName } from './refs.js';
 
 const MARKER = { format: 'ferry-store', version: 1 };
+/** Directories Store.open creates before it writes the marker. */
+const STORE_DIRS = ['contents', 'skeletons', 'blobs', 'refs'];
 
 /** An image as the store holds it. */
 export interface StoredImage {
@@ -67,7 +69,8 @@ export class Store {
         throw new FerryError('FERRY_ERR_STORE_INVALID', code === 'ENOENT' ? `${root} is not a ferry store (no ferry-store.json)` : `${root}/ferry-store.json is unreadable`, { cause: err });
       }
       await mkdir(root, { recursive: true });
-      const leftovers = (await readdir(root)).filter((f) => !f.startsWith('.'));
+      // the store's own directories without a marker: a creation that was cut short, finished here
+      const leftovers = (await readdir(root)).filter((f) => !f.startsWith('.') && !STORE_DIRS.includes(f));
       if (leftovers.length > 0) throw new FerryError('FERRY_ERR_STORE_INVALID', `${root} is not empty and not a ferry store`);
       for (const d of ['skeletons', 'blobs', 'refs']) await mkdir(join(root, d), { recursive: true });
       // the 256 fan-out directories exist from the start, so content writes never mkdir

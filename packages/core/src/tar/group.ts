@@ -66,3 +66,47 @@ export function parseHeaderGroup(group: Buffer): MemberInfo {
 export function paddingAfter(size: number): number {
   return (BLOCK - (size % BLOCK)) % BLOCK;
 }
+
+/** Offsets of the member and metadata header blocks in a header group (not their data blocks). */
+export function headerBlockOffsets(group: Buffer): number[] {
+  const out: number[] = [];
+  let pos = 0;
+  while (pos + BLOCK <= group.length) {
+    const block = group.subarray(pos, pos + BLOCK);
+    if (isZeroBlock(block)) break;
+    out.push(pos);
+    const type = String.fromCharCode(block[156]!);
+    let size = 0;
+    if (type === 'x' || type === 'g' || type === 'L' || type === 'K') {
+      try {
+        size = parseHeader(block, pos).size;
+      } catch {
+        break;
+      }
+    }
+    pos += BLOCK + Math.ceil(size / BLOCK) * BLOCK;
+  }
+  return out;
+}
+
+/**
+ * Rewrites the checksum field of every header block in `group`, formatted like the same field in
+ * `template` (same digit count and terminator bytes): header patches then need not carry checksums,
+ * which change whenever any field does. Returns false when a value does not fit the template's
+ * format (the caller then keeps the checksum bytes in the patch).
+ */
+export function recomputeChecksums(group: Buffer, template: Buffer): boolean {
+  for (const off of headerBlockOffsets(group)) {
+    const field = template.subarray(off + 148, off + 156);
+    let digits = 0;
+    while (digits < 8 && field[digits]! >= 0x30 && field[digits]! <= 0x37) digits++;
+    if (digits === 0) return false;
+    let sum = 0;
+    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : group[off + i]!;
+    const text = sum.toString(8).padStart(digits, '0');
+    if (text.length > digits) return false;
+    group.write(text, off + 148, 'latin1');
+    field.copy(group, off + 148 + digits, digits, 8);
+  }
+  return true;
+}

@@ -256,3 +256,10 @@ export async function writeArchive(path: string, files: FileMap): Promise<void> 
   await mkdir(dirname(path), { recursive: true });
   await writeFile(path, await archiveBytes(files));
 }
+
+/** A copy of `data` with the bits of `mask` flipped in the byte at `at` (same size, other digest). */
+export function flipByte(data: Buffer, at: number, mask = 0x01): Buffer {
+  const out = Buffer.from(data);
+  out.writeUInt8(out.readUInt8(at) ^ mask, at);
+  return out;
+}

@@ -1,0 +1,277 @@
+/**
+ * Looking inside a bundle without applying it (`ferry bundle inspect`): the header decoded with or
+ * without its signatures checked, and statistics of the payload ops (docs/format.md sections 4-5):
+ * how many entries each op kind rebuilds, the data bytes each carries, the compressed frame of each
+ * layer, and the files that cost the most. Op and body kinds this version does not name (a newer
+ * differ's) are counted under their own names rather than refused.
+ */
+import { FerryError } from '../errors.js';
+import { bytesToDigest, type Digest } from '../util/digest.js';
+import { parseHeaderGroup } from '../tar/group.js';
+import type { Progress } from '../store/import.js';
+import type { BaselineEntry } from './baseline.js';
+import { payloadRange, type ChunkSource } from './container.js';
+import { BUNDLE_FORMAT_VERSION, HEADER_MAX_BYTES, decodeRelease, type BundleHeader, type LayerPlan } from './header.js';
+import { check, decodeLimited } from './msgpack.js';
+import { patchBytes, readOps, type HeaderSource } from './payload.js';
+
+// the limits header.ts decodes envelopes and documents with (docs/format.md section 4)
+const ENVELOPE_LIMITS = { maxStrLength: 256, maxBinLength: HEADER_MAX_BYTES, maxArrayLength: 64, maxMapLength: 4 };
+const DOC_LIMITS = { maxStrLength: 4096, maxBinLength: 8 * 1024 * 1024, maxArrayLength: 4 * 1024 * 1024, maxMapLength: 32 };
+const MODES = ['reuse', 'rebuild'] as const;
+
+/** A header decoded without checking signatures, with the key ids its envelopes name. */
+export interface UnverifiedHeader {
+  header: BundleHeader;
+  /** Key ids of the signatures (hints, not checked): header role and release role. */
+  signers: { header: string[]; release: string[] };
+}
+
+function openUnverified(bytes: Uint8Array, what: string): { signed: Uint8Array; keyids: string[] } {
+  if (bytes.length > HEADER_MAX_BYTES) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `${what} is ${bytes.length} bytes, over the ${HEADER_MAX_BYTES} cap`);
+  const env = check.map(decodeLimited(bytes, ENVELOPE_LIMITS, what), what);
+  const keyids = check.array(env.signatures, `${what} signatures`).map((s, i) => check.str(check.array(s, `signature ${i}`)[0], `signature ${i} keyid`));
+  return { signed: check.bin(env.signed, `${what} signed`), keyids };
+}
+
+function decodeLayers(v: unknown): LayerPlan[] {
+  return check.array(v, 'header.layers').map((x, i) => {
+    const a = check.array(x, `layer ${i}`);
+    const mode = MODES[check.uint(a[2], `layer ${i} mode`)];
+    if (!mode) throw new FerryError('FERRY_ERR_MSGPACK_INVALID', `layer ${i} has an unknown mode`);
+    const start = check.uint(a[3], `layer ${i} start`);
+    const end = check.uint(a[4], `layer ${i} end`);
+    if (end < start) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `layer ${i} payload range ends before it starts`);
+    return { diffId: bytesToDigest(check.bin(a[0], `layer ${i} diffId`, 32)), size: check.uint(a[1], `layer ${i} size`), mode, start, end, gzipSize: check.uint(a[5], `layer ${i} gzip size`) };
+  });
+}
+
+/**
+ * Decodes a header envelope WITHOUT verifying any signature, for inspection only: nothing it
+ * returns may be trusted or applied (the applier uses verifyHeader). Shape, limits and the chunk
+ * layout are still checked, so the payload can be read safely.
+ */
+export function decodeHeaderUnverified(envelopeBytes: Uint8Array): UnverifiedHeader {
+  const outer = openUnverified(envelopeBytes, 'header envelope');
+  const m = check.map(decodeLimited(outer.signed, DOC_LIMITS, 'bundle header'), 'bundle header');
+  if (m.type !== 'ferry-bundle') throw new FerryError('FERRY_ERR_BUNDLE_INVALID', 'not a ferry bundle header');
+  if (m.v !== BUNDLE_FORMAT_VERSION) throw new FerryError('FERRY_ERR_BUNDLE_VERSION', `bundle format version ${String(m.v)} is not supported (this ferry reads ${BUNDLE_FORMAT_VERSION})`);
+  const releaseEnvelope = check.bin(m.release, 'header.release');
+  const inner = openUnverified(releaseEnvelope, 'release envelope');
+  const payload = check.array(m.payload, 'header.payload');
+  const header: BundleHeader = {
+    version: BUNDLE_FORMAT_VERSION,
+    releaseEnvelope,
+    release: decodeRelease(inner.signed),
+    manifest: check.bin(m.manifest, 'header.manifest'),
+    config: check.bin(m.config, 'header.config'),
+    baseline: check.array(m.baseline, 'header.baseline').map((d, i) => bytesToDigest(check.bin(d, `baseline ${i}`, 32))),
+    layers: decodeLayers(m.layers),
+    payloadSize: check.uint(payload[0], 'payload size'),
+    chunkSize: check.uint(payload[1], 'chunk size'),
+    chunks: check.array(payload[2], 'chunk list').map((d, i) => bytesToDigest(check.bin(d, `chunk ${i}`, 32))),
+    need: check.uint(m.need, 'header.need'),
+    created: check.uint(m.created, 'header.created'),
+  };
+  const bad = (msg: string): FerryError => new FerryError('FERRY_ERR_BUNDLE_INVALID', `bundle header is inconsistent: ${msg}`);
+  if (header.chunkSize < 1) throw bad('chunk size is 0');
+  if (header.chunks.length !== Math.ceil(header.payloadSize / header.chunkSize)) throw bad(`${header.chunks.length} chunks cannot hold ${header.payloadSize} bytes`);
+  for (const l of header.layers) if (l.end > header.payloadSize) throw bad(`layer ${l.diffId} payload range runs past the payload`);
+  return { header, signers: { header: outer.keyids, release: inner.keyids } };
+}
+
+/** Options for inspectBundle. */
+export interface InspectOptions {
+  /** The baseline entry table (loadBaseline), when the store holds it: names the files of base/patched headers. */
+  baseline?: BaselineEntry[] | undefined;
+  /** How many of the costliest files to list (default 10). */
+  top?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+}
+
+/** Entries and data of one kind. `bytes`: data carried in the payload before compression; `size`: file body bytes produced, as far as known. */
+export interface KindStats {
+  count: number;
+  bytes: number;
+  size: number;
+}
+
+/** One target layer. */
+export interface LayerInspection {
+  index: number;
+  diffId: Digest;
+  mode: 'reuse' | 'rebuild';
+  /** Uncompressed tar size. */
+  size: number;
+  gzipSize: number;
+  /** Compressed frame bytes in the payload (0 for a reused layer). */
+  frameBytes: number;
+  entries: number;
+  /** Data bytes the frame carries before compression. */
+  carried: number;
+}
+
+/** A file whose body the payload carries (literal or delta). */
+export interface CarriedFile {
+  path: string;
+  layer: number;
+  kind: string;
+  /** Body size in the target. */
+  size: number;
+  /** Bytes of body data in the payload (before compression). */
+  carried: number;
+}
+
+/** What inspectBundle found. */
+export interface BundleInspection {
+  /** Target entries the rebuilt layers hold. */
+  entries: number;
+  /** Entries rebuilt by run-like records (RUN, and any newer kind such as a patched run). */
+  runEntries: number;
+  /** Run-like records by op name: records, entries covered, data bytes (a run's header patch). */
+  runs: Record<string, { records: number; entries: number; bytes: number }>;
+  /** ENTRY headers by source: `base` (verbatim baseline), `patched` (bytes = patch), `literal`. */
+  headers: Record<'base' | 'patched' | 'literal', { count: number; bytes: number }>;
+  /** ENTRY bodies by kind (`none`, `same`, `copy`, `back`, `digest`, `literal`, `patch`, newer kinds by name). */
+  bodies: Record<string, KindStats>;
+  /** Non-zero paddings carried. */
+  pads: { count: number; bytes: number };
+  /** Layer tails carried. */
+  tails: { count: number; bytes: number };
+  /** Every data byte the ops carry before compression (headers, patches, bodies, pads, tails). */
+  carried: number;
+  layers: LayerInspection[];
+  /** The files carrying the most body data, most first. */
+  top: CarriedFile[];
+  /** True when the baseline table was given (base/patched headers named by path, not `baseline#N`). */
+  pathsResolved: boolean;
+}
+
+/** Loose view of a decoded op or body, so kinds added after this file still count. */
+type Loose = { op?: string; kind?: string; start?: unknown; count?: unknown; patch?: unknown; size?: unknown; data?: AsyncIterable<Uint8Array> };
+
+function emptyInspection(): BundleInspection {
+  return {
+    entries: 0,
+    runEntries: 0,
+    runs: {},
+    headers: { base: { count: 0, bytes: 0 }, patched: { count: 0, bytes: 0 }, literal: { count: 0, bytes: 0 } },
+    bodies: Object.fromEntries(['none', 'same', 'copy', 'back', 'digest', 'literal', 'patch'].map((k) => [k, { count: 0, bytes: 0, size: 0 }])),
+    pads: { count: 0, bytes: 0 },
+    tails: { count: 0, bytes: 0 },
+    carried: 0,
+    layers: [],
+    top: [],
+    pathsResolved: false,
+  };
+}
+
+/** Path and size of an entry from its header source, when they can be known. */
+function describeHeader(h: HeaderSource, baseline: BaselineEntry[] | undefined): { path: string; size?: number | undefined } {
+  if (h.kind === 'literal') {
+    try {
+      const info = parseHeaderGroup(Buffer.from(h.bytes));
+      return { path: info.path, size: info.size };
+    } catch {
+      return { path: '(unparsable header)' };
+    }
+  }
+  const base = baseline?.[h.index];
+  if (!base) return { path: `baseline#${h.index}` };
+  if (h.kind === 'patched') {
+    try {
+      const info = parseHeaderGroup(patchBytes(base.header, h.patch));
+      return { path: info.path, size: info.size };
+    } catch {
+      // a patch that needs its checksums recomputed does not parse as is; the path rarely changes
+    }
+  }
+  return { path: base.path, size: base.size };
+}
+
+async function drain(data: AsyncIterable<Uint8Array> | undefined): Promise<number> {
+  let n = 0;
+  if (data) for await (const p of data) n += p.length;
+  return n;
+}
+
+/** Counts one layer's ops into `acc`; returns the layer's entries and carried bytes. */
+async function inspectFrame(ops: AsyncIterable<unknown>, layer: number, acc: BundleInspection, carriedFiles: CarriedFile[], baseline: BaselineEntry[] | undefined): Promise<{ entries: number; carried: number }> {
+  let entries = 0;
+  let carried = 0;
+  for await (const raw of ops) {
+    const op = raw as Loose & { header?: HeaderSource; body?: Loose; pad?: Uint8Array; bytes?: Uint8Array };
+    if (op.op === 'entry') {
+      const h = op.header!;
+      const hb = h.kind === 'literal' ? h.bytes.length : h.kind === 'patched' ? h.patch.length : 0;
+      acc.headers[h.kind].count++;
+      acc.headers[h.kind].bytes += hb;
+      const body = op.body!;
+      const kind = String(body.kind);
+      const stats = (acc.bodies[kind] ??= { count: 0, bytes: 0, size: 0 });
+      const bytes = await drain(body.data);
+      const where = describeHeader(h, baseline);
+      const copied = kind === 'copy' && typeof (body as { index?: unknown }).index === 'number' ? baseline?.[(body as { index: number }).index]?.size : undefined;
+      const size = typeof body.size === 'number' ? body.size : kind === 'none' ? 0 : (copied ?? where.size ?? 0);
+      stats.count++;
+      stats.bytes += bytes;
+      stats.size += size;
+      const pad = op.pad?.length ?? 0;
+      if (pad > 0) acc.pads.count++;
+      acc.pads.bytes += pad;
+      if (bytes > 0) carriedFiles.push({ path: where.path, layer, kind, size, carried: bytes });
+      entries++;
+      carried += hb + bytes + pad;
+    } else if (op.op === 'tail') {
+      acc.tails.count++;
+      acc.tails.bytes += op.bytes!.length;
+      carried += op.bytes!.length;
+    } else if (typeof op.count === 'number') {
+      // RUN and any newer run-like record
+      const name = String(op.op);
+      const run = (acc.runs[name] ??= { records: 0, entries: 0, bytes: 0 });
+      const bytes = op.patch instanceof Uint8Array ? op.patch.length : 0;
+      run.records++;
+      run.entries += op.count;
+      run.bytes += bytes;
+      acc.runEntries += op.count;
+      entries += op.count;
+      carried += bytes;
+    } else {
+      throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `payload holds an op this ferry cannot count: ${String(op.op)}`);
+    }
+  }
+  return { entries, carried };
+}
+
+/**
+ * Reads the payload of a bundle (every chunk verified against the header) and counts its ops.
+ * The header must come from verifyHeader or decodeHeaderUnverified.
+ */
+export async function inspectBundle(header: BundleHeader, chunks: ChunkSource, opts: InspectOptions = {}): Promise<BundleInspection> {
+  const acc = emptyInspection();
+  acc.pathsResolved = opts.baseline !== undefined;
+  const carriedFiles: CarriedFile[] = [];
+  const total = header.layers.reduce((a, l) => a + (l.end - l.start), 0);
+  let done = 0;
+  for (const [index, l] of header.layers.entries()) {
+    opts.signal?.throwIfAborted();
+    const li: LayerInspection = { index, diffId: l.diffId, mode: l.mode, size: l.size, gzipSize: l.gzipSize, frameBytes: l.end - l.start, entries: 0, carried: 0 };
+    if (l.mode === 'rebuild') {
+      opts.onProgress?.({ phase: `layer ${index + 1}/${header.layers.length}`, done, total });
+      // the applier's cap on a frame's decoded size
+      const ops = readOps(payloadRange(header, chunks, l.start, l.end, opts.signal), 4 * l.size + (1 << 20));
+      const { entries, carried } = await inspectFrame(ops, index, acc, carriedFiles, opts.baseline);
+      li.entries = entries;
+      li.carried = carried;
+      acc.entries += entries;
+      acc.carried += carried;
+      done += l.end - l.start;
+    }
+    acc.layers.push(li);
+  }
+  carriedFiles.sort((a, b) => b.carried - a.carried || a.path.localeCompare(b.path));
+  acc.top = carriedFiles.slice(0, opts.top ?? 10);
+  return acc;
+}
