@@ -57,7 +57,7 @@ import {
 
 const CREATED = Math.floor(Date.now() / 1000) - 3600;
 const EXPIRES = CREATED + 30 * 86400;
-const CHUNK = 8 * 1024;
+const CHUNK = 2 * 1024;
 
 let work: string;
 let pub: Store;
@@ -78,7 +78,7 @@ beforeAll(async () => {
   buildPackages();
   work = await scratch('bad-input');
   const layout = join(work, 'layout');
-  await writeImagePair(layout, { targetBytes: 1024 * 1024, tags: ['v1', 'v2'] });
+  await writeImagePair(layout, { targetBytes: 1024 * 1024, fileScale: 0.25, tags: ['v1', 'v2'] });
   pub = await createStore(join(work, 'pub'));
   await importTags(pub, layout, ['v1', 'v2']);
   deviceDir = join(work, 'device');
@@ -93,6 +93,7 @@ beforeAll(async () => {
   v2 = await expected(pub, 'app:v2');
   header = verifyHeader(bundle.signed.envelope, { trust });
   doc = decodeLimited(openEnvelope('header', bundle.signed.envelope, trust.header), { maxStrLength: 1 << 20, maxBinLength: 1 << 26, maxArrayLength: 1 << 22, maxMapLength: 64 }, 'test') as Record<string, unknown>;
+  console.log(`bad-input fixture: payload ${bundle.signed.payloadSize} bytes in ${header.chunks.length} chunks; layers ${header.layers.map((l) => `${l.mode} [${l.start}, ${l.end})`).join(', ')}`);
   // the fixture must be able to hit every case: several rebuilt layers, several chunks
   expect(header.layers.filter((l) => l.mode === 'rebuild').length).toBeGreaterThanOrEqual(2);
   expect(header.chunks.length).toBeGreaterThanOrEqual(3);
@@ -444,7 +445,7 @@ describe('payloads that lie (valid chunks, malformed ops)', () => {
     const payloadFile = join(work, `${name}.payload`);
     await writeFile(payloadFile, Buffer.concat([old.subarray(0, f.start), frame, old.subarray(f.end)]));
     const layers = header.layers.map((l, i) => (i < first ? l : i === first ? { ...l, end: l.start + frame.length } : { ...l, start: l.start + delta, end: l.end + delta }));
-    const signed = await signBundle({ release: header.release, releaseKeys: [key], headerKeys: [key], manifest: header.manifest, config: header.config, baseline: header.baseline, layers, payloadFile, chunkSize: CHUNK, created: CREATED });
+    const signed = await signBundle({ release: header.release, releaseKeys: [key], headerKeys: [key], manifest: header.manifest, config: header.config, baseline: header.baseline, layers, payloadFile, need: header.need, chunkSize: CHUNK, created: CREATED });
     const path = join(work, `${name}.ferry`);
     await writeFerryFile(path, signed);
     return path;

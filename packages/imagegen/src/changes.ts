@@ -39,8 +39,10 @@ function makeEdits(rng: Rng, size: number, ops: number, maxLen: number, from: nu
  */
 export function editBody(body: BodySpec, rng: Rng): BodySpec {
   if (body.kind === 'literal') {
+    // Bump the first version number (package.json, dpkg status); otherwise append a line.
     const text = Buffer.from(body.data).toString('utf8');
-    return literal(text.replace(/(\d+)\.(\d+)\.(\d+)/, (_m, a: string, b: string, c: string) => `${a}.${b}.${Number(c) + 1}`) + `# rebuilt ${rng.hex(8)}\n`);
+    const bumped = text.replace(/(\d+)\.(\d+)\.(\d+)/, (_m, a: string, b: string, c: string) => `${a}.${b}.${Number(c) + 1}`);
+    return literal(bumped !== text ? bumped : `${text}# rebuilt ${rng.hex(8)}\n`);
   }
   const size = bodySize(body);
   const from = body.kind === 'elf' ? Math.min(512, size >> 1) : 0;

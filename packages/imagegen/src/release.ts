@@ -128,7 +128,8 @@ function releaseApp(v1: readonly TreeEntry[], o: ResolvedGenOptions, rng: Rng, r
   const upgraded = new Set([npm[2], npm[npm.length - 2]]);
   const removedDirs = [...removed].map((g) => `app/node_modules/${g?.slice(4)}`);
   out = out.filter((e) => !(e.group !== undefined && removed.has(e.group)) && !removedDirs.some((d) => e.path === d || e.path.startsWith(`${d}/`)));
-  out = out.map((e) => (e.type === 'file' && e.group !== undefined && upgraded.has(e.group) && rng.chance(0.6) ? editFile(e, rng, e.mtime) : e));
+  const upgrade = (e: TreeEntry): boolean => e.type === 'file' && e.group !== undefined && upgraded.has(e.group) && !e.path.endsWith('/LICENSE');
+  out = out.map((e) => (e.type === 'file' && upgrade(e) && (e.path.endsWith('/package.json') || rng.chance(0.6)) ? editFile(e, rng, e.mtime) : e));
   // The app's own code: the main binary and some modules change; one asset is regenerated.
   let assets = 0;
   out = out.map((e) => {

@@ -4,8 +4,10 @@
  */
 import type { Rng } from './rng.js';
 
-/** Common English and technical words, most frequent first. */
-export const WORDS: readonly string[] = (
+/** Common English and technical words, most frequent first (duplicates dropped). */
+export const WORDS: readonly string[] = [
+  ...new Set(
+    (
   'the of and to in is for that with on as by be this are or it from at an not which if all can ' +
   'will has may must should when file data value system user default use used using set get new ' +
   'other any each one two more than only also such into its been have was were their there these ' +
@@ -37,7 +39,9 @@ export const WORDS: readonly string[] = (
   'schema field property attribute element node tree graph edge vertex path cycle order level depth ' +
   'width height color font style theme layout view widget button panel dialog menu item icon ' +
   'cursor pointer keyboard mouse screen display window frame render paint draw canvas pixel'
-).split(' ');
+    ).split(' '),
+  ),
+];
 
 /** Short technical identifier parts for code (camelCase and snake_case names). */
 export const IDENTS: readonly string[] = (

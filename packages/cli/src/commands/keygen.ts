@@ -7,7 +7,7 @@ import { writeJson, writeLines, type Invocation } from '../context.js';
 import { EXIT, usage } from '../errors.js';
 
 /** Writes `data` durably at `path` with file mode `mode` (the temp file has it from creation). */
-async function writeKeyFile(path: string, data: string, mode: number): Promise<void> {
+export async function writeKeyFile(path: string, data: string, mode: number): Promise<void> {
   const tmp = tempPathFor(path);
   try {
     const fh = await open(tmp, 'wx', mode);

@@ -66,6 +66,8 @@ class LayerBuild {
   readonly digests: (Digest | undefined)[] = [];
   prevSize = 0;
   count = 0;
+  /** Tar bytes the entries so far make up (paddings, header groups, bodies). */
+  bytes = 0;
 
   constructor(
     readonly store: Store,
@@ -120,6 +122,7 @@ class LayerBuild {
     this.digests.push(body.digest);
     this.prevSize = info.size;
     this.count++;
+    this.bytes += padding.length + header.length + info.size;
   }
 }
 
@@ -167,6 +170,9 @@ export async function applyLayer(store: Store, layer: LayerPlan, ops: AsyncItera
         tail = op.bytes;
       }
     }
+    // a payload that builds a layer of another size is refused here, before the skeleton is read back
+    const size = build.bytes + tail!.length;
+    if (size !== layer.size) throw new FerryError('FERRY_ERR_DIGEST_MISMATCH', `rebuilt layer is ${size} bytes, expected ${layer.diffId} (${layer.size} bytes)`, { details: { expected: layer.diffId, size } });
     writer.finish({ tail: tail!, diffId: layer.diffId, size: layer.size, count: build.count });
     await write;
     await verifyStaged(store, staged, layer);

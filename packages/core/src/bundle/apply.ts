@@ -12,7 +12,7 @@ import type { Progress } from '../store/import.js';
 import { parseRef } from '../store/refs.js';
 import type { Store } from '../store/store.js';
 import { loadBaseline } from './baseline.js';
-import { payloadRange, type BundleSource } from './container.js';
+import { chunkLength, payloadRange, verifyChunk, type BundleSource, type ChunkSource } from './container.js';
 import { verifyHeader, type BundleHeader } from './header.js';
 import type { TrustPolicy } from './keys.js';
 import { applyLayer } from './apply-layer.js';
@@ -60,9 +60,27 @@ async function checkRoom(store: Store, need: number): Promise<void> {
   if (need === 0) return;
   const fs = await statfs(store.root);
   const free = fs.bavail * fs.bsize;
-  const want = Math.ceil(need * 1.1) + 16 * 1024 * 1024;
+  const want = Math.ceil(need * 1.1) + 1024 * 1024;
   if (free < want) {
     throw new FerryError('FERRY_ERR_DISK_FULL', `the store's disk has ${free} bytes free; applying this bundle needs up to ${want}`, { details: { free, need: want } });
+  }
+}
+
+/**
+ * Reads and checks every chunk the layers to rebuild need, before any layer is rebuilt (DESIGN.md
+ * section 8): a bad or missing chunk in the last layer must not leave the first layers committed.
+ * The rebuild reads (and checks) the chunks again; the payload is small next to what it rebuilds.
+ */
+async function verifyChunks(h: BundleHeader, chunks: ChunkSource, layers: BundleHeader['layers'], signal?: AbortSignal): Promise<void> {
+  const needed = new Set<number>();
+  for (const l of layers) {
+    if (l.end <= l.start) continue;
+    for (let i = Math.floor(l.start / h.chunkSize); i <= Math.floor((l.end - 1) / h.chunkSize); i++) needed.add(i);
+  }
+  for (const i of [...needed].sort((a, b) => a - b)) {
+    signal?.throwIfAborted();
+    const size = chunkLength(h, i);
+    verifyChunk(await chunks.readChunk(i, h.chunks[i]!, size, signal), i, h.chunks[i]!, size);
   }
 }
 
@@ -90,6 +108,7 @@ export async function applyBundle(store: Store, source: BundleSource, opts: Appl
     if (missing.length > 0) throw new FerryError('FERRY_ERR_BASELINE_MISSING', `the store lacks layer(s) the bundle reuses: ${missing.join(', ')}`, { details: { missing } });
     await checkRoom(store, todo.length > 0 ? h.need : 0);
     const baseline = todo.length > 0 ? await loadBaseline(store, h.baseline) : [];
+    await verifyChunks(h, chunks, todo, opts.signal);
     const total = todo.reduce((a, l) => a + (l.end - l.start), 0);
     let done = 0;
     for (const [i, l] of todo.entries()) {

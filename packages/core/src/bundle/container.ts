@@ -52,7 +52,7 @@ export async function openFerryFile(path: string): Promise<BundleSource> {
     const head = Buffer.alloc(PREFIX);
     const { bytesRead } = await fh.read(head, 0, PREFIX, 0);
     if (bytesRead < PREFIX || !head.subarray(0, 8).equals(FERRY_FILE_MAGIC)) {
-      throw new FerryError(bytesRead < PREFIX && bytesRead > 0 && FERRY_FILE_MAGIC.subarray(0, bytesRead).equals(head.subarray(0, bytesRead)) ? 'FERRY_ERR_BUNDLE_TRUNCATED' : 'FERRY_ERR_BUNDLE_INVALID', `${path} is not a .ferry bundle file`);
+      throw new FerryError(bytesRead < PREFIX && bytesRead > 0 && FERRY_FILE_MAGIC.subarray(0, Math.min(bytesRead, 8)).equals(head.subarray(0, Math.min(bytesRead, 8))) ? 'FERRY_ERR_BUNDLE_TRUNCATED' : 'FERRY_ERR_BUNDLE_INVALID', `${path} is not a .ferry bundle file`);
     }
     const hlen = head.readUInt32BE(8);
     if (hlen > HEADER_MAX_BYTES) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `${path}: header is ${hlen} bytes, over the ${HEADER_MAX_BYTES} cap`);

@@ -1,7 +1,7 @@
 /**
  * Streaming application of a bsdiff delta (format in bsdiff.ts). Memory is the reference plus one
  * block's control triples and diff bytes (at most BSDIFF_BLOCK) plus one output piece: extra bytes
- * pass through as they arrive. Anything malformed (truncated, a seek outside the reference, more or
+ * are copied into the output as they arrive. Anything malformed (truncated, a seek outside the reference, more or
  * fewer bytes than `size`, trailing bytes) is FERRY_ERR_BUNDLE_INVALID.
  */
 import { FerryError } from '../errors.js';
@@ -42,6 +42,7 @@ class DeltaReader {
       if (this.off >= this.buf.length && !(await this.fill())) throw bad('truncated in a control triple');
       const b = this.buf[this.off++]!;
       v += (b & 0x7f) * mul;
+      if (v > Number.MAX_SAFE_INTEGER) throw bad('varint is too large');
       if (b < 0x80) return v;
       mul *= 0x80;
     }
@@ -66,15 +67,14 @@ class DeltaReader {
     return out;
   }
 
-  /** Exactly n bytes as slices of the input, at most BSPATCH_PIECE each. */
-  async *stream(n: number): AsyncGenerator<Uint8Array> {
-    while (n > 0) {
-      if (!(await this.fill())) throw bad('truncated in the extra bytes');
-      const take = Math.min(n, this.buf.length - this.off, BSPATCH_PIECE);
-      yield this.buf.subarray(this.off, this.off + take);
-      this.off += take;
-      n -= take;
-    }
+  /** Copies up to n bytes (at least one) into `out`; returns how many. */
+  async copyInto(out: Pieces, n: number): Promise<number> {
+    if (!(await this.fill())) throw bad('truncated in the extra bytes');
+    const take = Math.min(n, this.buf.length - this.off, out.room());
+    out.piece.set(this.buf.subarray(this.off, this.off + take), out.used);
+    out.used += take;
+    this.off += take;
+    return take;
   }
 
   /** Throws unless the delta is used up. */
@@ -112,38 +112,63 @@ async function readControl(r: DeltaReader, left: number): Promise<Block> {
   return b;
 }
 
-/** ref[pos..pos+n) plus diff[d..d+n), in pieces of at most BSPATCH_PIECE. */
-function* addRun(ref: Uint8Array, pos: number, diff: Uint8Array, d: number, n: number): Generator<Uint8Array> {
-  for (let done = 0; done < n; ) {
-    const len = Math.min(n - done, BSPATCH_PIECE);
-    const piece = Buffer.allocUnsafe(len);
-    for (let k = 0; k < len; k++) piece[k] = ref[pos + done + k]! + diff[d + done + k]!;
-    yield piece;
-    done += len;
+/** The output piece being filled. */
+class Pieces {
+  piece = Buffer.allocUnsafe(BSPATCH_PIECE);
+  used = 0;
+
+  room(): number {
+    return BSPATCH_PIECE - this.used;
+  }
+
+  /** Writes ref[pos + i] + diff[d + i] for as many of n bytes as fit; returns how many. */
+  add(ref: Uint8Array, pos: number, diff: Uint8Array, d: number, n: number): number {
+    const len = Math.min(n, this.room());
+    const { piece, used } = this;
+    for (let k = 0; k < len; k++) piece[used + k] = ref[pos + k]! + diff[d + k]!;
+    this.used += len;
+    return len;
+  }
+
+  /** The filled part of the piece; a fresh piece takes its place (consumers may keep what they get). */
+  take(): Buffer {
+    const p = this.piece.subarray(0, this.used);
+    this.piece = Buffer.allocUnsafe(BSPATCH_PIECE);
+    this.used = 0;
+    return p;
   }
 }
 
 /**
- * Applies a bsdiff delta to `ref`, yielding exactly `size` output bytes in pieces of at most
- * BSPATCH_PIECE. The delta must be consumed to its end (a payload's next record follows it).
+ * Applies a bsdiff delta to `ref`, yielding exactly `size` output bytes in pieces of BSPATCH_PIECE
+ * (the last one shorter). The delta is read to its end: a payload's next record follows it.
  */
 export async function* bspatch(ref: Uint8Array, delta: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
   const r = new DeltaReader(delta);
-  let out = 0;
+  const out = new Pieces();
+  let done = 0;
   let pos = 0;
-  while (out < size) {
-    const b = await readControl(r, size - out);
+  while (done < size) {
+    const b = await readControl(r, size - done);
     const diff = await r.bytes(b.addTotal);
     for (let i = 0, d = 0; i < b.seek.length; i++) {
       const add = b.add[i]!;
+      const extra = b.extra[i]!;
       pos += b.seek[i]!;
-      if (pos < 0 || pos > ref.length || pos + add > ref.length) throw bad(`reference position ${pos}+${add} is outside the ${ref.length}-byte reference`);
-      yield* addRun(ref, pos, diff, d, add);
+      if (pos < 0 || pos + add > ref.length) throw bad(`reference range ${pos}+${add} is outside the ${ref.length}-byte reference`);
+      for (let k = 0; k < add; ) {
+        k += out.add(ref, pos + k, diff, d + k, add - k);
+        if (out.room() === 0) yield out.take();
+      }
+      for (let k = 0; k < extra; ) {
+        k += await r.copyInto(out, extra - k);
+        if (out.room() === 0) yield out.take();
+      }
       pos += add;
       d += add;
-      yield* r.stream(b.extra[i]!);
-      out += add + b.extra[i]!;
+      done += add + extra;
     }
   }
   await r.end();
+  if (out.used > 0) yield out.take();
 }

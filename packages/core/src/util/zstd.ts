@@ -1,4 +1,4 @@
-import { CompressStream, Compressor, compress, type CompressParameters } from 'zstd-napi';
+import { CompressStream, Compressor, type CompressParameters } from 'zstd-napi';
 import binding from 'zstd-napi/binding.js';
 import type { Transform } from 'node:stream';
 import { FerryError } from '../errors.js';
@@ -11,9 +11,20 @@ export const STORE_ZSTD: CompressParameters = { compressionLevel: 3, checksumFla
 
 const OUT_CHUNK = 128 * 1024;
 
-/** Compresses bytes in one call. */
+/** Reusable compression contexts by parameter set: a context per call costs more than small inputs. */
+const compressors = new Map<string, Compressor>();
+
+/** Compresses bytes in one call, reusing a context per parameter set (contexts are reset per frame). */
 export function zstdCompress(data: Uint8Array, params: CompressParameters = STORE_ZSTD): Buffer {
-  return compress(data, params);
+  const key = JSON.stringify(params);
+  let c = compressors.get(key);
+  if (!c) {
+    c = new Compressor();
+    c.setParameters(params);
+    if (compressors.size > 16) compressors.clear();
+    compressors.set(key, c);
+  }
+  return c.compress(data);
 }
 
 /** A zstd compressing transform. */
@@ -21,10 +32,20 @@ export function zstdCompressStream(params: CompressParameters = STORE_ZSTD): Tra
   return new CompressStream(params);
 }
 
+/** Idle decompression contexts: allocating one per small content dominates decoding it. */
+const idleDCtx: binding.DCtx[] = [];
+
 function newDCtx(): binding.DCtx {
+  const reused = idleDCtx.pop();
+  if (reused) return reused;
   const dctx = new binding.DCtx();
   dctx.setParameter(binding.DParameter.windowLogMax, ZSTD_WINDOW_LOG_MAX);
   return dctx;
+}
+
+/** Returns a context after a clean, complete decode (no dictionary loaded) for reuse. */
+function releaseDCtx(dctx: binding.DCtx): void {
+  if (idleDCtx.length < 8) idleDCtx.push(dctx);
 }
 
 function corrupt(err: unknown): FerryError {
@@ -65,6 +86,7 @@ export async function* zstdDecode(source: AsyncIterable<Uint8Array>, maxSize = N
     }
   }
   if (inFrame || !sawInput) throw corrupt(new Error(sawInput ? 'stream ended inside a frame' : 'empty input'));
+  if (!dictionary) releaseDCtx(dctx);
 }
 
 /** Decodes a whole zstd buffer, capped at `maxSize` bytes of output. */
@@ -90,6 +112,7 @@ export function zstdDecompress(data: Uint8Array, maxSize: number): Buffer {
     if (src.length === 0 && produced < dst.length && inFrame) throw corrupt(new Error('input ended inside a frame'));
   }
   if (data.length === 0) throw corrupt(new Error('empty input'));
+  releaseDCtx(dctx);
   return Buffer.concat(parts, total);
 }
 

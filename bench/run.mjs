@@ -1,0 +1,60 @@
+// Runs the benches and writes bench/results/latest.json (gitignored).
+// Usage: node bench/run.mjs [store] [dataset] [bundle] [--sizes=512,1024] [--pairs=a,b] [--quick]
+//        [--rebuild-dataset] [--no-ref-cache]
+// With no bench named, runs store and bundle (bundle builds the dataset first if it is missing).
+import { hostname, cpus, totalmem, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { BENCH_DIR, cacheDir, readJson, writeJson } from './lib/util.mjs';
+
+const args = process.argv.slice(2);
+const flags = Object.fromEntries(args.filter((a) => a.startsWith('--')).map((a) => {
+  const [k, v] = a.slice(2).split('=');
+  return [k, v ?? true];
+}));
+const names = args.filter((a) => !a.startsWith('--'));
+const known = ['store', 'dataset', 'bundle'];
+for (const n of names) if (!known.includes(n)) {
+  console.error(`unknown bench ${n}; choose from ${known.join(', ')}`);
+  process.exit(2);
+}
+const selected = names.length > 0 ? names : ['store', 'bundle'];
+if (flags.help) {
+  console.log('node bench/run.mjs [store] [dataset] [bundle] [--sizes=512,1024] [--pairs=dep-bump,security-update,noop-rebuild,cross-image] [--quick] [--rebuild-dataset] [--no-ref-cache]');
+  process.exit(0);
+}
+
+const started = new Date();
+const t0 = performance.now();
+const resultsPath = join(BENCH_DIR, 'results', 'latest.json');
+const previous = (await readJson(resultsPath)) ?? {};
+const out = {
+  ...previous,
+  run: { started: started.toISOString(), benches: selected, flags, host: hostname(), cpus: cpus().length, memory: totalmem(), loadAvgAtStart: loadavg(), node: process.version, cache: cacheDir() },
+};
+const timings = {};
+
+if (selected.includes('store')) {
+  const { runStore } = await import('./store.mjs');
+  const sizes = typeof flags.sizes === 'string' ? flags.sizes.split(',').map(Number) : flags.quick ? [64, 128] : [512, 1024];
+  const s = performance.now();
+  out.store = await runStore({ sizes });
+  timings.store = (performance.now() - s) / 1000;
+}
+if (selected.includes('dataset') || selected.includes('bundle')) {
+  const { buildDataset } = await import('./dataset.mjs');
+  const s = performance.now();
+  out.dataset = await buildDataset({ rebuild: Boolean(flags['rebuild-dataset']), log: true });
+  timings.dataset = (performance.now() - s) / 1000;
+}
+if (selected.includes('bundle')) {
+  const { runBundle } = await import('./bundle.mjs');
+  const pairs = typeof flags.pairs === 'string' ? flags.pairs.split(',') : undefined;
+  const s = performance.now();
+  out.bundle = await runBundle(out.dataset, { pairs, refCache: !flags['no-ref-cache'] });
+  timings.bundle = (performance.now() - s) / 1000;
+}
+out.run.seconds = (performance.now() - t0) / 1000;
+out.run.benchSeconds = timings;
+out.run.loadAvgAtEnd = loadavg();
+await writeJson(resultsPath, out);
+console.log(`\nwrote ${resultsPath} (${out.run.seconds.toFixed(0)} s: ${Object.entries(timings).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(', ')})`);
