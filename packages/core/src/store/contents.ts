@@ -8,8 +8,9 @@ import { createHash } from 'node:crypto';
 import { rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { hashToDigest, sha256, type Digest } from '../util/digest.js';
-import { fsyncDir, tempPathFor, writeFileAtomic, writeStreamAtomic } from '../util/fs.js';
-import { zstdCompress, zstdCompressStream } from '../util/zstd.js';
+import { fsyncDir, tempPathFor, writeStreamAtomic } from '../util/fs.js';
+import { zstdCompressStream } from '../util/zstd.js';
+import { contentPool } from './content-pool.js';
 import { exists, type Store } from './store.js';
 
 /** Bodies up to this size are buffered and compressed in one call; larger ones stream. */
@@ -59,15 +60,14 @@ export class ContentBatch {
 
   private async writeSmall(digest: Digest, data: Uint8Array): Promise<void> {
     const path = this.store.contentPath(digest);
-    if (await exists(path)) {
+    const r = await contentPool().run(path, data);
+    if (!r.added) {
       this.stats.deduplicated++;
       return;
     }
-    const z = zstdCompress(data);
-    await writeFileAtomic(path, z, { syncDir: false, mkdir: false });
     this.dirs.add(dirname(path));
     this.stats.added++;
-    this.stats.storedBytes += z.length;
+    this.stats.storedBytes += r.stored;
   }
 
   private async putLarge(body: AsyncIterable<Uint8Array>): Promise<Digest> {

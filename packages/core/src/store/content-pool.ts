@@ -1,0 +1,63 @@
+/**
+ * A small shared pool of content-writer workers (content-worker.ts). Workers keep the process
+ * alive only while jobs are pending.
+ */
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { toFerryError } from '../errors.js';
+import type { ContentJob, ContentJobResult } from './content-worker.js';
+
+/** The URL of a compiled sibling module, also when this file runs from TypeScript sources (tests). */
+export function siblingModule(base: string, name: string): URL {
+  return base.endsWith('.ts') ? new URL(`../../dist/store/${name}.js`, base) : new URL(`./${name}.js`, base);
+}
+
+type Pending = { resolve: (r: ContentJobResult) => void; reject: (e: unknown) => void };
+
+class ContentPool {
+  private readonly workers: Worker[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private next = 0;
+
+  constructor(size: number) {
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(fileURLToPath(siblingModule(import.meta.url, 'content-worker')));
+      w.on('message', (r: ContentJobResult) => this.settle(r));
+      w.on('error', (err) => {
+        for (const p of this.pending.values()) p.reject(err);
+        this.pending.clear();
+      });
+      w.unref();
+      this.workers.push(w);
+    }
+  }
+
+  private settle(r: ContentJobResult): void {
+    const p = this.pending.get(r.id);
+    this.pending.delete(r.id);
+    if (this.pending.size === 0) for (const w of this.workers) w.unref();
+    if (!p) return;
+    if (r.error) p.reject(toFerryError(Object.assign(new Error(r.error.message), r.error), 'writing a content'));
+    else p.resolve(r);
+  }
+
+  run(path: string, data: Uint8Array): Promise<ContentJobResult> {
+    const id = this.next++;
+    const copy = new Uint8Array(data); // a standalone buffer to transfer
+    if (this.pending.size === 0) for (const w of this.workers) w.ref();
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      const job: ContentJob = { id, path, data: copy };
+      this.workers[id % this.workers.length]!.postMessage(job, [copy.buffer]);
+    });
+  }
+}
+
+let shared: ContentPool | undefined;
+
+/** The process-wide pool: one worker per core beyond the main thread (at least one). */
+export function contentPool(): ContentPool {
+  shared ??= new ContentPool(Math.max(1, Math.min(4, availableParallelism() - 1)));
+  return shared;
+}
