@@ -52,51 +52,17 @@ function corrupt(err: unknown): FerryError {
   return new FerryError('FERRY_ERR_ZSTD_CORRUPT', `zstd data is corrupt: ${(err as Error).message}`, { cause: err });
 }
 
-/**
- * Decodes a zstd stream as an async generator, so output is produced only as fast as the consumer
- * pulls it: memory stays bounded even for a highly compressible (bomb-like) input. The window is
- * capped before the first byte and the total output is capped at `maxSize` (DESIGN.md section 8).
- * A stream that ends inside a frame is FERRY_ERR_ZSTD_CORRUPT.
- */
-export async function* zstdDecode(source: AsyncIterable<Uint8Array>, maxSize = Number.MAX_SAFE_INTEGER, dictionary?: Uint8Array): AsyncGenerator<Buffer> {
-  const dctx = newDCtx();
-  if (dictionary) dctx.loadDictionary(dictionary);
-  let total = 0;
-  let inFrame = false;
-  let sawInput = false;
-  for await (const chunk of source) {
-    let src = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    if (src.length > 0) sawInput = true;
-    while (src.length > 0 || inFrame) {
-      const dst = Buffer.allocUnsafe(OUT_CHUNK);
-      let ret: number, produced: number, consumed: number;
-      try {
-        [ret, produced, consumed] = dctx.decompressStream(dst, src);
-      } catch (err) {
-        throw corrupt(err);
-      }
-      src = src.subarray(consumed);
-      inFrame = ret !== 0;
-      if (produced > 0) {
-        total += produced;
-        if (total > maxSize) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `zstd output exceeds ${maxSize} bytes`);
-        yield dst.subarray(0, produced);
-      }
-      if (src.length === 0 && produced < dst.length) break;
-    }
-  }
-  if (inFrame || !sawInput) throw corrupt(new Error(sawInput ? 'stream ended inside a frame' : 'empty input'));
-  if (!dictionary) releaseDCtx(dctx);
+/** Decoder state across input chunks. */
+interface DecodeState {
+  total: number;
+  inFrame: boolean;
+  maxSize: number;
 }
 
-/** Decodes a whole zstd buffer, capped at `maxSize` bytes of output. */
-export function zstdDecompress(data: Uint8Array, maxSize: number): Buffer {
-  const dctx = newDCtx();
-  const parts: Buffer[] = [];
-  let total = 0;
-  let src = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  let inFrame = false;
-  while (src.length > 0 || inFrame) {
+/** Feeds one input chunk to `dctx`, yielding every output piece it produces (bounded pieces). */
+function* decodeChunk(dctx: binding.DCtx, input: Uint8Array, st: DecodeState): Generator<Buffer> {
+  let src = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  while (src.length > 0 || st.inFrame) {
     const dst = Buffer.allocUnsafe(OUT_CHUNK);
     let ret: number, produced: number, consumed: number;
     try {
@@ -105,15 +71,48 @@ export function zstdDecompress(data: Uint8Array, maxSize: number): Buffer {
       throw corrupt(err);
     }
     src = src.subarray(consumed);
-    inFrame = ret !== 0;
-    total += produced;
-    if (total > maxSize) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `zstd output exceeds ${maxSize} bytes`);
-    if (produced > 0) parts.push(dst.subarray(0, produced));
-    if (src.length === 0 && produced < dst.length && inFrame) throw corrupt(new Error('input ended inside a frame'));
+    st.inFrame = ret !== 0;
+    if (produced > 0) {
+      st.total += produced;
+      if (st.total > st.maxSize) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `zstd output exceeds ${st.maxSize} bytes`);
+      yield dst.subarray(0, produced);
+    }
+    if (src.length === 0 && produced < dst.length) break;
   }
-  if (data.length === 0) throw corrupt(new Error('empty input'));
+}
+
+function finish(st: DecodeState, sawInput: boolean): void {
+  if (st.inFrame || !sawInput) throw corrupt(new Error(sawInput ? 'input ended inside a frame' : 'empty input'));
+}
+
+/**
+ * Decodes a zstd stream as an async generator, so output is produced only as fast as the consumer
+ * pulls it: memory stays bounded even for a highly compressible (bomb-like) input. The window is
+ * capped before the first byte and the total output is capped at `maxSize` (DESIGN.md section 8).
+ * A stream that ends inside a frame is FERRY_ERR_ZSTD_CORRUPT. `dictionary` makes it a patch-from
+ * decoder (see zstdPatchEncode).
+ */
+export async function* zstdDecode(source: AsyncIterable<Uint8Array>, maxSize = Number.MAX_SAFE_INTEGER, dictionary?: Uint8Array): AsyncGenerator<Buffer> {
+  const dctx = newDCtx();
+  if (dictionary) dctx.loadDictionary(dictionary);
+  const st: DecodeState = { total: 0, inFrame: false, maxSize };
+  let sawInput = false;
+  for await (const chunk of source) {
+    if (chunk.byteLength > 0) sawInput = true;
+    yield* decodeChunk(dctx, chunk, st);
+  }
+  finish(st, sawInput);
+  if (!dictionary) releaseDCtx(dctx);
+}
+
+/** Decodes a whole zstd buffer, capped at `maxSize` bytes of output. */
+export function zstdDecompress(data: Uint8Array, maxSize: number): Buffer {
+  const dctx = newDCtx();
+  const st: DecodeState = { total: 0, inFrame: false, maxSize };
+  const parts = [...decodeChunk(dctx, data, st)];
+  finish(st, data.length > 0);
   releaseDCtx(dctx);
-  return Buffer.concat(parts, total);
+  return Buffer.concat(parts, st.total);
 }
 
 /** Magic that makes zstd parse a dictionary as a formatted one rather than raw content. */
