@@ -10,10 +10,11 @@
  * suite always runs; the long one only with FERRY_SLOW_TESTS set (CI sets it).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store, exportDockerArchive, fsck, gc, importImage, openImage } from '../packages/core/src/index.js';
@@ -52,8 +53,11 @@ interface ChildRun {
   doneMs?: number;
 }
 
-/** Runs the import child; with `killAfter`, SIGKILLs it that many ms after it starts importing. */
-function runChild(store: string, killAfter?: number): Promise<ChildRun> {
+/**
+ * Runs the import child; with `killAfter`, SIGKILLs it that many ms after it starts importing;
+ * `onReady` is called with its pid when it starts.
+ */
+function runChild(store: string, killAfter?: number, onReady?: (pid: number) => void): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CHILD, store, layout, REF], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -62,8 +66,9 @@ function runChild(store: string, killAfter?: number): Promise<ChildRun> {
     child.stdout.on('data', (b: Buffer) => {
       const before = out;
       out += b.toString();
-      if (killAfter !== undefined && !before.includes('ready\n') && out.includes('ready\n')) {
-        timer = setTimeout(() => child.kill('SIGKILL'), killAfter);
+      if (!before.includes('ready\n') && out.includes('ready\n')) {
+        if (killAfter !== undefined) timer = setTimeout(() => child.kill('SIGKILL'), killAfter);
+        onReady?.(child.pid!);
       }
     });
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
@@ -153,9 +158,11 @@ beforeAll(async () => {
   for (const name of ['calibrate-1', 'calibrate-2']) {
     const dir = join(work, name);
     times.push((await runChild(dir)).doneMs!);
-    const store = await Store.open(dir);
-    expect((await fsck(store)).ok).toBe(true);
-    await expectComplete(store, 'uninterrupted import');
+    if (times.length === 1) {
+      const store = await Store.open(dir);
+      expect((await fsck(store)).ok).toBe(true);
+      await expectComplete(store, 'uninterrupted import');
+    }
     await rm(dir, { recursive: true, force: true });
   }
   importMs = Math.max(...times);
@@ -172,6 +179,31 @@ describe('kill -9 during import', () => {
     // the strata reach 10% past the measured duration; on a machine whose speed varies a lot a
     // late child may finish, but the early ones are always killed
     expect(stats.killed).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('the store lock across processes', () => {
+  it('an import while another process imports gets FERRY_ERR_STORE_LOCKED naming that process', async () => {
+    const dir = join(work, `store-${runs++}`);
+    const store = await Store.open(dir, { create: true });
+    const source = await openImage(layout);
+    let attempt: Promise<unknown> | undefined;
+    let childPid = 0;
+    const tryWhileHeld = async (): Promise<unknown> => {
+      // the child holds the lock once the lock file exists (it appears with the pid in it)
+      while (!(await readFile(join(dir, 'lock'), 'utf8').catch(() => ''))) await delay(5);
+      return importImage(store, source, 'app:other').then(() => 'imported', (err: unknown) => err);
+    };
+    const run = await runChild(dir, undefined, (pid) => {
+      childPid = pid;
+      attempt = tryWhileHeld();
+    });
+    expect(run.killed).toBe(false);
+    expect(await attempt).toMatchObject({ code: 'FERRY_ERR_STORE_LOCKED', retryable: true, details: { pid: childPid } });
+    expect((await store.listRefs()).map((r) => r.ref)).toEqual([REF]);
+    // the child released it on exit
+    await importImage(store, source, 'app:other');
+    await rm(dir, { recursive: true, force: true });
   });
 });
 

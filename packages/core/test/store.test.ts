@@ -19,57 +19,13 @@ import {
   openImage,
   type SourceImage,
 } from '../src/index.js';
-import {
-  buildImage,
-  buildLayer,
-  digestOf,
-  flipByte,
-  ociLayout,
-  seededBytes,
-  seededText,
-  writeFiles,
-  type BuiltImage,
-  type Digest,
-  type FileSpec,
-} from './helpers/images.js';
+import { buildImage, buildLayer, digestOf, flipByte, ociLayout, seededBytes, seededText, writeFiles, type BuiltImage, type Digest } from './helpers/images.js';
+import { appV1, appV2, baseFiles, baseV2, big, bodiesOf, shared } from './helpers/store-images.js';
 import { verifyDockerArchive, verifyOciLayout } from './helpers/verify.js';
 
 let work: string;
 let n = 0;
 const fresh = (name: string): string => join(work, `${n++}-${name}`);
-
-/** Files of the two images: a shared base, app files that differ, a few bodies common to both. */
-const shared = Array.from({ length: 12 }, (_, i) => seededBytes(`shared-${i}`, 2000 + i * 3001));
-const big = seededBytes('big-shared', 1_500_000); // larger than the store's small-body limit
-const baseFiles: FileSpec[] = [
-  { path: 'usr/', type: 'directory' },
-  { path: 'usr/lib/', type: 'directory' },
-  ...shared.map((body, i) => ({ path: `usr/lib/lib${i}.so`, body })),
-  { path: 'usr/lib/big.so', body: big },
-  { path: 'usr/lib/libc.so', type: 'symlink', linkname: 'lib0.so' },
-  { path: 'etc/empty', body: '' },
-];
-const appV1: FileSpec[] = [
-  { path: 'app/main.js', body: seededText('main-v1', 40_000) },
-  { path: 'app/data.bin', body: seededBytes('data-v1', 300_000) },
-  { path: 'app/copy-of-lib3', body: shared[3] }, // duplicate body inside one image
-];
-/** v2 rebuilds the base (different tar: other order, a new file) but reuses most bodies. */
-const baseV2: FileSpec[] = [
-  { path: 'usr/lib/big.so', body: big },
-  ...shared.slice(0, 10).map((body, i) => ({ path: `usr/lib64/lib${i}.so`, body })),
-  { path: 'usr/lib64/new.so', body: seededBytes('new-in-v2', 9000) },
-];
-const appV2: FileSpec[] = [
-  { path: 'app/main.js', body: seededText('main-v2', 41_000) },
-  { path: 'app/data.bin', body: seededBytes('data-v1', 300_000) },
-];
-
-function bodiesOf(...layers: FileSpec[][]): Set<Digest> {
-  const out = new Set<Digest>();
-  for (const l of layers) for (const f of l) if ((f.type ?? 'file') === 'file' && f.body !== undefined && f.body.length > 0) out.add(digestOf(f.body));
-  return out;
-}
 
 let v1: BuiltImage;
 let v2: BuiltImage;
