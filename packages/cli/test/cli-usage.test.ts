@@ -34,7 +34,7 @@ describe('help and version', () => {
   it('ferry --help lists every command and the exit codes', async () => {
     const r = await ferry(['--help']);
     expect(r.code).toBe(0);
-    for (const c of ['import', 'images', 'export', 'inspect', 'rm', 'fsck', 'gc']) expect(r.stdout).toMatch(new RegExp(`^  ${c}\\s`, 'm'));
+    for (const c of ['import', 'images', 'export', 'inspect', 'rm', 'fsck', 'gc', 'keygen', 'bundle', 'bundle inspect', 'apply', 'demo']) expect(r.stdout).toMatch(new RegExp(`^  ${c}\\s`, 'm'));
     for (const code of [0, 1, 2, 3, 4, 5, 6]) expect(r.stdout).toMatch(new RegExp(`^  ${code}  \\S`, 'm'));
     expect(r.stdout).toContain('FERRY_DEBUG');
   });
@@ -47,11 +47,16 @@ describe('help and version', () => {
     rm: [],
     fsck: [],
     gc: ['--dry-run'],
+    keygen: ['--out', '--force'],
+    bundle: ['--from', '--to', '--key', '--bundle-key', '--out', '--channel', '--release', '--expires', '--install-as', '--chunk-size', '--max-patch-ref', '--level', 'bundle inspect'],
+    'bundle inspect': ['--link', '--trust', '--bundle', '--top', 'signature'],
+    apply: ['--trust', '--channel', '--ref', '--bundle', 'threshold'],
+    demo: ['--dir', '--keep'],
   };
   for (const [cmd, opts] of Object.entries(options)) {
     it(`ferry ${cmd} --help mentions its options`, async () => {
       for (const flag of ['--help', '-h']) {
-        const r = await ferry([cmd, flag]);
+        const r = await ferry([...cmd.split(' '), flag]);
         expect(r.code).toBe(0);
         expect(r.stdout).toMatch(new RegExp(`^usage: ferry ${cmd}`));
         for (const o of [...opts, '--store', '--json', '--help']) expect(r.stdout).toContain(o);

@@ -21,9 +21,9 @@ export interface InspectView {
 const iso = (unix: number): string => new Date(unix * 1000).toISOString().replace('.000Z', 'Z');
 
 function signatureLine(s: SignatureState): string {
-  if (s.checked) return `signatures: verified (header and release roles) against ${s.trustFiles.join(', ')}`;
+  if (s.checked) return `signature verified (header and release roles) against ${s.trustFiles.join(', ')}`;
   const ids = (a: string[]): string => (a.length === 0 ? 'nobody' : `key ${a.join(', ')}`);
-  return `signatures: NOT CHECKED (no --trust); the header names ${ids(s.signers.header)}, the release statement ${ids(s.signers.release)}`;
+  return `signature not checked (no --trust given): the header names ${ids(s.signers.header)}, the release statement ${ids(s.signers.release)}`;
 }
 
 function headLines(v: InspectView): string[] {
@@ -55,7 +55,7 @@ const BODY_NAMES: Record<string, string> = {
 };
 
 function opLines(ins: BundleInspection): string[] {
-  const runs = Object.entries(ins.runs).map(([name, r]) => `    ${plural(r.records, 'run record')} (${name}) rebuild ${plural(r.entries, 'entry', 'entries')}: ${RUN_NAMES[name] ?? name}${r.bytes > 0 ? `, ${humanBytes(r.bytes)} of patches` : ''}`);
+  const runs = Object.entries(ins.runs).sort(([a], [b]) => (a === 'run' ? -1 : b === 'run' ? 1 : a.localeCompare(b))).map(([name, r]) => `    ${plural(r.records, 'run record')} (${name}) rebuild ${plural(r.entries, 'entry', 'entries')}: ${RUN_NAMES[name] ?? name}${r.bytes > 0 ? `, ${humanBytes(r.bytes)} of patches` : ''}`);
   const h = ins.headers;
   const rows: string[][] = [
     ['header: baseline entry verbatim', count(h.base.count), '-', ''],

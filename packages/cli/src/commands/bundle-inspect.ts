@@ -91,7 +91,7 @@ function jsonView(v: InspectView): object {
 /** The bundle inspect command. */
 export const bundleInspectCommand: CommandSpec = {
   name: 'bundle inspect',
-  summary: 'Show what a bundle holds (bytes by op kind, layers reused/rebuilt, the costliest files), what docker pull would send instead, and the transfer time of each on a link.',
+  summary: 'Show what a bundle holds and what docker pull would send instead: bytes by op kind, layers reused and rebuilt, the costliest files, ratios and transfer times on a link.',
   args: 'FILE|DIR',
   positionals: { min: 1, max: 1 },
   options: {

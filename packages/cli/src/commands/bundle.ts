@@ -10,7 +10,7 @@ import { listOpt, requiredOpt, stringOpt, userPath, type CommandSpec } from '../
 import { writeJson, writeLines, type Invocation } from '../context.js';
 import { EXIT, usage } from '../errors.js';
 import { comparePull, comparisonLines, type PullComparison } from '../compare.js';
-import { humanBytes, plural, shortDigest } from '../format.js';
+import { count, humanBytes, plural, shortDigest } from '../format.js';
 import { createProgress } from '../progress.js';
 import { readPrivateKeys } from '../trust.js';
 import { parseExpiry, parseSize, parseWhole } from '../units.js';
@@ -90,7 +90,7 @@ function humanReport(p: BundlePlan, b: ComputedBundle, w: Written, cmp: PullComp
     `bundle ${s.id}`,
     `  ${p.from.length > 0 ? p.from.join(', ') : '(nothing)'} -> ${p.to} (image ID ${shortDigest(configDigest)}), installs as ${p.installAs ?? p.to}`,
     `  channel ${p.channel}, release ${p.release}, expires ${new Date(p.expires * 1000).toISOString().replace('.000Z', 'Z')}`,
-    `  payload ${humanBytes(s.payloadSize)} in ${chunks}, header ${humanBytes(s.envelope.length)}`,
+    `  payload ${humanBytes(s.payloadSize)} (${count(s.payloadSize)} bytes) in ${chunks}, header ${humanBytes(s.envelope.length)}`,
     `  layers: ${rebuilt} rebuilt, ${b.layers.length - rebuilt} reused`,
     `  wrote ${p.container === 'file' ? p.out : `${p.out} (repository: headers/, chunks/)`}`,
     '',
@@ -138,7 +138,7 @@ async function run(inv: Invocation): Promise<number> {
 /** The bundle command. */
 export const bundleCommand: CommandSpec = {
   name: 'bundle',
-  summary: 'Compute the signed bundle that updates devices holding the --from images to --to, and write it as a .ferry file or into a bundle repository directory.',
+  summary: 'Compute the signed bundle that updates devices from the --from images to --to; it is written as a .ferry file or into a bundle repository directory.',
   args: '',
   positionals: { min: 0, max: 0 },
   options: {

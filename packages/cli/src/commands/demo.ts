@@ -4,11 +4,11 @@
  * (imagegen), a device store gets v1, a bundle v1 -> v2 travels as a `.ferry` file, the device
  * applies it, and the image IDs (config digests) are compared, also after an OCI export.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FerryError, Store, applyBundle, exportOci, generateKeyPair, importImage, openBundle, openImage, parsePlatform, parsePrivateKey, parsePublicKey, rolePolicy, writeFerryFile, type Digest } from '@ferry/core';
+import { FerryError, Store, applyBundle, exportOci, generateKeyPair, importImage, openBundle, openImage, parsePlatform, parsePrivateKey, parsePublicKey, rolePolicy, sha256, writeFerryFile, type Digest } from '@ferry/core';
 import { createBundle } from '@ferry/differ';
 import { writeImagePair, type ReleaseChanges } from '@ferry/imagegen';
 import { stringOpt, userPath, type CommandSpec } from '../command.js';
@@ -27,19 +27,21 @@ const PLATFORM = 'linux/amd64';
 interface Demo {
   work: string;
   say: (line: string) => void;
-  progress: ProgressSink;
+  /** A progress bar for one step (on a terminal only). */
+  progress: (unit: 'bytes' | 'items') => ProgressSink;
   signal?: AbortSignal | undefined;
 }
 
-/** Runs `fn`, then prints `detail(result)` with the elapsed time. */
-async function step<T>(d: Demo, title: string, fn: () => Promise<T>, detail: (r: T) => string[]): Promise<T> {
+/** Runs `fn` (with a progress sink), then prints `detail(result)` with the elapsed time. */
+async function step<T>(d: Demo, title: string, fn: (progress: ProgressSink) => Promise<T>, detail: (r: T) => string[], unit: 'bytes' | 'items' = 'bytes'): Promise<T> {
   d.say(title);
   const t0 = performance.now();
+  const progress = d.progress(unit);
   let r: T;
   try {
-    r = await fn();
+    r = await fn(progress);
   } finally {
-    d.progress.stop();
+    progress.stop();
   }
   const lines = detail(r);
   lines[lines.length - 1] += ` (${formatDuration((performance.now() - t0) / 1000)})`;
@@ -52,15 +54,14 @@ function changeLine(c: ReleaseChanges | undefined): string {
   return `v2: ${count(c.edited.length)} files edited, ${count(c.added.length)} added, ${count(c.removed.length)} removed; its base layer was rebuilt with new mtimes, so no layer digest is shared with v1`;
 }
 
-async function generate(d: Demo): Promise<{ v1: number; v2: number }> {
-  const g = await step(d, '1. Build two versions of a sample image (imagegen, generated in code)', () => writeImagePair(join(d.work, 'images'), { platform: PLATFORM, signal: d.signal }), (g) => {
+async function generate(d: Demo): Promise<void> {
+  await step(d, '1. Build two versions of a sample image (imagegen, generated in code)', () => writeImagePair(join(d.work, 'images'), { platform: PLATFORM, signal: d.signal }), (g) => {
     const size = (t: 'v1' | 'v2'): string => {
       const layers = g.images[t]!.manifests[0]!.layers;
       return `${layers.length} layers, ${humanBytes(layers.reduce((a, l) => a + l.size, 0))} (${humanBytes(layers.reduce((a, l) => a + l.blobSize, 0))} gzip)`;
     };
     return [`edgeapp v1: ${size('v1')}; v2: ${size('v2')}`, changeLine(g.changes)];
   });
-  return { v1: g.images.v1!.manifests[0]!.layers.length, v2: g.images.v2!.manifests[0]!.layers.length };
 }
 
 async function importBoth(d: Demo): Promise<{ publisher: Store; device: Store }> {
@@ -78,16 +79,14 @@ async function importBoth(d: Demo): Promise<{ publisher: Store; device: Store }>
   }, () => ['each file body is stored once (zstd); layers keep their exact tar bytes as skeletons']);
 }
 
-async function keygen(d: Demo): Promise<{ privatePem: string; publicPem: string }> {
+async function keygen(d: Demo): Promise<{ privatePem: string; publicPem: string; id: string }> {
   return step(d, '3. Generate the release signing key (Ed25519)', async () => {
     const pair = generateKeyPair();
     await writeKeyFile(join(d.work, 'release.key'), pair.privatePem, 0o600);
     await writeKeyFile(join(d.work, 'release.pub'), pair.publicPem, 0o644);
     return pair;
-  }, (p) => [`release.key (stays with the publisher) and release.pub (on the device); key id ${generateKeyId(p.publicPem)}`]);
+  }, (p) => [`release.key (stays with the publisher) and release.pub (on the device); key id ${p.id}`]);
 }
-
-const generateKeyId = (pem: string): string => parsePublicKey(pem).id;
 
 interface Bundled {
   file: string;
@@ -99,40 +98,40 @@ async function bundle(d: Demo, publisher: Store, privatePem: string): Promise<Bu
   const file = join(d.work, 'edgeapp-v2.ferry');
   const key = parsePrivateKey(privatePem);
   const now = Math.floor(Date.now() / 1000);
-  return step(d, '4. Bundle v1 -> v2 on the publisher into edgeapp-v2.ferry', async () => {
-    const b = await createBundle(publisher, { from: ['edgeapp:v1'], to: 'edgeapp:v2', channel: 'demo', release: now, expires: now + 7 * 86400, releaseKeys: [key], headerKeys: [key], onProgress: d.progress.update });
+  return step(d, '4. Bundle v1 -> v2 on the publisher into edgeapp-v2.ferry', async (progress) => {
+    const b = await createBundle(publisher, { from: ['edgeapp:v1'], to: 'edgeapp:v2', channel: 'demo', release: now, expires: now + 7 * 86400, releaseKeys: [key], headerKeys: [key], onProgress: progress.update });
     try {
       await writeFerryFile(file, b.signed);
     } finally {
       await b.dispose();
     }
     const bytes = b.signed.envelope.length + b.signed.payloadSize;
-    return { file, bytes, comparison: comparePull(bytes, b.layers, DEMO_LINK), stats: b.stats, layers: b.layers, chunks: b.signed.chunks.length };
+    return { file, bytes, comparison: comparePull(bytes, b.layers, DEMO_LINK), stats: b.stats, layers: b.layers, signed: b.signed };
   }, (b) => {
     const rebuilt = b.layers.filter((l) => l.mode === 'rebuild').length;
     const s = b.stats;
     return [
-      `${rebuilt} layers rebuilt, ${b.layers.length - rebuilt} reused; of ${count(s.entries)} tar entries ${count(s.runEntries)} cost a few bytes per run, ${count(s.bodies.patch.files)} files travel as deltas and ${count(s.bodies.literal.files)} as new bytes`,
-      `bundle: ${humanBytes(b.bytes)} in ${count(b.chunks)} chunks of 64 KiB, signed`,
+      `${rebuilt} layers rebuilt, ${b.layers.length - rebuilt} reused; of ${count(s.entries)} tar entries, ${count(s.runEntries)} are runs of entries the device has (a few bytes per run), ${count(s.bodies.patch.files)} files travel as deltas and ${count(s.bodies.literal.files)} as new bytes`,
+      `bundle: ${humanBytes(b.bytes)} (header ${humanBytes(b.signed.envelope.length)}, payload in ${count(b.signed.chunks.length)} chunks of ${humanBytes(b.signed.chunkSize)}), signed`,
     ];
-  });
+  }, 'items');
 }
 
 async function apply(d: Demo, device: Store, b: Bundled, publicPem: string): Promise<Digest> {
   const pub = parsePublicKey(publicPem);
-  return step(d, '5. Carry the file to the device and apply it (signature, every chunk, every rebuilt layer checked)', async () => {
-    const r = await applyBundle(device, await openBundle(b.file), { trust: { release: rolePolicy([pub]), header: rolePolicy([pub]) }, signal: d.signal, onProgress: d.progress.update });
-    return r;
+  return step(d, '5. Carry the file to the device and apply it (signature, every chunk, every rebuilt layer checked)', async (progress) => {
+    const trust = { release: rolePolicy([pub]), header: rolePolicy([pub]) };
+    return applyBundle(device, await openBundle(b.file), { trust, signal: d.signal, onProgress: progress.update });
   }, (r) => [`${r.ref} installed: ${r.layers.filter((l) => l.mode === 'rebuild').length} layers rebuilt and verified against their diff_ids`]).then((r) => r.configDigest);
 }
 
-/** The config digest of tag `ref` in an OCI layout, with the config blob re-hashed. */
+/** The config digest of the (only) image in an OCI layout, with the config blob re-hashed. */
 async function layoutConfigDigest(dir: string): Promise<Digest> {
   const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
   const blob = async (d: string): Promise<Buffer> => readFile(join(dir, 'blobs', 'sha256', d.replace(/^sha256:/, '')));
   const manifest = JSON.parse((await blob(index.manifests[0]!.digest)).toString('utf8')) as { config: { digest: Digest } };
   const config = await blob(manifest.config.digest);
-  const actual = `sha256:${createHash('sha256').update(config).digest('hex')}`;
+  const actual = sha256(config);
   if (actual !== manifest.config.digest) throw new FerryError('FERRY_ERR_DIGEST_MISMATCH', `exported config blob hashes to ${actual}, not ${manifest.config.digest}`);
   return manifest.config.digest;
 }
@@ -151,10 +150,19 @@ async function verify(d: Demo, publisher: Store, device: Store, applied: Digest)
   }, (v) => [`publisher image ID ${shortDigest(v.publisher)}, device image ID ${shortDigest(v.device)}: the image IDs match`, `the device's edgeapp:v2 exported as an OCI layout has config digest ${v.exported} (layers verified while streaming)`]);
 }
 
-async function workDir(inv: Invocation): Promise<{ dir: string; remove: () => Promise<void> }> {
+/**
+ * A throwaway demo runs in memory when /dev/shm exists: its stores fsync every write (DESIGN.md
+ * section 8), which on a busy disk would take longer than the work itself. A kept one goes to tmpdir.
+ */
+async function tempRoot(keep: boolean): Promise<string> {
+  if (keep) return tmpdir();
+  return access('/dev/shm', constants.W_OK).then(() => '/dev/shm', () => tmpdir());
+}
+
+async function workDir(inv: Invocation, keep: boolean): Promise<{ dir: string; remove: () => Promise<void> }> {
   const given = stringOpt(inv, 'dir');
   if (given === undefined) {
-    const dir = await mkdtemp(join(tmpdir(), 'ferry-demo-'));
+    const dir = await mkdtemp(join(await tempRoot(keep), 'ferry-demo-'));
     return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
   }
   const dir = userPath(inv, given);
@@ -167,8 +175,8 @@ async function workDir(inv: Invocation): Promise<{ dir: string; remove: () => Pr
 async function run(inv: Invocation): Promise<number> {
   const { ctx, global } = inv;
   const keep = inv.values.keep === true;
-  const { dir, remove } = await workDir(inv);
-  const d: Demo = { work: dir, say: global.json ? () => {} : (l) => void ctx.stdout.write(`${l}\n`), progress: createProgress(ctx, { json: global.json, unit: 'items' }), signal: ctx.signal };
+  const { dir, remove } = await workDir(inv, keep);
+  const d: Demo = { work: dir, say: global.json ? () => {} : (l) => void ctx.stdout.write(`${l}\n`), progress: (unit) => createProgress(ctx, { json: global.json, unit }), signal: ctx.signal };
   const t0 = performance.now();
   try {
     d.say(`ferry demo: update an edge device from edgeapp:v1 to edgeapp:v2 (work directory ${dir}${keep ? ', kept' : ', removed at the end'})`);
@@ -184,7 +192,6 @@ async function run(inv: Invocation): Promise<number> {
     else for (const l of ['', `Result (the link: ${DEMO_LINK / 1000} kbit/s, e.g. a tactical radio or satellite modem):`, ...comparisonLines(b.comparison), '', `image IDs match: the device rebuilt exactly the image the publisher built (demo took ${formatDuration(seconds)})`]) d.say(l);
     return EXIT.ok;
   } finally {
-    d.progress.stop();
     if (!keep) await remove();
   }
 }

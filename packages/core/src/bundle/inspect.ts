@@ -131,8 +131,8 @@ export interface BundleInspection {
   runEntries: number;
   /** Run-like records by op name: records, entries covered, data bytes (a run's header patch). */
   runs: Record<string, { records: number; entries: number; bytes: number }>;
-  /** ENTRY headers by source: `base` (verbatim baseline), `patched` (bytes = patch), `literal`. */
-  headers: Record<'base' | 'patched' | 'literal', { count: number; bytes: number }>;
+  /** ENTRY headers by source: `base` (verbatim baseline), `patched` (bytes = patch), `literal`, newer kinds by name. */
+  headers: Record<'base' | 'patched' | 'literal', { count: number; bytes: number }> & Record<string, { count: number; bytes: number }>;
   /** ENTRY bodies by kind (`none`, `same`, `copy`, `back`, `digest`, `literal`, `patch`, newer kinds by name). */
   bodies: Record<string, KindStats>;
   /** Non-zero paddings carried. */
@@ -177,6 +177,7 @@ function describeHeader(h: HeaderSource, baseline: BaselineEntry[] | undefined):
       return { path: '(unparsable header)' };
     }
   }
+  if (typeof h.index !== 'number') return { path: `(${String((h as { kind: unknown }).kind)} header)` };
   const base = baseline?.[h.index];
   if (!base) return { path: `baseline#${h.index}` };
   if (h.kind === 'patched') {
@@ -196,48 +197,60 @@ async function drain(data: AsyncIterable<Uint8Array> | undefined): Promise<numbe
   return n;
 }
 
+type LooseOp = Loose & { header?: HeaderSource; body?: Loose; pad?: Uint8Array; bytes?: Uint8Array };
+
+/** Counts one ENTRY op; returns the data bytes it carried. Its body data is read here, in order. */
+async function countEntry(op: LooseOp, layer: number, acc: BundleInspection, carriedFiles: CarriedFile[], baseline: BaselineEntry[] | undefined): Promise<number> {
+  const h = op.header as HeaderSource & { kind: string; bytes?: unknown; patch?: unknown };
+  const headerData = h.bytes instanceof Uint8Array ? h.bytes : h.patch instanceof Uint8Array ? h.patch : undefined;
+  const hb = headerData?.length ?? 0;
+  const hs = (acc.headers[h.kind] ??= { count: 0, bytes: 0 });
+  hs.count++;
+  hs.bytes += hb;
+  const body = op.body as Loose & { index?: unknown };
+  const kind = String(body.kind);
+  const bytes = await drain(body.data);
+  const where = describeHeader(h, baseline);
+  const copied = kind === 'copy' && typeof body.index === 'number' ? baseline?.[body.index]?.size : undefined;
+  const size = typeof body.size === 'number' ? body.size : kind === 'none' ? 0 : (copied ?? where.size ?? 0);
+  const stats = (acc.bodies[kind] ??= { count: 0, bytes: 0, size: 0 });
+  stats.count++;
+  stats.bytes += bytes;
+  stats.size += size;
+  const pad = op.pad?.length ?? 0;
+  if (pad > 0) acc.pads.count++;
+  acc.pads.bytes += pad;
+  if (bytes > 0) carriedFiles.push({ path: where.path, layer, kind, size, carried: bytes });
+  return hb + bytes + pad;
+}
+
+/** Counts a RUN or any newer run-like record (one with a count); returns the data bytes it carried. */
+function countRun(op: LooseOp & { count: number }, acc: BundleInspection): number {
+  const run = (acc.runs[String(op.op)] ??= { records: 0, entries: 0, bytes: 0 });
+  const bytes = op.patch instanceof Uint8Array ? op.patch.length : 0;
+  run.records++;
+  run.entries += op.count;
+  run.bytes += bytes;
+  acc.runEntries += op.count;
+  return bytes;
+}
+
 /** Counts one layer's ops into `acc`; returns the layer's entries and carried bytes. */
 async function inspectFrame(ops: AsyncIterable<unknown>, layer: number, acc: BundleInspection, carriedFiles: CarriedFile[], baseline: BaselineEntry[] | undefined): Promise<{ entries: number; carried: number }> {
   let entries = 0;
   let carried = 0;
   for await (const raw of ops) {
-    const op = raw as Loose & { header?: HeaderSource; body?: Loose; pad?: Uint8Array; bytes?: Uint8Array };
+    const op = raw as LooseOp;
     if (op.op === 'entry') {
-      const h = op.header!;
-      const hb = h.kind === 'literal' ? h.bytes.length : h.kind === 'patched' ? h.patch.length : 0;
-      acc.headers[h.kind].count++;
-      acc.headers[h.kind].bytes += hb;
-      const body = op.body!;
-      const kind = String(body.kind);
-      const stats = (acc.bodies[kind] ??= { count: 0, bytes: 0, size: 0 });
-      const bytes = await drain(body.data);
-      const where = describeHeader(h, baseline);
-      const copied = kind === 'copy' && typeof (body as { index?: unknown }).index === 'number' ? baseline?.[(body as { index: number }).index]?.size : undefined;
-      const size = typeof body.size === 'number' ? body.size : kind === 'none' ? 0 : (copied ?? where.size ?? 0);
-      stats.count++;
-      stats.bytes += bytes;
-      stats.size += size;
-      const pad = op.pad?.length ?? 0;
-      if (pad > 0) acc.pads.count++;
-      acc.pads.bytes += pad;
-      if (bytes > 0) carriedFiles.push({ path: where.path, layer, kind, size, carried: bytes });
+      carried += await countEntry(op, layer, acc, carriedFiles, baseline);
       entries++;
-      carried += hb + bytes + pad;
     } else if (op.op === 'tail') {
       acc.tails.count++;
       acc.tails.bytes += op.bytes!.length;
       carried += op.bytes!.length;
     } else if (typeof op.count === 'number') {
-      // RUN and any newer run-like record
-      const name = String(op.op);
-      const run = (acc.runs[name] ??= { records: 0, entries: 0, bytes: 0 });
-      const bytes = op.patch instanceof Uint8Array ? op.patch.length : 0;
-      run.records++;
-      run.entries += op.count;
-      run.bytes += bytes;
-      acc.runEntries += op.count;
+      carried += countRun(op as LooseOp & { count: number }, acc);
       entries += op.count;
-      carried += bytes;
     } else {
       throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `payload holds an op this ferry cannot count: ${String(op.op)}`);
     }

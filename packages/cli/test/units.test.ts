@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { comparePull, formatRatio } from '../src/compare.js';
+import { formatDuration, formatRate, parseExpiry, parseRate, parseSize } from '../src/units.js';
+
+describe('option units', () => {
+  it('parses link rates in bits per second', () => {
+    const cases: [string, number][] = [
+      ['9600bit', 9600],
+      ['64kbit', 64_000],
+      ['1mbit', 1_000_000],
+      ['2Mbit/s', 2_000_000],
+      ['100kB/s', 800_000],
+      ['64kbps', 64_000],
+      ['1MiB/s', 8 * 1024 * 1024],
+      ['9600', 9600],
+      ['2.4kbit', 2400],
+    ];
+    for (const [text, bits] of cases) expect(parseRate(text), text).toBe(bits);
+    for (const bad of ['', 'fast', '64 kbit x', '0bit', '-5kbit', '64xbit']) expect(() => parseRate(bad), bad).toThrow(/--link takes a link rate/);
+  });
+
+  it('formats rates and durations', () => {
+    expect([9600, 64_000, 1_000_000, 2_500_000].map(formatRate)).toEqual(['9.6 kbit/s', '64 kbit/s', '1 Mbit/s', '2.5 Mbit/s']);
+    expect([0.42, 14.6, 75, 3600, 7300, 200_000].map(formatDuration)).toEqual(['0.4 s', '15 s', '1 min 15 s', '1 h', '2 h 1 min', '2 d 7 h']);
+    expect([1, 2.345, 168.4].map(formatRatio)).toEqual(['1.0x', '2.3x', '168x']);
+  });
+
+  it('parses sizes, binary unless written kB/MB', () => {
+    expect(['65536', '64K', '64KiB', '64k', '1MiB', '1M', '64kB'].map((s) => parseSize(s, '--chunk-size'))).toEqual([65536, 65536, 65536, 65536, 1048576, 1048576, 64000]);
+    expect(() => parseSize('lots', '--chunk-size')).toThrow(/--chunk-size takes a size/);
+  });
+
+  it('parses expiry as a span, a date or unix seconds, in the future only', () => {
+    const now = 1_800_000_000;
+    expect(parseExpiry('90d', now)).toBe(now + 90 * 86400);
+    expect(parseExpiry('12h', now)).toBe(now + 12 * 3600);
+    expect(parseExpiry('2030-01-01', now)).toBe(Date.UTC(2030, 0, 1) / 1000);
+    expect(parseExpiry('1900000000', now)).toBe(1_900_000_000);
+    expect(() => parseExpiry('2020-01-01', now)).toThrow(/not in the future/);
+    expect(() => parseExpiry('soon', now)).toThrow(/--expires takes/);
+  });
+
+  it('compares a bundle with docker pull of all or only the changed layers', () => {
+    const c = comparePull(1000, [{ mode: 'reuse', gzipSize: 50_000 }, { mode: 'rebuild', gzipSize: 20_000 }], 8000);
+    expect(c).toMatchObject({ fullImage: { bytes: 70_000, layers: 2 }, changedLayers: { bytes: 20_000, layers: 1 }, ratio: { fullImage: 70, changedLayers: 20 } });
+    expect(c.link!.seconds).toEqual({ bundle: 1, changedLayers: 20, fullImage: 70 });
+  });
+});
