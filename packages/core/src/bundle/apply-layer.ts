@@ -147,6 +147,9 @@ export async function applyLayer(store: Store, layer: LayerPlan, ops: AsyncItera
   const writer = new SkeletonWriter();
   const final = store.skeletonPath(layer.diffId);
   const staged = join(dirname(final), `.tmp-apply-${process.pid}-${layer.diffId.slice(7, 23)}`);
+  // a payload can fail before writeStreamAtomic has piped the output (an empty frame fails at its
+  // first read): without a listener, destroying the writer then raised an uncaught 'error'
+  writer.output.on('error', () => {});
   const write = writeStreamAtomic(staged, writer.output, { check: () => batch.flush() });
   write.catch(() => {});
   const build = new LayerBuild(store, baseline, batch, writer, limits);

@@ -73,16 +73,22 @@ export function signEnvelope(role: SigningRole, doc: Uint8Array, keys: PrivateKe
   return envelope(doc, keys.map((k) => signBytes(role, doc, k)));
 }
 
-/** Verifies an envelope and returns the signed bytes (not yet decoded). */
-export function openEnvelope(role: SigningRole, bytes: Uint8Array, policy: RolePolicy): Uint8Array {
+/** Decodes an envelope's shape (size cap first) without checking its signatures. */
+export function parseEnvelope(role: SigningRole, bytes: Uint8Array): { signed: Uint8Array; signatures: Signature[] } {
   if (bytes.length > HEADER_MAX_BYTES) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `${role} envelope is ${bytes.length} bytes, over the ${HEADER_MAX_BYTES} cap`);
   const env = check.map(decodeLimited(bytes, ENVELOPE_LIMITS, `${role} envelope`), `${role} envelope`);
   const signed = check.bin(env.signed, `${role} envelope signed`);
-  const sigs = check.array(env.signatures, `${role} envelope signatures`).map((s, i) => {
+  const signatures = check.array(env.signatures, `${role} envelope signatures`).map((s, i) => {
     const pair = check.array(s, `signature ${i}`);
     return { keyid: check.str(pair[0], `signature ${i} keyid`), sig: check.bin(pair[1], `signature ${i} sig`) };
   });
-  verifySignatures(role, signed, sigs, policy);
+  return { signed, signatures };
+}
+
+/** Verifies an envelope and returns the signed bytes (not yet decoded). */
+export function openEnvelope(role: SigningRole, bytes: Uint8Array, policy: RolePolicy): Uint8Array {
+  const { signed, signatures } = parseEnvelope(role, bytes);
+  verifySignatures(role, signed, signatures, policy);
   return signed;
 }
 
@@ -144,11 +150,19 @@ function decodeLayers(v: unknown): LayerPlan[] {
 
 /** Decodes verified header bytes; the embedded release envelope is verified with `releasePolicy`. */
 export function decodeHeader(bytes: Uint8Array, releasePolicy: RolePolicy): BundleHeader {
+  return decodeHeaderWith(bytes, (env) => openEnvelope('release', env, releasePolicy));
+}
+
+/**
+ * Decodes header bytes, opening the embedded release envelope with `openRelease` (which verifies
+ * it, or for inspection only, does not). Shape, limits and consistency are always checked.
+ */
+export function decodeHeaderWith(bytes: Uint8Array, openRelease: (envelope: Uint8Array) => Uint8Array): BundleHeader {
   const m = check.map(decodeLimited(bytes, DOC_LIMITS, 'bundle header'), 'bundle header');
   if (m.type !== 'ferry-bundle') throw new FerryError('FERRY_ERR_BUNDLE_INVALID', 'not a ferry bundle header');
   if (m.v !== BUNDLE_FORMAT_VERSION) throw new FerryError('FERRY_ERR_BUNDLE_VERSION', `bundle format version ${String(m.v)} is not supported (this ferry reads ${BUNDLE_FORMAT_VERSION})`);
   const releaseEnvelope = check.bin(m.release, 'header.release');
-  const release = decodeRelease(openEnvelope('release', releaseEnvelope, releasePolicy));
+  const release = decodeRelease(openRelease(releaseEnvelope));
   const payload = check.array(m.payload, 'header.payload');
   const header: BundleHeader = {
     version: BUNDLE_FORMAT_VERSION,

@@ -6,19 +6,13 @@
  * differ's) are counted under their own names rather than refused.
  */
 import { FerryError } from '../errors.js';
-import { bytesToDigest, type Digest } from '../util/digest.js';
+import type { Digest } from '../util/digest.js';
 import { parseHeaderGroup } from '../tar/group.js';
 import type { Progress } from '../store/import.js';
 import type { BaselineEntry } from './baseline.js';
 import { payloadRange, type ChunkSource } from './container.js';
-import { BUNDLE_FORMAT_VERSION, HEADER_MAX_BYTES, decodeRelease, type BundleHeader, type LayerPlan } from './header.js';
-import { check, decodeLimited } from './msgpack.js';
+import { decodeHeaderWith, parseEnvelope, type BundleHeader } from './header.js';
 import { patchBytes, readOps, type HeaderSource } from './payload.js';
-
-// the limits header.ts decodes envelopes and documents with (docs/format.md section 4)
-const ENVELOPE_LIMITS = { maxStrLength: 256, maxBinLength: HEADER_MAX_BYTES, maxArrayLength: 64, maxMapLength: 4 };
-const DOC_LIMITS = { maxStrLength: 4096, maxBinLength: 8 * 1024 * 1024, maxArrayLength: 4 * 1024 * 1024, maxMapLength: 32 };
-const MODES = ['reuse', 'rebuild'] as const;
 
 /** A header decoded without checking signatures, with the key ids its envelopes name. */
 export interface UnverifiedHeader {
@@ -27,57 +21,20 @@ export interface UnverifiedHeader {
   signers: { header: string[]; release: string[] };
 }
 
-function openUnverified(bytes: Uint8Array, what: string): { signed: Uint8Array; keyids: string[] } {
-  if (bytes.length > HEADER_MAX_BYTES) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `${what} is ${bytes.length} bytes, over the ${HEADER_MAX_BYTES} cap`);
-  const env = check.map(decodeLimited(bytes, ENVELOPE_LIMITS, what), what);
-  const keyids = check.array(env.signatures, `${what} signatures`).map((s, i) => check.str(check.array(s, `signature ${i}`)[0], `signature ${i} keyid`));
-  return { signed: check.bin(env.signed, `${what} signed`), keyids };
-}
-
-function decodeLayers(v: unknown): LayerPlan[] {
-  return check.array(v, 'header.layers').map((x, i) => {
-    const a = check.array(x, `layer ${i}`);
-    const mode = MODES[check.uint(a[2], `layer ${i} mode`)];
-    if (!mode) throw new FerryError('FERRY_ERR_MSGPACK_INVALID', `layer ${i} has an unknown mode`);
-    const start = check.uint(a[3], `layer ${i} start`);
-    const end = check.uint(a[4], `layer ${i} end`);
-    if (end < start) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `layer ${i} payload range ends before it starts`);
-    return { diffId: bytesToDigest(check.bin(a[0], `layer ${i} diffId`, 32)), size: check.uint(a[1], `layer ${i} size`), mode, start, end, gzipSize: check.uint(a[5], `layer ${i} gzip size`) };
-  });
-}
-
 /**
  * Decodes a header envelope WITHOUT verifying any signature, for inspection only: nothing it
  * returns may be trusted or applied (the applier uses verifyHeader). Shape, limits and the chunk
  * layout are still checked, so the payload can be read safely.
  */
 export function decodeHeaderUnverified(envelopeBytes: Uint8Array): UnverifiedHeader {
-  const outer = openUnverified(envelopeBytes, 'header envelope');
-  const m = check.map(decodeLimited(outer.signed, DOC_LIMITS, 'bundle header'), 'bundle header');
-  if (m.type !== 'ferry-bundle') throw new FerryError('FERRY_ERR_BUNDLE_INVALID', 'not a ferry bundle header');
-  if (m.v !== BUNDLE_FORMAT_VERSION) throw new FerryError('FERRY_ERR_BUNDLE_VERSION', `bundle format version ${String(m.v)} is not supported (this ferry reads ${BUNDLE_FORMAT_VERSION})`);
-  const releaseEnvelope = check.bin(m.release, 'header.release');
-  const inner = openUnverified(releaseEnvelope, 'release envelope');
-  const payload = check.array(m.payload, 'header.payload');
-  const header: BundleHeader = {
-    version: BUNDLE_FORMAT_VERSION,
-    releaseEnvelope,
-    release: decodeRelease(inner.signed),
-    manifest: check.bin(m.manifest, 'header.manifest'),
-    config: check.bin(m.config, 'header.config'),
-    baseline: check.array(m.baseline, 'header.baseline').map((d, i) => bytesToDigest(check.bin(d, `baseline ${i}`, 32))),
-    layers: decodeLayers(m.layers),
-    payloadSize: check.uint(payload[0], 'payload size'),
-    chunkSize: check.uint(payload[1], 'chunk size'),
-    chunks: check.array(payload[2], 'chunk list').map((d, i) => bytesToDigest(check.bin(d, `chunk ${i}`, 32))),
-    need: check.uint(m.need, 'header.need'),
-    created: check.uint(m.created, 'header.created'),
-  };
-  const bad = (msg: string): FerryError => new FerryError('FERRY_ERR_BUNDLE_INVALID', `bundle header is inconsistent: ${msg}`);
-  if (header.chunkSize < 1) throw bad('chunk size is 0');
-  if (header.chunks.length !== Math.ceil(header.payloadSize / header.chunkSize)) throw bad(`${header.chunks.length} chunks cannot hold ${header.payloadSize} bytes`);
-  for (const l of header.layers) if (l.end > header.payloadSize) throw bad(`layer ${l.diffId} payload range runs past the payload`);
-  return { header, signers: { header: outer.keyids, release: inner.keyids } };
+  const outer = parseEnvelope('header', envelopeBytes);
+  let release: string[] = [];
+  const header = decodeHeaderWith(outer.signed, (env) => {
+    const inner = parseEnvelope('release', env);
+    release = inner.signatures.map((s) => s.keyid);
+    return inner.signed;
+  });
+  return { header, signers: { header: outer.signatures.map((s) => s.keyid), release } };
 }
 
 /** Options for inspectBundle. */

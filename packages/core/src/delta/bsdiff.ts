@@ -21,7 +21,7 @@
  * each sit together, so the payload compressor sees long runs of similar data; the bound lets
  * bspatch stream with one block's diff bytes buffered (bspatch.ts). The encoder is deterministic.
  */
-import { suffixArray } from './suffix-array.js';
+import { SuffixIndex, type Match } from './suffix-index.js';
 
 /** Most output bytes one block of a bsdiff delta may produce (bounds bspatch's buffer). */
 export const BSDIFF_BLOCK = 1024 * 1024;
@@ -32,6 +32,15 @@ export const BSDIFF_BLOCK = 1024 * 1024;
  * only zstd patch-from.
  */
 export const BSDIFF_MAX_REFERENCE = 16 * 1024 * 1024;
+
+/** Matches longer than this that do not beat the current alignment are skipped by halves (see scan). */
+const SKIP_MATCH = Number(process.env.SKIPM ?? 64);
+
+/**
+ * Longest backward extension of a match. Without a bound, periodic inputs make every new match
+ * reach back to the previous one and the scan quadratic; real edits never extend this far back.
+ */
+const BACK_MAX = 16 * 1024;
 
 /** A canonical triple list: for each, where the add run starts in the reference, its length and the extra length. */
 interface Triples {
@@ -88,44 +97,7 @@ class ByteWriter {
  * the differ keeps references under BSDIFF_MAX_REFERENCE because suffix sorting is the slow part.
  */
 export function bsdiff(ref: Uint8Array, target: Uint8Array): Uint8Array {
-  const sa = ref.length > 0 ? suffixArray(ref) : new Int32Array(0);
-  return serialize(ref, target, scan(ref, target, sa));
-}
-
-/** Length of the common prefix of ref[p..] and target[at..], known to be at least `from`. */
-function common(ref: Uint8Array, p: number, target: Uint8Array, at: number, from: number): number {
-  const lim = Math.min(ref.length - p, target.length - at);
-  let k = from;
-  while (k < lim && ref[p + k] === target[at + k]) k++;
-  return k;
-}
-
-/** Longest match for target[at..] among the reference suffixes (binary search; result in `m`). */
-function search(sa: Int32Array, ref: Uint8Array, target: Uint8Array, at: number, m: { pos: number; len: number }): void {
-  if (sa.length === 0) {
-    m.pos = 0;
-    m.len = 0;
-    return;
-  }
-  let st = 0;
-  let en = sa.length - 1;
-  let lenSt = common(ref, sa[st]!, target, at, 0);
-  let lenEn = common(ref, sa[en]!, target, at, 0);
-  while (en - st >= 2) {
-    const x = (st + en) >>> 1;
-    const p = sa[x]!;
-    // every suffix between st and en shares min(lenSt, lenEn) bytes with the target (sorted order)
-    const k = common(ref, p, target, at, Math.min(lenSt, lenEn));
-    if (p + k < ref.length && at + k < target.length && ref[p + k]! < target[at + k]!) {
-      st = x;
-      lenSt = k;
-    } else {
-      en = x;
-      lenEn = k;
-    }
-  }
-  m.pos = lenSt > lenEn ? sa[st]! : sa[en]!;
-  m.len = Math.max(lenSt, lenEn);
+  return serialize(ref, target, scan(ref, target, new SuffixIndex(ref)));
 }
 
 /** How far the previous match extends forwards with more than half its bytes equal. */
@@ -149,7 +121,7 @@ function backwardLength(ref: Uint8Array, target: Uint8Array, lastScan: number, s
   let s = 0;
   let best = 0;
   let lenB = 0;
-  for (let i = 1; scan >= lastScan + i && pos >= i; i++) {
+  for (let i = 1; scan >= lastScan + i && pos >= i && i <= BACK_MAX; i++) {
     if (ref[pos - i] === target[scan - i]) s++;
     if (s * 2 - i > best * 2 - lenB) {
       best = s;
@@ -176,21 +148,24 @@ function overlapSplit(ref: Uint8Array, target: Uint8Array, fStart: number, fPos:
 }
 
 /** The bsdiff scan: matches found by suffix search, extended both ways while more than half the bytes agree. */
-function scan(ref: Uint8Array, target: Uint8Array, sa: Int32Array): Triples {
+function scan(ref: Uint8Array, target: Uint8Array, index: SuffixIndex): Triples {
   const t: Triples = { from: [], add: [], extra: [] };
-  const m = { pos: 0, len: 0 };
+  const m: Match = { pos: 0, len: 0 };
   let at = 0, len = 0, pos = 0, lastScan = 0, lastPos = 0, lastOffset = 0;
   while (at < target.length) {
     let oldScore = 0;
     let scsc = (at += len);
-    for (; at < target.length; at++) {
-      search(sa, ref, target, at, m);
+    while (at < target.length) {
+      index.search(target, at, m);
       len = m.len;
       pos = m.pos;
       for (; scsc < at + len; scsc++) if (scsc + lastOffset < ref.length && ref[scsc + lastOffset] === target[scsc]) oldScore++;
       // a match clearly better than continuing the previous alignment starts a new triple
       if ((len === oldScore && len !== 0) || len > oldScore + 8) break;
-      if (at + lastOffset < ref.length && ref[at + lastOffset] === target[at]) oldScore--;
+      // slide past one byte, or past half of a long match the current alignment nearly covers:
+      // bounds the work on long repetitive runs (bsdiff's quadratic case) at no real cost in size
+      const step = len > SKIP_MATCH ? len >> 1 : 1;
+      for (const end = at + step; at < end; at++) if (at + lastOffset < ref.length && ref[at + lastOffset] === target[at]) oldScore--;
     }
     if (len !== oldScore || at === target.length) {
       let lenF = forwardLength(ref, target, lastScan, lastPos, at);

@@ -16,7 +16,7 @@ import { HashingStream, digestHex, hashToDigest, type Digest } from '../util/dig
 import { tempPathFor, writeFileAtomic, writeStreamAtomic } from '../util/fs.js';
 import { reassembleLayer } from '../tar/skeleton.js';
 import { MT } from '../image/media.js';
-import { storeManifest, type Progress } from './import.js';
+import type { Progress } from './import.js';
 import { parseRef } from './refs.js';
 import type { StoredImage, Store } from './store.js';
 

@@ -13,12 +13,12 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { access, mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { access, mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, toFerryError } from '../errors.js';
 import { digestHex, hashToDigest, isDigest, parseDigest, sha256, type Digest } from '../util/digest.js';
-import { fsyncDir, writeFileAtomic, writeStreamAtomic } from '../util/fs.js';
-import { zstdCompress, zstdCompressStream, zstdDecode } from '../util/zstd.js';
+import { fsyncDir, writeFileAtomic } from '../util/fs.js';
+import { zstdDecode } from '../util/zstd.js';
 import { readSkeletonFile, type SkeletonReader } from '../tar/skeleton-file.js';
 import { configDiffIds, parseJsonObject, toDescriptor, toDescriptors } from '../image/json.js';
 import { MT } from '../image/media.js';
