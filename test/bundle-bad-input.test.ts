@@ -3,7 +3,9 @@
  * the device store as it was: the same refs, the same channel state, no new skeleton, fsck clean,
  * no temp file, the lock released. One fixture (imagegen v1/v2, a bundle written both as a
  * `.ferry` file and into a repository directory); each case damages a copy, or builds a signed
- * header that lies, and applies it to a fresh clone of a device store that holds v1.
+ * header or payload that lies, and applies it to a device store that holds v1. Refusals all go to
+ * one shared device whose every file is compared before and after (see expectRefused); cases that
+ * change a device on purpose (rollback, missing or corrupted baseline) use clones.
  */
 import { cp, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,6 +19,7 @@ import {
   digestHex,
   encodeMsgpack,
   encodeRelease,
+  fsck,
   loadBaseline,
   openBundle,
   openEnvelope,
@@ -50,9 +53,12 @@ import {
   remove,
   scratch,
   storeState,
+  treeChanges,
+  treeSnapshot,
   trustOf,
   verifyExport,
   type ExpectedImage,
+  type StoreState,
 } from './helpers/bundle-fixture.js';
 
 const CREATED = Math.floor(Date.now() / 1000) - 3600;
@@ -61,7 +67,7 @@ const CHUNK = 2 * 1024;
 
 let work: string;
 let pub: Store;
-/** A device holding app:v1, cloned for every case. */
+/** A device holding app:v1, cloned for cases that change a device on purpose. */
 let deviceDir: string;
 let key: PrivateKey;
 let trust: TrustPolicy;
@@ -73,6 +79,9 @@ let header: BundleHeader;
 /** The decoded header document, for crafting lies. */
 let doc: Record<string, unknown>;
 let cases = 0;
+/** The device every refusal is tried on (after fsck passed on it). */
+let shared: Store;
+let sharedState: StoreState;
 
 beforeAll(async () => {
   buildPackages();
@@ -94,6 +103,9 @@ beforeAll(async () => {
   header = verifyHeader(bundle.signed.envelope, { trust });
   doc = decodeLimited(openEnvelope('header', bundle.signed.envelope, trust.header), { maxStrLength: 1 << 20, maxBinLength: 1 << 26, maxArrayLength: 1 << 22, maxMapLength: 64 }, 'test') as Record<string, unknown>;
   console.log(`bad-input fixture: payload ${bundle.signed.payloadSize} bytes in ${header.chunks.length} chunks; layers ${header.layers.map((l) => `${l.mode} [${l.start}, ${l.end})`).join(', ')}`);
+  shared = await cloneStore(deviceDir, join(work, 'shared-device'));
+  sharedState = await storeState(shared);
+  expect((await fsck(shared)).ok).toBe(true);
   // the fixture must be able to hit every case: several rebuilt layers, several chunks
   expect(header.layers.filter((l) => l.mode === 'rebuild').length).toBeGreaterThanOrEqual(2);
   expect(header.chunks.length).toBeGreaterThanOrEqual(3);
@@ -105,7 +117,7 @@ afterAll(async () => {
 });
 
 /** A fresh clone of the v1 device and its state before the case. */
-async function device(from = deviceDir): Promise<{ store: Store; before: Awaited<ReturnType<typeof storeState>>; dir: string }> {
+async function device(from = deviceDir): Promise<{ store: Store; before: StoreState; dir: string }> {
   const dir = join(work, `case-${cases++}`);
   const store = await cloneStore(from, dir);
   return { store, before: await storeState(store), dir };
@@ -124,12 +136,24 @@ async function refused(p: Promise<unknown>, ...codes: string[]): Promise<FerryEr
   return err as FerryError;
 }
 
-/** Opens `path` and applies it to a fresh v1 device; the apply must fail with `codes` and change nothing. */
+const CONTENT_FILE = /^contents\/[0-9a-f]{2}\/[0-9a-f]{64}$/;
+
+/**
+ * Opens `path` and applies it to the shared v1 device; the apply must fail with `codes` and change
+ * nothing. Every file of the store is compared before and after (size and mtime): the only writes
+ * allowed are new content objects (unreferenced; gc removes them), and when there are any, refs,
+ * channel state, skeletons and blobs are compared and fsck runs. With no write at all the store
+ * is the one fsck passed at the start. The shared device is checked once more at the end.
+ */
 async function expectRefused(label: string, path: string | (() => Promise<BundleSource>), opts: Partial<ApplyOptions>, ...codes: string[]): Promise<FerryError> {
-  const { store, before } = await device();
-  const attempt = async (): Promise<unknown> => applyBundle(store, typeof path === 'string' ? await openBundle(path) : await path(), { trust, ...opts });
+  const before = await treeSnapshot(shared.root);
+  const attempt = async (): Promise<unknown> => applyBundle(shared, typeof path === 'string' ? await openBundle(path) : await path(), { trust, ...opts });
   const err = await refused(attempt(), ...codes);
-  await expectUnchanged(store, before, label);
+  const changes = treeChanges(before, await treeSnapshot(shared.root));
+  expect(changes.removed, label).toEqual([]);
+  expect(changes.changed, label).toEqual([]);
+  expect(changes.added.filter((p) => !CONTENT_FILE.test(p)), label).toEqual([]);
+  if (changes.added.length > 0) await expectUnchanged(shared, sharedState, label);
   return err;
 }
 
@@ -387,7 +411,7 @@ describe('signed headers that lie (the signature passes, the body is malformed)'
   });
 
   it('refuses missing fields: FERRY_ERR_MSGPACK_INVALID, or FERRY_ERR_BUNDLE_INVALID for the type tag', async () => {
-    for (const field of ['release', 'manifest', 'config', 'baseline', 'layers', 'payload', 'created']) {
+    for (const field of ['release', 'manifest', 'config', 'baseline', 'layers', 'payload', 'need', 'created']) {
       await expectRefused(`signed header without ${field}`, await signedFerry(`missing-${field}`, rawMap(docFields({ [field]: undefined }))), {}, 'FERRY_ERR_MSGPACK_INVALID');
     }
     await expectRefused('signed header without its type tag', await signedFerry('missing-type', rawMap(docFields({ type: undefined }))), {}, 'FERRY_ERR_BUNDLE_INVALID');
@@ -412,6 +436,10 @@ describe('signed headers that lie (the signature passes, the body is malformed)'
     for (const [what, change] of bad) {
       await expectRefused(`signed header: ${what}`, await signedFerry(`inconsistent-${what.replace(/\W+/g, '-')}`, rawMap(docFields(change))), {}, 'FERRY_ERR_BUNDLE_INVALID');
     }
+  });
+
+  it('refuses a header claiming more room than the disk has, before writing: FERRY_ERR_DISK_FULL', async () => {
+    await expectRefused('signed header: need of 2^53 - 1 bytes', await signedFerry('need-huge', rawMap(docFields({ need: Number.MAX_SAFE_INTEGER }))), {}, 'FERRY_ERR_DISK_FULL');
   });
 
   it('refuses a malformed release statement signed by the trusted release key', async () => {
@@ -519,9 +547,8 @@ describe('baseline', () => {
   }
 
   it('detects a corrupted baseline content used by runs, copies and patches: never a wrong image', async () => {
-    const { store: probe } = await device();
-    const used = await usedBaseline(probe);
-    const table = await loadBaseline(probe, header.baseline);
+    const used = await usedBaseline(shared);
+    const table = await loadBaseline(shared, header.baseline);
     expect(used.run.size).toBeGreaterThan(0);
     expect(used.patch.size).toBeGreaterThan(0);
     const picks: [string, number][] = [
@@ -530,6 +557,7 @@ describe('baseline', () => {
       ['patch reference', [...used.patch][0]!],
     ];
     if (used.copy.size > 0) picks.push(['copied body', [...used.copy][0]!]);
+    const seen: string[] = [];
     for (const [what, index] of picks) {
       const digest = table[index]!.digest!;
       for (const how of ['byte flipped', 'other valid content'] as const) {
@@ -542,13 +570,15 @@ describe('baseline', () => {
           await writeFile(path, zstdCompress(Buffer.from(`not the content of ${table[index]!.path}\n`)));
         }
         const label = `${what} ${table[index]!.path}: ${how}`;
-        await refused(applyBundle(store, await openBundle(ferry), { trust }), 'FERRY_ERR_BASELINE_MISSING', 'FERRY_ERR_OBJECT_CORRUPT');
+        const err = await refused(applyBundle(store, await openBundle(ferry), { trust }), 'FERRY_ERR_BASELINE_MISSING', 'FERRY_ERR_OBJECT_CORRUPT');
+        seen.push(`${label}: ${err.code}`);
         const after = await storeState(store);
         expect(after.refs, label).toEqual(before.refs);
         expect(after.channels, label).toEqual(before.channels);
         expect(after.skeletons.filter((s) => s.startsWith('.')), label).toEqual([]);
       }
     }
+    console.log(`corrupted baseline contents:\n  ${seen.join('\n  ')}`);
   });
 });
 
@@ -608,5 +638,13 @@ describe('envelopes', () => {
     }
     // no signatures at all is a signature failure, not a shape failure
     await expectRefused('envelope without signatures', async () => ({ where: 'memory', headerBytes: encodeMsgpack({ signed: env.signed, signatures: [] }), chunks: () => { throw new Error('must not be reached'); } }), {}, 'FERRY_ERR_SIGNATURE_INVALID');
+  });
+});
+
+describe('the shared device after every refusal', () => {
+  it('still holds exactly v1, passes fsck and has no temp files', async () => {
+    await expectUnchanged(shared, sharedState, 'shared device at the end');
+    expect(sharedState.refs.map((r) => r.ref)).toEqual(['app:v1']);
+    expect(sharedState.channels).toEqual({});
   });
 });

@@ -9,7 +9,7 @@
  * {@link buildPackages} in `beforeAll` (a no-op when dist is fresh).
  */
 import { execFileSync } from 'node:child_process';
-import { cp, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pack } from 'tar-stream';
@@ -35,7 +35,11 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Builds core and differ from the sources under test (tsc -b: a no-op when dist is fresh). */
 export function buildPackages(): void {
-  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'packages/differ'], { cwd: ROOT, stdio: 'pipe' });
+  try {
+    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'packages/differ'], { cwd: ROOT, stdio: 'pipe' });
+  } catch (err) {
+    throw new Error(`building packages/core and packages/differ failed:\n${String((err as { stdout?: Buffer }).stdout ?? err)}`);
+  }
 }
 
 /** A fresh Ed25519 private key. */
@@ -155,6 +159,32 @@ export async function expectUnchanged(store: Store, before: StoreState, label: s
   expect(report.problems, label).toEqual([]);
   expect(report.leftovers, label).toEqual([]);
   expect((await names(store.root)).includes('lock'), `${label}: lock released`).toBe(false);
+}
+
+/** Every file under a directory with its size and mtime: any write shows up here. */
+export async function treeSnapshot(root: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else {
+        const st = await stat(p);
+        out.set(p.slice(root.length + 1), `${st.size}:${st.mtimeMs}`);
+      }
+    }
+  };
+  await walk(root);
+  return out;
+}
+
+/** Paths added, removed or changed between two snapshots. */
+export function treeChanges(before: Map<string, string>, after: Map<string, string>): { added: string[]; removed: string[]; changed: string[] } {
+  return {
+    added: [...after.keys()].filter((k) => !before.has(k)).sort(),
+    removed: [...before.keys()].filter((k) => !after.has(k)).sort(),
+    changed: [...after.keys()].filter((k) => before.has(k) && before.get(k) !== after.get(k)).sort(),
+  };
 }
 
 /** The image a store must end up holding. */

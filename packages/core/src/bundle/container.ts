@@ -52,7 +52,12 @@ export async function openFerryFile(path: string): Promise<BundleSource> {
     const head = Buffer.alloc(PREFIX);
     const { bytesRead } = await fh.read(head, 0, PREFIX, 0);
     if (bytesRead < PREFIX || !head.subarray(0, 8).equals(FERRY_FILE_MAGIC)) {
-      throw new FerryError(bytesRead < PREFIX && bytesRead > 0 && FERRY_FILE_MAGIC.subarray(0, Math.min(bytesRead, 8)).equals(head.subarray(0, Math.min(bytesRead, 8))) ? 'FERRY_ERR_BUNDLE_TRUNCATED' : 'FERRY_ERR_BUNDLE_INVALID', `${path} is not a .ferry bundle file`);
+      // a file cut inside the magic or inside the length field after it is a truncated bundle
+      const seen = Math.min(bytesRead, FERRY_FILE_MAGIC.length);
+      if (bytesRead > 0 && bytesRead < PREFIX && FERRY_FILE_MAGIC.subarray(0, seen).equals(head.subarray(0, seen))) {
+        throw new FerryError('FERRY_ERR_BUNDLE_TRUNCATED', `${path} ends inside its ${PREFIX}-byte prefix (${bytesRead} bytes)`);
+      }
+      throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `${path} is not a .ferry bundle file`);
     }
     const hlen = head.readUInt32BE(8);
     if (hlen > HEADER_MAX_BYTES) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `${path}: header is ${hlen} bytes, over the ${HEADER_MAX_BYTES} cap`);
