@@ -1,7 +1,7 @@
 /** A pool of patch workers, one per core by default; results do not depend on scheduling. */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { FerryError, type Digest } from '@ferry/core';
+import { FerryError, compiledSibling, type Digest } from '@ferry/core';
 import type { PatchJob, PatchResult } from './patch-worker.js';
 
 export class PatchPool {
@@ -17,15 +17,23 @@ export class PatchPool {
     size = availableParallelism(),
   ) {
     for (let i = 0; i < Math.max(1, size); i++) {
-      const w = new Worker(new URL('./patch-worker.js', import.meta.url));
+      const w = new Worker(compiledSibling(import.meta.url, 'patch-worker'));
       w.on('message', (r: PatchResult) => this.done(w, r));
-      w.on('error', (err) => {
-        for (const p of this.pending.values()) p.reject(err);
-        this.pending.clear();
-      });
+      w.on('error', (err) => this.fail(err));
       this.workers.push(w);
       this.idle.push(w);
     }
+  }
+
+  private broken: unknown;
+
+  /** A worker died: every job, sent or queued, fails, and so does every later one. */
+  private fail(err: unknown): void {
+    this.broken ??= new FerryError('FERRY_ERR_INTERNAL', `a patch worker failed: ${(err as Error).message ?? String(err)}`, { cause: err });
+    for (const p of this.pending.values()) p.reject(this.broken);
+    for (const q of this.queue) q.reject(this.broken);
+    this.pending.clear();
+    this.queue.length = 0;
   }
 
   private done(w: Worker, r: PatchResult): void {
@@ -49,6 +57,7 @@ export class PatchPool {
   /** Patch of `target` against `ref`, or null when the literal is smaller. */
   patch(ref: Digest, target: Digest): Promise<PatchResult> {
     return new Promise((resolve, reject) => {
+      if (this.broken) return reject(this.broken);
       this.queue.push({ job: { id: this.nextId++, root: this.root, ref, target, level: this.level }, resolve, reject });
       this.pump();
     });

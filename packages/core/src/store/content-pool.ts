@@ -6,12 +6,8 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { toFerryError } from '../errors.js';
+import { compiledSibling } from '../util/module.js';
 import type { ContentJob, ContentJobResult } from './content-worker.js';
-
-/** The URL of a compiled sibling module, also when this file runs from TypeScript sources (tests). */
-export function siblingModule(base: string, name: string): URL {
-  return base.endsWith('.ts') ? new URL(`../../dist/store/${name}.js`, base) : new URL(`./${name}.js`, base);
-}
 
 type Pending = { resolve: (r: ContentJobResult) => void; reject: (e: unknown) => void };
 
@@ -22,7 +18,7 @@ class ContentPool {
 
   constructor(size: number) {
     for (let i = 0; i < size; i++) {
-      const w = new Worker(fileURLToPath(siblingModule(import.meta.url, 'content-worker')));
+      const w = new Worker(fileURLToPath(compiledSibling(import.meta.url, 'content-worker')));
       w.on('message', (r: ContentJobResult) => this.settle(r));
       w.on('error', (err) => {
         for (const p of this.pending.values()) p.reject(err);
