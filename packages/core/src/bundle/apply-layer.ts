@@ -10,6 +10,7 @@ import { FerryError } from '../errors.js';
 import { hashToDigest, type Digest } from '../util/digest.js';
 import { fsyncDir, writeStreamAtomic } from '../util/fs.js';
 import { zstdDecode } from '../util/zstd.js';
+import { bspatch } from '../delta/bspatch.js';
 import { parseHeaderGroup, paddingAfter, recomputeChecksums } from '../tar/group.js';
 import { reassembleLayer, type SkeletonEntry } from '../tar/skeleton.js';
 import { SkeletonWriter, readSkeletonFile } from '../tar/skeleton-file.js';
@@ -106,6 +107,10 @@ class LayerBuild {
       case 'patch': {
         const ref = await loadReference(this.store, baseAt(this.baseline, b.index), this.limits);
         return { digest: await this.batch.put(zstdDecode(b.data, b.size, ref), b.size), size: b.size };
+      }
+      case 'bsdiff': {
+        const ref = await loadReference(this.store, baseAt(this.baseline, b.index), this.limits);
+        return { digest: await this.batch.put(bspatch(ref, b.data, b.size), b.size), size: b.size };
       }
     }
   }

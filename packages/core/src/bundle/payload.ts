@@ -16,6 +16,9 @@
  *              [3, size]      literal: `size` bytes follow in bin records of <= 1 MiB
  *              [4, i, size, n] patch: zstd patch-from against baseline entry i's body; n patch
  *                             bytes follow in bin records; output is `size` bytes
+ *              [5, i, size, n] bsdiff: a bsdiff delta (delta/bsdiff.ts) against baseline entry i's
+ *                             body; n raw delta bytes follow in bin records, compressed only by
+ *                             this frame; output is `size` bytes
  *        pad:  bin            the previous body's padding when it is not all zeros
  *   [2, tail]            TAIL: the layer's last bytes (padding, end-of-archive blocks); ends the frame
  *   [3, d, n, patch]     PATCHRUN: n entries equal to baseline entries cursor+d ... except that each
@@ -49,9 +52,10 @@ export type BodySource =
   | { kind: 'back'; k: number }
   | { kind: 'digest'; digest: Digest }
   | { kind: 'literal'; data: Uint8Array }
-  | { kind: 'patch'; index: number; size: number; patch: Uint8Array };
+  | { kind: 'patch'; index: number; size: number; patch: Uint8Array }
+  | { kind: 'bsdiff'; index: number; size: number; delta: Uint8Array };
 
-/** A decoded op; literal and patch data stream from `data`, which must be consumed in order. */
+/** A decoded op; literal, patch and bsdiff data stream from `data`, which must be consumed in order. */
 export type PayloadOp =
   | { op: 'run'; start: number; count: number }
   | { op: 'entry'; header: HeaderSource; body: DecodedBody; pad?: Uint8Array | undefined }
@@ -66,7 +70,8 @@ export type DecodedBody =
   | { kind: 'back'; k: number }
   | { kind: 'digest'; digest: Digest }
   | { kind: 'literal'; size: number; data: AsyncIterable<Uint8Array> }
-  | { kind: 'patch'; index: number; size: number; patchSize: number; data: AsyncIterable<Uint8Array> };
+  | { kind: 'patch'; index: number; size: number; patchSize: number; data: AsyncIterable<Uint8Array> }
+  | { kind: 'bsdiff'; index: number; size: number; deltaSize: number; data: AsyncIterable<Uint8Array> };
 
 /** Writes one layer's op records to `out` (a zstd compressing stream piped onwards). */
 export class OpWriter {
@@ -114,10 +119,12 @@ export class OpWriter {
       case 'digest': b = [2, digestToBytes(body.digest)]; break;
       case 'literal': b = [3, body.data.length]; break;
       case 'patch': b = [4, body.index, body.size, body.patch.length]; break;
+      case 'bsdiff': b = [5, body.index, body.size, body.delta.length]; break;
     }
     this.rec(pad && pad.length > 0 ? [1, hdr, b, pad] : [1, hdr, b]);
     if (body.kind === 'literal') this.parts(body.data);
     if (body.kind === 'patch') this.parts(body.patch);
+    if (body.kind === 'bsdiff') this.parts(body.delta);
   }
 
   /** The layer's tail; the last record. */
@@ -137,7 +144,7 @@ function int(v: unknown, what: string, min = 0): number {
 
 /**
  * Decodes one layer frame (compressed bytes) into ops. Output of the zstd frame is capped at
- * `maxOutput`; every record is shape-checked; literal/patch data arrive through `data`.
+ * `maxOutput`; every record is shape-checked; literal/patch/bsdiff data arrive through `data`.
  */
 export async function* readOps(compressed: AsyncIterable<Uint8Array>, maxOutput: number): AsyncGenerator<PayloadOp> {
   const records = decodeMultiStream<undefined>(zstdDecode(compressed, maxOutput), LIMITS)[Symbol.asyncIterator]();
@@ -218,6 +225,10 @@ function decodeBody(b: unknown, parts: (n: number) => AsyncGenerator<Uint8Array>
     case 4: {
       const patchSize = int(b[3], 'patch size', 1);
       return { kind: 'patch', index: int(b[1], 'patch index'), size: int(b[2], 'patch output size', 1), patchSize, data: parts(patchSize) };
+    }
+    case 5: {
+      const deltaSize = int(b[3], 'bsdiff delta size', 1);
+      return { kind: 'bsdiff', index: int(b[1], 'bsdiff index'), size: int(b[2], 'bsdiff output size', 1), deltaSize, data: parts(deltaSize) };
     }
     default:
       throw bad(`unknown body kind ${String(b[0])}`);

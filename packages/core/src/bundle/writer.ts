@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestHex, sha256, type Digest } from '../util/digest.js';
-import { exists } from '../store/store.js';
+import { exists } from '../util/fs.js';
 import { writeFileAtomic, writeStreamAtomic } from '../util/fs.js';
 import { FERRY_FILE_MAGIC } from './container.js';
 import { bundleId, encodeHeader, encodeRelease, signEnvelope, type LayerPlan, type ReleaseStatement } from './header.js';

@@ -34,7 +34,7 @@ export const BSDIFF_BLOCK = 1024 * 1024;
 export const BSDIFF_MAX_REFERENCE = 16 * 1024 * 1024;
 
 /** Matches longer than this that do not beat the current alignment are skipped by halves (see scan). */
-const SKIP_MATCH = Number(process.env.SKIPM ?? 64);
+const SKIP_MATCH = 64;
 
 /**
  * Longest backward extension of a match. Without a bound, periodic inputs make every new match

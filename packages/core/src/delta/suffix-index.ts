@@ -16,11 +16,11 @@ export interface Match {
  * Longest match a search reports. Bounds the cost of a search on long repetitive runs, where
  * thousands of suffixes share long prefixes; the bsdiff scan extends matches beyond it anyway.
  */
-export const MATCH_MAX = Number(process.env.MATCHMAX ?? 4096);
+export const MATCH_MAX = 4096;
 
-/** Length of the common prefix of ref[p..] and target[at..] (at most MATCH_MAX), known to be at least `from`. */
-function common(ref: Uint8Array, p: number, target: Uint8Array, at: number, from: number): number {
-  const lim = Math.min(ref.length - p, target.length - at, MATCH_MAX);
+/** Length of the common prefix of ref[p..] and target[at..], at most `want`, known to be at least `from`. */
+function common(ref: Uint8Array, p: number, target: Uint8Array, at: number, from: number, want: number): number {
+  const lim = Math.min(ref.length - p, want);
   let k = from;
   while (k < lim && ref[p + k] === target[at + k]) k++;
   return k;
@@ -48,9 +48,11 @@ export class SuffixIndex {
   }
 
   /**
-   * The longest match for target[at..] (at < target.length) among the reference suffixes, as
-   * bsdiff's search finds it: a binary search that ends on two neighbouring suffixes, keeping the
-   * longer match (the later one on a tie). The result is written into `m` (no allocation per call).
+   * The longest match for target[at..] (at < target.length) among the reference suffixes, up to
+   * MATCH_MAX bytes: a binary search for the target's place among the sorted suffixes ends between
+   * two neighbours, and the longer match of the two wins (the later one on a tie). A match that
+   * cannot be beaten (MATCH_MAX bytes, or to the target's end) ends the search at once. The result
+   * is written into `m` (no allocation per call).
    */
   search(target: Uint8Array, at: number, m: Match): void {
     const { sa, ref } = this;
@@ -61,16 +63,18 @@ export class SuffixIndex {
       m.len = p < 0 ? 0 : 1;
       return;
     }
+    const want = Math.min(target.length - at, MATCH_MAX);
     let st = this.lo[k]!;
     let en = this.hi[k]! - 1;
-    let lenSt = common(ref, sa[st]!, target, at, 2);
-    let lenEn = st === en ? lenSt : common(ref, sa[en]!, target, at, 2);
-    while (en - st >= 2) {
+    let lenSt = common(ref, sa[st]!, target, at, 2, want);
+    let lenEn = common(ref, sa[en]!, target, at, 2, want);
+    while (en - st >= 2 && lenSt < want && lenEn < want) {
       const x = (st + en) >>> 1;
       const p = sa[x]!;
       // every suffix between st and en shares min(lenSt, lenEn) bytes with the target (sorted order)
-      const c = common(ref, p, target, at, Math.min(lenSt, lenEn));
-      if (c < MATCH_MAX && p + c < ref.length && at + c < target.length && ref[p + c]! < target[at + c]!) {
+      const c = common(ref, p, target, at, Math.min(lenSt, lenEn), want);
+      // the suffix sorts before the target when it ends first or has the smaller byte where they differ
+      if (c < want && (p + c === ref.length || ref[p + c]! < target[at + c]!)) {
         st = x;
         lenSt = c;
       } else {

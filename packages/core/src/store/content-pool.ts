@@ -54,6 +54,6 @@ let shared: ContentPool | undefined;
 
 /** The process-wide pool: one worker per core beyond the main thread (at least one). */
 export function contentPool(): ContentPool {
-  shared ??= new ContentPool(Math.max(1, Math.min(4, availableParallelism() - 1)));
+  shared ??= new ContentPool(Math.max(1, Math.min(4, availableParallelism())));
   return shared;
 }

@@ -2,9 +2,8 @@
  * Worker thread that compresses and durably writes small contents (temp, fsync, rename), so an
  * import hashes and parses on the main thread while another core compresses and writes.
  */
-import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { tempPathFor } from '../util/fs.js';
+import { exists, writeFileAtomic } from '../util/fs.js';
 import { zstdCompress } from '../util/zstd.js';
 
 /** A write job. */
@@ -22,33 +21,23 @@ export interface ContentJobResult {
   error?: { message: string; code?: string | undefined; syscall?: string | undefined; path?: string | undefined };
 }
 
-function write(job: ContentJob): ContentJobResult {
-  if (existsSync(job.path)) return { id: job.id, added: false, stored: 0 };
+/**
+ * Compresses (on this thread) and writes (through the thread pool, so several fsyncs overlap).
+ * Jobs are not serialised: the next message is taken while earlier writes are in flight.
+ */
+async function write(job: ContentJob): Promise<ContentJobResult> {
+  if (await exists(job.path)) return { id: job.id, added: false, stored: 0 };
   const z = zstdCompress(job.data);
-  const tmp = tempPathFor(job.path);
-  try {
-    const fd = openSync(tmp, 'wx');
-    try {
-      writeSync(fd, z);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, job.path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
+  await writeFileAtomic(job.path, z, { syncDir: false, mkdir: false });
   return { id: job.id, added: true, stored: z.length };
 }
 
 parentPort?.on('message', (job: ContentJob) => {
-  let result: ContentJobResult;
-  try {
-    result = write(job);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    result = { id: job.id, added: false, stored: 0, error: { message: e.message, code: e.code, syscall: e.syscall, path: e.path } };
-  }
-  parentPort!.postMessage(result);
+  write(job).then(
+    (result) => parentPort!.postMessage(result),
+    (err: unknown) => {
+      const e = (err as { cause?: NodeJS.ErrnoException }).cause ?? (err as NodeJS.ErrnoException);
+      parentPort!.postMessage({ id: job.id, added: false, stored: 0, error: { message: e.message, code: e.code, syscall: e.syscall, path: e.path } } satisfies ContentJobResult);
+    },
+  );
 });

@@ -8,13 +8,15 @@ import { createHash } from 'node:crypto';
 import { rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { hashToDigest, sha256, type Digest } from '../util/digest.js';
-import { fsyncDir, tempPathFor, writeStreamAtomic } from '../util/fs.js';
+import { exists, fsyncDir, tempPathFor, writeStreamAtomic } from '../util/fs.js';
 import { zstdCompressStream } from '../util/zstd.js';
 import { contentPool } from './content-pool.js';
-import { exists, type Store } from './store.js';
+import type { Store } from './store.js';
 
-/** Bodies up to this size are buffered and compressed in one call; larger ones stream. */
-const SMALL_BODY = 1024 * 1024;
+/** Bodies up to this size are buffered and handed to a writer worker whole; larger ones stream. */
+const SMALL_BODY = 16 * 1024 * 1024;
+/** Bytes of buffered bodies in flight at most (bounds memory whatever the layer holds). */
+const INFLIGHT_BYTES = 48 * 1024 * 1024;
 
 /** Counters of a batch. */
 export interface ContentStats {
@@ -28,6 +30,7 @@ export interface ContentStats {
 export class ContentBatch {
   readonly stats: ContentStats = { added: 0, deduplicated: 0, storedBytes: 0 };
   private readonly inflight = new Map<Digest, Promise<void>>();
+  private inflightBytes = 0;
   private readonly dirs = new Set<string>();
   private failure: unknown;
 
@@ -48,13 +51,19 @@ export class ContentBatch {
       this.stats.deduplicated++;
       return digest;
     }
-    while (this.inflight.size >= this.concurrency) await Promise.race(this.inflight.values());
+    while (this.inflight.size >= this.concurrency || (this.inflight.size > 0 && this.inflightBytes + data.length > INFLIGHT_BYTES)) {
+      await Promise.race(this.inflight.values());
+    }
     if (this.failure) throw this.failure;
     const job = this.writeSmall(digest, data).catch((err) => {
       this.failure ??= err;
     });
     this.inflight.set(digest, job);
-    void job.finally(() => this.inflight.delete(digest));
+    this.inflightBytes += data.length;
+    void job.finally(() => {
+      this.inflight.delete(digest);
+      this.inflightBytes -= data.length;
+    });
     return digest;
   }
 

@@ -13,11 +13,11 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { access, mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, toFerryError } from '../errors.js';
 import { digestHex, hashToDigest, isDigest, parseDigest, sha256, type Digest } from '../util/digest.js';
-import { fsyncDir, writeFileAtomic } from '../util/fs.js';
+import { exists, fsyncDir, writeFileAtomic } from '../util/fs.js';
 import { zstdDecode } from '../util/zstd.js';
 import { readSkeletonFile, type SkeletonReader } from '../tar/skeleton-file.js';
 import { configDiffIds, parseJsonObject, toDescriptor, toDescriptors } from '../image/json.js';
@@ -265,15 +265,5 @@ export class Store {
     };
     await addDir(base);
     return out;
-  }
-}
-
-/** True when a path exists. */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
   }
 }
