@@ -7,6 +7,7 @@ export * from './util/module.js';
 export * from './tar/header.js';
 export * from './tar/skeleton.js';
 export * from './tar/skeleton-file.js';
+export * from './tar/prefetch.js';
 export * from './image/media.js';
 export * from './image/platform.js';
 export * from './image/json.js';

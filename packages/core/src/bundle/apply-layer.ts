@@ -13,6 +13,7 @@ import { zstdDecode } from '../util/zstd.js';
 import { bspatch } from '../delta/bspatch.js';
 import { parseHeaderGroup, paddingAfter, recomputeChecksums } from '../tar/group.js';
 import { reassembleLayer, type SkeletonEntry } from '../tar/skeleton.js';
+import { prefetchBodies } from '../tar/prefetch.js';
 import { SkeletonWriter, readSkeletonFile } from '../tar/skeleton-file.js';
 import { ContentBatch } from '../store/contents.js';
 import type { Store } from '../store/store.js';
@@ -136,7 +137,8 @@ async function verifyStaged(store: Store, path: string, layer: LayerPlan): Promi
   const r = readSkeletonFile(path);
   const hash = createHash('sha256');
   let size = 0;
-  for await (const c of reassembleLayer(r.entries, () => r.trailer(), (d) => store.openContent(d))) {
+  const entries = prefetchBodies(r.entries, { load: (d, n) => store.readContent(d, n, true) });
+  for await (const c of reassembleLayer(entries, () => r.trailer(), (d) => store.openContent(d))) {
     hash.update(c);
     size += c.byteLength;
   }

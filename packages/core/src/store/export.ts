@@ -15,6 +15,7 @@ import { FerryError } from '../errors.js';
 import { HashingStream, digestHex, hashToDigest, type Digest } from '../util/digest.js';
 import { tempPathFor, writeFileAtomic, writeStreamAtomic } from '../util/fs.js';
 import { reassembleLayer } from '../tar/skeleton.js';
+import { prefetchBodies } from '../tar/prefetch.js';
 import { MT } from '../image/media.js';
 import type { Progress } from './import.js';
 import { parseRef } from './refs.js';
@@ -35,7 +36,8 @@ export async function* layerStream(store: Store, diffId: Digest, size?: number):
   const skel = await store.openSkeleton(diffId);
   const hash = createHash('sha256');
   let total = 0;
-  const chunks = reassembleLayer(skel.entries, () => skel.trailer(), (d) => store.openContent(d, { verify: false }));
+  const entries = prefetchBodies(skel.entries, { load: (d, n) => store.readContent(d, n) });
+  const chunks = reassembleLayer(entries, () => skel.trailer(), (d) => store.openContent(d, { verify: false }));
   for await (const c of chunks) {
     hash.update(c);
     total += c.byteLength;

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { FerryError, toFerryError } from '../errors.js';
 import { digestHex, hashToDigest, isDigest, parseDigest, sha256, type Digest } from '../util/digest.js';
 import { exists, fsyncDir, writeFileAtomic } from '../util/fs.js';
-import { zstdDecode } from '../util/zstd.js';
+import { zstdDecode, zstdDecompress } from '../util/zstd.js';
 import { readSkeletonFile, type SkeletonReader } from '../tar/skeleton-file.js';
 import { configDiffIds, parseJsonObject, toDescriptor, toDescriptors } from '../image/json.js';
 import { MT } from '../image/media.js';
@@ -137,6 +137,29 @@ export class Store {
       throw toFerryError(err, `reading content ${d}`);
     }
     if (hash && hashToDigest(hash) !== d) throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `content ${d} does not match its digest`, { details: { digest: d, path } });
+  }
+
+  /**
+   * Reads a whole small content in one go (file read on the thread pool, then decode). With
+   * `verify` the body is re-hashed (FERRY_ERR_OBJECT_CORRUPT on a mismatch); exports skip that and
+   * check the whole layer's diff_id instead.
+   */
+  async readContent(d: Digest, size: number, verify = false): Promise<Buffer> {
+    let z: Buffer;
+    try {
+      z = await readFile(this.contentPath(d));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new FerryError('FERRY_ERR_OBJECT_MISSING', `content ${d} is missing from the store`, { details: { digest: d } });
+      throw toFerryError(err, `reading content ${d}`);
+    }
+    let body: Buffer;
+    try {
+      body = zstdDecompress(z, size);
+    } catch (err) {
+      throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `content ${d} is corrupt (${(err as Error).message})`, { cause: err, details: { digest: d, path: this.contentPath(d) } });
+    }
+    if (verify && sha256(body) !== d) throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `content ${d} does not match its digest`, { details: { digest: d, path: this.contentPath(d) } });
+    return body;
   }
 
   // ---- skeletons and blobs

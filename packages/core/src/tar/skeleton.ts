@@ -208,13 +208,15 @@ export type ContentOpener = (digest: Digest, size: number) => AsyncIterable<Uint
  * Reassembles the exact layer tar from skeleton entries and contents. The caller verifies the
  * result against the layer's diff_id (for example with HashingStream).
  */
-export async function* reassembleLayer(entries: AsyncIterable<SkeletonEntry>, trailer: () => SkeletonTrailer, open: ContentOpener): AsyncGenerator<Uint8Array> {
+export async function* reassembleLayer(entries: AsyncIterable<SkeletonEntry & { preloaded?: Promise<Uint8Array> | undefined }>, trailer: () => SkeletonTrailer, open: ContentOpener): AsyncGenerator<Uint8Array> {
   for await (const e of entries) {
     if (e.raw.length > 0) yield e.raw;
     if (e.size > 0) {
       if (e.digest === undefined) throw new FerryError('FERRY_ERR_SKELETON_INVALID', `skeleton entry ${e.path} has a body but no digest`);
       let got = 0;
-      for await (const chunk of open(e.digest, e.size)) {
+      // a body read ahead (prefetchBodies) arrives whole; others stream
+      const body = e.preloaded ? [await e.preloaded] : open(e.digest, e.size);
+      for await (const chunk of body) {
         got += chunk.byteLength;
         yield chunk;
       }
