@@ -538,8 +538,8 @@ describe('baseline', () => {
           const b = op.body;
           if (b.kind === 'same' && op.header.kind !== 'literal') used.run.add(op.header.index);
           if (b.kind === 'copy') used.copy.add(b.index);
-          if (b.kind === 'literal' || b.kind === 'patch') for await (const _ of b.data) { /* consume in order */ }
-          if (b.kind === 'patch') used.patch.add(b.index);
+          if ('data' in b) for await (const _ of b.data) { /* consume in order */ }
+          if (b.kind === 'patch' || b.kind === 'bsdiff') used.patch.add(b.index);
         }
       }
     }

@@ -33,5 +33,6 @@ export * from './bundle/apply-layer.js';
 export * from './bundle/apply.js';
 export * from './bundle/inspect.js';
 export * from './delta/suffix-array.js';
+export * from './delta/suffix-index.js';
 export * from './delta/bsdiff.js';
 export * from './delta/bspatch.js';

@@ -114,7 +114,7 @@ export async function createBundle(store: Store, opts: BundleOptions): Promise<C
       baseline,
       layers,
       payloadFile,
-      need: stats.bodies.literal.bytes + stats.bodies.patch.bytes + stats.entries * 256,
+      need: stats.bodies.literal.bytes + stats.bodies.patch.bytes + stats.bodies.bsdiff.bytes + stats.entries * 256,
       chunkSize: opts.chunkSize,
       created: now,
     });

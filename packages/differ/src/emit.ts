@@ -12,18 +12,19 @@ export interface EmitStats {
   entries: number;
   runEntries: number;
   headerBytes: { base: number; patched: number; literal: number };
-  bodies: Record<'same' | 'copy' | 'back' | 'digest' | 'literal' | 'patch', { files: number; bytes: number }>;
-  /** Raw data carried: literal bodies and patches (before payload compression). */
+  bodies: Record<'same' | 'copy' | 'back' | 'digest' | 'literal' | 'patch' | 'bsdiff', { files: number; bytes: number }>;
+  /** Raw data carried: literal bodies, patch-from frames and bsdiff deltas (before payload compression). */
   literalBytes: number;
   patchBytes: number;
+  bsdiffBytes: number;
   /** The largest carried files: path, kind and carried bytes. */
-  top: { path: string; kind: 'literal' | 'patch'; size: number; carried: number }[];
+  top: { path: string; kind: 'literal' | 'patch' | 'bsdiff'; size: number; carried: number }[];
 }
 
 /** Fresh zero stats. */
 export function newStats(): EmitStats {
   const z = () => ({ files: 0, bytes: 0 });
-  return { entries: 0, runEntries: 0, headerBytes: { base: 0, patched: 0, literal: 0 }, bodies: { same: z(), copy: z(), back: z(), digest: z(), literal: z(), patch: z() }, literalBytes: 0, patchBytes: 0, top: [] };
+  return { entries: 0, runEntries: 0, headerBytes: { base: 0, patched: 0, literal: 0 }, bodies: { same: z(), copy: z(), back: z(), digest: z(), literal: z(), patch: z(), bsdiff: z() }, literalBytes: 0, patchBytes: 0, bsdiffBytes: 0, top: [] };
 }
 
 async function readContent(store: Store, d: import('@ferry/core').Digest): Promise<Buffer> {
@@ -44,14 +45,18 @@ async function bodySource(store: Store, op: Extract<PlannedOp, { kind: 'entry' }
     }
     case 'patch': {
       const r = await b.result;
-      if (r.patch === null) {
+      if (r.kind === 'literal') {
         stats.literalBytes += b.size;
         stats.top.push({ path: b.path, kind: 'literal', size: b.size, carried: b.size });
         return { kind: 'literal', data: await readContent(store, b.digest) };
       }
-      stats.patchBytes += r.patch.length;
-      stats.top.push({ path: b.path, kind: 'patch', size: b.size, carried: r.patch.length });
-      return { kind: 'patch', index: b.index, size: b.size, patch: r.patch };
+      stats.top.push({ path: b.path, kind: r.kind, size: b.size, carried: r.bytes.length });
+      if (r.kind === 'bsdiff') {
+        stats.bsdiffBytes += r.bytes.length;
+        return { kind: 'bsdiff', index: b.index, size: b.size, delta: r.bytes };
+      }
+      stats.patchBytes += r.bytes.length;
+      return { kind: 'patch', index: b.index, size: b.size, patch: r.bytes };
     }
   }
 }
@@ -95,7 +100,7 @@ export async function emitLayer(store: Store, ops: PlannedOp[], out: FileHandle,
       if (body.kind !== 'none') {
         const key = body.kind;
         stats.bodies[key].files++;
-        stats.bodies[key].bytes += body.kind === 'literal' ? body.data.length : body.kind === 'patch' ? body.size : 0;
+        stats.bodies[key].bytes += body.kind === 'literal' ? body.data.length : body.kind === 'patch' || body.kind === 'bsdiff' ? body.size : 0;
       }
     } else {
       w.tail(op.bytes);

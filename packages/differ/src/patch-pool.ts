@@ -54,7 +54,7 @@ export class PatchPool {
     }
   }
 
-  /** Patch of `target` against `ref`, or null when the literal is smaller. */
+  /** The cheapest encoding of `target` against `ref`: patch-from, bsdiff, or the literal. */
   patch(ref: Digest, target: Digest): Promise<PatchResult> {
     return new Promise((resolve, reject) => {
       if (this.broken) return reject(this.broken);

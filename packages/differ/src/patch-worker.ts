@@ -1,10 +1,11 @@
 /**
- * Worker thread computing one patch: zstd patch-from of a target content against a reference
- * content, and the literal's compressed size to beat (DESIGN.md section 5: a patch is kept only
- * when smaller than the literal).
+ * Worker thread computing one patch: zstd patch-from and bsdiff of a target content against a
+ * reference content, and the literal, each costed as the bytes it would take on the link at the
+ * job's zstd level (DESIGN.md section 5, "Encoding cost": chosen per file by size; a patch is kept
+ * only when smaller than the literal). bsdiff is tried for references up to BSDIFF_MAX_REFERENCE.
  */
 import { parentPort } from 'node:worker_threads';
-import { Store, canPatchFrom, zstdCompress, zstdPatchEncode, type Digest } from '@ferry/core';
+import { BSDIFF_MAX_REFERENCE, Store, bsdiff, canPatchFrom, zstdCompress, zstdPatchEncode, type Digest } from '@ferry/core';
 
 /** A patch job. */
 export interface PatchJob {
@@ -15,13 +16,18 @@ export interface PatchJob {
   level: number;
 }
 
-/** A patch result: the patch when it beats the literal, else null. */
-export interface PatchResult {
+/**
+ * The cheapest encoding of a target: a zstd patch-from frame, a raw bsdiff delta (compressed later
+ * by the payload frame), or the literal (read from the store when emitted, so no bytes here).
+ */
+export type PatchChoice = { kind: 'literal'; bytes: null } | { kind: 'patch' | 'bsdiff'; bytes: Uint8Array };
+
+/** A patch result: the winner, and the compressed literal size it was measured against. */
+export type PatchResult = PatchChoice & {
   id: number;
-  patch: Uint8Array | null;
   literalSize: number;
   error?: string;
-}
+};
 
 const stores = new Map<string, Promise<Store>>();
 
@@ -37,14 +43,23 @@ async function run(job: PatchJob): Promise<PatchResult> {
   const store = await s;
   const [ref, target] = await Promise.all([load(store, job.ref), load(store, job.target)]);
   const literalSize = zstdCompress(target, { compressionLevel: job.level }).length;
-  if (!canPatchFrom(ref, target.length)) return { id: job.id, patch: null, literalSize };
-  const patch = zstdPatchEncode(ref, target, job.level);
-  return { id: job.id, patch: patch.length < literalSize ? patch : null, literalSize };
+  let best: PatchChoice = { kind: 'literal', bytes: null };
+  let cost = literalSize;
+  if (canPatchFrom(ref, target.length)) {
+    const patch = zstdPatchEncode(ref, target, job.level);
+    if (patch.length < cost) [best, cost] = [{ kind: 'patch', bytes: patch }, patch.length];
+  }
+  if (ref.length > 0 && ref.length <= BSDIFF_MAX_REFERENCE) {
+    const delta = bsdiff(ref, target);
+    const size = zstdCompress(delta, { compressionLevel: job.level }).length;
+    if (size < cost) [best, cost] = [{ kind: 'bsdiff', bytes: delta }, size];
+  }
+  return { id: job.id, ...best, literalSize };
 }
 
 parentPort?.on('message', (job: PatchJob) => {
   run(job).then(
     (r) => parentPort!.postMessage(r),
-    (err: unknown) => parentPort!.postMessage({ id: job.id, patch: null, literalSize: 0, error: String((err as Error).message ?? err) }),
+    (err: unknown) => parentPort!.postMessage({ id: job.id, kind: 'literal', bytes: null, literalSize: 0, error: String((err as Error).message ?? err) }),
   );
 });

@@ -6,6 +6,7 @@
 import { diffBytes, diffRanges, encodePatch, headerBlockOffsets, patchBytes, recomputeChecksums, splitRaw, type Digest, type HeaderSource, type SkeletonReader } from '@ferry/core';
 import type { BaselineIndex } from './match.js';
 import type { PatchPool } from './patch-pool.js';
+import type { PatchChoice } from './patch-worker.js';
 
 /** A planned body. */
 export type PlannedBody =
@@ -15,7 +16,7 @@ export type PlannedBody =
   | { kind: 'back'; k: number }
   | { kind: 'digest'; digest: Digest }
   | { kind: 'literal'; digest: Digest; size: number; path: string }
-  | { kind: 'patch'; index: number; digest: Digest; size: number; path: string; result: Promise<{ patch: Uint8Array | null; literalSize: number }> };
+  | { kind: 'patch'; index: number; digest: Digest; size: number; path: string; result: Promise<PatchChoice> };
 
 /** A planned op. */
 export type PlannedOp =

@@ -52,6 +52,7 @@ const BODY_NAMES: Record<string, string> = {
   digest: 'copy of a file an earlier layer rebuilt',
   literal: 'literal (new bytes)',
   patch: 'zstd patch-from delta',
+  bsdiff: 'bsdiff delta (executables)',
 };
 
 function opLines(ins: BundleInspection): string[] {

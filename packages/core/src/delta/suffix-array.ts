@@ -1,15 +1,19 @@
 /**
  * Suffix array construction by induced sorting (SA-IS: Nong, Zhang and Chan, "Two Efficient
  * Algorithms for Linear Time Suffix Array Construction", 2009), after the compact formulation of
- * the AtCoder Library's `sa_is`. Each position's character and S/L type share one Int32 (`c*2+S`)
- * so the random accesses of induced sorting touch one array, and LMS names live in the upper half
- * of the suffix array as in Yuta Mori's sais. Linear time; memory about 8 bytes per input byte at
- * the top level plus a fraction of that for the recursion. The bsdiff encoder sorts its reference
- * with it (bsdiff.ts).
+ * the AtCoder Library's `sa_is`. Each position's character and S/L type share one number (`c*2+S`,
+ * 16 bits at the top level) so the random accesses of induced sorting touch one small array, and
+ * LMS names live in the upper half of the suffix array as in Yuta Mori's sais. Linear time; memory
+ * about 6 bytes per input byte at the top level (the 4-byte array and the 2-byte types) plus the
+ * LMS positions and the recursion on at most half as many symbols. The bsdiff encoder sorts its
+ * reference with it (suffix-index.ts).
  */
 
 /** A text over the integer alphabet 0..upper. */
 type Text = Uint8Array | Int32Array;
+
+/** Characters and types: 16 bits suffice for bytes at the top level. */
+type Typed = Uint16Array | Int32Array;
 
 /**
  * The suffix array of `text`: the start offsets of its suffixes in lexicographic order, a suffix
@@ -34,10 +38,10 @@ function naive(s: Text): Int32Array {
   return Int32Array.from(idx);
 }
 
-/** `c*2 + 1` for S-type positions (smaller than the suffix after them), `c*2` for L-type; reuses an Int32Array input. */
-function classify(s: Text): Int32Array {
+/** `c*2 + 1` for S-type positions (smaller than the suffix after them), `c*2` for L-type; reuses an Int32Array input (the recursion's). */
+function classify(s: Text): Typed {
   const n = s.length;
-  const t = s instanceof Int32Array ? s : new Int32Array(n);
+  const t = s instanceof Int32Array ? s : new Uint16Array(n);
   t[n - 1] = s[n - 1]! * 2; // the last suffix is L-type: the empty suffix after it is smaller
   for (let i = n - 2; i >= 0; i--) {
     const c = s[i]!;
@@ -49,7 +53,7 @@ function classify(s: Text): Int32Array {
 }
 
 /** Bucket boundaries: `sumL[c]` is where bucket c starts, `sumS[c]` where its S-type part starts. */
-function buckets(t: Int32Array, upper: number): { sumL: Int32Array; sumS: Int32Array } {
+function buckets(t: Typed, upper: number): { sumL: Int32Array; sumS: Int32Array } {
   const sumL = new Int32Array(upper + 2);
   const sumS = new Int32Array(upper + 2);
   for (let i = 0; i < t.length; i++) {
@@ -64,12 +68,12 @@ function buckets(t: Int32Array, upper: number): { sumL: Int32Array; sumS: Int32A
   return { sumL, sumS };
 }
 
-function isLms(t: Int32Array, p: number): boolean {
+function isLms(t: Typed, p: number): boolean {
   return p > 0 && (t[p]! & 1) === 1 && (t[p - 1]! & 1) === 0;
 }
 
 /** Induced sorting from the given (seed or sorted) LMS positions into `sa`. */
-function induce(t: Int32Array, sumL: Int32Array, sumS: Int32Array, lms: Int32Array, sa: Int32Array): void {
+function induce(t: Typed, sumL: Int32Array, sumS: Int32Array, lms: Int32Array, sa: Int32Array): void {
   const n = t.length;
   sa.fill(-1);
   const buf = Int32Array.from(sumS);
@@ -95,14 +99,14 @@ function induce(t: Int32Array, sumL: Int32Array, sumS: Int32Array, lms: Int32Arr
 }
 
 /** Length from LMS position p to the next LMS position (or the end). */
-function lmsLength(t: Int32Array, p: number): number {
+function lmsLength(t: Typed, p: number): number {
   let j = p + 1;
   while (j < t.length && !isLms(t, j)) j++;
   return j - p;
 }
 
 /** True when the LMS substrings at l and r (each through the next LMS position, inclusive) are equal. */
-function sameLms(t: Int32Array, l: number, lenL: number, r: number, lenR: number): boolean {
+function sameLms(t: Typed, l: number, lenL: number, r: number, lenR: number): boolean {
   if (lenL !== lenR) return false;
   const n = t.length;
   for (let k = 0; k <= lenL; k++) {
@@ -112,7 +116,7 @@ function sameLms(t: Int32Array, l: number, lenL: number, r: number, lenR: number
 }
 
 /** Names the induced-sorted LMS substrings, sorts the reduced text, and returns the LMS positions in suffix order. */
-function sortLms(t: Int32Array, sa: Int32Array, lms: Int32Array): Int32Array {
+function sortLms(t: Typed, sa: Int32Array, lms: Int32Array): Int32Array {
   const n = t.length;
   const m = lms.length;
   let k = 0;
