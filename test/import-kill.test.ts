@@ -76,8 +76,9 @@ function runChild(store: string, killAfter?: number, onReady?: (pid: number) => 
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
       const done = /done (\d+)/.exec(out);
-      if (signal === 'SIGKILL' && !done) resolve({ killed: true });
-      else if (code === 0 && done) resolve({ killed: false, doneMs: Number(done[1]) });
+      // a kill that lands after the child reported "done" (while it exits) counts as finished
+      if (done && (code === 0 || signal === 'SIGKILL')) resolve({ killed: false, doneMs: Number(done[1]) });
+      else if (signal === 'SIGKILL') resolve({ killed: true });
       else reject(new Error(`import child exited with ${code ?? signal}: ${err || out}`));
     });
   });
