@@ -10,6 +10,9 @@ import { FerryError, toFerryError } from '../errors.js';
 import { BLOCK, isZeroBlock, parseHeader, parsePax, pathString, normalizePath } from '../tar/header.js';
 import { sniffCompression } from './media.js';
 
+/** Read size for blob streams: 64 KiB reads cost about 3x the CPU of 1 MiB ones. */
+const READ_CHUNK = 1024 * 1024;
+
 /** A file-like container of named blobs. */
 export interface BlobFiles {
   /** Human description for messages. */
@@ -64,7 +67,7 @@ export class DirFiles implements BlobFiles {
     }
   }
   stream(name: string): Readable {
-    return createReadStream(this.path(name));
+    return createReadStream(this.path(name), { highWaterMark: READ_CHUNK });
   }
 }
 
@@ -168,6 +171,6 @@ export class TarFiles implements BlobFiles {
   stream(name: string): Readable {
     const s = this.span(name);
     if (s.size === 0) return createReadStream(this.file, { start: 1, end: 0 });
-    return createReadStream(this.file, { start: s.offset, end: s.offset + s.size - 1 });
+    return createReadStream(this.file, { start: s.offset, end: s.offset + s.size - 1, highWaterMark: READ_CHUNK });
   }
 }
