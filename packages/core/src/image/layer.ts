@@ -32,7 +32,9 @@ function decompressor(c: Compression): Duplex[] {
  */
 export async function* openLayerStream(raw: Readable, blob: LayerBlob, verifyDiffId = true, signal?: AbortSignal): AsyncGenerator<Buffer> {
   const stages: NodeJS.ReadWriteStream[] = [];
-  if (blob.digest !== undefined || blob.size !== undefined) stages.push(new HashingStream({ digest: blob.digest, size: blob.size, what: `${blob.what} blob` }));
+  // an uncompressed blob whose digest is its diff_id is checked once: by the caller's diff_id check
+  const blobIsDiffId = blob.compression === 'none' && blob.digest === blob.diffId && !verifyDiffId;
+  if (!blobIsDiffId && (blob.digest !== undefined || blob.size !== undefined)) stages.push(new HashingStream({ digest: blob.digest, size: blob.size, what: `${blob.what} blob` }));
   stages.push(...decompressor(blob.compression));
   if (verifyDiffId) stages.push(new HashingStream({ digest: blob.diffId, what: `${blob.what} (uncompressed)` }));
   const streams = [raw, ...stages] as unknown as [Readable, ...NodeJS.ReadWriteStream[]];
