@@ -34,19 +34,30 @@ class ContentPool {
     this.pending.delete(r.id);
     if (this.pending.size === 0) for (const w of this.workers) w.unref();
     if (!p) return;
-    if (r.error) p.reject(toFerryError(Object.assign(new Error(r.error.message), r.error), 'writing a content'));
+    if (r.error) p.reject(toFerryError(Object.assign(new Error(r.error.message), r.error), 'writing contents'));
     else p.resolve(r);
   }
 
-  run(path: string, data: Uint8Array): Promise<ContentJobResult> {
-    const id = this.next++;
-    const copy = new Uint8Array(data); // a standalone buffer to transfer
+  private send(job: ContentJob, worker: number, transfer: ArrayBuffer[] = []): Promise<ContentJobResult> {
     if (this.pending.size === 0) for (const w of this.workers) w.ref();
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      const job: ContentJob = { id, path, data: copy };
-      this.workers[id % this.workers.length]!.postMessage(job, [copy.buffer]);
+      this.pending.set(job.id, { resolve, reject });
+      this.workers[worker % this.workers.length]!.postMessage(job, transfer);
     });
+  }
+
+  /** Compresses `data` into a temp file beside `path` (not yet durable); no temp if `path` exists. */
+  write(path: string, data: Uint8Array): Promise<ContentJobResult> {
+    const id = this.next++;
+    const copy = new Uint8Array(data); // a standalone buffer to transfer
+    return this.send({ id, op: 'write', path, data: copy }, id, [copy.buffer as ArrayBuffer]);
+  }
+
+  /** fsyncs the temp files and renames them into place, the list shared among the workers. */
+  async commit(files: { tmp: string; path: string }[]): Promise<void> {
+    const n = this.workers.length;
+    const shares = Array.from({ length: n }, (_, w) => files.filter((_, i) => i % n === w)).filter((s) => s.length > 0);
+    await Promise.all(shares.map((share, w) => this.send({ id: this.next++, op: 'commit', files: share }, w)));
   }
 }
 

@@ -30,6 +30,8 @@ export interface ContentStats {
 export class ContentBatch {
   readonly stats: ContentStats = { added: 0, deduplicated: 0, storedBytes: 0 };
   private readonly inflight = new Map<Digest, Promise<void>>();
+  /** Written but not yet durable: temp files awaiting flush's fsync and rename. */
+  private readonly staged = new Map<Digest, { tmp: string; path: string }>();
   private inflightBytes = 0;
   private readonly dirs = new Set<string>();
   private failure: unknown;
@@ -47,7 +49,7 @@ export class ContentBatch {
     for await (const c of body) parts.push(c);
     const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     const digest = sha256(data);
-    if (this.inflight.has(digest)) {
+    if (this.inflight.has(digest) || this.staged.has(digest)) {
       this.stats.deduplicated++;
       return digest;
     }
@@ -69,11 +71,12 @@ export class ContentBatch {
 
   private async writeSmall(digest: Digest, data: Uint8Array): Promise<void> {
     const path = this.store.contentPath(digest);
-    const r = await contentPool().run(path, data);
-    if (!r.added) {
+    const r = await contentPool().write(path, data);
+    if (!r.tmp) {
       this.stats.deduplicated++;
       return;
     }
+    this.staged.set(digest, { tmp: r.tmp, path });
     this.dirs.add(dirname(path));
     this.stats.added++;
     this.stats.storedBytes += r.stored;
@@ -92,7 +95,7 @@ export class ContentBatch {
     const digest = hashToDigest(hash);
     const final = this.store.contentPath(digest);
     try {
-      if (this.inflight.has(digest) || (await exists(final))) {
+      if (this.inflight.has(digest) || this.staged.has(digest) || (await exists(final))) {
         this.stats.deduplicated++;
         await rm(tmp, { force: true });
         return digest;
@@ -109,10 +112,18 @@ export class ContentBatch {
     return digest;
   }
 
-  /** Waits for every write, then makes the new names durable. Throws the first write error. */
+  /**
+   * Waits for every write, fsyncs the staged temp files and renames them to their names, then
+   * fsyncs the directories: after it, every content put so far is durable under its name. Throws
+   * the first write error (staged temps are then left for gc).
+   */
   async flush(): Promise<void> {
     await Promise.all(this.inflight.values());
     if (this.failure) throw this.failure;
+    if (this.staged.size > 0) {
+      await contentPool().commit([...this.staged.values()]);
+      this.staged.clear();
+    }
     await Promise.all([...this.dirs].map((d) => fsyncDir(d)));
     this.dirs.clear();
   }
