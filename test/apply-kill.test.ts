@@ -22,6 +22,7 @@ import { applyBundle, fsck, openBundle, writeFerryFile, type FerryError, type St
 import { createBundle } from '@ferry/differ';
 import { writeImagePair } from '../packages/imagegen/src/index.js';
 import { ROOT, buildPackages, cloneStore, createStore, expected, importTags, newKey, remove, scratch, trustOf, verifyExport, type ExpectedImage } from './helpers/bundle-fixture.js';
+import { rng } from './helpers/rng.js';
 
 const CHILD = fileURLToPath(new URL('./helpers/apply-child.mjs', import.meta.url));
 const SEED = Number(process.env.FERRY_KILL_SEED ?? Date.now() % 1_000_000);
@@ -39,17 +40,6 @@ let rebuiltLayers: number;
 let applyMs: number;
 let runs = 0;
 
-/** mulberry32: a small seeded generator, so a failing run can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Runs the apply child; with `killAfter`, SIGKILLs it that many ms after it starts applying. */
 function runChild(store: string, killAfter?: number): Promise<{ killed: boolean; doneMs?: number }> {

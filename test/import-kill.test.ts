@@ -21,6 +21,7 @@ import { Store, exportDockerArchive, fsck, gc, importImage, openImage } from '..
 import type { BuiltImage } from '../packages/core/test/helpers/images.js';
 import { verifyDockerArchive } from '../packages/core/test/helpers/verify.js';
 import { writeBigImage } from './helpers/big-image.js';
+import { rng } from './helpers/rng.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CHILD = fileURLToPath(new URL('./helpers/import-child.mjs', import.meta.url));
@@ -34,17 +35,6 @@ let image: BuiltImage;
 let importMs: number;
 let runs = 0;
 
-/** mulberry32: a small seeded generator, so a failing run can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface ChildRun {
   /** Killed before it finished. */
