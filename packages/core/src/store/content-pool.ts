@@ -63,7 +63,7 @@ class ContentPool {
 
 let shared: ContentPool | undefined;
 
-/** The process-wide pool: one worker per core beyond the main thread (at least one). */
+/** The process-wide pool: one worker per core (the main thread mostly waits on I/O and hashing). */
 export function contentPool(): ContentPool {
   shared ??= new ContentPool(Math.max(1, Math.min(4, availableParallelism())));
   return shared;

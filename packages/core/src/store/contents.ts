@@ -14,9 +14,9 @@ import { contentPool } from './content-pool.js';
 import type { Store } from './store.js';
 
 /** Bodies up to this size are buffered and handed to a writer worker whole; larger ones stream. */
-const SMALL_BODY = 16 * 1024 * 1024;
+const SMALL_BODY = 4 * 1024 * 1024;
 /** Bytes of buffered bodies in flight at most (bounds memory whatever the layer holds). */
-const INFLIGHT_BYTES = 48 * 1024 * 1024;
+const INFLIGHT_BYTES = 16 * 1024 * 1024;
 
 /** Counters of a batch. */
 export interface ContentStats {
