@@ -2,6 +2,7 @@
 // Usage: node bench/run.mjs [store] [dataset] [bundle] [--sizes=512,1024] [--pairs=a,b] [--quick]
 //        [--rebuild-dataset] [--no-ref-cache]
 // With no bench named, runs store and bundle (bundle builds the dataset first if it is missing).
+import { execFileSync } from 'node:child_process';
 import { hostname, cpus, totalmem, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_DIR, cacheDir, readJson, writeJson } from './lib/util.mjs';
@@ -23,13 +24,24 @@ if (flags.help) {
   process.exit(0);
 }
 
+/** The commit benchmarked, and whether packages/ had uncommitted changes (figures then describe the working tree). */
+function gitState() {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: BENCH_DIR, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', '../packages'], { cwd: BENCH_DIR, encoding: 'utf8' }).split('\n').filter(Boolean).length;
+    return { head, dirtyFilesInPackages: dirty };
+  } catch {
+    return undefined;
+  }
+}
+
 const started = new Date();
 const t0 = performance.now();
 const resultsPath = join(BENCH_DIR, 'results', 'latest.json');
 const previous = (await readJson(resultsPath)) ?? {};
 const out = {
   ...previous,
-  run: { started: started.toISOString(), benches: selected, flags, host: hostname(), cpus: cpus().length, memory: totalmem(), loadAvgAtStart: loadavg(), node: process.version, cache: cacheDir() },
+  run: { started: started.toISOString(), benches: selected, flags, host: hostname(), cpus: cpus().length, memory: totalmem(), loadAvgAtStart: loadavg(), node: process.version, cache: cacheDir(), git: gitState() },
 };
 const timings = {};
 
@@ -41,9 +53,10 @@ if (selected.includes('store')) {
   timings.store = (performance.now() - s) / 1000;
 }
 if (selected.includes('dataset') || selected.includes('bundle')) {
-  const { buildDataset } = await import('./dataset.mjs');
+  const { buildDataset, printDataset } = await import('./dataset.mjs');
   const s = performance.now();
   out.dataset = await buildDataset({ rebuild: Boolean(flags['rebuild-dataset']), log: true });
+  printDataset(out.dataset);
   timings.dataset = (performance.now() - s) / 1000;
 }
 if (selected.includes('bundle')) {
@@ -57,4 +70,5 @@ out.run.seconds = (performance.now() - t0) / 1000;
 out.run.benchSeconds = timings;
 out.run.loadAvgAtEnd = loadavg();
 await writeJson(resultsPath, out);
-console.log(`\nwrote ${resultsPath} (${out.run.seconds.toFixed(0)} s: ${Object.entries(timings).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(', ')})`);
+if (out.run.git) console.log(`\nbenchmarked ${out.run.git.head}${out.run.git.dirtyFilesInPackages ? ` + ${out.run.git.dirtyFilesInPackages} uncommitted file(s) in packages/` : ''}`);
+console.log(`wrote ${resultsPath} (${out.run.seconds.toFixed(0)} s: ${Object.entries(timings).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(', ')})`);

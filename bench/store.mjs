@@ -36,6 +36,9 @@ async function generated(sizeMiB, compression) {
   await writeJson(join(tmp, 'bench-meta.json'), { ...info, dir });
   await rm(dir, { recursive: true, force: true });
   await rename(tmp, dir);
+  // drop images of the same size made by an older imagegen
+  const prefix = `gen-${sizeMiB}m-${compression}-seed1-`;
+  for (const n of await readdir(join(cacheDir(), 'store'))) if (n.startsWith(prefix) && join(cacheDir(), 'store', n) !== dir) await rm(join(cacheDir(), 'store', n), { recursive: true, force: true });
   return { ...info, dir };
 }
 
@@ -60,6 +63,7 @@ async function references(img, work) {
   const gz = await timed('gzip', ['-1', '-n', '-c', largestFile], { stdout: gzFile });
   const gunzip = await timed('gunzip', ['-c', gzFile], { stdout: '/dev/null' });
   await rm(gzFile, { force: true });
+  const zstd3 = await timed('zstd', ['-3', '-T1', '-q', '-c', largestFile], { stdout: '/dev/null' });
   const sha = await timed('sha256sum', files);
   return {
     tarXf: { seconds: xf.seconds, maxRss: xf.maxRss, bytes: img.uncompressedBytes },
@@ -67,6 +71,7 @@ async function references(img, work) {
     gzip1: { seconds: gz.seconds, maxRss: gz.maxRss, bytes: largest.size },
     gunzip: { seconds: gunzip.seconds, maxRss: gunzip.maxRss, bytes: largest.size },
     sha256sum: { seconds: sha.seconds, maxRss: sha.maxRss, bytes: img.uncompressedBytes },
+    zstd3: { seconds: zstd3.seconds, maxRss: zstd3.maxRss, bytes: largest.size },
   };
 }
 
@@ -102,7 +107,7 @@ function mbps(b, s) {
 
 function printSize(r) {
   const n = r.uncompressedBytes;
-  const row = (name, m, b, refName, refM, target) => [name, secs(m.seconds), rate(b, m.seconds), refM ? `${ratio(mbps(b, m.seconds), mbps(refM.bytes, refM.seconds))} of ${refName}` : '', m.maxRss ? bytes(m.maxRss) : '-', target ?? ''];
+  const row = (name, m, b, refName, refM, target) => [name, secs(m.seconds), m.cpuSeconds ? secs(m.cpuSeconds) : '', rate(b, m.seconds), refM ? `${ratio(mbps(b, m.seconds), mbps(refM.bytes, refM.seconds))} of ${refName}` : '', m.maxRss ? bytes(m.maxRss) : '-', target ?? ''];
   const t = TARGETS;
   const rssOk = (m) => m.maxRss < t.maxRssBytes;
   const rows = [
@@ -118,11 +123,13 @@ function printSize(r) {
     row('ref: gunzip (same layer)', r.refs.gunzip, r.refs.gunzip.bytes),
     row('ref: sha256sum (every layer)', r.refs.sha256sum, r.refs.sha256sum.bytes),
   );
+  if (r.refs.zstd3) rows.push(row('ref: zstd -3 -T1 (largest layer)', r.refs.zstd3, r.refs.zstd3.bytes));
   printTable(
     `store: ${r.sizeMiB} MiB image (${r.layers} layers, ${bytes(n)} uncompressed, ${r.files} files)`,
-    ['operation', 'time', 'throughput', 'vs reference', 'peak RSS', 'target'],
+    ['operation', 'time', 'CPU', 'throughput', 'vs reference', 'peak RSS', 'target'],
     rows,
-    ['throughput = MB/s (10^6 B) of uncompressed layer bytes; each ferry row is a fresh node process (peak RSS includes node itself, ~45 MB); page cache warm'],
+    ['throughput = MB/s (10^6 B) of uncompressed layer bytes; each ferry row is a fresh node process (peak RSS includes node itself, ~45 MB); page cache warm',
+      'CPU = user+sys seconds of the ferry process and its threads (CPU < time: waiting on I/O, fsync)'],
   );
 }
 

@@ -96,5 +96,5 @@ export const DEBIAN_PACKAGES = [
   'libpython3.11-minimal', 'libpython3.11-stdlib', 'libperl5.36', 'perl', 'perl-modules-5.36',
 ];
 
-/** Packages of the "other" debian-based image's own app layer are npm (API_DEPS); none here. */
+/** Version of how the dataset is built: bump it when dataset.mjs changes what it writes. */
 export const DATASET_FORMAT = 1;

@@ -116,7 +116,11 @@ export function timedShell(script, opts = {}) {
  */
 export async function inChild(op, params) {
   const script = join(BENCH_DIR, 'lib', 'child.mjs');
-  const { stdout } = await run(process.execPath, [script, op, JSON.stringify(params)]);
+  // FERRY_BENCH_CPU_PROF=DIR writes a V8 CPU profile of every measured child into DIR
+  // (summarise one with `node bench/lib/profile-top.mjs FILE`); it slows the children down.
+  const prof = process.env.FERRY_BENCH_CPU_PROF;
+  const nodeArgs = prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`, `--cpu-prof-name=${op}-${Date.now()}.cpuprofile`] : [];
+  const { stdout } = await run(process.execPath, [...nodeArgs, script, op, JSON.stringify(params)]);
   const line = stdout.toString().split('\n').find((l) => l.startsWith('RESULT '));
   if (!line) throw new Error(`child ${op} printed no result: ${stdout.toString().slice(-2000)}`);
   return JSON.parse(line.slice(7));
