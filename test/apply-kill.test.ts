@@ -13,7 +13,6 @@
  * seeded generator: set FERRY_KILL_SEED to replay a run. The quick suite always runs; the long one
  * only with FERRY_SLOW_TESTS set.
  */
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +21,7 @@ import { applyBundle, fsck, openBundle, writeFerryFile, type FerryError, type St
 import { createBundle } from '@ferry/differ';
 import { writeImagePair } from '../packages/imagegen/src/index.js';
 import { ROOT, buildPackages, cloneStore, createStore, expected, importTags, newKey, remove, scratch, trustOf, verifyExport, type ExpectedImage } from './helpers/bundle-fixture.js';
-import { rng } from './helpers/rng.js';
+import { rng, runKillableChild, type ChildRun } from './helpers/kill-child.js';
 
 const CHILD = fileURLToPath(new URL('./helpers/apply-child.mjs', import.meta.url));
 const SEED = Number(process.env.FERRY_KILL_SEED ?? Date.now() % 1_000_000);
@@ -40,31 +39,9 @@ let rebuiltLayers: number;
 let applyMs: number;
 let runs = 0;
 
-
 /** Runs the apply child; with `killAfter`, SIGKILLs it that many ms after it starts applying. */
-function runChild(store: string, killAfter?: number): Promise<{ killed: boolean; doneMs?: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, store, bundlePath, keyFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    let timer: NodeJS.Timeout | undefined;
-    child.stdout.on('data', (b: Buffer) => {
-      const before = out;
-      out += b.toString();
-      if (killAfter !== undefined && !before.includes('ready\n') && out.includes('ready\n')) timer = setTimeout(() => child.kill('SIGKILL'), killAfter);
-    });
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.on('error', reject);
-    // 'close', not 'exit': all of stdout is in; a child killed after it printed "done" (while
-    // exiting) finished its apply
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const done = /done (\d+)/.exec(out);
-      if (done && (code === 0 || signal === 'SIGKILL')) resolve({ killed: false, doneMs: Number(done[1]) });
-      else if (signal === 'SIGKILL') resolve({ killed: true });
-      else reject(new Error(`apply child exited with ${code ?? signal}: ${err || out}`));
-    });
-  });
+function runChild(store: string, killAfter?: number): Promise<ChildRun> {
+  return runKillableChild(CHILD, [store, bundlePath, keyFile], ROOT, killAfter);
 }
 
 /** What one kill left behind. */

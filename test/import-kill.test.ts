@@ -9,7 +9,7 @@
  * some children finish), from a seeded generator: set FERRY_KILL_SEED to replay a run. The quick
  * suite always runs; the long one only with FERRY_SLOW_TESTS set (CI sets it).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +21,7 @@ import { Store, exportDockerArchive, fsck, gc, importImage, openImage } from '..
 import type { BuiltImage } from '../packages/core/test/helpers/images.js';
 import { verifyDockerArchive } from '../packages/core/test/helpers/verify.js';
 import { writeBigImage } from './helpers/big-image.js';
-import { rng } from './helpers/rng.js';
+import { rng, runKillableChild, type ChildRun } from './helpers/kill-child.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CHILD = fileURLToPath(new URL('./helpers/import-child.mjs', import.meta.url));
@@ -35,43 +35,9 @@ let image: BuiltImage;
 let importMs: number;
 let runs = 0;
 
-
-interface ChildRun {
-  /** Killed before it finished. */
-  killed: boolean;
-  /** Import time the child reported, when it finished. */
-  doneMs?: number;
-}
-
-/**
- * Runs the import child; with `killAfter`, SIGKILLs it that many ms after it starts importing;
- * `onReady` is called with its pid when it starts.
- */
+/** Runs the import child; with `killAfter`, SIGKILLs it that many ms after it starts importing. */
 function runChild(store: string, killAfter?: number, onReady?: (pid: number) => void): Promise<ChildRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, store, layout, REF], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    let timer: NodeJS.Timeout | undefined;
-    child.stdout.on('data', (b: Buffer) => {
-      const before = out;
-      out += b.toString();
-      if (!before.includes('ready\n') && out.includes('ready\n')) {
-        if (killAfter !== undefined) timer = setTimeout(() => child.kill('SIGKILL'), killAfter);
-        onReady?.(child.pid!);
-      }
-    });
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      const done = /done (\d+)/.exec(out);
-      // a kill that lands after the child reported "done" (while it exits) counts as finished
-      if (done && (code === 0 || signal === 'SIGKILL')) resolve({ killed: false, doneMs: Number(done[1]) });
-      else if (signal === 'SIGKILL') resolve({ killed: true });
-      else reject(new Error(`import child exited with ${code ?? signal}: ${err || out}`));
-    });
-  });
+  return runKillableChild(CHILD, [store, layout, REF], ROOT, killAfter, onReady);
 }
 
 /** Exports the ref as a docker archive stream and checks config digest and every layer's sha256. */
