@@ -3,17 +3,16 @@
  * a staged skeleton and new contents; the staged layer is reassembled and checked against its
  * diff_id before it is renamed into place (DESIGN.md sections 6 and 8).
  */
-import { createHash } from 'node:crypto';
 import { rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { FerryError } from '../errors.js';
-import { hashToDigest, type Digest } from '../util/digest.js';
+import type { Digest } from '../util/digest.js';
 import { fsyncDir, writeStreamAtomic } from '../util/fs.js';
 import { zstdDecode } from '../util/zstd.js';
 import { bspatch } from '../delta/bspatch.js';
 import { parseHeaderGroup, paddingAfter, recomputeChecksums } from '../tar/group.js';
-import { reassembleLayer, type SkeletonEntry } from '../tar/skeleton.js';
-import { prefetchBodies } from '../tar/prefetch.js';
+import type { SkeletonEntry } from '../tar/skeleton.js';
+import { reassembleVerified } from '../store/export.js';
 import { SkeletonWriter, readSkeletonFile } from '../tar/skeleton-file.js';
 import { ContentBatch } from '../store/contents.js';
 import type { Store } from '../store/store.js';
@@ -132,19 +131,10 @@ class LayerBuild {
   }
 }
 
-/** Verifies a staged skeleton by reassembling it with verified contents. */
+/** Verifies a staged skeleton by reassembling it with every content re-hashed. */
 async function verifyStaged(store: Store, path: string, layer: LayerPlan): Promise<void> {
-  const r = readSkeletonFile(path);
-  const hash = createHash('sha256');
-  let size = 0;
-  const entries = prefetchBodies(r.entries, { load: (d, n) => store.readContent(d, n, true) });
-  for await (const c of reassembleLayer(entries, () => r.trailer(), (d) => store.openContent(d))) {
-    hash.update(c);
-    size += c.byteLength;
-  }
-  const got = hashToDigest(hash);
-  if (got !== layer.diffId || size !== layer.size) {
-    throw new FerryError('FERRY_ERR_DIGEST_MISMATCH', `rebuilt layer hashes to ${got} (${size} bytes), expected ${layer.diffId} (${layer.size} bytes)`, { details: { expected: layer.diffId, actual: got } });
+  for await (const _ of reassembleVerified(store, readSkeletonFile(path), layer.diffId, layer.size, true)) {
+    // reading is the check
   }
 }
 

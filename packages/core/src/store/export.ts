@@ -12,9 +12,10 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { FerryError } from '../errors.js';
-import { HashingStream, digestHex, hashToDigest, type Digest } from '../util/digest.js';
+import { HashingStream, digestHex, hashToDigest, sha256, type Digest } from '../util/digest.js';
 import { tempPathFor, writeFileAtomic, writeStreamAtomic } from '../util/fs.js';
 import { reassembleLayer } from '../tar/skeleton.js';
+import type { SkeletonReader } from '../tar/skeleton-file.js';
 import { prefetchBodies } from '../tar/prefetch.js';
 import { MT } from '../image/media.js';
 import type { Progress } from './import.js';
@@ -28,25 +29,29 @@ export interface ExportOptions {
 }
 
 /**
- * Streams a stored layer's exact tar bytes. The diff_id and size are checked as bytes flow; a
- * mismatch fails the stream at its end (FERRY_ERR_DIGEST_MISMATCH), so a consumer must treat the
- * output as unverified until the stream ends cleanly.
+ * Reassembles a layer from a skeleton and the store's contents, checking its diff_id and size as
+ * bytes flow: a mismatch fails the stream at its end (FERRY_ERR_DIGEST_MISMATCH), so a consumer
+ * must treat the output as unverified until it ends cleanly. With `verifyContents` every body is
+ * also re-hashed, which names a damaged content instead of only the layer.
  */
-export async function* layerStream(store: Store, diffId: Digest, size?: number): AsyncGenerator<Uint8Array> {
-  const skel = await store.openSkeleton(diffId);
+export async function* reassembleVerified(store: Store, skel: SkeletonReader, diffId: Digest, size: number | undefined, verifyContents: boolean): AsyncGenerator<Uint8Array> {
   const hash = createHash('sha256');
   let total = 0;
-  const entries = prefetchBodies(skel.entries, { load: (d, n) => store.readContent(d, n) });
-  const chunks = reassembleLayer(entries, () => skel.trailer(), (d) => store.openContent(d, { verify: false }));
-  for await (const c of chunks) {
+  const entries = prefetchBodies(skel.entries, { load: (d, n) => store.readContent(d, n, verifyContents) });
+  for await (const c of reassembleLayer(entries, () => skel.trailer(), (d) => store.openContent(d, { verify: verifyContents }))) {
     hash.update(c);
     total += c.byteLength;
     yield c;
   }
   const got = hashToDigest(hash);
   if (got !== diffId || (size !== undefined && total !== size)) {
-    throw new FerryError('FERRY_ERR_DIGEST_MISMATCH', `layer ${diffId} reassembled to ${got} (${total} bytes): the store is damaged, run ferry fsck`, { details: { expected: diffId, actual: got } });
+    throw new FerryError('FERRY_ERR_DIGEST_MISMATCH', `layer ${diffId} reassembled to ${got} (${total} bytes)`, { details: { expected: diffId, actual: got } });
   }
+}
+
+/** Streams a stored layer's exact tar bytes, verified as in reassembleVerified. */
+export async function* layerStream(store: Store, diffId: Digest, size?: number): AsyncGenerator<Uint8Array> {
+  yield* reassembleVerified(store, await store.openSkeleton(diffId), diffId, size, false);
 }
 
 function progressCounter(opts: ExportOptions, image: StoredImage): { phase: (i: number) => Transform } {
@@ -115,7 +120,7 @@ export async function exportOci(store: Store, ref: string, dir: string, opts: Ex
     const m = JSON.parse(image.manifest.toString('utf8')) as Record<string, unknown>;
     manifest = Buffer.from(JSON.stringify({ ...m, layers: layerDescs }));
   }
-  const manifestDigest = `sha256:${createHash('sha256').update(manifest).digest('hex')}` as Digest;
+  const manifestDigest = sha256(manifest);
   await writeFileAtomic(join(blobs, digestHex(manifestDigest)), manifest);
   await writeFileAtomic(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   const index = await readIndex(dir);
