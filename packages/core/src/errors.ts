@@ -45,6 +45,10 @@ export const ERROR_CODES = {
   FERRY_ERR_DISK_FULL: { retryable: true, text: 'the disk has less free space than the operation needs' },
   FERRY_ERR_CHUNK_INVALID: { retryable: true, text: 'a chunk does not match the sha256 or size the header lists' },
   FERRY_ERR_CHUNK_MISSING: { retryable: true, text: 'a chunk the payload needs is not available' },
+  FERRY_ERR_FETCH_HTTP: { retryable: true, text: 'a source answered with an HTTP status the fetcher cannot use (5xx, 408 and 429 are retried; other 4xx are not)' },
+  FERRY_ERR_FETCH_RANGE: { retryable: true, text: 'a ranged answer does not match the range asked for (Content-Range, 416); the chunk restarts' },
+  FERRY_ERR_FETCH_CONNECTION: { retryable: true, text: 'the connection failed, or was reset or closed before the answer was complete' },
+  FERRY_ERR_FETCH_STALLED: { retryable: true, text: 'no byte arrived for the stall timeout, or too few in the low-speed window (a slow link)' },
 } as const satisfies Record<string, { retryable: boolean; text: string }>;
 
 /** A stable error code. */
