@@ -11,8 +11,8 @@ import { join } from 'node:path';
 
 /** One way to misbehave. */
 export type Fault =
-  /** Answer this status (with a small body), optionally with Retry-After. */
-  | { kind: 'status'; status: number; retryAfter?: string }
+  /** Answer this status (a list: each in turn), with a small body, optionally with Retry-After. */
+  | { kind: 'status'; status: number | number[]; retryAfter?: string }
   /** Accept the request and never answer. */
   | { kind: 'stall' }
   /** Send the headers, then the body at this many bytes per second. */
@@ -52,6 +52,8 @@ export interface RepoServerStats {
   bodyBytesByChunk: Map<string, number>;
   /** Faults applied, by kind. */
   applied: Record<string, number>;
+  /** Every chunk request: chunk, asked range start, status answered (0: none, a stall), time (performance.now and Date.now, ms). */
+  log: { hex: string; rangeStart: number | undefined; status: number; at: number; wall: number }[];
 }
 
 /** A running repository server. */
@@ -98,7 +100,7 @@ function pickFault(rules: FaultRule[], req: { hex: string; rangeStart: number | 
 
 /** Starts a server for the repository at `dir`, under `/repo/`. */
 export async function startRepoServer(dir: string): Promise<RepoServer> {
-  const stats: RepoServerStats = { requests: 0, rangeStarts: [], statuses: {}, bodyBytes: 0, bodyBytesByChunk: new Map(), applied: {} };
+  const stats: RepoServerStats = { requests: 0, rangeStarts: [], statuses: {}, bodyBytes: 0, bodyBytesByChunk: new Map(), applied: {}, log: [] };
   const faults: FaultRule[] = [];
   const timers = new Set<NodeJS.Timeout>();
 
@@ -142,10 +144,16 @@ export async function startRepoServer(dir: string): Promise<RepoServer> {
     const ifRange = req.headers['if-range'];
     const rangeHeader = ifRange === undefined || ifRange === `"${hex}"` ? req.headers.range : undefined;
     const asked = rangeOf(rangeHeader, object.length);
-    const fault = pickFault(faults, { hex, rangeStart: typeof asked === 'object' ? asked.start : undefined });
+    const rangeStart = typeof asked === 'object' ? asked.start : undefined;
+    const fault = pickFault(faults, { hex, rangeStart });
     if (fault) stats.applied[fault.kind] = (stats.applied[fault.kind] ?? 0) + 1;
+    const entry = { hex, rangeStart, status: 0, at: performance.now(), wall: Date.now() };
+    stats.log.push(entry);
+    res.on('finish', () => (entry.status = res.statusCode));
+    res.on('close', () => (entry.status = res.headersSent ? res.statusCode : 0));
     if (fault?.kind === 'status') {
-      head(res, fault.status, { 'content-type': 'text/plain', ...(fault.retryAfter !== undefined ? { 'retry-after': fault.retryAfter } : {}) });
+      const list = ([] as number[]).concat(fault.status);
+      head(res, list[(stats.applied.status! - 1) % list.length]!, { 'content-type': 'text/plain', ...(fault.retryAfter !== undefined ? { 'retry-after': fault.retryAfter } : {}) });
       res.end('fault');
       return;
     }
