@@ -9,6 +9,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import pRetry from 'p-retry';
 import { FerryError, isFerryError, toFerryError, type ChunkSource } from '@ferry/core';
+import { backoffMs, LinkWaker } from './backoff.js';
 import { TokenBucket } from './bucket.js';
 import { ChunkCache } from './cache.js';
 import { createHttpTransport, type HttpTransport } from './http.js';
@@ -39,6 +40,7 @@ export class ChunkFetcher {
   private readonly stats: LinkStats = emptyLinkStats();
   private readonly meter: RateMeter;
   private readonly ctx: TransferContext;
+  private readonly waker = new LinkWaker();
   private run: Run | undefined;
   private lastError: FerryError | null = null;
   private lastProgress = -Infinity;
@@ -57,7 +59,10 @@ export class ChunkFetcher {
       checkpointMs: this.o.checkpointMs,
       stats: this.stats,
       meter: this.meter,
-      onRtt: (ms) => (this.stats.rtt = this.stats.rtt === null ? ms / 1000 : 0.75 * this.stats.rtt + 0.25 * (ms / 1000)),
+      onRtt: (ms) => {
+        this.stats.rtt = this.stats.rtt === null ? ms / 1000 : 0.75 * this.stats.rtt + 0.25 * (ms / 1000);
+        this.waker.wake();
+      },
       onDiscard: (bytes) => (this.stats.bytesDiscarded += bytes),
       onBytes: () => this.maybeProgress(false),
     };
@@ -211,14 +216,13 @@ export class ChunkFetcher {
     try {
       await pRetry(() => this.attempt(run, e, partial, state), {
         retries: this.o.retries,
-        factor: 2,
-        minTimeout: this.o.minRetryMs,
-        maxTimeout: this.o.maxRetryMs,
-        randomize: true,
+        minTimeout: 0, // the wait is taken in onFailedAttempt (backoff.ts), where the link's return can end it
         signal: run.signal,
-        onFailedAttempt: async ({ error }) => {
-          const after = isFerryError(error) ? (error.details?.retryAfterMs as number | undefined) : undefined;
-          if (after !== undefined && after > 0 && !state.progressed) await delay(Math.min(after, this.o.maxRetryAfterMs), undefined, { signal: run.signal });
+        onFailedAttempt: async ({ error, retriesConsumed, retriesLeft }) => {
+          if (state.progressed || retriesLeft === 0 || !isFerryError(error) || !error.retryable) return;
+          const after = error.details?.retryAfterMs as number | undefined;
+          if (after !== undefined) await delay(Math.min(after, this.o.maxRetryAfterMs), undefined, { signal: run.signal });
+          else await this.waker.wait(backoffMs(retriesConsumed, this.o.minRetryMs, this.o.maxRetryMs), run.signal);
         },
         shouldConsumeRetry: () => !state.progressed,
         shouldRetry: ({ error }) => isFerryError(error) && error.retryable && !run.signal.aborted,

@@ -9,9 +9,8 @@ import { open, readdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FerryError } from '@ferry/core';
-import { startRepoServer, type RepoServer } from '@ferry/test-support';
+import { cacheHolds, makeRepo, scratch, startRepoServer, type RepoServer, type TestRepo } from '@ferry/test-support';
 import { ChunkFetcher, type FetchEvent, type FetcherOptions, type FetchSummary } from '../src/index.js';
-import { cacheHolds, makeRepo, scratch, type TestRepo } from './helpers/repo.js';
 
 const SIZE = 16 * 1024;
 let work: { dir: string; remove(): Promise<void> };

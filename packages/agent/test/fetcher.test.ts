@@ -9,9 +9,8 @@ import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { digestHex, isFerryError, sha256, type FerryError } from '@ferry/core';
-import { startRepoServer, type RepoServer } from '@ferry/test-support';
+import { cacheHolds, makeRepo, scratch, startRepoServer, type RepoServer, type TestRepo } from '@ferry/test-support';
 import { ChunkFetcher, type FetcherOptions } from '../src/index.js';
-import { cacheHolds, makeRepo, scratch, type TestRepo } from './helpers/repo.js';
 
 let work: { dir: string; remove(): Promise<void> };
 let repo: TestRepo;

@@ -9,8 +9,8 @@ import { mkdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { digestHex, sha256 } from '@ferry/core';
+import { scratch } from '@ferry/test-support';
 import { PartialChunk, type RestartNote } from '../src/index.js';
-import { scratch } from './helpers/repo.js';
 
 const bytes = randomBytes(10_000);
 const digest = sha256(bytes);

@@ -96,7 +96,9 @@ class Link {
       client.resetAndDestroy();
       return;
     }
-    const upstream = connect({ host: this.o.target.host, port: this.o.target.port, allowHalfOpen: true });
+    // the link paces packets itself: Nagle on the proxy's own loopback sockets would add delayed-ACK stalls no real link has
+    const upstream = connect({ host: this.o.target.host, port: this.o.target.port, allowHalfOpen: true, noDelay: true });
+    client.setNoDelay(true);
     const corrupt = (dir: number): Corrupter => new Corrupter(deriveSeed(this.o.seed, 2, index, dir), this.o.corruptRate);
     const c: Connection = { client, upstream, pipes: [] };
     c.pipes.push(new Pipe(this.up, client, upstream, corrupt(0), this.upCounters), new Pipe(this.down, upstream, client, corrupt(1), this.downCounters));

@@ -1,2 +1,3 @@
 export * from './tools.js';
 export * from './repo-server.js';
+export * from './chunk-repo.js';

@@ -2,16 +2,23 @@
  * Test repositories generated in code: random chunk bytes in `chunks/<hex>` with their digests and
  * sizes (all the fetcher needs; no real bundle), and checks of a chunk cache.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { digestHex, sha256 } from '@ferry/core';
-import type { ChunkRef } from '../../src/index.js';
+
+/** A chunk as the fetcher knows it: digest and size. */
+export interface TestChunk {
+  digest: `sha256:${string}`;
+  size: number;
+}
+
+const sha256 = (b: Uint8Array): `sha256:${string}` => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const hexOf = (d: string): string => d.slice(7);
 
 /** A repository directory and what it holds. */
 export interface TestRepo {
   dir: string;
-  chunks: ChunkRef[];
+  chunks: TestChunk[];
   bytes: Buffer[];
   /** Sum of the chunk sizes. */
   payload: number;
@@ -20,12 +27,12 @@ export interface TestRepo {
 /** Writes `count` random chunks of `size` bytes (the last one `lastSize`) under `dir/chunks/`. */
 export async function makeRepo(dir: string, count: number, size: number, lastSize = size): Promise<TestRepo> {
   await mkdir(join(dir, 'chunks'), { recursive: true });
-  const chunks: ChunkRef[] = [];
+  const chunks: TestChunk[] = [];
   const bytes: Buffer[] = [];
   for (let i = 0; i < count; i++) {
     const b = randomBytes(i === count - 1 ? lastSize : size);
     const digest = sha256(b);
-    await writeFile(join(dir, 'chunks', digestHex(digest)), b);
+    await writeFile(join(dir, 'chunks', hexOf(digest)), b);
     chunks.push({ digest, size: b.length });
     bytes.push(b);
   }
@@ -35,7 +42,7 @@ export async function makeRepo(dir: string, count: number, size: number, lastSiz
 /** Every chunk of `repo` is in the cache at `cacheDir` under its final name, with the right bytes. */
 export async function cacheHolds(cacheDir: string, repo: TestRepo): Promise<boolean> {
   for (const c of repo.chunks) {
-    const b = await readFile(join(cacheDir, 'chunks', digestHex(c.digest))).catch(() => undefined);
+    const b = await readFile(join(cacheDir, 'chunks', hexOf(c.digest))).catch(() => undefined);
     if (!b || sha256(b) !== c.digest) return false;
   }
   return true;
