@@ -33,12 +33,12 @@ import { verifyOciLayout } from '../../packages/core/test/helpers/verify.js';
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Builds core and differ from the sources under test (tsc -b: a no-op when dist is fresh). */
-export function buildPackages(): void {
+/** Builds a package and what it depends on from the sources under test (tsc -b: a no-op when dist is fresh; default differ and core). */
+export function buildPackages(project = 'packages/differ'): void {
   try {
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'packages/differ'], { cwd: ROOT, stdio: 'pipe' });
+    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', project], { cwd: ROOT, stdio: 'pipe' });
   } catch (err) {
-    throw new Error(`building packages/core and packages/differ failed:\n${String((err as { stdout?: Buffer }).stdout ?? err)}`);
+    throw new Error(`building ${project} failed:\n${String((err as { stdout?: Buffer }).stdout ?? err)}`);
   }
 }
 
