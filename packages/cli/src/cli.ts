@@ -15,6 +15,7 @@ import { bundleCommand } from './commands/bundle.js';
 import { bundleInspectCommand } from './commands/bundle-inspect.js';
 import { applyCommand } from './commands/apply.js';
 import { demoCommand } from './commands/demo.js';
+import { linksimCommand } from './commands/linksim.js';
 
 /** Every command, in the order `ferry --help` lists them. */
 export const COMMANDS: CommandSpec[] = [
@@ -29,6 +30,7 @@ export const COMMANDS: CommandSpec[] = [
   bundleCommand,
   bundleInspectCommand,
   applyCommand,
+  linksimCommand,
   demoCommand,
 ];
 
