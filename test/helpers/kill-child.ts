@@ -41,14 +41,5 @@ export function runKillableChild(script: string, args: string[], cwd: string, ki
   });
 }
 
-/** mulberry32: a small seeded generator, so a failing kill test can be replayed with its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, seeded, so a failing kill test can be replayed with its seed (the link emulator's generator). */
+export { seededRandom as rng } from '@ferry/linksim';

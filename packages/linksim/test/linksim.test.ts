@@ -46,6 +46,25 @@ function client(port: number): Promise<Socket> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Samples the link's statistics every 10 ms for `ms`; between two samples that both find it down
+ * or stalled, no byte may have been delivered. Returns how many such pairs were seen.
+ */
+async function downSamples(link: LinkSim, ms: number): Promise<number> {
+  let prev = link.stats();
+  let n = 0;
+  for (const end = performance.now() + ms; performance.now() < end; ) {
+    await sleep(10);
+    const s = link.stats();
+    if (!prev.up && !s.up) {
+      n++;
+      expect(s.bytesDown).toBe(prev.bytesDown);
+    }
+    prev = s;
+  }
+  return n;
+}
+
 describe('linksim', () => {
   it('delivers downstream bytes at the configured rate (within 25%)', async () => {
     const t = await target(2_000_000);
@@ -86,18 +105,7 @@ describe('linksim', () => {
     const c = await client(link.port);
     let got = 0;
     c.on('data', (b: Buffer) => (got += b.length));
-    let prev = link.stats();
-    let downSamples = 0;
-    for (const end = performance.now() + 2200; performance.now() < end; ) {
-      await sleep(10);
-      const s = link.stats();
-      if (!prev.up && !s.up) {
-        downSamples++;
-        expect(s.bytesDown).toBe(prev.bytesDown);
-      }
-      prev = s;
-    }
-    expect(downSamples).toBeGreaterThan(20);
+    expect(await downSamples(link, 2200)).toBeGreaterThan(20);
     expect(link.stats().outages).toBeGreaterThanOrEqual(2);
     expect(link.stats().resets).toBe(0);
     expect(got).toBeGreaterThan(0);
@@ -136,19 +144,8 @@ describe('linksim', () => {
     const link = await sim({ rateDown: 800_000, stallEveryMs: 200, stallMs: 250, seed: 3 }, t.port);
     const c = await client(link.port);
     c.on('data', () => {});
-    let prev = link.stats();
-    let stalledSamples = 0;
-    for (const end = performance.now() + 2000; performance.now() < end; ) {
-      await sleep(10);
-      const s = link.stats();
-      if (!prev.up && !s.up) {
-        stalledSamples++;
-        expect(s.bytesDown).toBe(prev.bytesDown);
-      }
-      prev = s;
-    }
+    expect(await downSamples(link, 2000)).toBeGreaterThan(10);
     expect(link.stats().stalls).toBeGreaterThanOrEqual(2);
-    expect(stalledSamples).toBeGreaterThan(10);
     expect(c.destroyed).toBe(false);
     expect(link.stats().resets).toBe(0);
   });
