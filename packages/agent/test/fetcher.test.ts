@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { digestHex, isFerryError, sha256, type FerryError } from '@ferry/core';
 import { cacheHolds, makeRepo, scratch, startRepoServer, type RepoServer, type TestRepo } from '@ferry/test-support';
-import { ChunkFetcher, type FetcherOptions } from '../src/index.js';
+import { ChunkFetcher, type FetcherOptions, type FetchProgress } from '../src/index.js';
 
 let work: { dir: string; remove(): Promise<void> };
 let repo: TestRepo;
@@ -146,5 +146,41 @@ describe('ChunkFetcher', () => {
     await f.fetch(repo.chunks);
     const seconds = (performance.now() - t0) / 1000;
     expect(seconds).toBeGreaterThanOrEqual(((repo.payload - 4096 - 64 * 1024) / 100_000) * 0.95);
+  });
+
+  it('reports progress as bytes arrive: bytes and chunks done of total, rate, ETA, link statistics', async () => {
+    server.faults.push({ fault: { kind: 'trickle', bytesPerSecond: 60_000 } });
+    const seen: FetchProgress[] = [];
+    const f = await fetcher({ progressMs: 50, onProgress: (p) => seen.push(p) });
+    await f.fetch(repo.chunks);
+    expect(seen.length).toBeGreaterThan(5);
+    for (let i = 1; i < seen.length; i++) {
+      expect(seen[i]!.bytesDone).toBeGreaterThanOrEqual(seen[i - 1]!.bytesDone);
+      expect(seen[i]!.chunksDone).toBeGreaterThanOrEqual(seen[i - 1]!.chunksDone);
+    }
+    const mid = seen.filter((p) => p.chunksDone < 12 && p.rate > 0);
+    expect(mid.length).toBeGreaterThan(0);
+    // partial bytes count before their chunk is verified
+    expect(mid.some((p) => p.bytesDone % (16 * 1024) !== 0)).toBe(true);
+    expect(mid.every((p) => p.eta !== null && p.eta >= 0 && p.bytesTotal === repo.payload && p.chunksTotal === 12)).toBe(true);
+    expect(seen[seen.length - 1]).toMatchObject({ bytesDone: repo.payload, chunksDone: 12, eta: 0, error: null });
+    expect(seen[seen.length - 1]!.link).toMatchObject({ requests: 12, failures: 0, bytesReceived: repo.payload });
+  });
+
+  it('closes every file and socket it opened, after a failure and after an abort', async () => {
+    const fds = async (): Promise<number> => (await readdir('/proc/self/fd')).length;
+    const before = await fds();
+    server.faults.push({ fault: { kind: 'status', status: 403 } });
+    const failing = await fetcher();
+    await failing.fetch(repo.chunks).catch(() => undefined);
+    failing.close();
+    server.faults.splice(0, 1, { fault: { kind: 'trickle', bytesPerSecond: 5000 } });
+    const aborted = await fetcher();
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 200);
+    await aborted.fetch(repo.chunks, { signal: ac.signal }).catch(() => undefined);
+    aborted.close();
+    for (let i = 0; i < 100 && (await fds()) !== before; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await fds()).toBe(before);
   });
 });
