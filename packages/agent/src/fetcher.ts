@@ -20,6 +20,12 @@ import { emptyLinkStats, RateMeter, type FetchEvent, type FetchProgress, type Li
 import { Run, type ChunkRef, type RunEntry } from './run.js';
 import { parseSource, readDirChunk, type Source } from './sources.js';
 
+/**
+ * Failures of this machine, not of a source (disk full, permissions, a bug): no other source and no
+ * retry can help, so the run stops with them (the agent's loop decides when to try again).
+ */
+const LOCAL = new Set<string>(['FERRY_ERR_IO', 'FERRY_ERR_DISK_FULL', 'FERRY_ERR_INTERNAL']);
+
 /** What a finished run did. */
 export interface FetchSummary {
   /** Payload chunks (positions) now verified in the cache. */
@@ -225,7 +231,7 @@ export class ChunkFetcher {
           else await this.waker.wait(backoffMs(retriesConsumed, this.o.minRetryMs, this.o.maxRetryMs), run.signal);
         },
         shouldConsumeRetry: () => !state.progressed,
-        shouldRetry: ({ error }) => isFerryError(error) && error.retryable && !run.signal.aborted,
+        shouldRetry: ({ error }) => isFerryError(error) && error.retryable && !LOCAL.has(error.code) && !run.signal.aborted,
       });
     } finally {
       if (!state.finished) await partial.close().catch(() => undefined);
@@ -251,7 +257,7 @@ export class ChunkFetcher {
         return;
       } catch (err) {
         const fe = toFerryError(err, `chunk ${index}`);
-        if (run.signal.aborted) throw fe;
+        if (run.signal.aborted || LOCAL.has(fe.code)) throw fe;
         this.stats.failures++;
         this.lastError = fe;
         if (fe.code === 'FERRY_ERR_CHUNK_INVALID' || fe.code === 'FERRY_ERR_CHUNK_MISSING') e.bad.set(source, (e.bad.get(source) ?? 0) + 1);

@@ -110,12 +110,16 @@ export class PartialChunk {
     return { chunk: new PartialChunk(dir, digest, fh, record.offset, hash) };
   }
 
-  /** Appends received bytes at the current offset. */
+  /** Appends received bytes at the current offset (FERRY_ERR_IO when the disk fails: the offset stays). */
   async append(buf: Uint8Array): Promise<void> {
     let at = 0;
-    while (at < buf.length) {
-      const { bytesWritten } = await this.fh.write(buf, at, buf.length - at, this.offset + at);
-      at += bytesWritten;
+    try {
+      while (at < buf.length) {
+        const { bytesWritten } = await this.fh.write(buf, at, buf.length - at, this.offset + at);
+        at += bytesWritten;
+      }
+    } catch (err) {
+      throw toFerryError(err, `writing the partial chunk ${this.digest}`);
     }
     this.hash.update(buf);
     this.offset += buf.length;
@@ -124,8 +128,12 @@ export class PartialChunk {
   /** Makes the bytes held durable and records their length (DESIGN.md section 8: data first, then the checkpoint). */
   async checkpoint(): Promise<void> {
     if (this.offset === this.durable) return;
-    await this.fh.datasync();
-    await this.writeJournal();
+    try {
+      await this.fh.datasync();
+      await this.writeJournal();
+    } catch (err) {
+      throw toFerryError(err, `checkpointing the partial chunk ${this.digest}`);
+    }
   }
 
   /** Drops every byte held; the chunk starts again from byte 0. */
@@ -136,10 +144,14 @@ export class PartialChunk {
   /** Drops the bytes past `n` (bytes of an answer that was refused). */
   async truncateTo(n: number): Promise<void> {
     if (n >= this.offset) return;
-    await this.fh.truncate(n);
-    this.hash = (n > 0 ? await hashPrefix(this.fh, n) : undefined) ?? createHash('sha256');
-    this.offset = n;
-    if (this.durable > n) await this.writeJournal();
+    try {
+      await this.fh.truncate(n);
+      this.hash = (n > 0 ? await hashPrefix(this.fh, n) : undefined) ?? createHash('sha256');
+      this.offset = n;
+      if (this.durable > n) await this.writeJournal();
+    } catch (err) {
+      throw toFerryError(err, `truncating the partial chunk ${this.digest}`);
+    }
   }
 
   private async writeJournal(): Promise<void> {
