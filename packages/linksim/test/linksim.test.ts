@@ -36,12 +36,18 @@ async function sim(options: Omit<LinkSimOptions, 'target'>, port: number): Promi
   return s;
 }
 
-function client(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port }, () => resolve(s));
-    s.once('error', reject);
-    open.push({ close: () => s.destroy() });
+/** A connected client socket; `ended` tells how it ended (listened for from the start, so no event is missed). */
+async function client(port: number): Promise<Socket & { ended: Promise<string | undefined> }> {
+  const s = connect({ host: '127.0.0.1', port });
+  open.push({ close: () => s.destroy() });
+  let error: string | undefined;
+  s.on('error', (e: NodeJS.ErrnoException) => (error ??= e.code));
+  const closed = new Promise<string | undefined>((r) => s.once('close', () => r(error)));
+  await new Promise<void>((resolve, reject) => {
+    s.once('connect', resolve);
+    void closed.then(() => reject(new Error(`closed before connecting: ${error}`)));
   });
+  return Object.assign(s, { ended: closed });
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -112,30 +118,37 @@ describe('linksim', () => {
     expect(c.destroyed).toBe(false);
   });
 
+  // An RST sometimes reaches a local client as an end of stream rather than ECONNRESET (the kernel
+  // reports the error once; libuv may consume it first), so a reset is checked as: the connection
+  // ended long before the target's data did, and the link counted the reset.
   it('resets open connections when the link goes down and refuses new ones until it is up', async () => {
-    const t = await target(5_000_000);
-    const link = await sim({ rateDown: 800_000, schedule: { kind: 'fixed', upMs: 300, downMs: 600 }, downMode: 'reset' }, t.port);
+    const t = await target(50_000_000);
+    const link = await sim({ rateDown: 800_000, schedule: { kind: 'fixed', upMs: 1000, downMs: 1500 }, downMode: 'reset' }, t.port);
     const c = await client(link.port);
-    c.on('data', () => {});
-    const err = await new Promise<NodeJS.ErrnoException>((r) => c.once('error', r));
-    expect(err.code).toBe('ECONNRESET');
+    let got = 0;
+    c.on('data', (b: Buffer) => (got += b.length));
+    expect([undefined, 'ECONNRESET']).toContain(await c.ended);
+    expect(got).toBeLessThan(1_000_000);
     expect(link.stats().up).toBe(false);
     const late = connect({ host: '127.0.0.1', port: link.port });
     open.push({ close: () => late.destroy() });
-    const lateErr = await new Promise<NodeJS.ErrnoException>((r) => late.once('error', r));
-    expect(lateErr.code).toBe('ECONNRESET');
+    late.on('error', () => {});
+    let lateGot = 0;
+    late.on('data', (b: Buffer) => (lateGot += b.length));
+    await new Promise((r) => late.once('close', r));
+    expect(lateGot).toBe(0);
     expect(link.stats()).toMatchObject({ resets: 1, refused: 1, outages: 1 });
   });
 
   it('resets connections mid-transfer at the configured rate', async () => {
-    const t = await target(10_000_000);
+    const t = await target(50_000_000);
     const link = await sim({ rateDown: 800_000, resetEveryMs: 300 }, t.port);
     const c = await client(link.port);
     let got = 0;
     c.on('data', (b: Buffer) => (got += b.length));
-    const err = await new Promise<NodeJS.ErrnoException>((r) => c.once('error', r));
-    expect(err.code).toBe('ECONNRESET');
+    expect([undefined, 'ECONNRESET']).toContain(await c.ended);
     expect(got).toBeGreaterThan(0);
+    expect(got).toBeLessThan(1_000_000);
     expect(link.stats().resets).toBe(1);
   });
 
