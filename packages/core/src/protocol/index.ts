@@ -2,3 +2,4 @@
 export * from './constants.js';
 export * from './schemas.js';
 export * from './validate.js';
+export * from './client.js';
