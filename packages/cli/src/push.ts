@@ -74,7 +74,8 @@ export async function pushImage(store: Store, ref: string, client: ApiClient, o:
   let done = 0;
   let bytesSent = 0;
   await eachLimited(toSend, o.concurrency ?? 4, async (d) => {
-    bytesSent += await upload(client, `/v1/contents/${hex(d)}`, store.contentPath(d), { 'content-type': 'application/zstd', 'x-ferry-size': String(sizes.get(d)) }, o.signal);
+    const sent = await upload(client, `/v1/contents/${hex(d)}`, store.contentPath(d), { 'content-type': 'application/zstd', 'x-ferry-size': String(sizes.get(d)) }, o.signal);
+    bytesSent += sent; // added after the await: `x += await f()` would lose concurrent updates
     done += sizes.get(d) ?? 0;
     o.onProgress?.({ phase: 'contents', done, total });
   });
