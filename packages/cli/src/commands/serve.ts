@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { FerryError, parsePublicKey, type PublicKey } from '@ferry/core';
-import { startServer, type ServerOptions } from '@ferry/server';
+import type { ServerOptions } from '@ferry/server';
 import { listOpt, stringOpt, userPath, type CommandSpec } from '../command.js';
 import { writeJson, writeLines, type Invocation } from '../context.js';
 import { EXIT, usage } from '../errors.js';
@@ -80,6 +80,8 @@ async function options(inv: Invocation): Promise<ServerOptions> {
 async function run(inv: Invocation): Promise<number> {
   const { ctx, global } = inv;
   const o = await options(inv);
+  // loaded here, not at startup: fastify, the database drivers and the differ cost every other command time
+  const { startServer } = await import('@ferry/server');
   const server = await startServer(o);
   const facts = { url: server.url, data: o.dataDir, database: server.state.engine, adminToken: server.paths.adminToken, adminTokenCreated: server.admin.created, bundlePub: server.paths.bundlePub, bundleKeyCreated: server.bundleKeyCreated, pid: process.pid };
   if (global.json) writeJson(ctx, facts);
