@@ -6,11 +6,10 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toolsOrSkip } from '@ferry/test-support';
+import { freePort, toolsOrSkip } from '@ferry/test-support';
 import { call, startTestServer, statusCode, type TestServer } from './helpers.js';
 
 let t: TestServer;
@@ -84,13 +83,6 @@ describe('repository over HTTP', () => {
 
 const tools = toolsOrSkip('nginx');
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 describe.skipIf(!tools)('the repository directory behind nginx', () => {
   let nginx: ChildProcess | undefined;
