@@ -20,3 +20,4 @@ export * from './state/releases.js';
 export * from './state/bundles.js';
 export { releaseInfo } from './routes/releases.js';
 export { repositoryUrl } from './routes/agent.js';
+export * from './state/views.js';

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store, applyBundle, chunkPath, headerPath, inventoryDigest, openBundleDir, parsePublicKey, rolePolicy, verifyHeader, type CheckinAnswer, type Digest, type StoredImage } from '@ferry/core';
+import { channelSummaries } from '../src/index.js';
 import { agent, call, makeLayout, seedStore, signRelease, startTestServer, token, type TestServer } from './helpers.js';
 
 let work: string;
@@ -94,6 +95,8 @@ describe('assignment', () => {
     // once it runs the release, the agent is current
     const done = await checkin('edge-1', tokA, 1000, v1, { stable: { release: 2, manifest: images.v2.manifestDigest } });
     expect(done.assignments[0]!.state).toBe('current');
+    const [stable] = await channelSummaries(t.server.state);
+    expect([stable?.name, stable?.release?.release, stable?.agents, stable?.current]).toEqual(['stable', 2, 2, 1]);
   });
 
   it('an agent holding a superset of a built baseline gets that bundle; an unknown channel is "none"', async () => {
