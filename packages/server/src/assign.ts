@@ -54,6 +54,10 @@ async function assignChannel(ctx: ServerContext, channel: string, installed: num
     return { assignment: { ...base, state: 'building' }, retryAfter: buildRetryAfter * 4 };
   }
   const job = existing ?? (await ctx.state.bundles.ensure(channel, release.release, digest, baseline));
+  if (job.state === 'failed' && (job.built ?? 0) <= now() - ctx.options.build.retryFailedMs && (await ctx.state.bundles.requeue(job.key))) {
+    ctx.builds.notify();
+    return { assignment: { ...base, state: 'building' }, retryAfter: buildRetryAfter };
+  }
   if (job.state === 'failed') return { assignment: { ...base, state: 'none', error: { code: 'FERRY_ERR_INTERNAL', message: `the bundle could not be built: ${job.error ?? 'unknown'}`.slice(0, 2000) } }, retryAfter: checkinInterval };
   if (job.state === 'ready') return { assignment: readyAssignment(release, job, repository), retryAfter: checkinInterval };
   if (!existing) ctx.builds.notify();

@@ -30,6 +30,8 @@ export interface BuildOptions {
   maxQueued: number;
   /** A claim older than this is taken over (its builder died) (default 30 min). */
   staleMs: number;
+  /** A failed build is queued again when an agent asks after this delay (default 10 min). */
+  retryFailedMs: number;
   /** How often to look for jobs other servers queued (default 2 s). */
   pollMs: number;
   /** Patch worker threads per build (default: the differ's). */
@@ -104,7 +106,7 @@ export function resolveOptions(o: ServerOptions): ResolvedOptions {
     checkinInterval: o.checkinInterval ?? 60,
     buildRetryAfter: o.buildRetryAfter ?? 5,
     timeouts: { connection: 60_000, request: 600_000, headers: 15_000, keepAlive: 5_000, checkInterval: 1_000, ...o.timeouts },
-    build: { concurrency: 1, maxQueued: 64, staleMs: 30 * 60_000, pollMs: 2_000, workers: undefined, level: undefined, chunkSize: undefined, ...o.build },
+    build: { concurrency: 1, maxQueued: 64, staleMs: 30 * 60_000, retryFailedMs: 10 * 60_000, pollMs: 2_000, workers: undefined, level: undefined, chunkSize: undefined, ...o.build },
     rateLimit: o.rateLimit === false ? false : { max: 600, windowMs: 60_000, ...o.rateLimit },
     bodyLimit: o.bodyLimit ?? PROTOCOL_LIMITS.jsonBody,
     logger: o.logger ?? true,

@@ -113,4 +113,26 @@ describe('assignment', () => {
     const a = await call(t.url, 'POST', '/v1/agents/edge-4/checkin', { token: tok, json: { counter: 1, channels: ['stable'], inventory: { digest: inventoryDigest([images.v1.configDigest]) } } });
     expect([a.status, a.json.needInventory, a.json.assignments]).toEqual([200, true, []]);
   });
+
+  it('a bundle that cannot be built is "none" with the reason, not "building" forever', async () => {
+    const tok = await agent(t, 'edge-5');
+    const publisher = await token(t, 'publisher', 'ci-2');
+    expect((await call(t.url, 'POST', '/v1/releases', { token: publisher, json: { envelope: signRelease(images.v1, t.releaseKey, 'broken', 1) } })).status).toBe(201);
+    // the server's store lost a content the full bundle needs
+    const store = await Store.open(join(t.dir, 'store'));
+    const skeleton = await store.openSkeleton(images.v1.layers[0]!.diffId);
+    let victim: Digest | undefined;
+    for await (const e of skeleton.entries) if (e.digest && !victim) victim = e.digest;
+    await rm(store.contentPath(victim!));
+    let state = 'building';
+    let last: CheckinAnswer | undefined;
+    for (let counter = 1; state === 'building' && counter < 600; counter++) {
+      const r = await call(t.url, 'POST', '/v1/agents/edge-5/checkin', { token: tok, json: { counter, channels: ['broken'], inventory: { digest: inventoryDigest([]), layers: [] } } });
+      last = r.json as CheckinAnswer;
+      state = last.assignments[0]!.state;
+      if (state === 'building') await new Promise((r2) => setTimeout(r2, 100));
+    }
+    expect(last!.assignments[0]).toMatchObject({ channel: 'broken', state: 'none', error: { code: 'FERRY_ERR_INTERNAL' } });
+    expect(last!.assignments[0]!.error!.message).toContain(victim!);
+  });
 });

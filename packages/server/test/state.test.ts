@@ -44,6 +44,15 @@ describe('bundle jobs', () => {
     expect((await state.bundles.ready('stable', 1)).map((b) => b.bundleId)).toEqual([sha256('fresh')]);
     expect(await state.bundles.claim('w1', clock)).toBeUndefined();
   });
+
+  it('a failed job is queued again on request, once', async () => {
+    const job = await state.bundles.ensure('stable', 2, sha256('c'), []);
+    expect((await state.bundles.claim('w1', clock - 60_000))?.key).toBe(job.key);
+    await state.bundles.fail(job.key, 'w1', 'disk full');
+    expect((await state.bundles.get(job.key))?.error).toBe('disk full');
+    expect(await Promise.all([state.bundles.requeue(job.key), state.bundles.requeue(job.key)])).toEqual([true, false]);
+    expect((await state.bundles.claim('w2', clock - 60_000))?.builds).toBe(2);
+  });
 });
 
 describe('releases', () => {

@@ -133,6 +133,12 @@ export class BundleState {
       .execute();
   }
 
+  /** Queues a failed job again (a failure may have been passing: a full disk); false if it was not failed. */
+  async requeue(key: string): Promise<boolean> {
+    const r = await this.db.updateTable('bundles').set({ state: 'queued', error: null, claimed_by: null, claimed_at: null }).where('key', '=', key).where('state', '=', 'failed').executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
   /** Records a failed build. */
   async fail(key: string, worker: string, error: string): Promise<void> {
     await this.db.updateTable('bundles').set({ state: 'failed', error: error.slice(0, 2000), built: this.now() }).where('key', '=', key).where('claimed_by', '=', worker).execute();
