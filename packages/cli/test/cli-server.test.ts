@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { request } from 'node:http';
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,11 +105,13 @@ describe('ferry release', () => {
 describe('ferry serve', () => {
   it('on SIGTERM finishes the request in flight, then closes the database and exits 0', async () => {
     const data = join(work, 'serve-data');
-    const child = spawn(process.execPath, [MAIN, 'serve', '--data', data, '--trust-release', join(work, 'release.pub'), '--port', '0', '--json', '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // options from a config file (paths relative to it), the command line overriding it
+    await writeFile(join(work, 'serve.json'), JSON.stringify({ data: 'serve-data', trustRelease: ['release.pub'], port: 1, logLevel: 'silent' }));
+    const child = spawn(process.execPath, [MAIN, 'serve', '--config', join(work, 'serve.json'), '--port', '0', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    let facts: { url: string; adminToken: string } | undefined;
+    let facts: { url: string; adminToken: string; database: string; adminTokenCreated: boolean } | undefined;
     for (let i = 0; i < 400 && !facts; i++) {
       try {
         facts = JSON.parse(out);
@@ -135,6 +137,7 @@ describe('ferry serve', () => {
     });
     expect(await answered).toBe(201);
     expect(await exited).toBe(0);
+    expect(facts!).toMatchObject({ database: 'sqlite', adminTokenCreated: true });
     // better-sqlite3 closed the database: the write-ahead log was checkpointed and removed
     await expect(stat(join(data, 'state.db-wal'))).rejects.toMatchObject({ code: 'ENOENT' });
     expect(await (await Store.open(join(data, 'store'))).hasContent(digest)).toBe(true);
