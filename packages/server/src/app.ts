@@ -35,6 +35,8 @@ function createFastify(ctx: ServerContext): FastifyInstance {
     keepAliveTimeout: timeouts.keepAlive,
     requestTimeout: timeouts.request,
     forceCloseConnections: 'idle',
+    // requests that arrive while closing get a ferry error body (installShutdownAnswer), not fastify's
+    return503OnClosing: false,
     http: serverOptions,
     ...(tls ? { https: { ...serverOptions, cert: tls.cert, key: tls.key } } : {}),
     clientErrorHandler,
@@ -62,10 +64,27 @@ function apiRoutes(ctx: ServerContext) {
   };
 }
 
+/**
+ * While the server shuts down, a request that still arrives (pipelined, or on a busy keep-alive
+ * connection) is answered 503 FERRY_ERR_SERVER_BUSY with Retry-After, and its connection closed.
+ */
+function installShutdownAnswer(app: FastifyInstance): void {
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close');
+    throw new FerryError('FERRY_ERR_SERVER_BUSY', 'the server is shutting down; retry (another server may answer)');
+  });
+}
+
 /** Builds the app (not listening yet); the caller registers more plugins, then listens. */
 export async function buildApp(ctx: ServerContext): Promise<FastifyInstance> {
   const app = createFastify(ctx);
   installErrorHandlers(app);
+  installShutdownAnswer(app);
   await app.register(repoRoutes(ctx));
   await app.register(apiRoutes(ctx));
   return app;

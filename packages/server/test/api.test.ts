@@ -150,6 +150,29 @@ describe('connections', () => {
     expect(JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4)).error.code).toBe('FERRY_ERR_TIMEOUT');
   });
 
+  it('while shutting down, the request in flight finishes and one pipelined behind it gets 503 with Retry-After', async () => {
+    const closing = await startTestServer();
+    const pubTok = await token(closing, 'publisher', 'ci');
+    const body = zstdCompress(Buffer.from('last words\n'));
+    const sock = connect(Number(new URL(closing.url).port), '127.0.0.1');
+    let received = '';
+    sock.on('data', (d) => (received += d.toString()));
+    await new Promise<void>((resolve) => sock.once('connect', () => resolve()));
+    const head = `PUT /v1/contents/${sha256('last words\n').slice(7)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${pubTok}\r\nContent-Type: application/zstd\r\nX-Ferry-Size: 11\r\nContent-Length: ${body.length}\r\n\r\n`;
+    sock.write(head);
+    sock.write(body.subarray(0, 3));
+    await new Promise((r) => setTimeout(r, 200));
+    const closed = closing.close();
+    await new Promise((r) => setTimeout(r, 200));
+    sock.write(Buffer.concat([body.subarray(3), Buffer.from('GET /v1/channels/x HTTP/1.1\r\nHost: x\r\n\r\n')]));
+    await new Promise<void>((resolve) => sock.once('close', () => resolve()));
+    await closed;
+    const answers = received.split(/(?=HTTP\/1\.1 )/);
+    expect(answers.map((a) => a.slice(0, 12))).toEqual(['HTTP/1.1 201', 'HTTP/1.1 503']);
+    expect(answers[1]).toMatch(/retry-after: \d+/i);
+    expect(JSON.parse(answers[1]!.slice(answers[1]!.indexOf('\r\n\r\n') + 4)).error.code).toBe('FERRY_ERR_SERVER_BUSY');
+  });
+
   it('the rate limit answers 429 with Retry-After', async () => {
     const limited = await startTestServer({ rateLimit: { max: 3, windowMs: 60_000 } });
     try {
