@@ -22,25 +22,23 @@ export function repositoryUrl(ctx: ServerContext, request: FastifyRequest): stri
   return `${request.protocol}://${request.host}/repo/`;
 }
 
-/** The agent's layers: sent now (checked against their digest and kept), or known from before. */
+/** The agent's layers: sent now (already checked against their digest; kept), or known from before. */
 async function inventoryOf(ctx: ServerContext, req: CheckinRequest): Promise<Digest[] | undefined> {
   const { digest, layers } = req.inventory;
-  if (layers) {
-    if (inventoryDigest(layers) !== digest) throw new FerryError('FERRY_ERR_PROTOCOL_INVALID', `inventory digest ${digest} is not the digest of the layers sent`);
-    await ctx.state.agents.putInventory(digest, layers);
-    return layers;
-  }
-  return ctx.state.agents.getInventory(digest);
+  if (!layers) return ctx.state.agents.getInventory(digest);
+  await ctx.state.agents.putInventory(digest, layers);
+  return layers;
 }
 
 async function checkin(ctx: ServerContext, request: AgentRequest): Promise<CheckinAnswer> {
   const id = agentId(request);
   await authorizeAgent(ctx, request, id);
   const req = protocol.checkinRequest(request.body);
-  await ctx.state.agents.acceptCounter(id, req.counter);
-  const layers = await inventoryOf(ctx, req);
+  const { digest, layers: sent } = req.inventory;
+  if (sent && inventoryDigest(sent) !== digest) throw new FerryError('FERRY_ERR_PROTOCOL_INVALID', `inventory digest ${digest} is not the digest of the layers sent`);
   const installed = req.installed ?? {};
-  await ctx.state.agents.recordCheckin(id, { channels: req.channels, installed, inventory: req.inventory.digest, version: req.agent?.version });
+  await ctx.state.agents.acceptCounter(id, req.counter, { channels: req.channels, installed, inventory: digest, version: req.agent?.version });
+  const layers = await inventoryOf(ctx, req);
   if (req.reports && req.reports.length > 0) await ctx.state.agents.recordReports(id, req.reports);
   const now = Math.floor(ctx.options.now() / 1000);
   if (!layers) return { now, retryAfter: 0, needInventory: true, assignments: [] };

@@ -52,22 +52,15 @@ export class AgentState {
   /**
    * Accepts a request counter only when it is higher than the last accepted one (atomically, so
    * two servers sharing the database cannot both accept it): otherwise FERRY_ERR_PROTOCOL_REPLAY.
+   * A check-in's facts are recorded by the same statement.
    */
-  async acceptCounter(id: string, counter: number): Promise<void> {
-    const r = await this.db.updateTable('agents').set({ counter, last_seen: this.now() }).where('id', '=', id).where('counter', '<', counter).executeTakeFirst();
+  async acceptCounter(id: string, counter: number, facts?: CheckinFacts): Promise<void> {
+    const set = facts ? { channels: JSON.stringify(facts.channels), installed: JSON.stringify(facts.installed), inventory: facts.inventory, version: facts.version ?? null } : {};
+    const r = await this.db.updateTable('agents').set({ counter, last_seen: this.now(), ...set }).where('id', '=', id).where('counter', '<', counter).executeTakeFirst();
     if (Number(r.numUpdatedRows) > 0) return;
     const row = await this.db.selectFrom('agents').select('counter').where('id', '=', id).executeTakeFirst();
     if (!row) throw new FerryError('FERRY_ERR_NOT_FOUND', `no agent ${id}`);
     throw new FerryError('FERRY_ERR_PROTOCOL_REPLAY', `request counter ${counter} is not higher than ${row.counter}, the last accepted from ${id}`, { details: { counter, last: row.counter } });
-  }
-
-  /** Records what a check-in said. */
-  async recordCheckin(id: string, f: CheckinFacts): Promise<void> {
-    await this.db
-      .updateTable('agents')
-      .set({ channels: JSON.stringify(f.channels), installed: JSON.stringify(f.installed), inventory: f.inventory, version: f.version ?? null })
-      .where('id', '=', id)
-      .execute();
   }
 
   /** Stores an inventory (already checked against its digest). */

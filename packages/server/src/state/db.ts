@@ -44,12 +44,29 @@ function postgres(url: string, poolSize: number): Kysely<Database> {
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
+/** Prepared statements kept per SQL text (Kysely's driver prepares every query anew). */
+const STATEMENT_CACHE = 256;
+
 function sqlite(path: string): Kysely<Database> {
   const database = new BetterSqlite3(path);
   database.pragma('journal_mode = WAL');
   database.pragma('synchronous = NORMAL');
   database.pragma('busy_timeout = 5000');
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  // Kysely runs one query at a time on this connection, so a cached statement is never busy
+  const statements = new Map<string, BetterSqlite3.Statement>();
+  const cached = {
+    close: () => database.close(),
+    prepare(sql: string): BetterSqlite3.Statement {
+      let s = statements.get(sql);
+      if (!s) {
+        if (statements.size >= STATEMENT_CACHE) statements.clear();
+        s = database.prepare(sql);
+        statements.set(sql, s);
+      }
+      return s;
+    },
+  };
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: cached as unknown as BetterSqlite3.Database }) });
 }
 
 /** Opens (and migrates) the state database. */
