@@ -53,6 +53,10 @@ describe('tokens', () => {
     expect((await call(t.url, 'GET', '/v1/channels/stable', { token: op })).status).toBe(200);
     expect((await call(t.url, 'DELETE', '/v1/tokens/watcher', { token: t.admin })).status).toBe(204);
     expect(statusCode(await call(t.url, 'GET', '/v1/channels/stable', { token: op }))).toEqual([401, 'FERRY_ERR_AUTH_REQUIRED']);
+    const lost = await agent(t, 'edge-lost');
+    expect((await call(t.url, 'DELETE', `/v1/tokens/${encodeURIComponent('agent:edge-lost')}`, { token: t.admin })).status).toBe(204);
+    expect(statusCode(await call(t.url, 'POST', '/v1/agents/edge-lost/checkin', { token: lost, json: checkinBody(1) }))).toEqual([401, 'FERRY_ERR_AUTH_REQUIRED']);
+    expect(statusCode(await call(t.url, 'DELETE', '/v1/tokens/admin', { token: t.admin }))).toEqual([400, 'FERRY_ERR_PROTOCOL_INVALID']);
   });
 });
 

@@ -1,6 +1,6 @@
 /** The admin API (docs/protocol.md section 6): agents and publisher/operator tokens. */
 import type { FastifyInstance } from 'fastify';
-import { TOKEN_NAME_RE, FerryError, protocol, type CreateAgentAnswer, type CreateTokenAnswer } from '@ferry/core';
+import { AGENT_ID_RE, TOKEN_NAME_RE, FerryError, protocol, type CreateAgentAnswer, type CreateTokenAnswer } from '@ferry/core';
 import { authorize } from '../auth.js';
 import type { ServerContext } from '../context.js';
 
@@ -24,7 +24,8 @@ export function adminRoutes(ctx: ServerContext) {
     app.delete<{ Params: { name: string } }>('/v1/tokens/:name', async (request, reply) => {
       await authorize(ctx, request, ['admin']);
       const { name } = request.params;
-      if (!TOKEN_NAME_RE.test(name) || name === 'admin') throw new FerryError('FERRY_ERR_PROTOCOL_INVALID', `${JSON.stringify(name.slice(0, 70))} is not a token name that can be revoked`);
+      const agentToken = name.startsWith('agent:') && AGENT_ID_RE.test(name.slice(6));
+      if (!(TOKEN_NAME_RE.test(name) || agentToken) || name === 'admin') throw new FerryError('FERRY_ERR_PROTOCOL_INVALID', `${JSON.stringify(name.slice(0, 70))} is not a token name that can be revoked`);
       await ctx.state.tokens.revoke(name);
       return reply.code(204).send();
     });
