@@ -30,7 +30,7 @@ export const EXIT_HELP: [ExitCode, string][] = [
   [EXIT.integrity, 'integrity: digest mismatch, corrupt or missing object, failed verification, fsck found problems'],
   [EXIT.io, 'I/O: the file system failed (permission, disk full, broken pipe)'],
   [EXIT.locked, 'locked: another ferry process is writing to the store'],
-  [EXIT.network, 'network: a source or server failed, stalled or answered wrongly'],
+  [EXIT.network, 'network: a server or source was unreachable, refused the request (token, rate limit, busy, replayed counter), stalled or answered wrongly'],
 ];
 
 /**
@@ -81,6 +81,17 @@ export const EXIT_BY_CODE: Partial<Record<ErrorCode, ExitCode>> = {
   FERRY_ERR_FETCH_RANGE: EXIT.network,
   FERRY_ERR_FETCH_CONNECTION: EXIT.network,
   FERRY_ERR_FETCH_STALLED: EXIT.network,
+  FERRY_ERR_PROTOCOL_INVALID: EXIT.integrity,
+  FERRY_ERR_NOT_FOUND: EXIT.notFound,
+  FERRY_ERR_ALREADY_EXISTS: EXIT.usage,
+  FERRY_ERR_RANGE_INVALID: EXIT.network,
+  FERRY_ERR_PROTOCOL_REPLAY: EXIT.network,
+  FERRY_ERR_AUTH_REQUIRED: EXIT.network,
+  FERRY_ERR_AUTH_FORBIDDEN: EXIT.network,
+  FERRY_ERR_RATE_LIMITED: EXIT.network,
+  FERRY_ERR_TIMEOUT: EXIT.network,
+  FERRY_ERR_SERVER_BUSY: EXIT.network,
+  FERRY_ERR_NETWORK: EXIT.network,
 };
 
 /** The exit code for an error code (unknown codes: 1). */

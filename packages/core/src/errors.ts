@@ -49,6 +49,17 @@ export const ERROR_CODES = {
   FERRY_ERR_FETCH_RANGE: { retryable: true, text: 'a ranged answer does not match the range asked for (Content-Range, 416); the chunk restarts' },
   FERRY_ERR_FETCH_CONNECTION: { retryable: true, text: 'the connection failed, or was reset or closed before the answer was complete' },
   FERRY_ERR_FETCH_STALLED: { retryable: true, text: 'no byte arrived for the stall timeout, or too few in the low-speed window (a slow link)' },
+  FERRY_ERR_PROTOCOL_INVALID: { retryable: false, text: "a request or answer does not have the protocol's shape (malformed JSON, wrong field, over a cap)" },
+  FERRY_ERR_PROTOCOL_REPLAY: { retryable: false, text: 'a request or report counter is not higher than the last one the server accepted from that agent' },
+  FERRY_ERR_AUTH_REQUIRED: { retryable: false, text: 'the request has no token, or one the server does not know' },
+  FERRY_ERR_AUTH_FORBIDDEN: { retryable: false, text: "the token's role or agent does not allow this request" },
+  FERRY_ERR_NOT_FOUND: { retryable: false, text: 'the server has no such resource (route, agent, token, header or chunk)' },
+  FERRY_ERR_ALREADY_EXISTS: { retryable: false, text: 'the agent id or token name is already taken' },
+  FERRY_ERR_RANGE_INVALID: { retryable: false, text: 'an HTTP Range cannot be satisfied (past the end of the file)' },
+  FERRY_ERR_RATE_LIMITED: { retryable: true, text: 'too many requests; retry after the delay the server gives' },
+  FERRY_ERR_TIMEOUT: { retryable: true, text: 'a request or answer did not arrive in time' },
+  FERRY_ERR_SERVER_BUSY: { retryable: true, text: 'the server cannot take the request now (shutting down, queue full)' },
+  FERRY_ERR_NETWORK: { retryable: true, text: 'the server could not be reached, or the connection failed' },
 } as const satisfies Record<string, { retryable: boolean; text: string }>;
 
 /** A stable error code. */

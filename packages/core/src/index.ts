@@ -36,3 +36,4 @@ export * from './delta/suffix-array.js';
 export * from './delta/suffix-index.js';
 export * from './delta/bsdiff.js';
 export * from './delta/bspatch.js';
+export * from './protocol/index.js';

@@ -18,8 +18,17 @@ import { planLayer } from './plan.js';
 export interface BundleOptions {
   /** Images the device holds (refs in the store). May be empty: then every layer is literal. */
   from: string[];
+  /** Layers the device holds (diff_ids whose skeletons the store has), added to those of `from`. */
+  baselineLayers?: Digest[] | undefined;
   /** The target image (ref in the store). */
   to: string;
+  /** The target by manifest digest instead (`to` is then only the name it installs as). */
+  toManifest?: Digest | undefined;
+  /**
+   * A release envelope signed elsewhere (the server embeds the release engineer's statement: the
+   * release key never reaches it); `releaseKeys` are then not used. It must name the target.
+   */
+  releaseEnvelope?: Uint8Array | undefined;
   channel: string;
   release: number;
   /** Unix seconds. */
@@ -68,11 +77,11 @@ function baselineLayers(images: StoredImage[]): Digest[] {
 
 /** Computes and signs a bundle from `from` to `to`. */
 export async function createBundle(store: Store, opts: BundleOptions): Promise<ComputedBundle> {
-  const target = await store.resolve(opts.to);
+  const target = opts.toManifest ? await store.imageByManifest(opts.to, opts.toManifest) : await store.resolve(opts.to);
   const installAs = opts.installAs ?? opts.to;
   parseRef(installAs);
   const bases = await Promise.all(opts.from.map((r) => store.resolve(r)));
-  const baseline = baselineLayers(bases);
+  const baseline = [...new Set([...baselineLayers(bases), ...(opts.baselineLayers ?? [])])];
   const have = new Set(baseline);
   const entries = await loadBaseline(store, baseline);
   const index = new BaselineIndex(entries);
@@ -108,6 +117,7 @@ export async function createBundle(store: Store, opts: BundleOptions): Promise<C
     const signed = await signBundle({
       release: { channel: opts.channel, release: opts.release, ref: installAs, manifest: target.manifestDigest, config: target.configDigest, expires: opts.expires, created: now },
       releaseKeys: opts.releaseKeys,
+      releaseEnvelope: opts.releaseEnvelope,
       headerKeys: opts.headerKeys,
       manifest: target.manifest,
       config: target.config,

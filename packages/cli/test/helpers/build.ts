@@ -24,7 +24,7 @@ function newest(dir: string): number {
 function upToDate(): boolean {
   try {
     const built = statSync(MAIN).mtimeMs;
-    return ['packages/cli/src', 'packages/core/src', 'packages/differ/src', 'packages/imagegen/src', 'packages/linksim/src'].every((d) => newest(join(ROOT, d)) <= built);
+    return ['packages/cli/src', 'packages/core/src', 'packages/differ/src', 'packages/imagegen/src', 'packages/linksim/src', 'packages/server/src'].every((d) => newest(join(ROOT, d)) <= built);
   } catch {
     return false;
   }

@@ -19,6 +19,8 @@ export const DEFAULT_CHUNK_SIZE = 64 * 1024;
 export interface HeaderInput {
   release: ReleaseStatement;
   releaseKeys: PrivateKey[];
+  /** A release envelope signed elsewhere (then `releaseKeys` are not used). */
+  releaseEnvelope?: Uint8Array | undefined;
   headerKeys: PrivateKey[];
   manifest: Uint8Array;
   config: Uint8Array;
@@ -72,7 +74,7 @@ export async function signBundle(input: HeaderInput): Promise<SignedBundle> {
     chunks.push(sha256(c));
     payloadSize += c.length;
   }
-  const releaseEnvelope = signEnvelope('release', encodeRelease(input.release), input.releaseKeys);
+  const releaseEnvelope = input.releaseEnvelope ?? signEnvelope('release', encodeRelease(input.release), input.releaseKeys);
   const doc = encodeHeader({
     releaseEnvelope,
     manifest: input.manifest,
