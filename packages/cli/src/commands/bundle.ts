@@ -113,7 +113,7 @@ async function run(inv: Invocation): Promise<number> {
   const progress = createProgress(ctx, { json: global.json, unit: 'items' });
   let b: ComputedBundle;
   try {
-    b = await createBundle(store, { ...p, releaseKeys, headerKeys, onProgress: progress.update });
+    b = await createBundle(store, { ...p, releaseKeys, headerKeys, onProgress: progress.update, signal: ctx.signal });
   } finally {
     progress.stop();
   }

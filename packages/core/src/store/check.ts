@@ -182,7 +182,9 @@ export async function gc(store: Store, opts: { dryRun?: boolean; signal?: AbortS
       }
     }
     const report: GcReport = { removed: { contents: 0, skeletons: 0, blobs: 0, temps: 0 }, freedBytes: 0 };
-    for (const kind of ['contents', 'skeletons', 'blobs'] as const) {
+    // referrers go first (skeletons before the contents they name), so a gc cut short by a signal
+    // or a crash never leaves a skeleton naming a removed content
+    for (const kind of ['blobs', 'skeletons', 'contents'] as const) {
       for (const o of await store.listObjects(kind)) {
         opts.signal?.throwIfAborted();
         const temp = TEMP_RE.test(o.name);
