@@ -8,7 +8,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGzip } from 'node:zlib';
-import { FerryError, layerStream, toFerryError, loadBaseline, parseRef, signBundle, type Digest, type LayerPlan, type PrivateKey, type Progress, type SignedBundle, type StoredImage, type Store } from '@ferry/core';
+import { FerryError, isChannelName, layerStream, toFerryError, loadBaseline, parseRef, signBundle, type Digest, type LayerPlan, type PrivateKey, type Progress, type SignedBundle, type StoredImage, type Store } from '@ferry/core';
 import { emitLayer, newStats, type EmitStats } from './emit.js';
 import { BaselineIndex } from './match.js';
 import { PatchPool } from './patch-pool.js';
@@ -84,6 +84,8 @@ export async function createBundle(store: Store, opts: BundleOptions): Promise<C
   const target = await store.resolve(opts.to);
   const installAs = opts.installAs ?? opts.to;
   parseRef(installAs);
+  // devices refuse a header whose channel is not a valid name (docs/format.md section 4)
+  if (!isChannelName(opts.channel)) throw new FerryError('FERRY_ERR_USAGE', `${JSON.stringify(opts.channel)} is not a valid channel name`);
   const bases = await Promise.all(opts.from.map((r) => store.resolve(r)));
   const baseline = baselineLayers(bases);
   const have = new Set(baseline);
