@@ -5,6 +5,7 @@
  * removes only its own lock. Real processes throughout (the built package, packages/core/dist).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,18 +72,21 @@ async function nextLine(c: Contender): Promise<string> {
   return r.done ? '' : r.value;
 }
 
-/** A contender process, once it is ready. */
-async function contender(root: string): Promise<Contender> {
-  const child = spawn(process.execPath, [CHILD, root], { stdio: ['pipe', 'pipe', 'inherit'] });
+/** A child running `script ARGS`, once it said it is ready. */
+async function ready(script: string, args: string[]): Promise<Contender> {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   const c = { child, lines: createInterface({ input: child.stdout })[Symbol.asyncIterator]() };
   expect(await nextLine(c)).toBe('ready');
   return c;
 }
 
+/** A lock contender process. */
+const contender = (root: string): Promise<Contender> => ready(CHILD, [root]);
+
 describe('lock races', () => {
   it('of 16 processes racing for a free or a stale lock, exactly one wins, every time', { timeout: 600_000 }, async () => {
     const root = await fresh();
-    const rounds = SLOW ? 40 : 8;
+    const rounds = SLOW ? 40 : 4;
     const pool = await Promise.all(Array.from({ length: 16 }, () => contender(root)));
     try {
       for (let round = 0; round < rounds; round++) {
@@ -113,13 +117,8 @@ describe('lock races', () => {
   });
 });
 
-/** Starts a store-op child and waits until it is ready. */
-async function storeOp(args: string[]): Promise<Contender> {
-  const child = spawn(process.execPath, [OP_CHILD, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const c = { child, lines: createInterface({ input: child.stdout })[Symbol.asyncIterator]() };
-  expect(await nextLine(c)).toBe('ready');
-  return c;
-}
+/** A store-op child (import or gc that retries while locked). */
+const storeOp = (args: string[]): Promise<Contender> => ready(OP_CHILD, args);
 
 describe('gc against import', () => {
   it('gc racing an import never deletes what the import wrote (fsck clean after every round)', { timeout: 600_000 }, async () => {
@@ -128,7 +127,7 @@ describe('gc against import', () => {
     const layout = join(work, 'race-layout');
     const image = buildImage([await buildLayer(baseFiles, 'none'), await buildLayer(appV1, 'gzip')], { label: 'race' });
     await writeFiles(layout, ociLayout([{ image, tag: 'v1' }]).files);
-    const rounds = SLOW ? 30 : 6;
+    const rounds = SLOW ? 30 : 3;
     const tries: string[] = [];
     for (let round = 0; round < rounds; round++) {
       // every round the image is unreferenced when gc starts: without a lock that holds, gc
@@ -149,77 +148,74 @@ describe('gc against import', () => {
   });
 });
 
+/** Runs `fn` while a live process (pid and start time given) sleeps; kills it after. */
+async function withLiveProcess(fn: (pid: number, start: string) => Promise<void>): Promise<void> {
+  const holder = sleeper();
+  try {
+    await fn(holder.pid!, await startOf(holder.pid!));
+  } finally {
+    holder.kill('SIGKILL');
+  }
+}
+
+/** Takes the lock of `root` (over whatever lock file is there), checks it is ours, releases it. */
+async function expectTakenOver(root: string): Promise<void> {
+  const release = await acquireLock(root);
+  expect(JSON.parse(await readFile(join(root, 'lock'), 'utf8'))).toMatchObject({ pid: process.pid, boot: await bootId() });
+  await release();
+  expect(await readdir(root)).toEqual([]);
+}
+
 describe('lock owners', () => {
   it('a lock naming a live pid from another boot is taken over', async () => {
     const root = await fresh();
-    const holder = sleeper();
-    try {
-      await writeFile(join(root, 'lock'), lockJson({ pid: holder.pid!, boot: '00000000-0000-4000-8000-000000000000', start: await startOf(holder.pid!) }));
-      const release = await acquireLock(root);
-      expect(JSON.parse(await readFile(join(root, 'lock'), 'utf8'))).toMatchObject({ pid: process.pid, boot: await bootId() });
-      await release();
-    } finally {
-      holder.kill('SIGKILL');
-    }
+    await withLiveProcess(async (pid, start) => {
+      await writeFile(join(root, 'lock'), lockJson({ pid, boot: '00000000-0000-4000-8000-000000000000', start }));
+      await expectTakenOver(root);
+    });
   });
 
   it('a lock naming a reused pid (same pid, other start time) is taken over', async () => {
     const root = await fresh();
-    const holder = sleeper();
-    try {
-      const start = await startOf(holder.pid!);
-      await writeFile(join(root, 'lock'), lockJson({ pid: holder.pid!, boot: await bootId(), start: String(Number(start) - 1) }));
-      const release = await acquireLock(root);
-      expect(JSON.parse(await readFile(join(root, 'lock'), 'utf8'))).toMatchObject({ pid: process.pid });
-      await release();
-      await expect(readFile(join(root, 'lock'))).rejects.toMatchObject({ code: 'ENOENT' });
-    } finally {
-      holder.kill('SIGKILL');
-    }
+    await withLiveProcess(async (pid, start) => {
+      await writeFile(join(root, 'lock'), lockJson({ pid, boot: await bootId(), start: String(Number(start) - 1) }));
+      await expectTakenOver(root);
+    });
   });
 
   it('a lock whose owner runs (pid, boot and start time all match) gets FERRY_ERR_STORE_LOCKED and stays', async () => {
     const root = await fresh();
-    const holder = sleeper();
-    try {
-      const content = lockJson({ pid: holder.pid!, boot: await bootId(), start: await startOf(holder.pid!) });
+    await withLiveProcess(async (pid, start) => {
+      const content = lockJson({ pid, boot: await bootId(), start });
       await writeFile(join(root, 'lock'), content);
-      await expect(acquireLock(root)).rejects.toMatchObject({ code: 'FERRY_ERR_STORE_LOCKED', details: { pid: holder.pid } });
+      await expect(acquireLock(root)).rejects.toMatchObject({ code: 'FERRY_ERR_STORE_LOCKED', details: { pid } });
       expect(await readFile(join(root, 'lock'), 'utf8')).toBe(content);
       expect((await readdir(root)).filter((f) => f !== 'lock')).toEqual([]);
-    } finally {
-      holder.kill('SIGKILL');
-    }
+    });
   });
+
+  /** A stale lock in `root` and the first takeover marker of it, created by `marker`'s owner. */
+  async function staleWithMarker(root: string, marker: string): Promise<string> {
+    const stale = lockJson({ pid: await deadPid(), boot: await bootId(), start: '1' });
+    await writeFile(join(root, 'lock'), stale);
+    const id = createHash('sha256').update(stale).digest('hex').slice(0, 32);
+    await writeFile(join(root, `lock.takeover-${id}.0`), marker);
+    return stale;
+  }
 
   it('a takeover abandoned by a dead contender does not keep the store locked', async () => {
     const root = await fresh();
-    const stale = lockJson({ pid: await deadPid(), boot: await bootId(), start: '1' });
-    await writeFile(join(root, 'lock'), stale);
-    // a contender created the first takeover marker of this lock instance, then died
-    const { createHash } = await import('node:crypto');
-    const id = createHash('sha256').update(stale).digest('hex').slice(0, 32);
-    await writeFile(join(root, `lock.takeover-${id}.0`), lockJson({ pid: await deadPid(), boot: await bootId(), start: '1' }));
-    const release = await acquireLock(root);
-    expect(JSON.parse(await readFile(join(root, 'lock'), 'utf8'))).toMatchObject({ pid: process.pid });
-    expect((await readdir(root)).sort()).toEqual(['lock']);
-    await release();
+    await staleWithMarker(root, lockJson({ pid: await deadPid(), boot: await bootId(), start: '1' }));
+    await expectTakenOver(root);
   });
 
   it('a takeover in progress by a live contender is not raced: FERRY_ERR_STORE_LOCKED', async () => {
     const root = await fresh();
-    const holder = sleeper();
-    try {
-      const stale = lockJson({ pid: await deadPid(), boot: await bootId(), start: '1' });
-      await writeFile(join(root, 'lock'), stale);
-      const { createHash } = await import('node:crypto');
-      const id = createHash('sha256').update(stale).digest('hex').slice(0, 32);
-      await writeFile(join(root, `lock.takeover-${id}.0`), lockJson({ pid: holder.pid!, boot: await bootId(), start: await startOf(holder.pid!) }));
-      await expect(acquireLock(root)).rejects.toMatchObject({ code: 'FERRY_ERR_STORE_LOCKED', details: { pid: holder.pid } });
+    await withLiveProcess(async (pid, start) => {
+      const stale = await staleWithMarker(root, lockJson({ pid, boot: await bootId(), start }));
+      await expect(acquireLock(root)).rejects.toMatchObject({ code: 'FERRY_ERR_STORE_LOCKED', details: { pid } });
       expect(await readFile(join(root, 'lock'), 'utf8')).toBe(stale);
-    } finally {
-      holder.kill('SIGKILL');
-    }
+    });
   });
 
   it('release removes only its own lock', async () => {
