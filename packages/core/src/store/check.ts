@@ -31,10 +31,9 @@ export interface FsckReport {
 
 const TEMP_RE = /^\.(tmp|incoming)-/;
 
-async function drain(it: AsyncIterable<unknown>): Promise<void> {
-  for await (const _ of it) {
-    // reading is the check
-  }
+/** Reads an object to its end (reading is the check), stopping at once on an abort. */
+async function drain(it: AsyncIterable<unknown>, signal: AbortSignal | undefined): Promise<void> {
+  for await (const _ of it) signal?.throwIfAborted();
 }
 
 function why(err: unknown): string {
@@ -90,8 +89,9 @@ export async function fsck(store: Store, opts: { onProgress?: (p: Progress) => v
     else {
       checked.contents++;
       try {
-        await drain(store.openContent(o.digest));
+        await drain(store.openContent(o.digest), opts.signal);
       } catch (err) {
+        if (opts.signal?.aborted) throw err;
         problems.push({ kind: 'content', id: o.digest, path: o.path, problem: why(err) });
       }
     }
@@ -106,9 +106,13 @@ export async function fsck(store: Store, opts: { onProgress?: (p: Progress) => v
       checked.skeletons++;
       try {
         const r = readSkeletonFile(o.path);
-        for await (const e of r.entries) if (e.digest) referenced.add(e.digest);
+        for await (const e of r.entries) {
+          opts.signal?.throwIfAborted();
+          if (e.digest) referenced.add(e.digest);
+        }
         if (r.trailer().diffId !== o.digest) throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `skeleton names layer ${r.trailer().diffId}`);
       } catch (err) {
+        if (opts.signal?.aborted) throw err;
         problems.push({ kind: 'skeleton', id: o.digest, path: o.path, problem: why(err) });
       }
     }
@@ -118,6 +122,7 @@ export async function fsck(store: Store, opts: { onProgress?: (p: Progress) => v
     if (!(await store.hasContent(d))) problems.push({ kind: 'content', id: d, path: store.contentPath(d), problem: 'missing (a skeleton needs it)' });
   }
   for (const o of blobs) {
+    opts.signal?.throwIfAborted();
     if (TEMP_RE.test(o.name)) leftovers.push(o.path);
     else if (!o.digest) problems.push({ kind: 'blob', id: o.name, path: o.path, problem: 'file name is not a digest' });
     else {
