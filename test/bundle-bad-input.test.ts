@@ -438,8 +438,9 @@ describe('signed headers that lie (the signature passes, the body is malformed)'
     }
   });
 
-  it('refuses a header claiming more room than the disk has, before writing: FERRY_ERR_DISK_FULL', async () => {
-    await expectRefused('signed header: need of 2^53 - 1 bytes', await signedFerry('need-huge', rawMap(docFields({ need: Number.MAX_SAFE_INTEGER }))), {}, 'FERRY_ERR_DISK_FULL');
+  it('refuses a header claiming more room than its layers can use, before anything: FERRY_ERR_BUNDLE_INVALID', async () => {
+    // (a plausible need over the disk's free space is FERRY_ERR_DISK_FULL: test/full-disk.test.ts)
+    await expectRefused('signed header: need of 2^53 - 1 bytes', await signedFerry('need-huge', rawMap(docFields({ need: Number.MAX_SAFE_INTEGER }))), {}, 'FERRY_ERR_BUNDLE_INVALID');
   });
 
   it('refuses a malformed release statement signed by the trusted release key', async () => {
@@ -449,7 +450,8 @@ describe('signed headers that lie (the signature passes, the body is malformed)'
       ['release as a string', encodeMsgpack({ type: 'ferry-release', v: 1, channel: r.channel, release: '2', ref: r.ref, manifest: r.manifest, config: r.config, expires: r.expires, created: r.created }), 'FERRY_ERR_MSGPACK_INVALID'],
       ['manifest not a digest', encodeMsgpack({ type: 'ferry-release', v: 1, channel: r.channel, release: r.release, ref: r.ref, manifest: 'latest', config: r.config, expires: r.expires, created: r.created }), 'FERRY_ERR_MSGPACK_INVALID'],
       ['cut short', encodeRelease(r).subarray(0, 40), 'FERRY_ERR_MSGPACK_INVALID'],
-      ['a header document in its place', encodeMsgpack(doc), 'FERRY_ERR_BUNDLE_INVALID'],
+      // (3 deep where a release statement is 1: refused by the depth cap, before its type tag)
+      ['a header document in its place', encodeMsgpack(doc), 'FERRY_ERR_MSGPACK_INVALID'],
       ['naming another manifest', encodeRelease({ ...r, manifest: `sha256:${'0'.repeat(64)}` as Digest }), 'FERRY_ERR_BUNDLE_INVALID'],
       ['with a bad ref', encodeRelease({ ...r, ref: 'no tag here!' }), 'FERRY_ERR_REF_INVALID'],
     ];

@@ -15,7 +15,7 @@ export const ERROR_CODES = {
   FERRY_ERR_SIZE_MISMATCH: { retryable: false, text: 'bytes are not the size that was declared' },
   FERRY_ERR_LIMIT_EXCEEDED: { retryable: false, text: 'input exceeds a decoder limit (length, size, count)' },
   FERRY_ERR_ZSTD_CORRUPT: { retryable: false, text: 'a zstd stream is corrupt or truncated' },
-  FERRY_ERR_MSGPACK_INVALID: { retryable: false, text: 'a msgpack document is malformed or has the wrong shape' },
+  FERRY_ERR_MSGPACK_INVALID: { retryable: false, text: 'a msgpack document is malformed, has the wrong shape, or is nested deeper or holds more values than its format allows' },
   FERRY_ERR_TAR_BAD_HEADER: { retryable: false, text: 'a tar header block has a bad checksum or field' },
   FERRY_ERR_TAR_TRUNCATED: { retryable: false, text: 'a tar stream ended in the middle of an entry' },
   FERRY_ERR_SKELETON_INVALID: { retryable: false, text: 'a layer skeleton is malformed' },

@@ -1,6 +1,7 @@
 export * from './errors.js';
 export * from './util/digest.js';
 export * from './util/fs.js';
+export * from './util/bounded-read.js';
 export * from './util/zstd.js';
 export * from './util/byte-reader.js';
 export * from './util/module.js';

@@ -163,7 +163,7 @@ describe('fsck', () => {
     expect(report.problems).toEqual([]);
     expect(report.ok).toBe(true);
     expect(report.leftovers).toEqual([]);
-    expect(report.checked).toEqual({ contents: bodiesOf(baseFiles, appV1, baseV2, appV2).size, skeletons: 4, blobs: 4, refs: 2 });
+    expect(report.checked).toEqual({ contents: bodiesOf(baseFiles, appV1, baseV2, appV2).size, skeletons: 4, blobs: 4, refs: 2, channels: 0 });
   });
 
   /** Flips one byte in the middle of `path`, runs fsck, restores the file. */
@@ -319,6 +319,23 @@ describe('a failed import changes nothing', () => {
     expect(await store.listRefs()).toEqual([]);
     expect(await store.listObjects('blobs')).toEqual([]);
     expect((await fsck(store)).ok).toBe(true);
+  });
+
+  it('a layer whose descriptor size is wrong, uncompressed as gzip: FERRY_ERR_SIZE_MISMATCH', async () => {
+    const plain = await buildLayer([{ path: 'a.txt', body: seededText('size-lie', 20_000) }], 'none');
+    const gz = await buildLayer([{ path: 'b.bin', body: seededBytes('size-lie', 30_000) }], 'gzip');
+    for (const [which, delta] of [[0, 512], [0, -1], [1, 512], [1, -1]] as const) {
+      const image = buildImage([plain, gz], { label: `size-lie-${which}-${delta}` });
+      const m = JSON.parse(image.manifest.toString('utf8')) as { layers: { size: number }[] };
+      m.layers[which]!.size += delta;
+      const manifest = Buffer.from(JSON.stringify(m));
+      const dir = fresh(`size-lie-${which}-${delta}`);
+      await writeFiles(dir, ociLayout([{ image: { ...image, manifest, manifestDigest: digestOf(manifest) }, tag: 'v1' }]).files);
+      const store = await newStore();
+      await expect(importImage(store, await openImage(dir), 'app:v1'), `layer ${which}, size ${delta > 0 ? '+' : ''}${delta}`).rejects.toMatchObject({ code: 'FERRY_ERR_SIZE_MISMATCH' });
+      expect(await store.listRefs()).toEqual([]);
+      expect((await fsck(store)).ok).toBe(true);
+    }
   });
 });
 

@@ -23,6 +23,7 @@ export const TOOLS = {
   python3: { pkg: 'python3', paths: ['/usr/bin/python3'] },
   curl: { pkg: 'curl', paths: [] },
   openssl: { pkg: 'openssl', paths: [] },
+  setpriv: { pkg: 'util-linux', paths: ['/usr/bin/setpriv'] },
   nginx: { pkg: 'nginx-light', paths: ['/usr/sbin/nginx'] },
   chromium: { pkg: 'chromium', paths: ['/usr/bin/chromium'] },
   initdb: { pkg: 'postgresql', paths: ['/usr/lib/postgresql/17/bin/initdb', '/usr/lib/postgresql/16/bin/initdb', '/usr/lib/postgresql/15/bin/initdb'] },

@@ -32,10 +32,13 @@ import type { Writable } from 'node:stream';
 import { FerryError } from '../errors.js';
 import { bytesToDigest, digestToBytes, type Digest } from '../util/digest.js';
 import { zstdDecode } from '../util/zstd.js';
+import { scanMsgpackStream } from './msgpack-scan.js';
 
 /** Largest bin record in a payload (body data is cut into parts of at most this). */
 export const PAYLOAD_PART = 1024 * 1024;
 const LIMITS = { maxStrLength: 0, maxBinLength: 16 * 1024 * 1024, maxArrayLength: 8, maxMapLength: 0, maxExtLength: 0 };
+/** Op records nest 2 deep (`[1, [d, patch], [4, i, size, n]]`); the pre-scan allows one more. */
+const SCAN = { maxDepth: 3, maxElements: 1024 };
 
 /** Where an entry's header group comes from. */
 export type HeaderSource =
@@ -147,14 +150,16 @@ function int(v: unknown, what: string, min = 0): number {
  * `maxOutput`; every record is shape-checked; literal/patch/bsdiff data arrive through `data`.
  */
 export async function* readOps(compressed: AsyncIterable<Uint8Array>, maxOutput: number): AsyncGenerator<PayloadOp> {
-  const records = decodeMultiStream<undefined>(zstdDecode(compressed, maxOutput), LIMITS)[Symbol.asyncIterator]();
+  const scanned = scanMsgpackStream(zstdDecode(compressed, maxOutput), SCAN, 'payload frame');
+  const records = decodeMultiStream<undefined>(scanned, LIMITS)[Symbol.asyncIterator]();
   let cursor = 0;
   const next = async (): Promise<unknown> => {
     let r;
     try {
       r = await records.next();
     } catch (err) {
-      if (err instanceof FerryError) throw err;
+      // zstd and size errors keep their codes; a record the msgpack scan or decoder refuses is a bad payload
+      if (err instanceof FerryError && err.code !== 'FERRY_ERR_MSGPACK_INVALID') throw err;
       throw bad((err as Error).message);
     }
     if (r.done) throw bad('frame ended before its tail record');

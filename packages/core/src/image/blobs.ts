@@ -2,12 +2,13 @@
  * Random access to the files of an image source: a directory (OCI layout) or a tar file
  * (`docker save` archive), indexed once by reading only its headers.
  */
-import { createReadStream } from 'node:fs';
-import { open, readFile, stat } from 'node:fs/promises';
+import { createReadStream, type Stats } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FerryError, toFerryError } from '../errors.js';
 import { BLOCK, isZeroBlock, parseHeader, parsePax, pathString, normalizePath } from '../tar/header.js';
+import { readRegularFile } from '../util/bounded-read.js';
 import { sniffCompression } from './media.js';
 
 /** Read size for blob streams: 64 KiB reads cost about 3x the CPU of 1 MiB ones. */
@@ -44,27 +45,26 @@ export class DirFiles implements BlobFiles {
     if (n.split('/').includes('..')) throw new FerryError('FERRY_ERR_IMAGE_BAD_JSON', `${this.root}: path ${name} escapes the layout`);
     return join(this.root, n);
   }
-  async has(name: string): Promise<boolean> {
+  /** stat of a file in the layout; undefined when absent, FERRY_ERR_IO when it cannot be checked. */
+  private async stat(name: string): Promise<Stats | undefined> {
     try {
-      return (await stat(this.path(name))).isFile();
-    } catch {
-      return false;
+      return await stat(this.path(name));
+    } catch (err) {
+      const errno = (err as NodeJS.ErrnoException).code;
+      if (errno === 'ENOENT' || errno === 'ENOTDIR') return undefined;
+      throw toFerryError(err, `${this.root}: checking ${name}`);
     }
+  }
+  async has(name: string): Promise<boolean> {
+    return (await this.stat(name))?.isFile() ?? false;
   }
   async size(name: string): Promise<number> {
-    try {
-      return (await stat(this.path(name))).size;
-    } catch {
-      throw missing(this.root, name);
-    }
+    const st = await this.stat(name);
+    if (!st) throw missing(this.root, name);
+    return st.size;
   }
   async read(name: string, max: number): Promise<Buffer> {
-    if ((await this.size(name)) > max) throw tooBig(this.root, name, max);
-    try {
-      return await readFile(this.path(name));
-    } catch (err) {
-      throw toFerryError(err, `${this.root}: reading ${name}`);
-    }
+    return readRegularFile(this.path(name), { what: `${this.root}:`, notRegular: 'FERRY_ERR_IMAGE_MISSING_BLOB', missing: 'FERRY_ERR_IMAGE_MISSING_BLOB', maxBytes: max });
   }
   stream(name: string): Readable {
     return createReadStream(this.path(name), { highWaterMark: READ_CHUNK });

@@ -32,9 +32,10 @@ function decompressor(c: Compression): Duplex[] {
  */
 export async function* openLayerStream(raw: Readable, blob: LayerBlob, verifyDiffId = true, signal?: AbortSignal): AsyncGenerator<Buffer> {
   const stages: NodeJS.ReadWriteStream[] = [];
-  // an uncompressed blob whose digest is its diff_id is checked once: by the caller's diff_id check
+  // an uncompressed blob whose digest is its diff_id is hashed once, by the caller's diff_id check;
+  // its declared size is still checked here, as a compressed blob's is
   const blobIsDiffId = blob.compression === 'none' && blob.digest === blob.diffId && !verifyDiffId;
-  if (!blobIsDiffId && (blob.digest !== undefined || blob.size !== undefined)) stages.push(new HashingStream({ digest: blob.digest, size: blob.size, what: `${blob.what} blob` }));
+  if (blob.digest !== undefined || blob.size !== undefined) stages.push(new HashingStream({ digest: blobIsDiffId ? undefined : blob.digest, size: blob.size, what: `${blob.what} blob`, countOnly: blobIsDiffId }));
   stages.push(...decompressor(blob.compression));
   if (verifyDiffId) stages.push(new HashingStream({ digest: blob.diffId, what: `${blob.what} (uncompressed)` }));
   const streams = [raw, ...stages] as unknown as [Readable, ...NodeJS.ReadWriteStream[]];
