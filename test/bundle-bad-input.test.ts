@@ -25,11 +25,8 @@ import {
   openEnvelope,
   payloadRange,
   readOps,
-  signBundle,
   signEnvelope,
   verifyHeader,
-  writeBundleDir,
-  writeFerryFile,
   zstdCompress,
   type ApplyOptions,
   type BundleHeader,
@@ -40,7 +37,7 @@ import {
   type Store,
   type TrustPolicy,
 } from '@ferry/core';
-import { createBundle, type ComputedBundle } from '@ferry/differ';
+import { createBundle, signBundle, writeBundleDir, writeFerryFile, type ComputedBundle } from '@ferry/differ';
 import { writeImagePair } from '../packages/imagegen/src/index.js';
 import {
   buildPackages,

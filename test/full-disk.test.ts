@@ -8,8 +8,8 @@ import { mkdtemp, rm, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Store, applyBundle, fsck, gc, generateKeyPair, importImage, isFerryError, openBundle, openImage, parsePrivateKey, parsePublicKey, rolePolicy, writeFerryFile } from '@ferry/core';
-import { createBundle } from '@ferry/differ';
+import { Store, applyBundle, fsck, gc, generateKeyPair, importImage, isFerryError, openBundle, openImage, parsePrivateKey, parsePublicKey, rolePolicy } from '@ferry/core';
+import { createBundle, writeFerryFile } from '@ferry/differ';
 import { writeImagePair } from '@ferry/imagegen';
 
 const isRoot = process.getuid?.() === 0;

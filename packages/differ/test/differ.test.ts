@@ -10,8 +10,8 @@ import { execFileSync } from 'node:child_process';
 import { readFile, readdir, utimes, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyBundle, loadBaseline, openBundle, payloadRange, readOps, verifyHeader, writeFerryFile, type Store } from '@ferry/core';
-import { createBundle, type BundleOptions, type ComputedBundle } from '@ferry/differ';
+import { applyBundle, loadBaseline, openBundle, payloadRange, readOps, verifyHeader, type Store } from '@ferry/core';
+import { createBundle, writeFerryFile, type BundleOptions, type ComputedBundle } from '@ferry/differ';
 import { writeImagePair } from '../../imagegen/src/index.js';
 import { seededBytes, seededText } from '../../core/test/helpers/images.js';
 import {

@@ -1,11 +1,32 @@
 /**
- * Streaming application of a bsdiff delta (format in bsdiff.ts). Memory is the reference plus one
- * block's control triples and diff bytes (at most BSDIFF_BLOCK) plus one output piece: extra bytes
- * are copied into the output as they arrive. Anything malformed (truncated, a seek outside the reference, more or
- * fewer bytes than `size`, trailing bytes) is FERRY_ERR_BUNDLE_INVALID.
+ * bsdiff deltas (Colin Percival, "Naive differences of executable code", 2003): the format, and
+ * its streaming application. The encoder is publisher-only and lives in the differ.
+ *
+ * Delta format (ferry's own; not BSDIFF40). All integers are LEB128 varints; seeks are zigzag:
+ *
+ *   delta  = block*                      no blocks at all for an empty target
+ *   block  = n  triple{n}  add-bytes  extra-bytes
+ *   triple = seek  add  extra
+ *
+ * Decoding keeps a reference position `pos`, 0 at the start and carried across blocks. For each
+ * triple in order: pos += seek (pos must stay within [0, reference length]); output `add` bytes
+ * reference[pos + i] + diff[i] (mod 256) taking diff bytes from the block's add-bytes in order, and
+ * pos += add; then output `extra` bytes copied from the block's extra-bytes in order.
+ *
+ * Every triple outputs at least one byte (add + extra >= 1), and a block outputs at most
+ * BSDIFF_BLOCK bytes in all. Within a block the control triples, the diff bytes and the extra bytes
+ * each sit together, so the payload compressor sees long runs of similar data; the bound lets
+ * bspatch stream with one block's diff bytes buffered.
+ *
+ * Memory is the reference plus one block's control triples and diff bytes (at most BSDIFF_BLOCK)
+ * plus one output piece: extra bytes are copied into the output as they arrive. Anything malformed
+ * (truncated, a seek outside the reference, more or fewer bytes than `size`, trailing bytes) is
+ * FERRY_ERR_BUNDLE_INVALID.
  */
 import { FerryError } from '../errors.js';
-import { BSDIFF_BLOCK } from './bsdiff.js';
+
+/** Most output bytes one block of a bsdiff delta may produce (bounds bspatch's buffer). */
+export const BSDIFF_BLOCK = 1024 * 1024;
 
 /** Largest piece bspatch yields. */
 export const BSPATCH_PIECE = 64 * 1024;

@@ -1,19 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import {
-  BSDIFF_BLOCK,
-  BSPATCH_PIECE,
-  FerryError,
-  OpWriter,
-  bsdiff,
-  bspatch,
-  readOps,
-  suffixArray,
-  zstdCompress,
-  zstdCompressStream,
-  zstdPatchEncode,
-} from '../src/index.js';
-import { seededBytes, seededText } from './helpers/images.js';
+import { BSDIFF_BLOCK, BSPATCH_PIECE, FerryError, OpWriter, bspatch, readOps, zstdCompress, zstdCompressStream, zstdPatchEncode } from '@ferry/core';
+import { bsdiff, suffixArray } from '@ferry/differ';
+import { seededBytes, seededText } from '../../core/test/helpers/images.js';
 
 /** The delta as a stream cut into parts of `part` bytes. */
 async function* parts(delta: Uint8Array, part = 1 << 20): AsyncGenerator<Uint8Array> {
