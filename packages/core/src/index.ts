@@ -3,6 +3,7 @@ export * from './util/digest.js';
 export * from './util/fs.js';
 export * from './util/zstd.js';
 export * from './util/byte-reader.js';
+export * from './util/varint.js';
 export * from './util/module.js';
 export * from './tar/header.js';
 export * from './tar/skeleton.js';

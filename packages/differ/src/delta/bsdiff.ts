@@ -7,7 +7,7 @@
  * together (DESIGN.md section 5, "Encoding cost"). Publisher-only (DESIGN.md section 3). The
  * encoder is deterministic.
  */
-import { BSDIFF_BLOCK } from '@ferry/core';
+import { BSDIFF_BLOCK, VARINT_MAX_BYTES, writeUvarint, zigzagEncode } from '@ferry/core';
 import { SuffixIndex, type Match } from './suffix-index.js';
 
 /**
@@ -58,16 +58,12 @@ class ByteWriter {
   }
 
   uvarint(v: number): void {
-    this.reserve(10);
-    while (v >= 0x80) {
-      this.buf[this.length++] = (v % 0x80) | 0x80;
-      v = Math.floor(v / 0x80);
-    }
-    this.buf[this.length++] = v;
+    this.reserve(VARINT_MAX_BYTES);
+    this.length = writeUvarint(this.buf, this.length, v);
   }
 
   zvarint(v: number): void {
-    this.uvarint(v >= 0 ? v * 2 : -v * 2 - 1);
+    this.uvarint(zigzagEncode(v));
   }
 
   /** The written bytes, in a buffer of their own (a worker posts it without the spare capacity). */
