@@ -19,9 +19,24 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyBundle, fsck, openBundle, type FerryError, type Store } from '@ferry/core';
 import { createBundle, writeFerryFile } from '@ferry/differ';
-import { writeImagePair } from '../packages/imagegen/src/index.js';
-import { ROOT, buildPackages, cloneStore, createStore, expected, importTags, newKey, remove, scratch, trustOf, verifyExport, type ExpectedImage } from './helpers/bundle-fixture.js';
-import { rng, runKillableChild, type ChildRun } from './helpers/kill-child.js';
+import { writeImagePair } from '@ferry/imagegen';
+import {
+  buildPackages,
+  cloneStore,
+  createStore,
+  expected,
+  importTags,
+  newKey,
+  remove,
+  rng,
+  ROOT,
+  runKillableChild,
+  scratch,
+  trustOf,
+  verifyExport,
+  type ChildRun,
+  type ExpectedImage,
+} from '@ferry/test-support';
 
 const CHILD = fileURLToPath(new URL('./helpers/apply-child.mjs', import.meta.url));
 const SEED = Number(process.env.FERRY_KILL_SEED ?? Date.now() % 1_000_000);

@@ -38,13 +38,13 @@ import {
   type TrustPolicy,
 } from '@ferry/core';
 import { createBundle, signBundle, writeBundleDir, writeFerryFile, type ComputedBundle } from '@ferry/differ';
-import { writeImagePair } from '../packages/imagegen/src/index.js';
+import { writeImagePair } from '@ferry/imagegen';
 import {
   buildPackages,
   cloneStore,
   createStore,
-  expectUnchanged,
   expected,
+  expectUnchanged,
   importTags,
   newKey,
   remove,
@@ -56,7 +56,7 @@ import {
   verifyExport,
   type ExpectedImage,
   type StoreState,
-} from './helpers/bundle-fixture.js';
+} from '@ferry/test-support';
 
 const CREATED = Math.floor(Date.now() / 1000) - 3600;
 const EXPIRES = CREATED + 30 * 86400;

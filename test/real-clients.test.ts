@@ -9,9 +9,8 @@ import { lstat, mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Store, exportDockerArchive, exportOci, fsck, importImage, openImage } from '../packages/core/src/index.js';
-import { buildImage, buildLayer, digestOf, ociLayout, seededBytes, seededText, writeFiles, type BuiltImage } from '../packages/core/test/helpers/images.js';
-import { runTool, runToolBytes } from './helpers/tools.js';
+import { exportDockerArchive, exportOci, fsck, importImage, openImage, Store } from '@ferry/core';
+import { buildImage, buildLayer, digestOf, ociLayout, runTool, runToolBytes, seededBytes, seededText, writeFiles, type BuiltImage } from '@ferry/test-support';
 
 const REF = 'example/app:1.0';
 const TAG = '1.0';

@@ -4,9 +4,8 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ensureBuilt } from './helpers/build.js';
+import { ensureBuilt, ferry, ferryJson } from '@ferry/test-support';
 import { makeFixtures, type Fixtures } from './helpers/images.js';
-import { ferry, ferryJson } from './helpers/run.js';
 
 let work: string;
 let fx: Fixtures;

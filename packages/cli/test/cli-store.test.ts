@@ -6,9 +6,8 @@ import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from './helpers/build.js';
+import { ensureBuilt, ferry, ferryJson } from '@ferry/test-support';
 import { SIZES, layoutConfigDigest, makeFixtures, skopeoJson, type Fixtures } from './helpers/images.js';
-import { ferry, ferryJson } from './helpers/run.js';
 
 let work: string;
 let fx: Fixtures;

@@ -9,8 +9,7 @@ import { ERROR_CODES, FerryError, Store } from '@ferry/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_BY_CODE, reportError } from '../src/errors.js';
 import type { CliContext } from '../src/context.js';
-import { MAIN, ensureBuilt } from './helpers/build.js';
-import { ferry } from './helpers/run.js';
+import { ensureBuilt, ferry, MAIN } from '@ferry/test-support';
 
 let work: string;
 

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store, exportDockerArchive, exportOci, fsck, importImage, isFerryError, openImage } from '../src/index.js';
 import { Writable } from 'node:stream';
-import { buildImage, buildLayer, digestOf, flipByte, ociLayout, seededText, writeFiles, type FileSpec } from './helpers/images.js';
+import { buildImage, buildLayer, digestOf, flipByte, ociLayout, seededText, writeFiles, type FileSpec } from '@ferry/test-support';
 
 /** More entries than the read-ahead window (64), so the skeleton is still being read when a body fails. */
 const files: FileSpec[] = Array.from({ length: 300 }, (_, i) => ({ path: `f/${i}.txt`, body: seededText(`fd-${i}`, 3000 + i) }));

@@ -19,9 +19,21 @@ import {
   openImage,
   type SourceImage,
 } from '../src/index.js';
-import { buildImage, buildLayer, digestOf, flipByte, ociLayout, seededBytes, seededText, writeFiles, type BuiltImage, type Digest } from './helpers/images.js';
+import {
+  buildImage,
+  buildLayer,
+  digestOf,
+  flipByte,
+  ociLayout,
+  seededBytes,
+  seededText,
+  verifyDockerArchive,
+  verifyOciLayout,
+  writeFiles,
+  type BuiltImage,
+  type Digest,
+} from '@ferry/test-support';
 import { appV1, appV2, baseFiles, baseV2, big, bodiesOf, shared } from './helpers/store-images.js';
-import { verifyDockerArchive, verifyOciLayout } from './helpers/verify.js';
 
 let work: string;
 let n = 0;

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { BSDIFF_BLOCK, BSPATCH_PIECE, FerryError, OpWriter, bspatch, readOps, writeUvarint, zigzagEncode, zstdCompress, zstdCompressStream, zstdPatchEncode } from '@ferry/core';
 import { bsdiff, suffixArray } from '@ferry/differ';
-import { seededBytes, seededText } from '../../core/test/helpers/images.js';
+import { seededBytes, seededText } from '@ferry/test-support';
 
 /** The delta as a stream cut into parts of `part` bytes. */
 async function* parts(delta: Uint8Array, part = 1 << 20): AsyncGenerator<Uint8Array> {

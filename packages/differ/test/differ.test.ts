@@ -12,8 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyBundle, loadBaseline, openBundle, payloadRange, readOps, verifyHeader, type Store } from '@ferry/core';
 import { createBundle, writeFerryFile, type BundleOptions, type ComputedBundle } from '@ferry/differ';
-import { writeImagePair } from '../../imagegen/src/index.js';
-import { seededBytes, seededText } from '../../core/test/helpers/images.js';
+import { writeImagePair } from '@ferry/imagegen';
 import {
   BASE_MTIME,
   buildPackages,
@@ -24,11 +23,13 @@ import {
   newKey,
   remove,
   scratch,
+  seededBytes,
+  seededText,
   trustOf,
   verifyExport,
   writeLayout,
   type TarEntry,
-} from '../../../test/helpers/bundle-fixture.js';
+} from '@ferry/test-support';
 
 const CREATED = 1_750_000_000;
 const key = newKey();

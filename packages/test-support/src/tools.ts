@@ -109,3 +109,15 @@ export async function runTool(name: ToolName, args: string[], options: { cwd?: s
     throw new Error(`${name} ${args.join(' ')} exited with ${String(e.code)}: ${e.stderr ?? String(err)}`);
   }
 }
+
+/** Runs a tool and returns stdout as raw bytes (for digests of what it prints). */
+export async function runToolBytes(name: ToolName, args: string[]): Promise<Buffer> {
+  const bin = requireTool(name);
+  try {
+    const { stdout } = await execFileP(bin, args, { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 });
+    return stdout;
+  } catch (err) {
+    const e = err as { code?: unknown; stderr?: Buffer };
+    throw new Error(`${name} ${args.join(' ')} exited with ${String(e.code)}: ${e.stderr?.toString() ?? String(err)}`);
+  }
+}

@@ -11,7 +11,6 @@
 import { execFileSync } from 'node:child_process';
 import { cp, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { pack } from 'tar-stream';
 import { expect } from 'vitest';
 import {
@@ -27,11 +26,9 @@ import {
   type PrivateKey,
   type TrustPolicy,
 } from '@ferry/core';
-import { buildImage, buildLayer, ociLayout, writeFiles, type BuiltImage, type Compression } from '../../packages/core/test/helpers/images.js';
-import { verifyOciLayout } from '../../packages/core/test/helpers/verify.js';
-
-/** The repository root. */
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+import { ROOT } from './cli.js';
+import { buildImage, buildLayer, ociLayout, writeFiles, type BuiltImage, type Compression } from './images.js';
+import { verifyOciLayout, type ExpectedLayers } from './verify.js';
 
 /** Builds core and differ from the sources under test (tsc -b: a no-op when dist is fresh). */
 export function buildPackages(): void {
@@ -188,10 +185,8 @@ export function treeChanges(before: Map<string, string>, after: Map<string, stri
 }
 
 /** The image a store must end up holding. */
-export interface ExpectedImage {
+export interface ExpectedImage extends ExpectedLayers {
   manifestDigest: Digest;
-  configDigest: Digest;
-  diffIds: Digest[];
 }
 
 /** What a publisher store holds for `ref`. */

@@ -3,7 +3,7 @@
  * (single manifests and nested image indexes with platforms) and `docker save` archives in both
  * forms (classic `<id>/layer.tar`, and the OCI form Docker 25+ writes), as directories or tar
  * files. Every builder returns the digests it wrote so tests can check results and tamper on
- * purpose. zstd layers are compressed with the `zstd` CLI, independent of ferry's own codec.
+ * purpose. zstd layers are compressed with the `zstd` CLI where installed (see compress).
  */
 import { execFileSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
@@ -11,6 +11,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
+import { Compressor } from 'zstd-napi';
+import { findTool } from './tools.js';
 
 /** A sha256 digest string (kept local so the helper does not depend on the code under test). */
 export type Digest = `sha256:${string}`;
@@ -79,10 +81,20 @@ const LAYER_MT: Record<Compression, string> = {
   zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
 };
 
-/** Compresses bytes; zstd goes through the `zstd` CLI (apt package `zstd`). */
+/**
+ * Compresses bytes. zstd goes through the `zstd` CLI (apt package `zstd`, which CI installs), an
+ * encoder independent of ferry's; on a machine without it, through the zstd-napi library directly
+ * (still not ferry's wrapper), so the fixtures build everywhere.
+ */
 export function compress(data: Buffer, c: Compression): Buffer {
   if (c === 'gzip') return gzipSync(data);
-  if (c === 'zstd') return execFileSync('zstd', ['-q', '-c', '-3'], { input: data, maxBuffer: 1 << 30 });
+  if (c === 'zstd') {
+    const cli = findTool('zstd');
+    if (cli) return execFileSync(cli, ['-q', '-c', '-3'], { input: data, maxBuffer: 1 << 30 });
+    const z = new Compressor();
+    z.setParameters({ compressionLevel: 3 });
+    return z.compress(data);
+  }
   return data;
 }
 
