@@ -19,9 +19,16 @@ export const TOOLS = {
   zstd: { pkg: 'zstd', paths: [] },
   xdelta3: { pkg: 'xdelta3', paths: [] },
   bsdiff: { pkg: 'bsdiff', paths: [] },
-  tar: { pkg: 'tar', paths: [] },
+  tar: { pkg: 'tar', paths: ['/usr/bin/tar'] },
+  gzip: { pkg: 'gzip', paths: [] },
   python3: { pkg: 'python3', paths: ['/usr/bin/python3'] },
   curl: { pkg: 'curl', paths: [] },
+  mkfifo: { pkg: 'coreutils', paths: [] },
+  mknod: { pkg: 'coreutils', paths: [] },
+  script: { pkg: 'bsdutils', paths: [] },
+  mount: { pkg: 'mount', paths: [] },
+  umount: { pkg: 'mount', paths: [] },
+  fallocate: { pkg: 'util-linux', paths: [] },
   nginx: { pkg: 'nginx-light', paths: ['/usr/sbin/nginx'] },
   chromium: { pkg: 'chromium', paths: ['/usr/bin/chromium'] },
   initdb: { pkg: 'postgresql', paths: ['/usr/lib/postgresql/17/bin/initdb', '/usr/lib/postgresql/16/bin/initdb', '/usr/lib/postgresql/15/bin/initdb'] },
@@ -52,12 +59,12 @@ export function toolsRequired(): boolean {
   return process.env.FERRY_REQUIRE_TOOLS === '1';
 }
 
-const announced = new Set<string>();
+const announced = new Set<ToolName>();
 
 /**
- * The tools' paths when all are installed; otherwise prints one line naming the missing tools and
- * their apt packages and returns undefined, so the caller skips (`describe.skipIf(!tools)`). Under
- * FERRY_REQUIRE_TOOLS=1 a missing tool throws instead.
+ * The tools' paths when all are installed; otherwise prints one line per missing tool naming its
+ * apt package (once per test process) and returns undefined, so the caller skips
+ * (`describe.skipIf(!tools)`). Under FERRY_REQUIRE_TOOLS=1 a missing tool throws instead.
  */
 export function toolsOrSkip<T extends ToolName>(...names: T[]): Record<T, string> | undefined {
   const found = {} as Record<T, string>;
@@ -68,12 +75,14 @@ export function toolsOrSkip<T extends ToolName>(...names: T[]): Record<T, string
     else found[n] = p;
   }
   if (missing.length === 0) return found;
-  const pkgs = [...new Set(missing.map((n) => TOOLS[n].pkg))];
-  const line = `skipped: ${missing.join(', ')} not installed (apt-get install ${pkgs.join(' ')})`;
-  if (toolsRequired()) throw new Error(`${line}; FERRY_REQUIRE_TOOLS=1 forbids skipping`);
-  if (!announced.has(line)) {
-    announced.add(line);
-    process.stderr.write(`${line}\n`);
+  if (toolsRequired()) {
+    const pkgs = [...new Set(missing.map((n) => TOOLS[n].pkg))];
+    throw new Error(`${missing.join(', ')} not installed (apt-get install ${pkgs.join(' ')}); FERRY_REQUIRE_TOOLS=1 forbids skipping the tests that need them`);
+  }
+  for (const n of missing) {
+    if (announced.has(n)) continue;
+    announced.add(n);
+    process.stderr.write(`skipped: tests that need ${n} (not installed: apt-get install ${TOOLS[n].pkg})\n`);
   }
   return undefined;
 }
