@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Store, exportDockerArchive, exportOci, fsck, importImage, isFerryError, openImage } from '../src/index.js';
+import { Store, exportDockerArchive, exportOci, fsck, importImage, openImage } from '../src/index.js';
 import { Writable } from 'node:stream';
-import { buildImage, buildLayer, digestOf, flipByte, ociLayout, seededText, writeFiles, type FileSpec } from '@ferry/test-support';
+import { buildImage, buildLayer, digestOf, flipByte, ociLayout, rejectionCode, seededText, writeFiles, type FileSpec } from '@ferry/test-support';
 
 /** More entries than the read-ahead window (64), so the skeleton is still being read when a body fails. */
 const files: FileSpec[] = Array.from({ length: 300 }, (_, i) => ({ path: `f/${i}.txt`, body: seededText(`fd-${i}`, 3000 + i) }));
@@ -36,15 +36,6 @@ async function settledFds(baseline: number): Promise<number> {
   return n;
 }
 
-async function failureCode(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    return isFerryError(err) ? err.code : String(err);
-  }
-  return 'no failure';
-}
-
 describe.skipIf(!existsSync('/proc/self/fd'))('no file descriptor outlives a failure', () => {
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'ferry-fd-'));
@@ -62,14 +53,14 @@ describe.skipIf(!existsSync('/proc/self/fd'))('no file descriptor outlives a fai
 
   it('a failed OCI export', async () => {
     const before = countFds();
-    for (let i = 0; i < 5; i++) expect(await failureCode(exportOci(store, 'app:v1', join(work, `out-${i}`)))).toBe('FERRY_ERR_OBJECT_CORRUPT');
+    for (let i = 0; i < 5; i++) expect(await rejectionCode(exportOci(store, 'app:v1', join(work, `out-${i}`)))).toBe('FERRY_ERR_OBJECT_CORRUPT');
     expect(await settledFds(before)).toBe(before);
   });
 
   it('a failed docker-archive export', async () => {
     const before = countFds();
     const sink = (): Writable => new Writable({ write: (_c, _e, cb) => cb() });
-    for (let i = 0; i < 5; i++) expect(await failureCode(exportDockerArchive(store, 'app:v1', sink()))).toBe('FERRY_ERR_OBJECT_CORRUPT');
+    for (let i = 0; i < 5; i++) expect(await rejectionCode(exportDockerArchive(store, 'app:v1', sink()))).toBe('FERRY_ERR_OBJECT_CORRUPT');
     expect(await settledFds(before)).toBe(before);
   });
 
@@ -92,7 +83,7 @@ describe.skipIf(!existsSync('/proc/self/fd'))('no file descriptor outlives a fai
       for (let i = 0; i < 5; i++) {
         const report = await fsck(store);
         expect(report.problems).toContainEqual(expect.objectContaining({ kind: 'skeleton', id: layer!.diffId }));
-        expect(await failureCode(exportOci(store, 'app:v1', join(work, `skel-${i}`)))).toBe('FERRY_ERR_ZSTD_CORRUPT'); // the frame is cut
+        expect(await rejectionCode(exportOci(store, 'app:v1', join(work, `skel-${i}`)))).toBe('FERRY_ERR_ZSTD_CORRUPT'); // the frame is cut
       }
       expect(await settledFds(before)).toBe(before);
     } finally {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FerryError, HeaderGroupParser, TarFiles, headerBlockOffsets, parseHeaderGroup, recomputeChecksums, splitLayer, type SkeletonEntry } from '../src/index.js';
+import { errorCode } from '@ferry/test-support';
+import { HeaderGroupParser, TarFiles, headerBlockOffsets, parseHeaderGroup, recomputeChecksums, splitLayer, type SkeletonEntry } from '../src/index.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,15 +34,6 @@ async function splitEntries(tar: Buffer): Promise<SkeletonEntry[]> {
     onEntry: (e) => void entries.push(e),
   });
   return entries;
-}
-
-function code(f: () => unknown): string | undefined {
-  try {
-    f();
-    return undefined;
-  } catch (err) {
-    return err instanceof FerryError ? err.code : String(err);
-  }
 }
 
 describe('the header-group parser', () => {
@@ -100,16 +92,16 @@ describe('the header-group parser', () => {
   it('refuses malformed groups with one code each', () => {
     const member = header({ name: 'f' });
     const pax = paxMember({ path: 'p' });
-    expect(code(() => parseHeaderGroup(Buffer.alloc(0)))).toBe('FERRY_ERR_TAR_BAD_HEADER');
-    expect(code(() => parseHeaderGroup(Buffer.alloc(512)))).toBe('FERRY_ERR_TAR_BAD_HEADER'); // a zero block
-    expect(code(() => parseHeaderGroup(pax))).toBe('FERRY_ERR_TAR_BAD_HEADER'); // metadata, no member
-    expect(code(() => parseHeaderGroup(pax.subarray(0, 512)))).toBe('FERRY_ERR_TAR_TRUNCATED'); // ends inside metadata
-    expect(code(() => parseHeaderGroup(sparseGroup().subarray(0, 512)))).toBe('FERRY_ERR_TAR_TRUNCATED'); // ends before the extension block
-    expect(code(() => parseHeaderGroup(Buffer.concat([member, member])))).toBe('FERRY_ERR_TAR_BAD_HEADER'); // two members
+    expect(errorCode(() => parseHeaderGroup(Buffer.alloc(0)))).toBe('FERRY_ERR_TAR_BAD_HEADER');
+    expect(errorCode(() => parseHeaderGroup(Buffer.alloc(512)))).toBe('FERRY_ERR_TAR_BAD_HEADER'); // a zero block
+    expect(errorCode(() => parseHeaderGroup(pax))).toBe('FERRY_ERR_TAR_BAD_HEADER'); // metadata, no member
+    expect(errorCode(() => parseHeaderGroup(pax.subarray(0, 512)))).toBe('FERRY_ERR_TAR_TRUNCATED'); // ends inside metadata
+    expect(errorCode(() => parseHeaderGroup(sparseGroup().subarray(0, 512)))).toBe('FERRY_ERR_TAR_TRUNCATED'); // ends before the extension block
+    expect(errorCode(() => parseHeaderGroup(Buffer.concat([member, member])))).toBe('FERRY_ERR_TAR_BAD_HEADER'); // two members
     const flipped = Buffer.from(member);
     flipped[0] ^= 1;
-    expect(code(() => parseHeaderGroup(flipped))).toBe('FERRY_ERR_TAR_BAD_HEADER'); // bad checksum
+    expect(errorCode(() => parseHeaderGroup(flipped))).toBe('FERRY_ERR_TAR_BAD_HEADER'); // bad checksum
     const big = header({ name: 'L', type: 'L', size: 2 * 1024 * 1024 });
-    expect(code(() => new HeaderGroupParser().push(big))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+    expect(errorCode(() => new HeaderGroupParser().push(big))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
   });
 });

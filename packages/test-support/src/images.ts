@@ -48,12 +48,15 @@ export interface FileSpec {
   type?: 'file' | 'directory' | 'symlink';
   linkname?: string;
   mode?: number;
+  /** Seconds since the epoch (default: makeTar's `mtime`). */
+  mtime?: number;
 }
 
-const MTIME = new Date(1_700_000_000_000);
-
-/** Packs members into an uncompressed tar (tar-stream: ustar, pax where needed, 2 zero blocks). */
-export async function makeTar(files: readonly FileSpec[]): Promise<Buffer> {
+/**
+ * Packs members into an uncompressed tar (tar-stream: ustar, pax where needed, 2 zero blocks;
+ * owner 0:0). Members without an mtime get `mtime` (seconds since the epoch).
+ */
+export async function makeTar(files: readonly FileSpec[], mtime = 1_700_000_000): Promise<Buffer> {
   const p = pack();
   const out: Buffer[] = [];
   const done = (async () => {
@@ -61,10 +64,11 @@ export async function makeTar(files: readonly FileSpec[]): Promise<Buffer> {
   })();
   for (const f of files) {
     const type = f.type ?? 'file';
+    const header = { name: f.path, mtime: new Date((f.mtime ?? mtime) * 1000), uid: 0, gid: 0 };
     if (type === 'file') {
-      await new Promise<void>((resolve, reject) => p.entry({ name: f.path, mode: f.mode ?? 0o644, mtime: MTIME }, f.body ?? '', (err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) => p.entry({ ...header, mode: f.mode ?? 0o644 }, f.body ?? '', (err) => (err ? reject(err) : resolve())));
     } else {
-      p.entry({ name: f.path, type, linkname: f.linkname, mode: f.mode ?? (type === 'directory' ? 0o755 : 0o777), mtime: MTIME });
+      p.entry({ ...header, type, linkname: f.linkname, mode: f.mode ?? (type === 'directory' ? 0o755 : 0o777) });
     }
   }
   p.finalize();

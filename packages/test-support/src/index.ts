@@ -5,3 +5,4 @@ export * from './big-image.js';
 export * from './bundle-fixture.js';
 export * from './kill-child.js';
 export * from './cli.js';
+export * from './errors.js';

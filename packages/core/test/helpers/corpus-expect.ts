@@ -3,7 +3,7 @@
  * and lookups of entry metadata with messages that name what was there instead.
  */
 import { expect } from 'vitest';
-import { headerBlockOffsets, isFerryError, normalizePath, parseHeaderGroup, sha256, type SkeletonEntry } from '../../src/index.js';
+import { headerBlockOffsets, normalizePath, parseHeaderGroup, sha256, type SkeletonEntry } from '../../src/index.js';
 import { entryAt, type RoundTrip } from './roundtrip.js';
 
 /** A round trip stripped of bodies, cached per tar so metadata tests reuse it. */
@@ -83,13 +83,4 @@ export function flipped(data: Uint8Array, at: number): Buffer {
   return out;
 }
 
-/** The error code a promise rejects with; fails when it resolves or rejects with a non-ferry error. */
-export async function rejectionCode(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    if (!isFerryError(err)) throw new Error(`expected a FerryError, got ${String(err)}`, { cause: err });
-    return err.code;
-  }
-  throw new Error('expected a rejection, the promise resolved');
-}
+export { rejectionCode } from '@ferry/test-support';
