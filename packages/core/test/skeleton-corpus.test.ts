@@ -8,7 +8,6 @@
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { toolsOrSkip } from '@ferry/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSkeleton, normalizePath, parseHeader, readSkeleton, sha256, splitLayer } from '../src/index.js';
 import { expectExact, expectFile, expectLink, expectTypes, flipped, has, member, rawTypeflags, rejectionCode, type Checked } from './helpers/corpus-expect.js';
@@ -18,7 +17,7 @@ import { makePythonCorpus, PYTHON_FACTS as PY, PYTHON_TARS } from './helpers/cor
 import { makeUmociCorpus, UMOCI_FACTS as UM, UMOCI_TARS } from './helpers/corpus-umoci.js';
 import { CORPUS_TOOLS } from './helpers/corpus-tools.js';
 import { chunked, encodeSkeleton, entryOffsets, roundTrip, split } from './helpers/roundtrip.js';
-import { END, header, padded, paxMember } from './helpers/tar-craft.js';
+import { TAR_END as END, toolsOrSkip, tarHeader as header, tarPadded as padded, paxMember } from '@ferry/test-support';
 
 /** Which corpora this machine can generate. */
 const hasGnu = toolsOrSkip(...CORPUS_TOOLS.gnu) !== undefined;

@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { errorCode } from '@ferry/test-support';
 import { HeaderGroupParser, TarFiles, headerBlockOffsets, parseHeaderGroup, recomputeChecksums, splitLayer, type SkeletonEntry } from '../src/index.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { END, header, padded, paxMember } from './helpers/tar-craft.js';
+import { TAR_END as END, errorCode, tarHeader as header, tarPadded as padded, paxMember } from '@ferry/test-support';
 
 /** An old-GNU sparse header ('S') whose map continues in one extension block. */
 function sparseGroup(): Buffer {

@@ -6,3 +6,4 @@ export * from './bundle-fixture.js';
 export * from './kill-child.js';
 export * from './cli.js';
 export * from './errors.js';
+export * from './tar-craft.js';
