@@ -99,10 +99,17 @@ export class ByteReader {
 
   /** One unsigned LEB128 varint, at most `max` (util/varint.ts). */
   async uvarint(max?: number): Promise<number> {
-    while (this.buf.length < VARINT_MAX_BYTES && (await this.fill()));
+    // more input only when the varint may run past what is buffered (a fill can copy a whole chunk)
+    while (this.buf.length < VARINT_MAX_BYTES && !this.varintEnds() && (await this.fill()));
     const { value, next } = readUvarint(this.buf, 0, this.badVarint, max);
     this.consume(next);
     return value;
+  }
+
+  /** True when a varint's last byte is among the buffered ones. */
+  private varintEnds(): boolean {
+    for (let i = 0; i < this.buf.length && i < VARINT_MAX_BYTES; i++) if (this.buf[i]! < 0x80) return true;
+    return false;
   }
 
   /** One zigzag varint. */
