@@ -95,8 +95,9 @@ export function compress(data: Buffer, c: Compression): Buffer {
   if (c === 'zstd') {
     const cli = findTool('zstd');
     if (cli) return execFileSync(cli, ['-q', '-c', '-3'], { input: data, maxBuffer: 1 << 30 });
+    // as the CLI writes it: level 3 with a content checksum (a damaged blob then fails to decode)
     const z = new Compressor();
-    z.setParameters({ compressionLevel: 3 });
+    z.setParameters({ compressionLevel: 3, checksumFlag: true });
     return z.compress(data);
   }
   return data;
