@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeImagePair } from '@ferry/imagegen';
-import { MAIN, ensureBuilt } from './helpers/build.js';
+import { MAIN, ensureBuilt } from '@ferry/test-support';
 import { importTag } from './helpers/bundles.js';
 import { exitCodeFor } from '../src/errors.js';
 import { ferry, ferryJson } from './helpers/run.js';

@@ -8,11 +8,12 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGzip } from 'node:zlib';
-import { FerryError, isChannelName, layerStream, toFerryError, loadBaseline, parseRef, signBundle, type Digest, type LayerPlan, type PrivateKey, type Progress, type SignedBundle, type StoredImage, type Store } from '@ferry/core';
+import { FerryError, isChannelName, layerStream, toFerryError, loadBaseline, parseRef, type Digest, type LayerPlan, type PrivateKey, type Progress, type StoredImage, type Store } from '@ferry/core';
 import { emitLayer, newStats, type EmitStats } from './emit.js';
 import { BaselineIndex } from './match.js';
 import { PatchPool } from './patch-pool.js';
 import { planLayer } from './plan.js';
+import { signBundle, type SignedBundle } from './writer.js';
 
 /** Options for createBundle. */
 export interface BundleOptions {
