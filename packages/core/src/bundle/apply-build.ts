@@ -13,7 +13,6 @@ import { parseHeaderGroup, paddingAfter, recomputeChecksums, type MemberInfo } f
 import type { SkeletonWriter } from '../tar/skeleton-file.js';
 import type { ContentBatch } from '../store/contents.js';
 import type { Store } from '../store/store.js';
-import { PATCH_REFERENCE_MAX } from './limits.js';
 import type { BaselineTable, TableEntry } from './baseline.js';
 import { contentError, type LayerOutput } from './apply-output.js';
 import { patchBytes, type DecodedBody, type HeaderSource, type PayloadOp } from './payload.js';
@@ -63,6 +62,8 @@ export interface BuildContext {
   out: LayerOutput;
   /** The size the signed header gives the layer: the cap of everything decoded. */
   layerSize: number;
+  /** Largest delta reference read into memory (PATCH_REFERENCE_MAX or lower). */
+  maxReference: number;
   /** Resolves when the skeleton writer may take more (or rejects when its file failed). */
   drained: () => Promise<void>;
   signal?: AbortSignal | undefined;
@@ -213,7 +214,7 @@ export class LayerBuild {
   private reference(index: number, path: string): TableEntry & { digest: Digest } {
     const ref = this.c.table.entry(index);
     if (!ref.digest) throw bad(`the reference of ${path}'s delta has no body`);
-    if (ref.size > PATCH_REFERENCE_MAX) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `the reference of ${path}'s delta is ${ref.size} bytes, over the ${PATCH_REFERENCE_MAX} cap`);
+    if (ref.size > this.c.maxReference) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `the reference of ${path}'s delta is ${ref.size} bytes, over the ${this.c.maxReference}-byte cap`);
     return ref as TableEntry & { digest: Digest };
   }
 

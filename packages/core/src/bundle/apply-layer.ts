@@ -20,6 +20,7 @@ import { BaselineTable } from './baseline.js';
 import { payloadRange, type ChunkSource } from './container.js';
 import { checkExpiry } from './header.js';
 import { readOps } from './payload.js';
+import { PATCH_REFERENCE_MAX } from './limits.js';
 import { LayerBuild } from './apply-build.js';
 import { LayerOutput } from './apply-output.js';
 import { RebuildSession, type LockTiming } from './apply-session.js';
@@ -38,6 +39,8 @@ export interface RebuildOptions extends LockTiming {
    * one plan (the caller closes it). Default: built for this call and closed at its end.
    */
   baseline?: BaselineTable | undefined;
+  /** Largest delta reference held in memory (default and most PATCH_REFERENCE_MAX): a lower cap for a smaller device. */
+  maxPatchReference?: number | undefined;
 }
 
 /** What a layer rebuild did. */
@@ -92,7 +95,7 @@ async function build(store: Store, plan: ApplyPlan, layer: PlannedLayer, chunks:
   const staged = tempPathFor(join(session.dir, 'x'));
   const written = pipeline(writer.output, createWriteStream(staged, { flags: 'wx' }));
   written.catch(() => {});
-  const out = new LayerOutput(store);
+  const out = new LayerOutput(store, batch);
   let lastReport = 0;
   const progress = opts.onProgress && ((): void => {
     if (out.size - lastReport < 1 << 20) return;
@@ -100,7 +103,8 @@ async function build(store: Store, plan: ApplyPlan, layer: PlannedLayer, chunks:
     opts.onProgress!({ phase: `layer ${layer.index + 1}/${plan.layers.length}`, done: out.size, total: layer.size });
   });
   const drained = (): Promise<void> => Promise.race([writer.drain(), written.then(() => {})]);
-  const lb = new LayerBuild({ store, table, batch, writer, out, layerSize: layer.size, drained, signal: opts.signal });
+  const maxReference = Math.min(opts.maxPatchReference ?? PATCH_REFERENCE_MAX, PATCH_REFERENCE_MAX);
+  const lb = new LayerBuild({ store, table, batch, writer, out, layerSize: layer.size, maxReference, drained, signal: opts.signal });
   try {
     const ops = readOps(payloadRange(plan.header, session.guard(chunks), layer.start, layer.end, opts.signal), frameCap(layer), { signal: opts.signal });
     const tail = await lb.run(progress ? tap(ops, progress) : ops);

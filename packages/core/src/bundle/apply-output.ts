@@ -5,8 +5,11 @@
  * byte cap, so memory stays bounded whatever the layer holds.
  */
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { FerryError } from '../errors.js';
 import { hashToDigest, type Digest } from '../util/digest.js';
+import { zstdDecompress } from '../util/zstd.js';
+import type { ContentBatch } from '../store/contents.js';
 import type { Store } from '../store/store.js';
 
 /** Read-ahead limits. */
@@ -45,6 +48,8 @@ export class LayerOutput {
 
   constructor(
     private readonly store: Store,
+    /** The batch this layer's new contents go to: a body it holds is read from its temp file. */
+    private readonly batch?: ContentBatch,
     private readonly limits: OutputLimits = DEFAULT_LIMITS,
   ) {}
 
@@ -73,6 +78,11 @@ export class LayerOutput {
       return;
     }
     await this.drain();
+    if (await this.batch?.stagedPath(digest)) {
+      // a body of this layer still in its temp file (held bodies are at most a few MiB)
+      this.update(await this.read(digest, size));
+      return;
+    }
     let got = 0;
     try {
       for await (const c of this.store.openContent(digest, { verify: false, maxSize: size })) {
@@ -97,7 +107,9 @@ export class LayerOutput {
   private async read(digest: Digest, size: number): Promise<Uint8Array> {
     let body: Uint8Array;
     try {
-      body = await this.store.readContent(digest, size);
+      // a body an earlier entry of this layer produced may not be under its name yet
+      const staged = await this.batch?.stagedPath(digest);
+      body = staged ? zstdDecompress(await readFile(staged), size) : await this.store.readContent(digest, size);
     } catch (err) {
       throw contentError(err, digest);
     }

@@ -30,6 +30,8 @@ export interface ApplyOptions extends LockTiming {
   ref?: string | undefined;
   /** Unix seconds (tests inject it). */
   now?: number;
+  /** Largest delta reference held in memory (default and most PATCH_REFERENCE_MAX). */
+  maxPatchReference?: number;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
 }

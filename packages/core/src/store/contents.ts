@@ -71,6 +71,17 @@ export class ContentBatch {
     return out;
   }
 
+  /**
+   * The temp file holding a content this batch put and has not flushed yet (after its write
+   * finished), or undefined when the content is under its name (or was never put here).
+   */
+  async stagedPath(digest: Digest): Promise<string | undefined> {
+    const job = this.inflight.get(digest);
+    if (job) await job;
+    if (this.failure) throw this.failure;
+    return this.staged.get(digest)?.tmp;
+  }
+
   /** Stores one body; resolves with its digest once the bytes are hashed (small) or written (large). */
   async put(body: AsyncIterable<Uint8Array>, size: number): Promise<Digest> {
     if (this.failure) throw this.failure;
