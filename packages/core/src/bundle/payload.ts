@@ -29,7 +29,7 @@
  */
 import { decodeMultiStream, encode } from '@msgpack/msgpack';
 import type { Writable } from 'node:stream';
-import { FerryError } from '../errors.js';
+import { FerryError, toFerryError } from '../errors.js';
 import { bytesToDigest, digestToBytes, type Digest } from '../util/digest.js';
 import { zstdDecode } from '../util/zstd.js';
 import { PAYLOAD_WINDOW_LOG_MAX } from './limits.js';
@@ -143,6 +143,16 @@ function int(v: unknown, what: string, min = 0): number {
   return v;
 }
 
+/**
+ * What a failure while reading records means: the decoder's own errors are a malformed payload;
+ * an abort, a file system error or a FerryError from the source below pass through as such.
+ */
+function decodeError(err: unknown): FerryError {
+  const e = err as NodeJS.ErrnoException;
+  if (err instanceof FerryError || e?.name === 'AbortError' || typeof e?.syscall === 'string') return toFerryError(err, 'reading the payload');
+  return bad(e?.message ?? String(err));
+}
+
 /** Options of {@link readOps}. */
 export interface ReadOpsOptions {
   /** Largest zstd window accepted (default PAYLOAD_WINDOW_LOG_MAX): a larger frame is FERRY_ERR_LIMIT_EXCEEDED. */
@@ -165,8 +175,7 @@ export async function* readOps(compressed: AsyncIterable<Uint8Array>, maxOutput:
     try {
       r = await records.next();
     } catch (err) {
-      if (err instanceof FerryError) throw err;
-      throw bad((err as Error).message);
+      throw decodeError(err);
     }
     if (r.done) throw bad('frame ended before its tail record');
     return r.value;
@@ -208,7 +217,7 @@ export async function* readOps(compressed: AsyncIterable<Uint8Array>, maxOutput:
       } else if (rec[0] === 2) {
         if (!(rec[1] instanceof Uint8Array)) throw bad('tail is not binary');
         yield { op: 'tail', bytes: rec[1] };
-        const after = await records.next().catch((err: unknown) => { throw err instanceof FerryError ? err : bad((err as Error).message); });
+        const after = await records.next().catch((err: unknown) => { throw decodeError(err); });
         if (!after.done) throw bad('records after the tail');
         return;
       } else {
