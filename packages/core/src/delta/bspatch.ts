@@ -109,13 +109,15 @@ class Pieces {
 /**
  * Applies a bsdiff delta to `ref`, yielding exactly `size` output bytes in pieces of BSPATCH_PIECE
  * (the last one shorter). The delta is read to its end: a payload's next record follows it.
+ * `signal` is checked at every block (at most BSDIFF_BLOCK bytes of output apart).
  */
-export async function* bspatch(ref: Uint8Array, delta: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+export async function* bspatch(ref: Uint8Array, delta: AsyncIterable<Uint8Array>, size: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
   const r = deltaReader(delta);
   const out = new Pieces();
   let done = 0;
   let pos = 0;
   while (done < size) {
+    signal?.throwIfAborted();
     const b = await readControl(r, size - done);
     const diff = await r.readExactly(b.addTotal, 'the diff bytes');
     for (let i = 0, d = 0; i < b.seek.length; i++) {
