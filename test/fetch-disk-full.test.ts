@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isFerryError } from '@ferry/core';
 import { ChunkFetcher } from '@ferry/agent';
-import { cacheHolds, makeRepo, scratch, startRepoServer, type RepoServer, type TestRepo } from '@ferry/test-support';
+import { cacheHolds, makeRepo, scratchDir, startRepoServer, type RepoServer, type TestRepo } from '@ferry/test-support';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -21,7 +21,7 @@ describe.skipIf(!isRoot)('fetching onto a full disk', () => {
   let server: RepoServer;
 
   beforeAll(async () => {
-    work = await scratch('fetch-full');
+    work = await scratchDir('fetch-full');
     repo = await makeRepo(join(work.dir, 'repo'), 32, 32 * 1024);
     server = await startRepoServer(repo.dir);
     small = join(work.dir, 'small');

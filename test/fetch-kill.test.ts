@@ -17,9 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLinkSim, type LinkSim } from '@ferry/linksim';
-import { cacheHolds, makeRepo, scratch, startRepoServer, type RepoServer, type TestRepo } from '@ferry/test-support';
-import { ROOT, buildPackages } from './helpers/bundle-fixture.js';
-import { rng, runKillableChild } from './helpers/kill-child.js';
+import { cacheHolds, makeRepo, scratchDir, startRepoServer, type RepoServer, type TestRepo, ROOT, buildPackages, rng, runKillableChild } from '@ferry/test-support';
 
 const CHILD = fileURLToPath(new URL('./helpers/fetch-child.mjs', import.meta.url));
 const SEED = Number(process.env.FERRY_KILL_SEED ?? Date.now() % 1_000_000);
@@ -33,7 +31,7 @@ let link: LinkSim;
 
 beforeAll(async () => {
   buildPackages('packages/agent');
-  work = await scratch('fetch-kill');
+  work = await scratchDir('fetch-kill');
   repo = await makeRepo(join(work.dir, 'repo'), 96, CHUNK, 10_000);
 });
 afterAll(() => work.remove());

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChunkFetcher, type FetcherOptions, type FetchSummary } from '@ferry/agent';
 import { startLinkSim, type LinkSim, type LinkSimOptions } from '@ferry/linksim';
-import { cacheHolds, makeRepo, scratch, startRepoServer, type RepoServer, type TestRepo } from '@ferry/test-support';
+import { cacheHolds, makeRepo, scratchDir, startRepoServer, type RepoServer, type TestRepo } from '@ferry/test-support';
 
 /** Response headers plus the request line and headers, per request: a generous bound. */
 const OVERHEAD_PER_REQUEST = 512;
@@ -21,7 +21,7 @@ let server: RepoServer;
 const closers: { close(): unknown }[] = [];
 
 beforeEach(async () => {
-  work = await scratch('fetch-link');
+  work = await scratchDir('fetch-link');
   repo = await makeRepo(join(work.dir, 'repo'), 24, CHUNK, 3000);
   server = await startRepoServer(repo.dir);
   closers.push(server);

@@ -10,14 +10,21 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, Store, applyBundle, chunkPath, headerPath, inventoryDigest, openBundleDir, parsePublicKey, protocol, rolePolicy, verifyHeader, type CheckinAnswer } from '@ferry/core';
 import { startServer, type RunningServer } from '@ferry/server';
-import { writeImagePair } from '../packages/imagegen/src/index.js';
-import { buildCli, ferryJson } from './helpers/ferry-cli.js';
+import { writeImagePair } from '@ferry/imagegen';
+import { ensureBuilt, ferryJson as ferryRun } from '@ferry/test-support';
+
+/** Runs `ferry ARGS --json`; fails the test with the output when it exits non-zero. */
+async function ferryJson<T = any>(args: string[]): Promise<T> {
+  const { run, json } = await ferryRun<T>(args);
+  if (run.code !== 0) throw new Error(`ferry ${args.join(' ')} exited ${run.code}: ${run.stderr}`);
+  return json;
+}
 
 let work: string;
 let server: RunningServer;
 
 beforeAll(async () => {
-  buildCli();
+  await ensureBuilt();
   work = await mkdtemp(join(tmpdir(), 'ferry-e2e-'));
   await writeImagePair(join(work, 'oci'), { targetBytes: 1024 * 1024, tags: ['v1', 'v2'], platform: 'linux/amd64' });
   await ferryJson(['keygen', '--out', join(work, 'release')]);

@@ -9,7 +9,7 @@ import { open, readdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FerryError } from '@ferry/core';
-import { cacheHolds, makeRepo, scratch, startRepoServer, type RepoServer, type TestRepo } from '@ferry/test-support';
+import { cacheHolds, makeRepo, scratchDir, startRepoServer, type RepoServer, type TestRepo } from '@ferry/test-support';
 import { ChunkFetcher, type FetchEvent, type FetcherOptions, type FetchSummary } from '../src/index.js';
 
 const SIZE = 16 * 1024;
@@ -20,7 +20,7 @@ const closers: { close(): unknown }[] = [];
 let events: FetchEvent[];
 
 beforeEach(async () => {
-  work = await scratch('faults');
+  work = await scratchDir('faults');
   repo = await makeRepo(join(work.dir, 'repo'), 9, SIZE, 7000);
   server = await startRepoServer(repo.dir);
   closers.push(server);

@@ -9,7 +9,7 @@ import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { digestHex, isFerryError, sha256, type FerryError } from '@ferry/core';
-import { cacheHolds, makeRepo, scratch, startRepoServer, type RepoServer, type TestRepo } from '@ferry/test-support';
+import { cacheHolds, makeRepo, scratchDir, startRepoServer, type RepoServer, type TestRepo } from '@ferry/test-support';
 import { ChunkFetcher, type FetcherOptions, type FetchProgress } from '../src/index.js';
 
 let work: { dir: string; remove(): Promise<void> };
@@ -18,7 +18,7 @@ let server: RepoServer;
 const fetchers: ChunkFetcher[] = [];
 
 beforeEach(async () => {
-  work = await scratch('fetcher');
+  work = await scratchDir('fetcher');
   repo = await makeRepo(join(work.dir, 'repo'), 12, 16 * 1024, 5000);
   server = await startRepoServer(repo.dir);
 });

@@ -9,7 +9,7 @@ import { mkdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { digestHex, sha256 } from '@ferry/core';
-import { scratch } from '@ferry/test-support';
+import { scratchDir } from '@ferry/test-support';
 import { PartialChunk, type RestartNote } from '../src/index.js';
 
 const bytes = randomBytes(10_000);
@@ -19,7 +19,7 @@ let work: { dir: string; remove(): Promise<void> };
 let notes: RestartNote[];
 
 beforeEach(async () => {
-  work = await scratch('partial');
+  work = await scratchDir('partial');
   notes = [];
 });
 afterEach(() => work.remove());

@@ -14,9 +14,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FERRY_FILE_MAGIC, decodeLimited, decodeRelease, encodeMsgpack, encodeRelease, parseEnvelope, parsePrivateKey, signEnvelope, type PrivateKey } from '@ferry/core';
-import { MAIN, ensureBuilt } from './helpers/build.js';
+import { MAIN, ensureBuilt, ferry } from '@ferry/test-support';
 import { deviceStore, makeBundleFixture, type BundleFixture } from './helpers/bundles.js';
-import { ferry } from './helpers/run.js';
 
 const REPORT_RSS = fileURLToPath(new URL('./helpers/report-rss.mjs', import.meta.url));
 /** V8 heap of the victim, and the peak RSS allowed (node itself takes about 60 MB). */

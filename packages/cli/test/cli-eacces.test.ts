@@ -9,10 +9,9 @@ import { chmod, chown, cp, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toolsOrSkip } from '@ferry/test-support';
-import { MAIN, ensureBuilt } from './helpers/build.js';
+import { toolsOrSkip, ferry } from '@ferry/test-support';
+import { MAIN, ensureBuilt } from '@ferry/test-support';
 import { deviceStore, expectOneError, makeBundleFixture, type BundleFixture } from './helpers/bundles.js';
-import { ferry } from './helpers/run.js';
 
 const isRoot = process.getuid?.() === 0;
 const tools = isRoot ? toolsOrSkip('setpriv') : {};

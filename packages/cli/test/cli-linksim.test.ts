@@ -7,8 +7,7 @@ import { spawn } from 'node:child_process';
 import { createServer, connect, type Server } from 'node:net';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAIN, ensureBuilt } from './helpers/build.js';
-import { ferry } from './helpers/run.js';
+import { MAIN, ensureBuilt, ferry } from '@ferry/test-support';
 
 let target: Server;
 let port: number;

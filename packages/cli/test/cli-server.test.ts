@@ -13,8 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store, parsePublicKey, sha256, zstdCompress, type Digest } from '@ferry/core';
 import { writeImagePair } from '@ferry/imagegen';
 import { createServer, type RunningServer } from '@ferry/server';
-import { ensureBuilt, MAIN } from './helpers/build.js';
-import { ferry, ferryJson } from './helpers/run.js';
+import { ensureBuilt, MAIN, ferry, ferryJson } from '@ferry/test-support';
 import { expectOneError } from './helpers/bundles.js';
 
 let work: string;

@@ -15,10 +15,9 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeImagePair } from '@ferry/imagegen';
-import { MAIN, ensureBuilt } from './helpers/build.js';
+import { MAIN, ensureBuilt, ferry, ferryJson } from '@ferry/test-support';
 import { importTag } from './helpers/bundles.js';
 import { exitCodeFor } from '../src/errors.js';
-import { ferry, ferryJson } from './helpers/run.js';
 
 const ABORTED_EXIT = exitCodeFor('FERRY_ERR_ABORTED');
 const SLOW = process.env.FERRY_SLOW_TESTS === '1';

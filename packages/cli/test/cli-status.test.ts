@@ -13,8 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inventoryDigest, parsePublicKey } from '@ferry/core';
 import { createServer, type RunningServer } from '@ferry/server';
 import { runCli } from '../src/cli.js';
-import { ensureBuilt, MAIN } from './helpers/build.js';
-import { ferry, ferryJson } from './helpers/run.js';
+import { ensureBuilt, ferry, ferryJson, MAIN } from '@ferry/test-support';
 
 let work: string;
 let server: Omit<RunningServer, 'url'>;

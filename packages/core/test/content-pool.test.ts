@@ -6,10 +6,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seededBytes } from '@ferry/test-support';
 import { Store, fsck, sha256 } from '../src/index.js';
 import { contentPool } from '../src/store/content-pool.js';
 import { ContentBatch } from '../src/store/contents.js';
-import { seededBytes } from './helpers/images.js';
 
 let work: string;
 

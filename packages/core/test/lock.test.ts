@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildImage, buildLayer, ociLayout, writeFiles } from '@ferry/test-support';
 import { Store, acquireLock, fsck } from '@ferry/core';
-import { buildImage, buildLayer, ociLayout, writeFiles } from './helpers/images.js';
 import { appV1, baseFiles } from './helpers/store-images.js';
 
 const CHILD = fileURLToPath(new URL('./helpers/lock-child.mjs', import.meta.url));

@@ -17,11 +17,25 @@ import {
   gc,
   importImage,
   openImage,
+  zstdCompress,
   type SourceImage,
 } from '../src/index.js';
-import { buildImage, buildLayer, digestOf, flipByte, ociLayout, seededBytes, seededText, writeFiles, type BuiltImage, type Digest } from './helpers/images.js';
+import {
+  buildImage,
+  buildLayer,
+  digestOf,
+  flipByte,
+  ociLayout,
+  rejectionCode,
+  seededBytes,
+  seededText,
+  verifyDockerArchive,
+  verifyOciLayout,
+  writeFiles,
+  type BuiltImage,
+  type Digest,
+} from '@ferry/test-support';
 import { appV1, appV2, baseFiles, baseV2, big, bodiesOf, shared } from './helpers/store-images.js';
-import { verifyDockerArchive, verifyOciLayout } from './helpers/verify.js';
 
 let work: string;
 let n = 0;
@@ -336,6 +350,19 @@ describe('a failed import changes nothing', () => {
       expect(await store.listRefs()).toEqual([]);
       expect((await fsck(store)).ok).toBe(true);
     }
+  });
+
+  it('a zstd layer blob that decodes cleanly but does not match its descriptor: FERRY_ERR_DIGEST_MISMATCH, no hang', async () => {
+    // no content checksum in the frame, so nothing but the blob digest tells (this read used to never settle)
+    const good = await buildLayer(appV1);
+    const liar = { ...good, blob: zstdCompress(good.tar, { compressionLevel: 3 }), digest: digestOf('another blob'), mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', compression: 'zstd' as const };
+    const dir = fresh('zstd-liar');
+    await writeFiles(dir, ociLayout([{ image: buildImage([liar], { label: 'liar' }), tag: 'v1' }]).files);
+    const store = await newStore();
+    expect(await rejectionCode(importImage(store, await openImage(dir), 'app:v1'))).toBe('FERRY_ERR_DIGEST_MISMATCH');
+    expect(await store.listRefs()).toEqual([]);
+    expect(await store.listObjects('skeletons')).toEqual([]);
+    expect((await fsck(store)).ok).toBe(true);
   });
 });
 

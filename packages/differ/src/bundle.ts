@@ -8,11 +8,12 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGzip } from 'node:zlib';
-import { FerryError, isChannelName, layerStream, toFerryError, loadBaseline, parseRef, signBundle, type Digest, type LayerPlan, type PrivateKey, type Progress, type SignedBundle, type StoredImage, type Store } from '@ferry/core';
+import { FerryError, PATCH_REFERENCE_MAX, isChannelName, layerStream, toFerryError, loadBaseline, parseRef, type Digest, type LayerPlan, type PrivateKey, type Progress, type StoredImage, type Store } from '@ferry/core';
 import { emitLayer, newStats, type EmitStats } from './emit.js';
 import { BaselineIndex } from './match.js';
 import { PatchPool } from './patch-pool.js';
 import { planLayer } from './plan.js';
+import { signBundle, type SignedBundle } from './writer.js';
 
 /** Options for createBundle. */
 export interface BundleOptions {
@@ -38,7 +39,7 @@ export interface BundleOptions {
   releaseKeys: PrivateKey[];
   headerKeys: PrivateKey[];
   chunkSize?: number | undefined;
-  /** Cap on patch references (default 64 MiB) so the agent's memory stays bounded. */
+  /** Cap on patch references (default core's PATCH_REFERENCE_MAX, which every applier accepts). */
   maxPatchReference?: number | undefined;
   /** zstd level for payload frames and patches (default 19). */
   level?: number | undefined;
@@ -123,8 +124,8 @@ export async function createBundle(store: Store, opts: BundleOptions): Promise<C
           layers.push({ diffId: l.diffId, size: l.size, mode: 'reuse', start: offset, end: offset, gzipSize: gz });
           continue;
         }
-        const ops = await planLayer(await store.openSkeleton(l.diffId), index, { maxPatchReference: opts.maxPatchReference ?? 64 * 1024 * 1024, pool, produced, signal });
-        const range = await emitLayer(store, ops, fh, offset, { level, windowLog: 27, workers: Math.max(0, (opts.workers ?? 2) > 1 ? 2 : 0), signal }, stats);
+        const ops = await planLayer(await store.openSkeleton(l.diffId), index, { maxPatchReference: opts.maxPatchReference ?? PATCH_REFERENCE_MAX, pool, produced, signal });
+        const range = await emitLayer(store, ops, fh, offset, { level, workers: Math.max(0, (opts.workers ?? 2) > 1 ? 2 : 0), signal }, stats);
         offset = range.end;
         layers.push({ diffId: l.diffId, size: l.size, mode: 'rebuild', ...range, gzipSize: gz });
       }

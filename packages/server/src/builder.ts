@@ -5,8 +5,8 @@
  * and writes chunks then header into the repository (docs/format.md section 6).
  */
 import type { FastifyBaseLogger } from 'fastify';
-import { decodeRelease, parseEnvelope, writeBundleDir, type Digest, type LayerPlan, type PrivateKey, type Store } from '@ferry/core';
-import { createBundle } from '@ferry/differ';
+import { decodeRelease, parseEnvelope, type Digest, type LayerPlan, type PrivateKey, type Store } from '@ferry/core';
+import { createBundle, writeBundleDir } from '@ferry/differ';
 import type { BuildQueue } from './context.js';
 import type { BuildOptions } from './options.js';
 import type { BundleRow } from './state/bundles.js';

@@ -49,7 +49,7 @@ export async function cacheHolds(cacheDir: string, repo: TestRepo): Promise<bool
 }
 
 /** A scratch directory and its removal. */
-export async function scratch(prefix: string): Promise<{ dir: string; remove(): Promise<void> }> {
+export async function scratchDir(prefix: string): Promise<{ dir: string; remove(): Promise<void> }> {
   const dir = await mkdtemp(join(process.env.TMPDIR ?? '/tmp', `ferry-${prefix}-`));
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }

@@ -4,8 +4,8 @@
  * (docs/format.md section 6).
  */
 import { stat } from 'node:fs/promises';
-import { CHUNK_SIZE_MAX, CHUNK_SIZE_MIN, Store, isChannelName, parseRef, writeBundleDir, writeFerryFile, type LayerPlan } from '@ferry/core';
-import { createBundle, type ComputedBundle } from '@ferry/differ';
+import { CHUNK_SIZE_MAX, CHUNK_SIZE_MIN, Store, isChannelName, parseRef, type LayerPlan } from '@ferry/core';
+import { createBundle, writeBundleDir, writeFerryFile, type ComputedBundle } from '@ferry/differ';
 import { listOpt, requiredOpt, stringOpt, userPath, type CommandSpec } from '../command.js';
 import { writeJson, writeLines, type Invocation } from '../context.js';
 import { EXIT, usage } from '../errors.js';

@@ -259,18 +259,40 @@ export interface HeaderChecks {
   channel?: string | undefined;
 }
 
+declare const verifiedBrand: unique symbol;
+
+/**
+ * A header whose envelope verified against trusted keys, decoded and checked for consistency,
+ * expiry and channel. Only {@link verifyHeader} produces one (the brand cannot be written in a
+ * literal), so planApply can take it as proof that the signatures were checked.
+ */
+export type VerifiedHeader = BundleHeader & {
+  /** The bundle id: sha256 of the header envelope bytes (docs/format.md section 4). */
+  readonly id: Digest;
+  readonly [verifiedBrand]: true;
+};
+
 /** Verifies signatures, expiry and channel, and decodes a header envelope. */
-export function verifyHeader(envelopeBytes: Uint8Array, checks: HeaderChecks): BundleHeader {
+export function verifyHeader(envelopeBytes: Uint8Array, checks: HeaderChecks): VerifiedHeader {
   const signed = openEnvelope('header', envelopeBytes, checks.trust.header);
   const h = decodeHeader(signed, checks.trust.release);
-  const now = checks.now ?? Math.floor(Date.now() / 1000);
+  checkExpiry(h, checks.now);
+  checkChannel(h, checks.channel);
+  return Object.assign(h, { id: bundleId(envelopeBytes) }) as VerifiedHeader;
+}
+
+/** Refuses a header whose release statement has expired (`expires <= now`): FERRY_ERR_BUNDLE_EXPIRED. */
+export function checkExpiry(h: BundleHeader, now = Math.floor(Date.now() / 1000)): void {
   if (h.release.expires <= now) {
     throw new FerryError('FERRY_ERR_BUNDLE_EXPIRED', `bundle for ${h.release.ref} (release ${h.release.release}) expired at ${new Date(h.release.expires * 1000).toISOString()}`);
   }
-  if (checks.channel !== undefined && checks.channel !== h.release.channel) {
-    throw new FerryError('FERRY_ERR_BUNDLE_CHANNEL', `bundle is for channel ${h.release.channel}, not ${checks.channel}`);
+}
+
+/** Refuses a header for another channel than `channel` (when given): FERRY_ERR_BUNDLE_CHANNEL. */
+export function checkChannel(h: BundleHeader, channel: string | undefined): void {
+  if (channel !== undefined && channel !== h.release.channel) {
+    throw new FerryError('FERRY_ERR_BUNDLE_CHANNEL', `bundle is for channel ${h.release.channel}, not ${channel}`);
   }
-  return h;
 }
 
 /** The bundle id: sha256 of the header envelope bytes. */

@@ -7,13 +7,17 @@ import { join } from 'node:path';
 import { FerryError, isFerryError } from '../errors.js';
 import type { Digest } from '../util/digest.js';
 import { readSkeletonFile } from '../tar/skeleton-file.js';
+import { deadWorkFiles, pendingRoot } from '../bundle/apply-pending.js';
 import type { Progress } from './import.js';
 import { channelFromFileName } from './refs.js';
 import type { Store } from './store.js';
+import { pendingStates, type PendingSummary } from './pending-roots.js';
+
+export type { PendingSummary } from './pending-roots.js';
 
 /** One problem fsck found. */
 export interface FsckProblem {
-  kind: 'content' | 'skeleton' | 'blob' | 'ref' | 'channel';
+  kind: 'content' | 'skeleton' | 'blob' | 'ref' | 'channel' | 'pending';
   /** The object's digest (for refs: the ref). */
   id: string;
   path?: string | undefined;
@@ -27,7 +31,10 @@ export interface FsckReport {
   problems: FsckProblem[];
   /** Temp files left by an interrupted write; harmless, gc removes them. */
   leftovers: string[];
+  /** Applies that started rebuilding and have not committed (docs/format.md section 1). */
+  pending: PendingSummary[];
 }
+
 
 const TEMP_RE = /^\.(tmp|incoming)-/;
 
@@ -157,19 +164,83 @@ export async function fsck(store: Store, opts: { onProgress?: (p: Progress) => v
     }
   }
   checked.channels = await checkChannels(store, problems, leftovers);
-  return { ok: problems.length === 0, checked, problems, leftovers };
+  const pending: PendingSummary[] = [];
+  for (const p of await pendingStates(store)) {
+    pending.push(p.summary);
+    if (!p.entry.record || p.entry.problem) problems.push({ kind: 'pending', id: p.entry.name, path: p.entry.dir, problem: p.summary.reason });
+    leftovers.push(...p.deadFiles);
+  }
+  leftovers.push(...(await deadWorkFiles(pendingRoot(store))));
+  return { ok: problems.length === 0, checked, problems, leftovers, pending };
 }
 
-/** What gc removed. */
+/** What gc removed, and the pending applies it kept or dropped. */
 export interface GcReport {
   removed: { contents: number; skeletons: number; blobs: number; temps: number };
   freedBytes: number;
+  /** Uncommitted applies whose layers, baseline and partial contents gc kept (and why). */
+  kept: PendingSummary[];
+  /** Pending applies that were dead (expired, or superseded on their channel): their records went. */
+  dropped: PendingSummary[];
 }
 
-/** Removes objects no ref reaches, and temp files. Holds the writer lock. */
+type Live = { contents: Set<string>; skeletons: Set<string>; blobs: Set<string> };
+
+/** Adds a layer and every content its skeleton names to the live set. */
+async function keepLayer(store: Store, live: Live, diffId: Digest, signal?: AbortSignal): Promise<void> {
+  if (live.skeletons.has(diffId)) return;
+  live.skeletons.add(diffId);
+  const r = await store.openSkeleton(diffId);
+  for await (const e of r.entries) {
+    signal?.throwIfAborted();
+    if (e.digest) live.contents.add(e.digest);
+  }
+}
+
+async function sizeOf(path: string): Promise<number> {
+  return (await stat(path).catch(() => undefined))?.size ?? 0;
+}
+
+/** Removes a file or directory (unless dry) and returns the bytes it held. */
+async function drop(path: string, dryRun: boolean | undefined): Promise<number> {
+  let bytes = await sizeOf(path);
+  const st = await stat(path).catch(() => undefined);
+  if (st?.isDirectory()) for (const f of await readdir(path)) bytes += await sizeOf(join(path, f));
+  if (!dryRun) await rm(path, { recursive: true, force: true });
+  return bytes;
+}
+
+/** Roots of live pending applies; dead ones are removed and reported. */
+async function pendingRoots(store: Store, live: Live, report: GcReport, dryRun: boolean | undefined): Promise<void> {
+  for (const p of await pendingStates(store)) {
+    if (!p.entry.record || p.entry.problem) continue; // not ours to judge: fsck reports it
+    if (!p.summary.live) {
+      report.freedBytes += await drop(p.entry.dir, dryRun);
+      report.dropped.push(p.summary);
+      continue;
+    }
+    for (const d of p.skeletons) await keepLayer(store, live, d);
+    for (const d of p.contents) live.contents.add(d);
+    for (const f of p.deadFiles) {
+      report.freedBytes += await drop(f, dryRun);
+      report.removed.temps++;
+    }
+    report.kept.push(p.summary);
+  }
+  for (const f of await deadWorkFiles(pendingRoot(store))) {
+    report.freedBytes += await drop(f, dryRun);
+    report.removed.temps++;
+  }
+}
+
+/**
+ * Removes objects that no ref and no live pending apply reaches, temp files, and dead pending
+ * records. Holds the writer lock; the working files of a rebuild waiting for the network (its
+ * process alive) are left alone.
+ */
 export async function gc(store: Store, opts: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<GcReport> {
   return store.withLock(async () => {
-    const live = { contents: new Set<string>(), skeletons: new Set<string>(), blobs: new Set<string>() };
+    const live: Live = { contents: new Set<string>(), skeletons: new Set<string>(), blobs: new Set<string>() };
     // every ref file is a root, whatever its name: a malformed name (fsck reports it) must not
     // make gc free the image it points at
     for (const { file, ref } of await store.listRefFiles()) {
@@ -177,16 +248,10 @@ export async function gc(store: Store, opts: { dryRun?: boolean; signal?: AbortS
       const what = ref ?? `file ${file}`;
       const img = await store.imageByManifest(what, await store.readRefFile(file, what));
       live.blobs.add(img.manifestDigest).add(img.configDigest);
-      for (const l of img.layers) {
-        live.skeletons.add(l.diffId);
-        const r = await store.openSkeleton(l.diffId);
-        for await (const e of r.entries) {
-          opts.signal?.throwIfAborted();
-          if (e.digest) live.contents.add(e.digest);
-        }
-      }
+      for (const l of img.layers) await keepLayer(store, live, l.diffId, opts.signal);
     }
-    const report: GcReport = { removed: { contents: 0, skeletons: 0, blobs: 0, temps: 0 }, freedBytes: 0 };
+    const report: GcReport = { removed: { contents: 0, skeletons: 0, blobs: 0, temps: 0 }, freedBytes: 0, kept: [], dropped: [] };
+    await pendingRoots(store, live, report, opts.dryRun);
     // referrers go first (skeletons before the contents they name), so a gc cut short by a signal
     // or a crash never leaves a skeleton naming a removed content
     for (const kind of ['blobs', 'skeletons', 'contents'] as const) {
@@ -195,7 +260,7 @@ export async function gc(store: Store, opts: { dryRun?: boolean; signal?: AbortS
         const temp = TEMP_RE.test(o.name);
         if (!temp && o.digest && live[kind].has(o.digest)) continue;
         if (!temp && !o.digest) continue; // not ours: leave it, fsck reports it
-        report.freedBytes += (await stat(o.path)).size;
+        report.freedBytes += await sizeOf(o.path);
         if (temp) report.removed.temps++;
         else report.removed[kind]++;
         if (!opts.dryRun) await rm(o.path, { force: true });
@@ -204,10 +269,8 @@ export async function gc(store: Store, opts: { dryRun?: boolean; signal?: AbortS
     // an interrupted ref update leaves its temp file in refs/ (fsck lists it as a leftover)
     for (const f of await readdir(join(store.root, 'refs'))) {
       if (!TEMP_RE.test(f)) continue;
-      const path = join(store.root, 'refs', f);
-      report.freedBytes += (await stat(path)).size;
+      report.freedBytes += await drop(join(store.root, 'refs', f), opts.dryRun);
       report.removed.temps++;
-      if (!opts.dryRun) await rm(path, { force: true });
     }
     return report;
   });

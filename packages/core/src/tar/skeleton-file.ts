@@ -49,6 +49,16 @@ export class SkeletonWriter {
     this.write([e.raw, e.path, e.type, e.size, e.digest ? digestToBytes(e.digest) : null, e.linkname ?? null]);
   }
 
+  /** True when records are piling up: the caller should wait for {@link drain} before adding more. */
+  get backedUp(): boolean {
+    return this.input.writableNeedDrain;
+  }
+
+  /** Resolves when the buffered records have been taken by the compressor. */
+  drain(): Promise<void> {
+    return new Promise((resolve) => this.input.once('drain', resolve));
+  }
+
   /** Appends the trailer and ends the stream. */
   finish(t: SkeletonTrailer): void {
     this.write({ tail: t.tail, diffId: t.diffId, size: t.size, count: t.count });

@@ -1,16 +1,28 @@
 /**
  * Writing bundles: chunking a payload file, signing the header (release statement by the release
  * key(s), header by the bundle key(s)), and writing either container (docs/format.md section 6).
+ * Publisher-only (DESIGN.md section 3); the formats, header encoding and envelope signing it uses
+ * are core's.
  */
 import { createReadStream } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { digestHex, sha256, type Digest } from '../util/digest.js';
-import { exists } from '../util/fs.js';
-import { writeFileAtomic, writeStreamAtomic } from '../util/fs.js';
-import { FERRY_FILE_MAGIC } from './container.js';
-import { bundleId, encodeHeader, encodeRelease, signEnvelope, type LayerPlan, type ReleaseStatement } from './header.js';
-import type { PrivateKey } from './keys.js';
+import {
+  FERRY_FILE_MAGIC,
+  bundleId,
+  digestHex,
+  encodeHeader,
+  encodeRelease,
+  exists,
+  sha256,
+  signEnvelope,
+  writeFileAtomic,
+  writeStreamAtomic,
+  type Digest,
+  type LayerPlan,
+  type PrivateKey,
+  type ReleaseStatement,
+} from '@ferry/core';
 
 /** Default chunk size: 64 KiB (see docs/format.md section 6.1 for why). */
 export const DEFAULT_CHUNK_SIZE = 64 * 1024;

@@ -14,7 +14,7 @@ import { extract } from 'tar-stream';
 import { digestOf, hexOf, type Digest } from './images.js';
 
 /** What an exported image must be. */
-export interface ExpectedImage {
+export interface ExpectedLayers {
   configDigest: Digest;
   diffIds: Digest[];
 }
@@ -40,7 +40,7 @@ export interface LayoutFacts {
 }
 
 /** Checks the image tagged `tag` in the OCI layout at `dir`. */
-export async function verifyOciLayout(dir: string, tag: string, want: ExpectedImage): Promise<LayoutFacts> {
+export async function verifyOciLayout(dir: string, tag: string, want: ExpectedLayers): Promise<LayoutFacts> {
   const blob = (d: Digest): string => join(dir, 'blobs', 'sha256', hexOf(d));
   const layout = JSON.parse(await readFile(join(dir, 'oci-layout'), 'utf8')) as { imageLayoutVersion?: string };
   if (layout.imageLayoutVersion !== '1.0.0') fail(`oci-layout says ${JSON.stringify(layout)}`);
@@ -66,7 +66,7 @@ export async function verifyOciLayout(dir: string, tag: string, want: ExpectedIm
 }
 
 /** Checks a `docker save` archive (a file, or a stream of one) holding one image. Returns its RepoTags. */
-export async function verifyDockerArchive(file: string | Readable, want: ExpectedImage): Promise<string[]> {
+export async function verifyDockerArchive(file: string | Readable, want: ExpectedLayers): Promise<string[]> {
   const hashes = new Map<string, Digest>();
   const small = new Map<string, Buffer>();
   const ex = extract();

@@ -12,7 +12,7 @@ import {
   writeFiles,
   type BuiltImage,
   type FileSpec,
-} from '../../packages/core/test/helpers/images.js';
+} from './images.js';
 
 function baseLayer(): FileSpec[] {
   const files: FileSpec[] = [{ path: 'usr/', type: 'directory' }, { path: 'usr/share/', type: 'directory' }];

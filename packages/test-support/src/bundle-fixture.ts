@@ -11,8 +11,6 @@
 import { execFileSync } from 'node:child_process';
 import { cp, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { pack } from 'tar-stream';
 import { expect } from 'vitest';
 import {
   Store,
@@ -27,11 +25,9 @@ import {
   type PrivateKey,
   type TrustPolicy,
 } from '@ferry/core';
-import { buildImage, buildLayer, ociLayout, writeFiles, type BuiltImage, type Compression } from '../../packages/core/test/helpers/images.js';
-import { verifyOciLayout } from '../../packages/core/test/helpers/verify.js';
-
-/** The repository root. */
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+import { ROOT } from './cli.js';
+import { buildImage, buildLayer, makeTar, ociLayout, writeFiles, type BuiltImage, type Compression, type FileSpec } from './images.js';
+import { verifyOciLayout, type ExpectedLayers } from './verify.js';
 
 /** Builds a package and what it depends on from the sources under test (tsc -b: a no-op when dist is fresh; default differ and core). */
 export function buildPackages(project = 'packages/differ'): void {
@@ -54,39 +50,15 @@ export function trustOf(release: PrivateKey, header: PrivateKey = release): Trus
 
 // ---------------------------------------------------------------- hand-made layers
 
-/** One member of a hand-made layer. */
-export interface TarEntry {
-  path: string;
-  body?: string | Buffer;
-  type?: 'file' | 'directory' | 'symlink';
-  linkname?: string;
-  mode?: number;
-  /** Seconds since the epoch (default {@link BASE_MTIME}). */
-  mtime?: number;
-}
+/** One member of a hand-made layer (`mtime` defaults to {@link BASE_MTIME}). */
+export type TarEntry = FileSpec;
 
 /** Default mtime of hand-made entries: 2024-01-01T00:00:00Z. */
 export const BASE_MTIME = 1_704_067_200;
 
 /** Packs entries into an uncompressed tar with tar-stream (ustar; pax where needed). */
-export async function tarOf(entries: readonly TarEntry[]): Promise<Buffer> {
-  const p = pack();
-  const out: Buffer[] = [];
-  const done = (async () => {
-    for await (const c of p) out.push(c as Buffer);
-  })();
-  for (const e of entries) {
-    const type = e.type ?? 'file';
-    const mtime = new Date((e.mtime ?? BASE_MTIME) * 1000);
-    if (type === 'file') {
-      await new Promise<void>((resolve, reject) => p.entry({ name: e.path, mode: e.mode ?? 0o644, mtime, uid: 0, gid: 0 }, e.body ?? '', (err) => (err ? reject(err) : resolve())));
-    } else {
-      p.entry({ name: e.path, type, linkname: e.linkname, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o777), mtime, uid: 0, gid: 0 });
-    }
-  }
-  p.finalize();
-  await done;
-  return Buffer.concat(out);
+export function tarOf(entries: readonly TarEntry[]): Promise<Buffer> {
+  return makeTar(entries, BASE_MTIME);
 }
 
 /** An image of hand-made layers, each layer a list of entries. */
@@ -188,10 +160,8 @@ export function treeChanges(before: Map<string, string>, after: Map<string, stri
 }
 
 /** The image a store must end up holding. */
-export interface ExpectedImage {
+export interface ExpectedImage extends ExpectedLayers {
   manifestDigest: Digest;
-  configDigest: Digest;
-  diffIds: Digest[];
 }
 
 /** What a publisher store holds for `ref`. */

@@ -1,19 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import {
-  BSDIFF_BLOCK,
-  BSPATCH_PIECE,
-  FerryError,
-  OpWriter,
-  bsdiff,
-  bspatch,
-  readOps,
-  suffixArray,
-  zstdCompress,
-  zstdCompressStream,
-  zstdPatchEncode,
-} from '../src/index.js';
-import { seededBytes, seededText } from './helpers/images.js';
+import { BSDIFF_BLOCK, BSPATCH_PIECE, FerryError, OpWriter, bspatch, readOps, writeUvarint, zigzagEncode, zstdCompress, zstdCompressStream, zstdPatchEncode } from '@ferry/core';
+import { bsdiff, suffixArray } from '@ferry/differ';
+import { seededBytes, seededText } from '@ferry/test-support';
 
 /** The delta as a stream cut into parts of `part` bytes. */
 async function* parts(delta: Uint8Array, part = 1 << 20): AsyncGenerator<Uint8Array> {
@@ -87,17 +76,13 @@ function naiveSuffixArray(s: Uint8Array): number[] {
   return [...Array(s.length).keys()].sort((x, y) => Buffer.compare(b.subarray(x), b.subarray(y)));
 }
 
-/** LEB128 (and zigzag) encoders for hand-made deltas. */
+/** LEB128 (and zigzag) encodings for hand-made deltas. */
 function uv(n: number): number[] {
   const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n % 0x80) | 0x80);
-    n = Math.floor(n / 0x80);
-  }
-  out.push(n);
+  writeUvarint(out, 0, n);
   return out;
 }
-const zv = (n: number): number[] => uv(n >= 0 ? n * 2 : -n * 2 - 1);
+const zv = (n: number): number[] => uv(zigzagEncode(n));
 
 async function code(p: Promise<unknown>): Promise<string | undefined> {
   try {

@@ -3,7 +3,7 @@
  * (single manifests and nested image indexes with platforms) and `docker save` archives in both
  * forms (classic `<id>/layer.tar`, and the OCI form Docker 25+ writes), as directories or tar
  * files. Every builder returns the digests it wrote so tests can check results and tamper on
- * purpose. zstd layers are compressed with the `zstd` CLI, independent of ferry's own codec.
+ * purpose. zstd layers are compressed with the `zstd` CLI where installed (see compress).
  */
 import { execFileSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
@@ -11,6 +11,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
+import { Compressor } from 'zstd-napi';
+import { findTool } from './tools.js';
 
 /** A sha256 digest string (kept local so the helper does not depend on the code under test). */
 export type Digest = `sha256:${string}`;
@@ -46,12 +48,15 @@ export interface FileSpec {
   type?: 'file' | 'directory' | 'symlink';
   linkname?: string;
   mode?: number;
+  /** Seconds since the epoch (default: makeTar's `mtime`). */
+  mtime?: number;
 }
 
-const MTIME = new Date(1_700_000_000_000);
-
-/** Packs members into an uncompressed tar (tar-stream: ustar, pax where needed, 2 zero blocks). */
-export async function makeTar(files: readonly FileSpec[]): Promise<Buffer> {
+/**
+ * Packs members into an uncompressed tar (tar-stream: ustar, pax where needed, 2 zero blocks;
+ * owner 0:0). Members without an mtime get `mtime` (seconds since the epoch).
+ */
+export async function makeTar(files: readonly FileSpec[], mtime = 1_700_000_000): Promise<Buffer> {
   const p = pack();
   const out: Buffer[] = [];
   const done = (async () => {
@@ -59,10 +64,11 @@ export async function makeTar(files: readonly FileSpec[]): Promise<Buffer> {
   })();
   for (const f of files) {
     const type = f.type ?? 'file';
+    const header = { name: f.path, mtime: new Date((f.mtime ?? mtime) * 1000), uid: 0, gid: 0 };
     if (type === 'file') {
-      await new Promise<void>((resolve, reject) => p.entry({ name: f.path, mode: f.mode ?? 0o644, mtime: MTIME }, f.body ?? '', (err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) => p.entry({ ...header, mode: f.mode ?? 0o644 }, f.body ?? '', (err) => (err ? reject(err) : resolve())));
     } else {
-      p.entry({ name: f.path, type, linkname: f.linkname, mode: f.mode ?? (type === 'directory' ? 0o755 : 0o777), mtime: MTIME });
+      p.entry({ ...header, type, linkname: f.linkname, mode: f.mode ?? (type === 'directory' ? 0o755 : 0o777) });
     }
   }
   p.finalize();
@@ -79,10 +85,21 @@ const LAYER_MT: Record<Compression, string> = {
   zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
 };
 
-/** Compresses bytes; zstd goes through the `zstd` CLI (apt package `zstd`). */
+/**
+ * Compresses bytes. zstd goes through the `zstd` CLI (apt package `zstd`, which CI installs), an
+ * encoder independent of ferry's; on a machine without it, through the zstd-napi library directly
+ * (still not ferry's wrapper), so the fixtures build everywhere.
+ */
 export function compress(data: Buffer, c: Compression): Buffer {
   if (c === 'gzip') return gzipSync(data);
-  if (c === 'zstd') return execFileSync('zstd', ['-q', '-c', '-3'], { input: data, maxBuffer: 1 << 30 });
+  if (c === 'zstd') {
+    const cli = findTool('zstd');
+    if (cli) return execFileSync(cli, ['-q', '-c', '-3'], { input: data, maxBuffer: 1 << 30 });
+    // as the CLI writes it: level 3 with a content checksum (a damaged blob then fails to decode)
+    const z = new Compressor();
+    z.setParameters({ compressionLevel: 3, checksumFlag: true });
+    return z.compress(data);
+  }
   return data;
 }
 

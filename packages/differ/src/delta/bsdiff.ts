@@ -1,30 +1,14 @@
 /**
- * bsdiff (Colin Percival, "Naive differences of executable code", 2003): a suffix-array diff whose
- * output is raw, uncompressed control, diff and extra bytes. ferry carries it as payload body kind
- * 5 (payload.ts) and leaves compression to the payload frame: the diff bytes (target minus
- * reference, mostly zeros where code only moved) compress far better when one zstd stream sees
- * every file of a layer together (DESIGN.md section 5, "Encoding cost").
- *
- * Delta format (ferry's own; not BSDIFF40). All integers are LEB128 varints; seeks are zigzag:
- *
- *   delta  = block*                      no blocks at all for an empty target
- *   block  = n  triple{n}  add-bytes  extra-bytes
- *   triple = seek  add  extra
- *
- * Decoding keeps a reference position `pos`, 0 at the start and carried across blocks. For each
- * triple in order: pos += seek (pos must stay within [0, reference length]); output `add` bytes
- * reference[pos + i] + diff[i] (mod 256) taking diff bytes from the block's add-bytes in order, and
- * pos += add; then output `extra` bytes copied from the block's extra-bytes in order.
- *
- * Every triple outputs at least one byte (add + extra >= 1), and a block outputs at most
- * BSDIFF_BLOCK bytes in all. Within a block the control triples, the diff bytes and the extra bytes
- * each sit together, so the payload compressor sees long runs of similar data; the bound lets
- * bspatch stream with one block's diff bytes buffered (bspatch.ts). The encoder is deterministic.
+ * bsdiff encoder (Colin Percival, "Naive differences of executable code", 2003): a suffix-array
+ * diff whose output is raw, uncompressed control, diff and extra bytes, in the delta format that
+ * core's bspatch.ts defines and decodes. ferry carries it as payload body kind 5 (core payload.ts)
+ * and leaves compression to the payload frame: the diff bytes (target minus reference, mostly
+ * zeros where code only moved) compress far better when one zstd stream sees every file of a layer
+ * together (DESIGN.md section 5, "Encoding cost"). Publisher-only (DESIGN.md section 3). The
+ * encoder is deterministic.
  */
+import { BSDIFF_BLOCK, VARINT_MAX_BYTES, writeUvarint, zigzagEncode } from '@ferry/core';
 import { SuffixIndex, type Match } from './suffix-index.js';
-
-/** Most output bytes one block of a bsdiff delta may produce (bounds bspatch's buffer). */
-export const BSDIFF_BLOCK = 1024 * 1024;
 
 /**
  * Largest reference the differ sorts for bsdiff; above it the differ offers only zstd patch-from.
@@ -74,16 +58,12 @@ class ByteWriter {
   }
 
   uvarint(v: number): void {
-    this.reserve(10);
-    while (v >= 0x80) {
-      this.buf[this.length++] = (v % 0x80) | 0x80;
-      v = Math.floor(v / 0x80);
-    }
-    this.buf[this.length++] = v;
+    this.reserve(VARINT_MAX_BYTES);
+    this.length = writeUvarint(this.buf, this.length, v);
   }
 
   zvarint(v: number): void {
-    this.uvarint(v >= 0 ? v * 2 : -v * 2 - 1);
+    this.uvarint(zigzagEncode(v));
   }
 
   /** The written bytes, in a buffer of their own (a worker posts it without the spare capacity). */

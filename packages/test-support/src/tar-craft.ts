@@ -18,7 +18,7 @@ function put(block: Buffer, off: number, len: number, text: string): void {
 }
 
 /** One 512-byte ustar header block with a valid checksum. */
-export function header(h: CraftHeader): Buffer {
+export function tarHeader(h: CraftHeader): Buffer {
   const b = Buffer.alloc(BLOCK);
   put(b, 0, 100, h.name);
   put(b, 100, 8, '0000644\0');
@@ -37,7 +37,7 @@ export function header(h: CraftHeader): Buffer {
 }
 
 /** `data` followed by zero padding to a whole block. */
-export function padded(data: Buffer): Buffer {
+export function tarPadded(data: Buffer): Buffer {
   return Buffer.concat([data, Buffer.alloc((BLOCK - (data.length % BLOCK)) % BLOCK)]);
 }
 
@@ -50,8 +50,8 @@ export function paxMember(records: Record<string, string>): Buffer {
     return `${len}${body}`;
   });
   const data = Buffer.from(lines.join(''), 'utf8');
-  return Buffer.concat([header({ name: 'PaxHeaders/x', type: 'x', size: data.length }), padded(data)]);
+  return Buffer.concat([tarHeader({ name: 'PaxHeaders/x', type: 'x', size: data.length }), tarPadded(data)]);
 }
 
 /** The two zero blocks that end an archive. */
-export const END = Buffer.alloc(2 * BLOCK);
+export const TAR_END = Buffer.alloc(2 * BLOCK);
