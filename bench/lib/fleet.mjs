@@ -129,7 +129,7 @@ export async function writeChunks(repoDir, count, size) {
   return names;
 }
 
-/** nginx serving REPO under /repo/ (worker processes: `workers`), as docs/protocol.md section 2 allows. */
-export function nginxFor(repoDir, workers) {
-  return startNginx({ root: repoDir, location: '/repo/', workers, workerConnections: 4096 });
+/** nginx (one process, sendfile, no access log) serving REPO under /repo/, as docs/protocol.md section 2 allows. */
+export function nginxFor(repoDir) {
+  return startNginx({ root: repoDir, location: '/repo/', workerConnections: 4096, accessLog: false });
 }
