@@ -3,9 +3,10 @@
 // directory in the same run. Prints requests/s, p50/p99 latency, server RSS and chunk MB/s, with
 // the targets MET/MISSED (never asserted). Every server runs in its own process (serve-child.mjs).
 import { readFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { findTool, startPostgres } from '@ferry/test-support';
-import { prepareData, rssOf, setupFleet, startServerChild, writeChunks, nginxFor } from './lib/fleet.mjs';
+import { cpuOf, prepareData, rssOf, setupFleet, startServerChild, writeChunks, nginxFor } from './lib/fleet.mjs';
 import { checkinLoad, chunkLoad } from './lib/load.mjs';
 import { check, printTable } from './lib/table.mjs';
 import { cleanWork, freshDir } from './lib/util.mjs';
@@ -19,10 +20,17 @@ const ms = (v) => (v === undefined ? '-' : `${v.toFixed(v < 10 ? 1 : 0)} ms`);
 const mb = (v) => `${(v / 1e6).toFixed(1)} MB`;
 const mbs = (v) => `${(v / 1e6).toFixed(1)} MB/s`;
 
+/**
+ * Runs one load; adds the servers' RSS and their CPU time per request (user + system, all server
+ * processes): unlike latencies, it does not depend on how much of the shared machine they got.
+ */
 async function measure(label, servers, fn) {
+  const cpu = async () => (await Promise.all(servers.map((s) => cpuOf(s.pid)))).reduce((a, b) => a + b, 0);
+  const before = await cpu();
   const r = await fn();
+  const cpuMs = ((await cpu()) - before) * 1000;
   const rss = await Promise.all(servers.map((s) => rssOf(s.pid)));
-  return { label, ...r, rss: rss.map((x) => x.rss), peakRss: rss.map((x) => x.peak) };
+  return { label, ...r, cpuMsPerRequest: r.requests > 0 ? cpuMs / r.requests : undefined, rss: rss.map((x) => x.rss), peakRss: rss.map((x) => x.peak) };
 }
 
 /** Check-ins (closed loop, then open loop at `rate`) and chunk fetches against `servers`; nginx beside them. */
@@ -88,8 +96,9 @@ async function runPostgres(work, o, agents, prof) {
 function print(results) {
   printTable(
     `server bench: ${results.agents} simulated agents (connections), ${results.duration} s per run, chunks of ${results.chunkSize / 1024} KiB`,
-    ['run', 'req/s', 'p50', 'p99', 'MB/s', 'non-2xx', 'errors', 'server RSS (peak)'],
-    results.rows.map((r) => [r.label, r.rps.toFixed(0), ms(r.p50), ms(r.p99), mbs(r.bytesPerSecond), String(r.non2xx), String(r.errors + r.timeouts), r.rss.map((x, i) => `${mb(x)} (${mb(r.peakRss[i])})`).join(' + ')]),
+    ['run', 'req/s', 'p50', 'p99', 'MB/s', 'server CPU/req', 'non-2xx', 'errors', 'server RSS (peak)'],
+    results.rows.map((r) => [r.label, r.rps.toFixed(0), ms(r.p50), ms(r.p99), mbs(r.bytesPerSecond), r.cpuMsPerRequest === undefined ? '-' : `${r.cpuMsPerRequest.toFixed(2)} ms`, String(r.non2xx), String(r.errors + r.timeouts), r.rss.map((x, i) => `${mb(x)} (${mb(r.peakRss[i])})`).join(' + ')]),
+    [`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores (autocannon shares them): compare rows of one run and CPU per request, not latencies across machines`],
   );
   const row = (re) => results.rows.find((r) => re.test(r.label));
   const nginx = row(/^nginx/);

@@ -32,6 +32,13 @@ export async function rssOf(pid) {
   return { rss: kb('VmRSS'), peak: kb('VmHWM') };
 }
 
+/** CPU seconds (user + system) a process used so far, from /proc (clock ticks of 1/100 s). */
+export async function cpuOf(pid) {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /**
  * Starts `ferry serve` in a child process. `prof` (a directory) runs it under `node --cpu-prof`.
  * Returns { url, pid, stop() }.

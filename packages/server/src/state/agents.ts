@@ -9,8 +9,13 @@ import type { ChangeFeed } from './changes.js';
 import type { AgentsTable, Database } from './schema.js';
 import type { TokenState } from './tokens.js';
 
-/** Reports kept per agent for its recent history. */
+/** Reports kept per agent for its recent history (at least; trimmed every TRIM_EVERY reports). */
 const HISTORY = 100;
+/**
+ * Reports an agent adds between two trims of its history by this process: trimming is the
+ * costliest statement of a report (an index walk past HISTORY rows), so it runs once per batch.
+ */
+const TRIM_EVERY = 16;
 /** Inventory layers kept in memory at most (inventories are immutable: named by their digest). */
 const INVENTORY_CACHE_LAYERS = 256 * 1024;
 
@@ -51,6 +56,8 @@ const parse = <T>(s: string | null, fallback: T): T => (s === null ? fallback : 
 /** Agents in the state database. */
 export class AgentState {
   private readonly inventories = new TtlCache<Digest, Digest[]>({ ttlMs: Infinity, maxWeight: INVENTORY_CACHE_LAYERS, weigh: (l) => Math.max(1, l.length) });
+  /** Reports stored per agent since this process last trimmed its history (absent: trim at the next). */
+  private readonly untrimmed = new Map<string, number>();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -123,11 +130,25 @@ export class AgentState {
     const received = this.now();
     await this.db.insertInto('reports').values(fresh.map((r) => ({ agent_id: id, counter: r.counter, received, report: JSON.stringify(r) }))).onConflict((oc) => oc.doNothing()).execute();
     await this.db.updateTable('agents').set({ report: JSON.stringify(newest), report_counter: newest.counter, state: newest.state }).where('id', '=', id).where('report_counter', '<', newest.counter).execute();
-    // the history keeps the newest HISTORY reports (one statement: the cut is a subquery)
-    const cut = this.db.selectFrom('reports').select('counter').where('agent_id', '=', id).orderBy('counter', 'desc').offset(HISTORY).limit(1);
-    await this.db.deleteFrom('reports').where('agent_id', '=', id).where('counter', '<=', cut).execute();
+    await this.trimHistory(id, fresh.length);
     this.changes.emit({ kind: 'agent', key: id });
     return { accepted: fresh.length, dropped: reports.length - fresh.length };
+  }
+
+  /**
+   * Keeps the newest HISTORY reports of an agent, trimming once TRIM_EVERY reports were added since
+   * this process last did (the first time it sees the agent too, so a restart trims at once).
+   */
+  private async trimHistory(id: string, added: number): Promise<void> {
+    const since = this.untrimmed.get(id);
+    if (since !== undefined && since + added < TRIM_EVERY) {
+      this.untrimmed.set(id, since + added);
+      return;
+    }
+    // one statement: the cut is a subquery
+    const cut = this.db.selectFrom('reports').select('counter').where('agent_id', '=', id).orderBy('counter', 'desc').offset(HISTORY).limit(1);
+    await this.db.deleteFrom('reports').where('agent_id', '=', id).where('counter', '<=', cut).execute();
+    this.untrimmed.set(id, 0);
   }
 
   /** One agent, or undefined. */
