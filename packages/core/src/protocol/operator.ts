@@ -5,7 +5,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { AGENT_ID_RE, CHANNEL_RE, PROTOCOL_LIMITS as L } from './constants.js';
-import { DigestSchema, ErrorInfoSchema, LinkStatsSchema, ReleaseInfoSchema, ReportSchema } from './schemas.js';
+import { DigestSchema, LinkStatsSchema, PROGRESS_FIELDS, ReleaseInfoSchema, ReportSchema } from './schemas.js';
 
 const Uint = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 const Channel = Type.String({ pattern: CHANNEL_RE.source, maxLength: 128 });
@@ -23,13 +23,7 @@ export const AgentSummarySchema = Type.Object({
   channel: Nullable(Channel),
   release: Nullable(Uint),
   bundle: Nullable(DigestSchema),
-  bytesDone: Uint,
-  bytesTotal: Uint,
-  chunksDone: Uint,
-  chunksTotal: Uint,
-  rate: Type.Number({ minimum: 0, maximum: 1e12 }),
-  eta: Nullable(Type.Number({ minimum: 0, maximum: 1e9 })),
-  error: Nullable(ErrorInfoSchema),
+  ...PROGRESS_FIELDS,
   link: Nullable(LinkStatsSchema),
   /** Last accepted request (check-in or report). */
   lastSeen: Nullable(Uint),

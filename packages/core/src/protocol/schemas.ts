@@ -38,6 +38,17 @@ export const LinkStatsSchema = Type.Object({
   rtt: Nullable(Type.Number({ minimum: 0, maximum: 86_400 })),
 });
 
+/** A transfer's progress, as a report carries it and an operator view shows it. */
+export const PROGRESS_FIELDS = {
+  bytesDone: Uint,
+  bytesTotal: Uint,
+  chunksDone: Uint,
+  chunksTotal: Uint,
+  rate: Type.Number({ minimum: 0, maximum: 1e12 }),
+  eta: Nullable(Type.Number({ minimum: 0, maximum: 1e9 })),
+  error: Nullable(ErrorInfoSchema),
+};
+
 /** One progress report (docs/protocol.md section 3.2). */
 export const ReportSchema = Type.Object({
   counter: Counter,
@@ -46,13 +57,7 @@ export const ReportSchema = Type.Object({
   channel: Type.Optional(Nullable(Channel)),
   release: Type.Optional(Nullable(Uint)),
   bundle: Type.Optional(Nullable(DigestSchema)),
-  bytesDone: Uint,
-  bytesTotal: Uint,
-  chunksDone: Uint,
-  chunksTotal: Uint,
-  rate: Type.Number({ minimum: 0, maximum: 1e12 }),
-  eta: Nullable(Type.Number({ minimum: 0, maximum: 1e9 })),
-  error: Nullable(ErrorInfoSchema),
+  ...PROGRESS_FIELDS,
   link: Type.Optional(LinkStatsSchema),
 });
 
