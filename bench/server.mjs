@@ -40,6 +40,8 @@ async function runSuite(name, servers, fleet, o) {
   const common = { layers: fleet.layers, bundle: fleet.bundle, duration: o.duration };
   // warm up: every connection opened, every token cached, statements prepared
   await checkinLoad(urls, fleet.agents, { ...common, duration: 2 });
+  // one agent at a time: the service time of a check-in without queueing
+  rows.push(await measure(`${name}: check-in, 1 connection`, servers, () => checkinLoad(urls, fleet.agents.slice(0, urls.length), common)));
   rows.push(await measure(`${name}: check-in, closed loop`, servers, () => checkinLoad(urls, fleet.agents, common)));
   rows.push(await measure(`${name}: check-in, ${o.rate}/s offered`, servers, () => checkinLoad(urls, fleet.agents, { ...common, rate: o.rate })));
   rows.push(await measure(`${name}: chunks`, servers, () => chunkLoad(urls, o.chunks, { connections: fleet.agents.length, duration: o.duration })));
