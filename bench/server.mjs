@@ -17,6 +17,8 @@ const CHUNK_SIZE = 64 * 1024;
 const serverOptions = (data, releasePub, extra = {}) => ({ dataDir: data, releasePub, rateLimit: { max: 1e9, windowMs: 60_000 }, build: { level: 3, workers: 1, pollMs: 200 }, buildRetryAfter: 1, ...extra });
 
 const ms = (v) => (v === undefined ? '-' : `${v.toFixed(v < 10 ? 1 : 0)} ms`);
+/** A run's figures, or none when no answer arrived within the run (latencies of nothing are not 0). */
+const answered = (r) => (r && r.requests > 0 ? r : undefined);
 const mb = (v) => `${(v / 1e6).toFixed(1)} MB`;
 const mbs = (v) => `${(v / 1e6).toFixed(1)} MB/s`;
 
@@ -99,10 +101,10 @@ function print(results) {
   printTable(
     `server bench: ${results.agents} simulated agents (connections), ${results.duration} s per run, chunks of ${results.chunkSize / 1024} KiB`,
     ['run', 'req/s', 'p50', 'p99', 'MB/s', 'server CPU/req', 'non-2xx', 'errors', 'server RSS (peak)'],
-    results.rows.map((r) => [r.label, r.rps.toFixed(0), ms(r.p50), ms(r.p99), mbs(r.bytesPerSecond), r.cpuMsPerRequest === undefined ? '-' : `${r.cpuMsPerRequest.toFixed(2)} ms`, String(r.non2xx), String(r.errors + r.timeouts), r.rss.map((x, i) => `${mb(x)} (${mb(r.peakRss[i])})`).join(' + ')]),
+    results.rows.map((r) => [r.label, r.rps.toFixed(0), ms(answered(r)?.p50), ms(answered(r)?.p99), mbs(r.bytesPerSecond), r.cpuMsPerRequest === undefined ? '-' : `${r.cpuMsPerRequest.toFixed(2)} ms`, String(r.non2xx), String(r.errors + r.timeouts), r.rss.map((x, i) => `${mb(x)} (${mb(r.peakRss[i])})`).join(' + ')]),
     [`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores (autocannon shares them): compare rows of one run and CPU per request, not latencies across machines`],
   );
-  const row = (re) => results.rows.find((r) => re.test(r.label));
+  const row = (re) => answered(results.rows.find((r) => re.test(r.label)));
   const nginx = row(/^nginx/);
   const ferry = row(/^SQLite.*chunks/);
   const open = row(/^SQLite.*offered/);
