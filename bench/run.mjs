@@ -1,6 +1,7 @@
 // Runs the benches and writes bench/results/latest.json (gitignored).
-// Usage: node bench/run.mjs [store] [dataset] [bundle] [--sizes=512,1024] [--pairs=a,b] [--quick]
-//        [--rebuild-dataset] [--no-ref-cache]
+// Usage: node bench/run.mjs [store] [dataset] [bundle] [server] [--sizes=512,1024] [--pairs=a,b] [--quick]
+//        [--rebuild-dataset] [--no-ref-cache] [--agents=1000] [--duration=10] [--rate=1000]
+//        [--no-postgres]
 // With no bench named, runs store and bundle (bundle builds the dataset first if it is missing).
 import { execFileSync } from 'node:child_process';
 import { hostname, cpus, totalmem, loadavg } from 'node:os';
@@ -13,14 +14,14 @@ const flags = Object.fromEntries(args.filter((a) => a.startsWith('--')).map((a) 
   return [k, v ?? true];
 }));
 const names = args.filter((a) => !a.startsWith('--'));
-const known = ['store', 'dataset', 'bundle'];
+const known = ['store', 'dataset', 'bundle', 'server'];
 for (const n of names) if (!known.includes(n)) {
   console.error(`unknown bench ${n}; choose from ${known.join(', ')}`);
   process.exit(2);
 }
 const selected = names.length > 0 ? names : ['store', 'bundle'];
 if (flags.help) {
-  console.log('node bench/run.mjs [store] [dataset] [bundle] [--sizes=512,1024] [--pairs=dep-bump,security-update,noop-rebuild,cross-image] [--quick] [--rebuild-dataset] [--no-ref-cache]');
+  console.log('node bench/run.mjs [store] [dataset] [bundle] [server] [--sizes=512,1024] [--pairs=dep-bump,security-update,noop-rebuild,cross-image] [--quick] [--rebuild-dataset] [--no-ref-cache] [--agents=1000] [--duration=10] [--rate=1000] [--no-postgres]');
   process.exit(0);
 }
 
@@ -65,6 +66,13 @@ if (selected.includes('bundle')) {
   const s = performance.now();
   out.bundle = await runBundle(out.dataset, { pairs, refCache: !flags['no-ref-cache'] });
   timings.bundle = (performance.now() - s) / 1000;
+}
+if (selected.includes('server')) {
+  const { runServer } = await import('./server.mjs');
+  const num = (name) => (typeof flags[name] === 'string' ? Number(flags[name]) : undefined);
+  const s = performance.now();
+  out.server = await runServer({ agents: num('agents'), duration: num('duration'), rate: num('rate'), postgres: !flags['no-postgres'], prof: process.env.FERRY_BENCH_CPU_PROF || undefined });
+  timings.server = (performance.now() - s) / 1000;
 }
 out.run.seconds = (performance.now() - t0) / 1000;
 out.run.benchSeconds = timings;
