@@ -79,7 +79,6 @@ export const EXIT_BY_CODE: Partial<Record<ErrorCode, ExitCode>> = {
   FERRY_ERR_STORE_LOCKED: EXIT.locked,
   FERRY_ERR_FETCH_HTTP: EXIT.network,
   FERRY_ERR_FETCH_RANGE: EXIT.network,
-  FERRY_ERR_FETCH_CONNECTION: EXIT.network,
   FERRY_ERR_FETCH_STALLED: EXIT.network,
   FERRY_ERR_PROTOCOL_INVALID: EXIT.integrity,
   FERRY_ERR_NOT_FOUND: EXIT.notFound,

@@ -47,7 +47,6 @@ export const ERROR_CODES = {
   FERRY_ERR_CHUNK_MISSING: { retryable: true, text: 'a chunk the payload needs is not available' },
   FERRY_ERR_FETCH_HTTP: { retryable: true, text: 'a source answered with an HTTP status the fetcher cannot use (5xx, 408 and 429 are retried; other 4xx are not)' },
   FERRY_ERR_FETCH_RANGE: { retryable: true, text: 'a ranged answer does not match the range asked for (Content-Range, 416); the chunk restarts' },
-  FERRY_ERR_FETCH_CONNECTION: { retryable: true, text: 'the connection failed, or was reset or closed before the answer was complete' },
   FERRY_ERR_FETCH_STALLED: { retryable: true, text: 'no byte arrived for the stall timeout, or too few in the low-speed window (a slow link)' },
   FERRY_ERR_PROTOCOL_INVALID: { retryable: false, text: "a request or answer does not have the protocol's shape (malformed JSON, wrong field, over a cap)" },
   FERRY_ERR_PROTOCOL_REPLAY: { retryable: false, text: 'a request or report counter is not higher than the last one the server accepted from that agent' },
@@ -59,7 +58,7 @@ export const ERROR_CODES = {
   FERRY_ERR_RATE_LIMITED: { retryable: true, text: 'too many requests; retry after the delay the server gives' },
   FERRY_ERR_TIMEOUT: { retryable: true, text: 'a request or answer did not arrive in time' },
   FERRY_ERR_SERVER_BUSY: { retryable: true, text: 'the server cannot take the request now (shutting down, queue full)' },
-  FERRY_ERR_NETWORK: { retryable: true, text: 'the server could not be reached, or the connection failed' },
+  FERRY_ERR_NETWORK: { retryable: true, text: 'a server or source could not be reached, or the connection failed, was reset or closed before the answer was complete' },
 } as const satisfies Record<string, { retryable: boolean; text: string }>;
 
 /** A stable error code. */
