@@ -20,6 +20,7 @@ import { serveCommand } from './commands/serve.js';
 import { pushCommand } from './commands/push.js';
 import { releaseCommand } from './commands/release.js';
 import { agentsAddCommand, tokensAddCommand } from './commands/admin.js';
+import { agentCommand } from './commands/agent.js';
 
 /** Every command, in the order `ferry --help` lists them. */
 export const COMMANDS: CommandSpec[] = [
@@ -40,6 +41,7 @@ export const COMMANDS: CommandSpec[] = [
   releaseCommand,
   agentsAddCommand,
   tokensAddCommand,
+  agentCommand,
   demoCommand,
 ];
 

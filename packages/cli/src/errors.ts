@@ -77,6 +77,8 @@ export const EXIT_BY_CODE: Partial<Record<ErrorCode, ExitCode>> = {
   FERRY_ERR_IO: EXIT.io,
   FERRY_ERR_DISK_FULL: EXIT.io,
   FERRY_ERR_STORE_LOCKED: EXIT.locked,
+  FERRY_ERR_AGENT_RUNNING: EXIT.locked,
+  FERRY_ERR_AGENT_HOOK: EXIT.failure,
   FERRY_ERR_FETCH_HTTP: EXIT.network,
   FERRY_ERR_FETCH_RANGE: EXIT.network,
   FERRY_ERR_FETCH_STALLED: EXIT.network,

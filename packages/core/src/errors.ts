@@ -28,6 +28,8 @@ export const ERROR_CODES = {
   FERRY_ERR_IMAGE_LAYER_CORRUPT: { retryable: false, text: 'a layer blob cannot be decompressed (truncated gzip/zstd)' },
   FERRY_ERR_STORE_INVALID: { retryable: false, text: 'the directory is not a ferry store, or its version is unknown' },
   FERRY_ERR_STORE_LOCKED: { retryable: true, text: 'another process holds the store lock' },
+  FERRY_ERR_AGENT_RUNNING: { retryable: false, text: 'another ferry agent already runs on this store' },
+  FERRY_ERR_AGENT_HOOK: { retryable: false, text: "the agent's on-commit command failed (the image is installed; the failure is reported)" },
   FERRY_ERR_REF_INVALID: { retryable: false, text: 'an image reference is not of the form name:tag' },
   FERRY_ERR_REF_NOT_FOUND: { retryable: false, text: 'no image with that reference is in the store' },
   FERRY_ERR_OBJECT_MISSING: { retryable: false, text: 'an object the store needs is missing' },
