@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import { AGENT_ID_RE, CHANNEL_RE, FerryError, PROTOCOL_LIMITS, type Report, type TrustPolicy } from '@ferry/core';
 import type { FetcherOptions } from './options.js';
+import type { FetchProgress } from './progress.js';
 
 /** Options of {@link Agent}. */
 export interface AgentOptions {
@@ -46,6 +47,8 @@ export interface AgentOptions {
   onCommit?: ((ref: string, signal: AbortSignal) => Promise<void>) | undefined;
   /** Every report the agent makes (logs, the CLI's progress line). */
   onReport?: ((report: Report) => void) | undefined;
+  /** Transfer progress about every second (a progress line); reports stay at `reportSeconds`. */
+  onProgress?: ((phase: 'fetching' | 'applying', p: FetchProgress) => void) | undefined;
   /** Extra chunk fetcher options (stall timeouts, retries; tests shorten them). */
   fetcher?: Partial<Omit<FetcherOptions, 'cacheDir' | 'sources'>> | undefined;
   /** Unix seconds now (tests inject it). */
@@ -55,7 +58,7 @@ export interface AgentOptions {
 }
 
 /** AgentOptions with every default filled in. */
-export type ResolvedAgentOptions = Required<Omit<AgentOptions, 'onCommit' | 'onReport' | 'maxBytesPerSecond' | 'version'>> & Pick<AgentOptions, 'onCommit' | 'onReport' | 'maxBytesPerSecond' | 'version'>;
+export type ResolvedAgentOptions = Required<Omit<AgentOptions, 'onCommit' | 'onReport' | 'onProgress' | 'maxBytesPerSecond' | 'version'>> & Pick<AgentOptions, 'onCommit' | 'onReport' | 'onProgress' | 'maxBytesPerSecond' | 'version'>;
 
 function need(ok: boolean, msg: string): void {
   if (!ok) throw new FerryError('FERRY_ERR_USAGE', msg);

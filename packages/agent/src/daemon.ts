@@ -168,7 +168,14 @@ export class Agent {
         header,
         channel: a.channel,
         fetcher: { concurrency: this.o.concurrency, maxBytesPerSecond: this.o.maxBytesPerSecond, ...this.o.fetcher, cacheDir: this.o.cacheDir, sources },
-        onProgress: (phase, p) => (last = { phase, p }),
+        onProgress: (phase, p) => {
+          last = { phase, p };
+          try {
+            this.o.onProgress?.(phase, p);
+          } catch {
+            // a listener's bug must not stop a transfer
+          }
+        },
         signal: ac.signal,
       });
       await this.reporter.make('committed', subject, last?.p, null);

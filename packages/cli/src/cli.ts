@@ -14,7 +14,8 @@ import { keygenCommand } from './commands/keygen.js';
 import { bundleCommand } from './commands/bundle.js';
 import { bundleInspectCommand } from './commands/bundle-inspect.js';
 import { applyCommand } from './commands/apply.js';
-import { demoCommand } from './commands/demo.js';
+import { offlineDemoCommand } from './commands/demo.js';
+import { demoCommand } from './commands/demo-live.js';
 import { linksimCommand } from './commands/linksim.js';
 import { serveCommand } from './commands/serve.js';
 import { pushCommand } from './commands/push.js';
@@ -43,6 +44,7 @@ export const COMMANDS: CommandSpec[] = [
   tokensAddCommand,
   agentCommand,
   demoCommand,
+  offlineDemoCommand,
 ];
 
 /** The text of `ferry --help`. */

@@ -36,7 +36,7 @@ describe('help and version', () => {
   it('ferry --help lists every command and the exit codes', async () => {
     const r = await ferry(['--help']);
     expect(r.code).toBe(0);
-    for (const c of ['import', 'images', 'export', 'inspect', 'rm', 'fsck', 'gc', 'keygen', 'bundle', 'bundle inspect', 'apply', 'linksim', 'serve', 'push', 'release', 'agents add', 'tokens add', 'demo']) expect(r.stdout).toMatch(new RegExp(`^  ${c}\\s`, 'm'));
+    for (const c of ['import', 'images', 'export', 'inspect', 'rm', 'fsck', 'gc', 'keygen', 'bundle', 'bundle inspect', 'apply', 'linksim', 'serve', 'push', 'release', 'agents add', 'tokens add', 'agent', 'demo', 'demo offline']) expect(r.stdout).toMatch(new RegExp(`^  ${c}\\s`, 'm'));
     for (const code of [0, 1, 2, 3, 4, 5, 6, 7]) expect(r.stdout).toMatch(new RegExp(`^  ${code}  \\S`, 'm'));
     expect(r.stdout).toContain('FERRY_DEBUG');
   });

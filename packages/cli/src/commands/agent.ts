@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { FerryError, type Report } from '@ferry/core';
-import { Agent } from '@ferry/agent';
+import { Agent, type FetchProgress } from '@ferry/agent';
 import { agentOptions } from '../agent-config.js';
 import type { CommandSpec } from '../command.js';
 import type { Invocation, OutStream } from '../context.js';
@@ -43,10 +43,17 @@ function hook(template: string): (ref: string, signal: AbortSignal) => Promise<v
     });
 }
 
+/** Progress lines: JSON lines (--json), or the report line refreshed in place on a terminal. */
+function progressPrinter(out: OutStream, json: boolean): ((phase: 'fetching' | 'applying', p: FetchProgress) => void) | undefined {
+  if (json) return (phase, p) => out.write(JSON.stringify({ progress: { phase, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, chunksDone: p.chunksDone, chunksTotal: p.chunksTotal, rate: p.rate, eta: p.eta, error: p.error, link: p.link } }) + '\n');
+  if (!out.isTTY) return undefined;
+  return (phase, p) => out.write(`\r\x1b[2K${reportLine({ counter: 1, at: '', state: phase, ...p, link: undefined }).slice(0, (out.columns ?? 100) - 1)}`);
+}
+
 async function run(inv: Invocation): Promise<number> {
   const { ctx, global } = inv;
   const { options, onCommit } = await agentOptions(inv);
-  const agent = await Agent.open({ ...options, version: ctx.version, onReport: printer(global.json ? ctx.stdout : ctx.stderr, global.json), onCommit: onCommit ? hook(onCommit) : undefined });
+  const agent = await Agent.open({ ...options, version: ctx.version, onReport: printer(global.json ? ctx.stdout : ctx.stderr, global.json), onProgress: progressPrinter(global.json ? ctx.stdout : ctx.stderr, global.json), onCommit: onCommit ? hook(onCommit) : undefined });
   try {
     if (inv.values.once === true) {
       const results = await agent.runOnce({ signal: ctx.signal });
