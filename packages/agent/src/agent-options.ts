@@ -41,7 +41,7 @@ export interface AgentOptions {
   maxBufferedReports?: number | undefined;
   /** Seconds a bad bundle is left alone before it is tried again (default 3600). */
   badBundleSeconds?: number | undefined;
-  /** Longest wait between attempts after network errors, seconds (default 300). */
+  /** Longest wait between attempts after network errors, seconds (default 60; jitter adds up to as much again). */
   maxBackoffSeconds?: number | undefined;
   /** Runs after each commit with the installed ref; a failure is reported, not fatal. */
   onCommit?: ((ref: string, signal: AbortSignal) => Promise<void>) | undefined;
@@ -78,7 +78,7 @@ export function resolveAgentOptions(o: AgentOptions): ResolvedAgentOptions {
     reportSeconds: o.reportSeconds ?? 10,
     maxBufferedReports: o.maxBufferedReports ?? PROTOCOL_LIMITS.reports,
     badBundleSeconds: o.badBundleSeconds ?? 3600,
-    maxBackoffSeconds: o.maxBackoffSeconds ?? 300,
+    maxBackoffSeconds: o.maxBackoffSeconds ?? 60,
     fetcher: o.fetcher ?? {},
     now: o.now ?? (() => Date.now() / 1000),
   };

@@ -43,12 +43,23 @@ export class AgentApi {
         return body;
       } catch (err) {
         signal?.throwIfAborted();
+        if (isFerryError(err) && isTransientStatus(err)) {
+          // a front (nginx, a proxy) answering 5xx, 408 or 429 without a ferry body: try again later
+          last = new FerryError('FERRY_ERR_FETCH_HTTP', `${path}: HTTP ${err.details!.status as number}`, { cause: err, details: err.details });
+          continue;
+        }
         if (!isFerryError(err) || (err.code !== 'FERRY_ERR_NETWORK' && err.code !== 'FERRY_ERR_ABORTED')) throw err;
         last = err.code === 'FERRY_ERR_ABORTED' ? new FerryError('FERRY_ERR_NETWORK', `${path}: no answer within ${REQUEST_TIMEOUT_MS / 1000} s`, { cause: err }) : err;
       }
     }
     throw last!;
   }
+}
+
+/** A non-ferry error answer with a status that says "not now": 408, 429 or 5xx. */
+function isTransientStatus(err: FerryError): boolean {
+  const status = err.details?.status;
+  return err.code === 'FERRY_ERR_PROTOCOL_INVALID' && typeof status === 'number' && (status === 408 || status === 429 || status >= 500);
 }
 
 /**

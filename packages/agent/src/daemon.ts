@@ -18,6 +18,12 @@ import { Reporter } from './reporter.js';
 import { runTransfer } from './transfer.js';
 import type { FetchProgress } from './progress.js';
 
+/**
+ * The longest backoff between attempts at a chunk: on a link that comes back after an outage, a
+ * probe every few seconds costs a SYN, while a long backoff wastes the uptime it waits through.
+ */
+const RETRY_CAP_MS = 8000;
+
 /** How one sync ended. */
 export type SyncOutcome =
   /** Every channel runs its latest release (or has none). */
@@ -167,7 +173,7 @@ export class Agent {
         store: this.store,
         header,
         channel: a.channel,
-        fetcher: { concurrency: this.o.concurrency, maxBytesPerSecond: this.o.maxBytesPerSecond, ...this.o.fetcher, cacheDir: this.o.cacheDir, sources },
+        fetcher: { concurrency: this.o.concurrency, maxBytesPerSecond: this.o.maxBytesPerSecond, maxRetryMs: RETRY_CAP_MS, ...this.o.fetcher, cacheDir: this.o.cacheDir, sources },
         onProgress: (phase, p) => {
           last = { phase, p };
           try {

@@ -22,5 +22,5 @@ describe.skipIf(!process.env.FERRY_SLOW_TESTS)('ferry demo', () => {
     expect(r.dockerPull.bytes).toBeGreaterThan(r.payloadBytes);
     const after = (await readdir('/dev/shm').catch(() => [] as string[])).filter((f) => f.startsWith('ferry-fleet-'));
     expect(after.filter((f) => !before.includes(f))).toEqual([]);
-  });
+  }, 300_000);
 });

@@ -76,7 +76,7 @@ async function runAgent(args: string[], o: LiveOptions, link: LinkSim, screen: S
   signal?.addEventListener('abort', stop, { once: true });
   try {
     for (let round = 0; round < 2 && !t.committed; round++) {
-      child = startAgentChild(args, {
+      child = startAgentChild(args, undefined, {
         onProgress: (p) => {
           screen.live(progressText(p, link));
           if (round === 0 && p.phase === 'fetching' && p.bytesTotal > 0 && p.bytesDone >= o.killAt * p.bytesTotal && t.killedAt === undefined) {

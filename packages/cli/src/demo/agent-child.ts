@@ -37,9 +37,9 @@ export interface AgentChild {
   kill(signal: NodeJS.Signals): void;
 }
 
-/** Starts `ferry agent ARGS --once --json`. */
-export function startAgentChild(args: string[], events: AgentEvents): AgentChild {
-  const child: ChildProcess = spawn(process.execPath, [MAIN, 'agent', ...args, '--once', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts `ferry agent ARGS --once --json` (`main`: the CLI entry, default this build's). */
+export function startAgentChild(args: string[], main: string | undefined, events: AgentEvents): AgentChild {
+  const child: ChildProcess = spawn(process.execPath, [main ?? MAIN, 'agent', ...args, '--once', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
   createInterface({ input: child.stdout! }).on('line', (line) => {
