@@ -15,8 +15,15 @@ export interface FaultyProxy {
   failRate: number;
   /** Chunk body bytes forwarded to clients. */
   chunkBytes: number;
+  /** Chunk body bytes forwarded, by request path (no query). */
+  chunkBytesByPath: Map<string, number>;
   /** Errors answered, by status. */
   failed: Record<number, number>;
+  /**
+   * Holds a chunk answer: after `after` body bytes, nothing more is forwarded until `gate`
+   * resolves (a transfer kept in flight while a test does something else).
+   */
+  hold?: ((path: string) => { after: number; gate: Promise<void> } | undefined) | undefined;
   close(): Promise<void>;
 }
 
@@ -24,7 +31,7 @@ export interface FaultyProxy {
 export async function startFaultyProxy(target: string, failRate: number, seed = 1): Promise<FaultyProxy> {
   const t = new URL(target);
   const random = rng(seed);
-  const p: FaultyProxy = { url: '', failRate, chunkBytes: 0, failed: {}, close: async () => {} };
+  const p: FaultyProxy = { url: '', failRate, chunkBytes: 0, chunkBytesByPath: new Map(), failed: {}, close: async () => {} };
   const statuses = [500, 503, 408];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     if (random() < p.failRate) {
@@ -36,10 +43,32 @@ export async function startFaultyProxy(target: string, failRate: number, seed = 
     }
     const up = request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
-      const isChunk = req.url?.startsWith('/repo/chunks/') ?? false;
-      answer.on('data', (b: Buffer) => {
-        if (isChunk) p.chunkBytes += b.length;
+      const path = req.url ?? '';
+      const isChunk = path.startsWith('/repo/chunks/');
+      const hold = isChunk ? p.hold?.(path) : undefined;
+      let sent = 0;
+      const fwd = (b: Buffer): void => {
+        if (isChunk) {
+          p.chunkBytes += b.length;
+          p.chunkBytesByPath.set(path, (p.chunkBytesByPath.get(path) ?? 0) + b.length);
+        }
         res.write(b);
+      };
+      answer.on('data', (b: Buffer) => {
+        if (hold && sent < hold.after && sent + b.length >= hold.after) {
+          const cut = hold.after - sent;
+          fwd(b.subarray(0, cut));
+          sent += b.length;
+          answer.pause();
+          void hold.gate.then(() => {
+            if (res.destroyed) return;
+            fwd(b.subarray(cut));
+            answer.resume();
+          });
+          return;
+        }
+        sent += b.length;
+        fwd(b);
       });
       answer.on('end', () => res.end());
       answer.on('error', () => res.destroy());
