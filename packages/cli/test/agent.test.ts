@@ -2,8 +2,11 @@
  * `ferry agent` end to end on loopback: a server with v2 released, an agent holding v1. The
  * agent (the built CLI, a child process) syncs once and ends with v2's image ID, having received
  * exactly the payload bytes it needed; a second agent on the same store is refused; reports made
- * while the server is unreachable are kept on disk and arrive, in order, at the next contact.
+ * while the server is unreachable are kept on disk and arrive, in order, at the next contact; the
+ * on-commit command runs with the ref, and its failure is reported, not fatal.
  */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, ReportBuffer } from '@ferry/agent';
 import { Store, type Report } from '@ferry/core';
@@ -35,7 +38,8 @@ function parseLines(stdout: string): { reports: Report[]; result: { committed: {
 
 describe('ferry agent --once', () => {
   it('brings v2 into a store holding v1, fetching each needed byte once', async () => {
-    const run = await ferry([...args('edge-1', agent.token, agent.store), '--once', '--json']);
+    const hookOut = join(fleet.work, 'hook-out');
+    const run = await ferry([...args('edge-1', agent.token, agent.store), '--once', '--json', '--on-commit', `printf '%s' {ref} > ${hookOut}`]);
     expect(run.code, run.stderr).toBe(0);
     const { reports, result } = parseLines(run.stdout);
     expect(result?.committed.map((c) => [c.ref, c.config])).toEqual([['app:v2', fleet.configs['app:v2']]]);
@@ -47,6 +51,8 @@ describe('ferry agent --once', () => {
     // every chunk crossed once: the bytes received are the payload bytes the plan needed
     expect(done.link!.bytesReceived).toBe(done.bytesTotal);
     expect(reports.map((r) => r.counter)).toEqual([...reports.map((r) => r.counter)].sort((a, b) => a - b));
+
+    expect(await readFile(hookOut, 'utf8')).toBe('app:v2');
 
     const again = await ferry([...args('edge-1', agent.token, agent.store), '--once']);
     expect([again.code, again.stdout]).toEqual([0, 'up to date\n']);
@@ -80,16 +86,20 @@ describe('ferry agent --once', () => {
     const buffered = (await ReportBuffer.open(`${second.store}/agent`, 256)).peek(256);
     expect(buffered.map((r) => [r.state, r.error?.code])).toEqual([['failed', 'FERRY_ERR_NETWORK'], ['failed', 'FERRY_ERR_NETWORK']]);
 
-    const online = await Agent.open({ ...o, servers: [fleet.url] });
+    const seen: Report[] = [];
+    const online = await Agent.open({ ...o, servers: [fleet.url], onReport: (r) => seen.push(r), onCommit: async () => { throw new Error('docker is not running'); } });
     try {
-      const out = await online.sync();
-      expect(out.kind === 'committed' || out.kind === 'waiting').toBe(true);
+      await online.runOnce();
     } finally {
       await online.close();
     }
     const kept = await fleet.server.state.agents.recentReports('edge-2', 100);
     const offlineCounters = buffered.map((r) => r.counter);
     expect(kept.filter((r) => offlineCounters.includes(r.counter)).map((r) => r.counter).reverse()).toEqual(offlineCounters);
-    expect((await ReportBuffer.open(`${second.store}/agent`, 256)).size).toBe(0);
+    // what is left is the last state, made after the last contact (it goes at the next one)
+    expect((await ReportBuffer.open(`${second.store}/agent`, 256)).peek(256).map((r) => r.state)).toEqual(['idle']);
+    // the on-commit failure is reported; the image is installed all the same
+    expect(seen.filter((r) => r.state === 'committed').map((r) => r.error?.code ?? null)).toEqual([null, 'FERRY_ERR_AGENT_HOOK']);
+    expect((await (await Store.open(second.store)).resolve('app:v2')).configDigest).toBe(fleet.configs['app:v2']);
   });
 });
