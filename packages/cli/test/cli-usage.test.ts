@@ -53,7 +53,9 @@ describe('help and version', () => {
     bundle: ['--from', '--to', '--key', '--bundle-key', '--out', '--channel', '--release', '--expires', '--install-as', '--chunk-size', '--max-patch-ref', '--level', 'bundle inspect'],
     'bundle inspect': ['--link', '--trust', '--bundle', '--top', 'signature'],
     apply: ['--trust', '--channel', '--ref', '--bundle', 'threshold'],
-    demo: ['--dir', '--keep'],
+    demo: ['--link', '--up', '--down', '--image-size', '--kill-at', 'demo offline'],
+    'demo offline': ['--dir', '--keep'],
+    agent: ['--config', '--server', '--id', '--token', '--token-file', '--channel', '--trust', '--state', '--cache', '--source', '--bandwidth', '--concurrency', '--on-commit', '--once', 'FERRY_ERR_AGENT_RUNNING'],
   };
   for (const [cmd, opts] of Object.entries(options)) {
     it(`ferry ${cmd} --help mentions its options`, async () => {
