@@ -5,8 +5,8 @@
  * while the server is unreachable are kept on disk and arrive, in order, at the next contact; the
  * on-commit command runs with the ref, and its failure is reported, not fatal.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, ReportBuffer } from '@ferry/agent';
 import { Store, type Report } from '@ferry/core';
@@ -54,8 +54,14 @@ describe('ferry agent --once', () => {
 
     expect(await readFile(hookOut, 'utf8')).toBe('app:v2');
 
-    const again = await ferry([...args('edge-1', agent.token, agent.store), '--once']);
-    expect([again.code, again.stdout]).toEqual([0, 'up to date\n']);
+    // the same agent from a config file (paths relative to it), the command line adding --store
+    await writeFile(join(fleet.work, 'token'), agent.token + '\n');
+    await writeFile(join(fleet.work, 'agent.json'), JSON.stringify({ servers: [fleet.url], id: 'edge-1', tokenFile: 'token', channels: ['stable'], trust: fleet.trust.map((t) => relative(fleet.work, t)), bandwidth: '1mbit' }));
+    const again = await ferry(['agent', '--config', join(fleet.work, 'agent.json'), '--store', agent.store, '--once']);
+    expect([again.code, again.stdout, again.stderr]).toEqual([0, 'up to date\n', expect.stringMatching(/^idle\s*\n$/)]);
+    await writeFile(join(fleet.work, 'bad.json'), JSON.stringify({ servers: [fleet.url], chanels: ['stable'] }));
+    const bad = await ferry(['agent', '--config', join(fleet.work, 'bad.json'), '--once']);
+    expect([bad.code, bad.stderr]).toEqual([2, expect.stringMatching(/FERRY_ERR_USAGE: .*unknown key\(s\) chanels/)]);
   });
 
   it('refuses a second agent on the same store', async () => {

@@ -6,22 +6,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Report } from '@ferry/core';
+import type { FetchProgress } from '@ferry/agent';
 
 /** The CLI entry point (this file is dist/demo/agent-child.js). */
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 
-/** A progress line of `ferry agent --json`. */
-export interface ProgressLine {
-  phase: 'fetching' | 'applying';
-  bytesDone: number;
-  bytesTotal: number;
-  chunksDone: number;
-  chunksTotal: number;
-  rate: number;
-  eta: number | null;
-  error: { code: string; message: string } | null;
-  link: { bytesReceived: number; wireBytesReceived: number; wireBytesSent: number };
-}
+/** A progress line of `ferry agent --json`: the fetcher's progress and the phase. */
+export type ProgressLine = FetchProgress & { phase: 'fetching' | 'applying' };
 
 /** What the child says. */
 export interface AgentEvents {
