@@ -63,9 +63,4 @@ export class Counter {
     await writeFileAtomic(this.file, JSON.stringify({ next: limit }) + '\n');
     this.limit = limit;
   }
-
-  /** Skips ahead (the server refused a counter as a replay: the file was lost and the clock is behind). */
-  bump(by: number): void {
-    this.next += by;
-  }
 }
