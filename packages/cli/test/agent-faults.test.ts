@@ -136,6 +136,34 @@ describe('agent faults', () => {
   });
 });
 
+describe('agent shutdown', () => {
+  it('SIGTERM mid-fetch stops it promptly with its progress durable: the restart fetches no byte twice', async () => {
+    const proxy = await startFaultyProxy(fleet.url, 0);
+    try {
+      const a = await newAgent(proxy.url);
+      const args = ['--server', proxy.url, '--id', a.id, '--token', a.token, '--channel', 'stable', '--store', a.store, '--bandwidth', '4kB/s', ...fleet.trust.flatMap((f) => ['--trust', f])];
+      let asked = 0;
+      const first = startAgentChild(args, MAIN, {
+        onProgress: (p) => {
+          if (p.bytesDone >= 4096 && asked++ === 0) first.kill('SIGTERM');
+        },
+      });
+      const end = await first.exited;
+      expect(asked).toBeGreaterThan(0);
+      expect(end.signal).toBeNull(); // it exited on its own, not killed
+      const before = proxy.chunkBytes;
+      expect(before).toBeGreaterThan(0);
+      let total = 0;
+      const second = startAgentChild(args, MAIN, { onReport: (r) => (r.state === 'committed' ? (total = r.bytesTotal) : undefined) });
+      expect((await second.exited).code).toBe(0);
+      expect(await imageId(a.store)).toBe(fleet.configs['app:v2']);
+      expect(proxy.chunkBytes).toBe(total);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
 /** Truncates or garbles every partial-chunk journal in the cache; returns how many. */
 async function damageJournals(cacheDir: string, random: () => number): Promise<number> {
   const dir = join(cacheDir, 'partial');
