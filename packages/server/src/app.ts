@@ -61,7 +61,11 @@ function createFastify(ctx: ServerContext): FastifyInstance {
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
 }
 
-/** The API routes (agents, publishing, releases, admin, the operator's views and metrics) behind the rate limit. */
+/**
+ * The API routes behind the rate limit: agents, admin, the operator's views and metrics.
+ * Publishing and releasing are not limited by count: a push sends one request per content the
+ * server lacks (thousands for a real image), and those routes refuse anything but a publisher token.
+ */
 function apiRoutes(ctx: ServerContext, hub: EventHub) {
   return async function plugin(api: FastifyInstance): Promise<void> {
     if (ctx.options.rateLimit) {
@@ -76,8 +80,6 @@ function apiRoutes(ctx: ServerContext, hub: EventHub) {
       });
     }
     await api.register(agentRoutes(ctx));
-    await api.register(publishRoutes(ctx));
-    await api.register(releaseRoutes(ctx));
     await api.register(adminRoutes(ctx));
     await api.register(operatorRoutes(ctx));
     await api.register(eventRoutes(ctx, hub));
@@ -113,6 +115,8 @@ export async function buildApp(ctx: ServerContext): Promise<FastifyInstance> {
   app.addHook('preClose', async () => hub.close());
   await app.register(repoRoutes(ctx));
   await app.register(dashboardRoutes());
+  await app.register(publishRoutes(ctx));
+  await app.register(releaseRoutes(ctx));
   await app.register(apiRoutes(ctx, hub));
   return app;
 }

@@ -73,7 +73,7 @@ export async function startFleet(o: FleetOptions = {}): Promise<Fleet> {
     await writeImagePair(oci, { tags: o.other ? ['v1', 'v2', 'other'] : ['v1', 'v2'], targetBytes: o.targetBytes, platform: FLEET_PLATFORM, signal: o.signal });
     await ferry(['keygen', '--out', join(work, 'release')]);
     const { startServer } = await import('@ferry/server');
-    server = await startServer({ dataDir: join(work, 'data'), port: 0, logger: false, releaseKeys: [parsePublicKey(await readFile(join(work, 'release.pub')))], build: { pollMs: 100 }, buildRetryAfter: 1, checkinInterval: 5, rateLimit: false });
+    server = await startServer({ dataDir: join(work, 'data'), port: 0, logger: false, releaseKeys: [parsePublicKey(await readFile(join(work, 'release.pub')))], build: { pollMs: 100 }, buildRetryAfter: 1, checkinInterval: 5 });
     const remote = ['--server', server.url];
     const publisherToken = (await ferry<{ token: string }>(['tokens', 'add', '--role', 'publisher', '--name', 'demo', ...remote, '--token', server.admin.token])).token;
     const pubStore = join(work, 'publisher');
