@@ -20,4 +20,5 @@ export * from './state/releases.js';
 export * from './state/bundles.js';
 export { releaseInfo } from './routes/releases.js';
 export { repositoryUrl } from './routes/agent.js';
+export { serveRepoObject, type RepoParams } from './routes/repo.js';
 export * from './state/views.js';
