@@ -17,6 +17,7 @@ import { applyCommand } from './commands/apply.js';
 import { demoCommand } from './commands/demo.js';
 import { linksimCommand } from './commands/linksim.js';
 import { serveCommand } from './commands/serve.js';
+import { relayCommand } from './commands/relay.js';
 import { pushCommand } from './commands/push.js';
 import { releaseCommand } from './commands/release.js';
 import { agentsAddCommand, tokensAddCommand } from './commands/admin.js';
@@ -36,6 +37,7 @@ export const COMMANDS: CommandSpec[] = [
   applyCommand,
   linksimCommand,
   serveCommand,
+  relayCommand,
   pushCommand,
   releaseCommand,
   agentsAddCommand,

@@ -65,8 +65,10 @@ export class RelayCache {
     const transport = createHttpTransport({ maxSockets: o.upstreamConcurrency });
     const fetchers: ChunkFetcher[] = [];
     try {
+      // a bandwidth cap is shared evenly by the fetchers (each has its own token bucket)
+      const cap = o.fetcher.maxBytesPerSecond === undefined ? {} : { maxBytesPerSecond: o.fetcher.maxBytesPerSecond / o.upstreamConcurrency };
       for (let i = 0; i < o.upstreamConcurrency; i++) {
-        fetchers.push(await ChunkFetcher.open({ retries: 1, minRetryMs: 200, maxRetryMs: 2000, ...o.fetcher, concurrency: 1, cacheDir: o.cacheDir, sources: [o.upstreamRepo], transport }));
+        fetchers.push(await ChunkFetcher.open({ retries: 1, minRetryMs: 200, maxRetryMs: 2000, ...o.fetcher, ...cap, concurrency: 1, cacheDir: o.cacheDir, sources: [o.upstreamRepo], transport }));
       }
     } catch (err) {
       transport.close();

@@ -36,7 +36,7 @@ export interface RelayOptions {
   retryAfterSeconds?: number;
   /** How often buffered reports are retried while upstream is down (default 10 s). */
   drainIntervalMs?: number;
-  /** Options of the chunk fetcher that fills the cache (stall timeouts, bandwidth cap, retries). */
+  /** Options of the chunk fetcher that fills the cache (stall timeouts, retries; a bandwidth cap is split evenly among the `upstreamConcurrency` fetchers). */
   fetcher?: Partial<Omit<FetcherOptions, 'cacheDir' | 'sources' | 'transport'>>;
   /** Largest JSON request body (default PROTOCOL_LIMITS.jsonBody). */
   bodyLimit?: number;
