@@ -4,7 +4,7 @@
  */
 import type { RelayOptions } from '@ferry/relay';
 import { requiredOpt, stringOpt, userPath, type CommandSpec } from '../command.js';
-import { writeJson, writeLines, type Invocation } from '../context.js';
+import { until, writeJson, writeLines, type Invocation } from '../context.js';
 import { EXIT } from '../errors.js';
 import { parseDuration, parseHostPort, parseRate, parseSize, parseWhole } from '../units.js';
 
@@ -46,10 +46,7 @@ async function run(inv: Invocation): Promise<number> {
       `  agents use ${relay.url} as their server; stop with Ctrl-C or SIGTERM`,
     ]);
   }
-  await new Promise<void>((resolve) => {
-    if (!ctx.signal || ctx.signal.aborted) return resolve();
-    ctx.signal.addEventListener('abort', () => resolve(), { once: true });
-  });
+  await until(ctx.signal);
   await relay.close();
   return EXIT.ok;
 }
