@@ -37,7 +37,8 @@ export interface RelayCacheStats {
 function asUpstreamError(err: unknown, what: string): FerryError {
   const fe = toFerryError(err, what);
   if (fe.code === 'FERRY_ERR_CHUNK_MISSING') return new FerryError('FERRY_ERR_NOT_FOUND', `upstream has no ${what}`, { cause: fe });
-  if (fe.code === 'FERRY_ERR_CHUNK_INVALID' || fe.code === 'FERRY_ERR_NOT_FOUND' || fe.code === 'FERRY_ERR_ABORTED') return fe;
+  if (fe.code === 'FERRY_ERR_ABORTED') return new FerryError('FERRY_ERR_SERVER_BUSY', `the relay is shutting down; ${what} was not fetched`, { cause: fe });
+  if (fe.code === 'FERRY_ERR_CHUNK_INVALID' || fe.code === 'FERRY_ERR_NOT_FOUND') return fe;
   if (fe.code.startsWith('FERRY_ERR_FETCH_') || fe.code === 'FERRY_ERR_NETWORK') {
     return new FerryError('FERRY_ERR_UPSTREAM_UNAVAILABLE', `upstream could not deliver ${what}: ${fe.message}`, { cause: fe });
   }

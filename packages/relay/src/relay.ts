@@ -2,8 +2,8 @@
  * A running relay (docs/protocol.md section 7): a fastify app answering agents as the server does,
  * with the repository served from the relay's cache (the server's own file serving: Range, ETag,
  * immutable) and the agent API forwarded upstream. `close` is the graceful shutdown: stop
- * accepting, let requests in flight finish, stop upstream fetches, close connections; buffered
- * reports stay on disk for the next start.
+ * accepting, let answers in flight finish, stop upstream fetches (a request waiting on one gets
+ * 503), close connections; buffered reports stay on disk for the next start.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { FerryError, digestFromHex } from '@ferry/core';
@@ -84,11 +84,11 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       clearInterval(timer);
-      try {
-        await app.close();
-      } finally {
-        await cache.close();
-      }
+      // stop accepting and let answers in flight finish; a request still waiting on the upstream
+      // link (minutes, on a DIL link) is not waited for: its fetch stops, it gets 503, its bytes stay in partial/
+      const stopping = app.close();
+      await cache.close();
+      await stopping;
     })());
   return { app, url: `http://${host}:${port}`, cache, queue, stats: ctx.stats, drain: agents.drain, close };
 }

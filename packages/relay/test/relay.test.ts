@@ -121,4 +121,16 @@ describe('relay: repository', () => {
     expect(r.cache.stats.bytes).toBeLessThanOrEqual(3 * 32 * 1024);
     expect(r.cache.stats.evicted).toBeGreaterThan(0);
   });
+
+  it('shuts down promptly while a request waits on a stalled upstream: it gets 503, nothing is cached', async () => {
+    const r = await relay();
+    upstream.faults.push({ fault: { kind: 'stall' }, match: (q) => q.hex === hex(5) && q.rangeStart === undefined });
+    const waiting = fetch(`${r.url}/repo/chunks/${hex(5)}`);
+    while (!upstream.stats.log.some((e) => e.hex === hex(5) && e.rangeStart === undefined)) await new Promise((res) => setTimeout(res, 20));
+    await r.close();
+    const res = await waiting;
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('FERRY_ERR_SERVER_BUSY');
+    expect(await readdir(join(work.dir, 'relay', 'chunks'))).not.toContain(hex(5));
+  });
 });
