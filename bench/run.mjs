@@ -1,6 +1,6 @@
 // Runs the benches and writes bench/results/latest.json (gitignored).
 // Usage: node bench/run.mjs [store] [dataset] [bundle] [link] [--sizes=512,1024] [--pairs=a,b] [--quick]
-//        [--rebuild-dataset] [--no-ref-cache] [--rate=1Mbit --up=20 --down=10 --latency=0 --size=96 --pair=NAME --curl-max=360]
+//        [--rebuild-dataset] [--no-ref-cache] [--rate=1Mbit --up=20 --down=10 --latency=0 --size=96 --pair=NAME --curl-max=150]
 // With no bench named, runs store and bundle (bundle builds the dataset first if it is missing).
 import { execFileSync } from 'node:child_process';
 import { hostname, cpus, totalmem, loadavg } from 'node:os';
