@@ -14,13 +14,7 @@ import { ApiClient, Store, applyBundle, chunkLength, headerPath, inventoryDigest
 import { startRelay, type RunningRelay } from '@ferry/relay';
 import { startServer, type RunningServer } from '@ferry/server';
 import { writeImagePair } from '@ferry/imagegen';
-import { ensureBuilt, ferryJson as ferryRun } from '@ferry/test-support';
-
-async function ferryJson<T = any>(args: string[]): Promise<T> {
-  const { run, json } = await ferryRun<T>(args);
-  if (run.code !== 0) throw new Error(`ferry ${args.join(' ')} exited ${run.code}: ${run.stderr}`);
-  return json;
-}
+import { ensureBuilt, ferryJsonOk as ferryJson } from '@ferry/test-support';
 
 let work: string;
 let server: RunningServer;
