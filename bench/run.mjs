@@ -1,7 +1,8 @@
 // Runs the benches and writes bench/results/latest.json (gitignored).
-// Usage: node bench/run.mjs [store] [dataset] [bundle] [server] [--sizes=512,1024] [--pairs=a,b] [--quick]
-//        [--rebuild-dataset] [--no-ref-cache] [--agents=1000] [--duration=10] [--rate=1000]
-//        [--no-postgres]
+// Usage: node bench/run.mjs [store] [dataset] [bundle] [server] [link] [--sizes=512,1024] [--pairs=a,b] [--quick]
+//        [--rebuild-dataset] [--no-ref-cache]
+//        server: [--agents=1000] [--duration=10] [--rate=1000] [--no-postgres]
+//        link: [--link-rate=1Mbit --up=20 --down=10 --latency=0 --size=96 --pair=NAME --curl-max=150]
 // With no bench named, runs store and bundle (bundle builds the dataset first if it is missing).
 import { execFileSync } from 'node:child_process';
 import { hostname, cpus, totalmem, loadavg } from 'node:os';
@@ -14,14 +15,14 @@ const flags = Object.fromEntries(args.filter((a) => a.startsWith('--')).map((a) 
   return [k, v ?? true];
 }));
 const names = args.filter((a) => !a.startsWith('--'));
-const known = ['store', 'dataset', 'bundle', 'server'];
+const known = ['store', 'dataset', 'bundle', 'server', 'link'];
 for (const n of names) if (!known.includes(n)) {
   console.error(`unknown bench ${n}; choose from ${known.join(', ')}`);
   process.exit(2);
 }
 const selected = names.length > 0 ? names : ['store', 'bundle'];
 if (flags.help) {
-  console.log('node bench/run.mjs [store] [dataset] [bundle] [server] [--sizes=512,1024] [--pairs=dep-bump,security-update,noop-rebuild,cross-image] [--quick] [--rebuild-dataset] [--no-ref-cache] [--agents=1000] [--duration=10] [--rate=1000] [--no-postgres]');
+  console.log('node bench/run.mjs [store] [dataset] [bundle] [server] [link] [--sizes=512,1024] [--pairs=dep-bump,security-update,noop-rebuild,cross-image] [--quick] [--rebuild-dataset] [--no-ref-cache] [server: --agents=1000 --duration=10 --rate=1000 --no-postgres] [link: --link-rate=1Mbit --up=20 --down=10 --latency=MS --size=MIB | --pair=NAME --curl-max=S]');
   process.exit(0);
 }
 
@@ -73,6 +74,12 @@ if (selected.includes('server')) {
   const s = performance.now();
   out.server = await runServer({ agents: num('agents'), duration: num('duration'), rate: num('rate'), postgres: !flags['no-postgres'], prof: process.env.FERRY_BENCH_CPU_PROF || undefined });
   timings.server = (performance.now() - s) / 1000;
+}
+if (selected.includes('link')) {
+  const { runLink } = await import('./link.mjs');
+  const s = performance.now();
+  out.link = await runLink(flags);
+  timings.link = (performance.now() - s) / 1000;
 }
 out.run.seconds = (performance.now() - t0) / 1000;
 out.run.benchSeconds = timings;

@@ -18,6 +18,7 @@ import { offlineDemoCommand } from './commands/demo.js';
 import { demoCommand } from './commands/demo-live.js';
 import { linksimCommand } from './commands/linksim.js';
 import { serveCommand } from './commands/serve.js';
+import { relayCommand } from './commands/relay.js';
 import { pushCommand } from './commands/push.js';
 import { releaseCommand } from './commands/release.js';
 import { agentsAddCommand, tokensAddCommand } from './commands/admin.js';
@@ -39,6 +40,7 @@ export const COMMANDS: CommandSpec[] = [
   applyCommand,
   linksimCommand,
   serveCommand,
+  relayCommand,
   pushCommand,
   releaseCommand,
   agentsAddCommand,

@@ -93,6 +93,7 @@ export const EXIT_BY_CODE: Partial<Record<ErrorCode, ExitCode>> = {
   FERRY_ERR_TIMEOUT: EXIT.network,
   FERRY_ERR_SERVER_BUSY: EXIT.network,
   FERRY_ERR_NETWORK: EXIT.network,
+  FERRY_ERR_UPSTREAM_UNAVAILABLE: EXIT.network,
 };
 
 /** The exit code for an error code (unknown codes: 1). */

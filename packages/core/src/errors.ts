@@ -61,6 +61,7 @@ export const ERROR_CODES = {
   FERRY_ERR_TIMEOUT: { retryable: true, text: 'a request or answer did not arrive in time' },
   FERRY_ERR_SERVER_BUSY: { retryable: true, text: 'the server cannot take the request now (shutting down, queue full)' },
   FERRY_ERR_NETWORK: { retryable: true, text: 'a server or source could not be reached, or the connection failed, was reset or closed before the answer was complete' },
+  FERRY_ERR_UPSTREAM_UNAVAILABLE: { retryable: true, text: 'a relay cannot reach its upstream server now and has no valid answer of its own' },
 } as const satisfies Record<string, { retryable: boolean; text: string }>;
 
 /** A stable error code. */

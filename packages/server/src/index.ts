@@ -23,4 +23,5 @@ export * from './state/bundles.js';
 export * from './state/changes.js';
 export * from './state/images.js';
 export { repositoryUrl } from './routes/agent.js';
+export { serveRepoObject, type RepoParams } from './routes/repo.js';
 export * from './state/views.js';
