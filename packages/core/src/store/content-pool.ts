@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { FerryError, toFerryError } from '../errors.js';
 import { compiledSibling } from '../util/module.js';
-import type { ContentJob, ContentJobResult } from './content-worker.js';
+import type { ContentJob, ContentJobResult, ReadItem } from './content-worker.js';
 
 type Pending = { resolve: (r: ContentJobResult) => void; reject: (e: unknown) => void };
 
@@ -18,6 +18,12 @@ interface Slot {
   worker: Worker;
   pending: Map<number, Pending>;
 }
+
+/**
+ * A worker's young generation: the bodies it allocates die at once, and a smaller nursery is
+ * collected sooner, which keeps the process's peak RSS down (each isolate otherwise grows its own).
+ */
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8 };
 
 /** Deaths after which the pool stops replacing workers (one that cannot even start would loop). */
 const MAX_DEATHS = 16;
@@ -39,7 +45,7 @@ class ContentPool {
   }
 
   private spawn(): Slot {
-    const slot: Slot = { worker: new Worker(fileURLToPath(compiledSibling(import.meta.url, 'content-worker'))), pending: new Map() };
+    const slot: Slot = { worker: new Worker(fileURLToPath(compiledSibling(import.meta.url, 'content-worker')), { resourceLimits: WORKER_LIMITS }), pending: new Map() };
     slot.worker.on('message', (r: ContentJobResult) => this.settle(slot, r));
     slot.worker.on('error', (err) => this.died(slot, err));
     slot.worker.on('exit', (code) => this.died(slot, new Error(`it exited with code ${code}`)));
@@ -64,7 +70,8 @@ class ContentPool {
     slot.pending.delete(r.id);
     this.refWhileBusy();
     if (!p) return;
-    if (r.error) p.reject(toFerryError(Object.assign(new Error(r.error.message), r.error), 'writing contents'));
+    // a failed read is mapped by its caller, which knows the content it was reading
+    if (r.error && !r.failed) p.reject(toFerryError(Object.assign(new Error(r.error.message), r.error), 'writing contents'));
     else p.resolve(r);
   }
 
@@ -94,8 +101,28 @@ class ContentPool {
     return this.send({ id, op: 'write', path, data: copy }, id, [copy.buffer as ArrayBuffer]);
   }
 
-  /** fsyncs the temp files and renames them into place, the list shared among the workers. */
-  async commit(files: { tmp: string; path: string }[]): Promise<void> {
+  /**
+   * Reads and decodes contents in a worker: resolves with their bodies in one buffer and each
+   * one's length, or with `failed` and `error` saying which item failed and how.
+   */
+  read(items: ReadItem[], verify: boolean): Promise<ContentJobResult> {
+    const id = this.next++;
+    return this.send({ id, op: 'read', items, verify }, id);
+  }
+
+  /**
+   * fsyncs temp files written by `write` (many at once: concurrent fsyncs share journal commits),
+   * without renaming them; `commit` then need not sync them again.
+   */
+  async sync(tmps: string[]): Promise<void> {
+    if (tmps.length > 0) await this.send({ id: this.next++, op: 'sync', files: tmps }, this.next);
+  }
+
+  /**
+   * fsyncs the temp files (those not marked `synced` by an earlier `sync`) and renames them into
+   * place, the list shared among the workers.
+   */
+  async commit(files: { tmp: string; path: string; synced?: boolean }[]): Promise<void> {
     const n = this.slots.length;
     const shares = Array.from({ length: n }, (_, w) => files.filter((_, i) => i % n === w)).filter((s) => s.length > 0);
     await Promise.all(shares.map((share, w) => this.send({ id: this.next++, op: 'commit', files: share }, w)));
