@@ -19,12 +19,6 @@ interface Slot {
   pending: Map<number, Pending>;
 }
 
-/**
- * A worker's young generation: the bodies it allocates die at once, and a smaller nursery is
- * collected sooner, which keeps the process's peak RSS down (each isolate otherwise grows its own).
- */
-const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8 };
-
 /** Deaths after which the pool stops replacing workers (one that cannot even start would loop). */
 const MAX_DEATHS = 16;
 
@@ -45,7 +39,7 @@ class ContentPool {
   }
 
   private spawn(): Slot {
-    const slot: Slot = { worker: new Worker(fileURLToPath(compiledSibling(import.meta.url, 'content-worker')), { resourceLimits: WORKER_LIMITS }), pending: new Map() };
+    const slot: Slot = { worker: new Worker(fileURLToPath(compiledSibling(import.meta.url, 'content-worker'))), pending: new Map() };
     slot.worker.on('message', (r: ContentJobResult) => this.settle(slot, r));
     slot.worker.on('error', (err) => this.died(slot, err));
     slot.worker.on('exit', (code) => this.died(slot, new Error(`it exited with code ${code}`)));
@@ -110,19 +104,8 @@ class ContentPool {
     return this.send({ id, op: 'read', items, verify }, id);
   }
 
-  /**
-   * fsyncs temp files written by `write` (many at once: concurrent fsyncs share journal commits),
-   * without renaming them; `commit` then need not sync them again.
-   */
-  async sync(tmps: string[]): Promise<void> {
-    if (tmps.length > 0) await this.send({ id: this.next++, op: 'sync', files: tmps }, this.next);
-  }
-
-  /**
-   * fsyncs the temp files (those not marked `synced` by an earlier `sync`) and renames them into
-   * place, the list shared among the workers.
-   */
-  async commit(files: { tmp: string; path: string; synced?: boolean }[]): Promise<void> {
+  /** fsyncs the temp files and renames them into place, the list shared among the workers. */
+  async commit(files: { tmp: string; path: string }[]): Promise<void> {
     const n = this.slots.length;
     const shares = Array.from({ length: n }, (_, w) => files.filter((_, i) => i % n === w)).filter((s) => s.length > 0);
     await Promise.all(shares.map((share, w) => this.send({ id: this.next++, op: 'commit', files: share }, w)));

@@ -13,11 +13,6 @@ import { zstdCompressStream } from '../util/zstd.js';
 import { contentPool } from './content-pool.js';
 import type { Store } from './store.js';
 
-/**
- * Temp files fsynced together while the batch goes on (content-worker.ts `sync`): the fsyncs
- * overlap hashing and compression instead of all waiting for flush.
- */
-const SYNC_BATCH = 64;
 /** Bodies up to this size are buffered and handed to a writer worker whole; larger ones stream. */
 const SMALL_BODY = 4 * 1024 * 1024;
 /** Bytes of buffered bodies in flight at most (bounds memory whatever the layer holds). */
@@ -52,11 +47,7 @@ export class ContentBatch {
   private readonly tempDir: string | undefined;
   private readonly inflight = new Map<Digest, Promise<void>>();
   /** Written but not yet durable: temp files awaiting flush's fsync and rename. */
-  private readonly staged = new Map<Digest, { tmp: string; path: string; synced?: boolean }>();
-  /** Staged temp files not yet handed to a background fsync. */
-  private unsynced: { tmp: string; synced?: boolean }[] = [];
-  /** Background fsyncs in flight. */
-  private readonly syncs = new Set<Promise<void>>();
+  private readonly staged = new Map<Digest, { tmp: string; path: string }>();
   private inflightBytes = 0;
   private readonly dirs = new Set<string>();
   private failure: unknown;
@@ -139,31 +130,10 @@ export class ContentBatch {
       this.stats.deduplicated++;
       return;
     }
-    const entry = { tmp: r.tmp, path };
-    this.staged.set(digest, entry);
-    this.unsynced.push(entry);
-    if (this.unsynced.length >= SYNC_BATCH) this.syncStaged();
+    this.staged.set(digest, { tmp: r.tmp, path });
     this.dirs.add(dirname(path));
     this.stats.added++;
     this.stats.storedBytes += r.stored;
-  }
-
-  /** fsyncs the staged temp files not yet synced, in the background; flush waits for it. */
-  private syncStaged(): void {
-    const entries = this.unsynced;
-    this.unsynced = [];
-    const job = contentPool()
-      .sync(entries.map((e) => e.tmp))
-      .then(
-        () => {
-          for (const e of entries) e.synced = true;
-        },
-        (err: unknown) => {
-          this.failure ??= err;
-        },
-      );
-    this.syncs.add(job);
-    void job.finally(() => this.syncs.delete(job));
   }
 
   private async putLarge(body: AsyncIterable<Uint8Array>): Promise<Digest> {
@@ -203,13 +173,11 @@ export class ContentBatch {
    */
   async flush(): Promise<void> {
     await Promise.all(this.inflight.values());
-    await Promise.all(this.syncs);
     if (this.failure) throw this.failure;
     if (this.staged.size > 0) {
-      // temp files a background sync covered are only renamed; the rest are fsynced first
+      // fsynced many at once by the workers (concurrent fsyncs share journal commits), then renamed
       await contentPool().commit([...this.staged.values()]);
       this.staged.clear();
-      this.unsynced = [];
     }
     await Promise.all([...this.dirs].map((d) => fsyncDir(d)));
     this.dirs.clear();
