@@ -175,6 +175,7 @@ export class ContentBatch {
     await Promise.all(this.inflight.values());
     if (this.failure) throw this.failure;
     if (this.staged.size > 0) {
+      // fsynced many at once by the workers (concurrent fsyncs share journal commits), then renamed
       await contentPool().commit([...this.staged.values()]);
       this.staged.clear();
     }

@@ -169,6 +169,31 @@ export function zstdDecompress(data: Uint8Array, maxSize: number): Buffer {
   return Buffer.concat(parts, st.total);
 }
 
+/**
+ * Decodes a whole zstd buffer into `out` and returns the bytes written: at most `out.length`
+ * (more is FERRY_ERR_LIMIT_EXCEEDED). No allocation when the frame states its content size, so a
+ * reader of many small contents can reuse one output buffer.
+ */
+export function zstdDecompressInto(data: Uint8Array, out: Uint8Array): number {
+  const known = frameContentSize(data);
+  if (known === undefined) {
+    const body = zstdDecompress(data, out.length);
+    out.set(body);
+    return body.length;
+  }
+  if (known > out.length) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `zstd output exceeds ${out.length} bytes`);
+  const dctx = newDCtx();
+  let n: number;
+  try {
+    n = dctx.decompress(Buffer.from(out.buffer, out.byteOffset, known), data);
+  } catch (err) {
+    throw corrupt(err);
+  }
+  releaseDCtx(dctx);
+  if (n !== known) throw corrupt(new Error(`frame declares ${known} bytes and decodes to ${n}`));
+  return n;
+}
+
 /** The content size a single zstd frame declares, when it declares one and is the only frame. */
 function frameContentSize(data: Uint8Array): number | undefined {
   try {
