@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeMsgpack, loadBaseline, recomputeChecksums, zstdCompress, zstdCompressStream, type BaselineEntry } from '@ferry/core';
 import { cloneDevice, frameBase, makeApplyFixture, withFrame, type ApplyFixture } from './helpers/apply-fixture.js';
-import { ROOT, remove } from './helpers/bundle-fixture.js';
+import { ROOT, remove } from '@ferry/test-support';
 
 const run = promisify(execFile);
 const CHILD = fileURLToPath(new URL('./helpers/apply-bounded-child.mjs', import.meta.url));

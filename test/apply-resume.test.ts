@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { abandonApply, applyBundle, commitApply, fsck, gc, isFerryError, openBundle, pendingDir, planApply, readProgress, rebuildLayer, writePending, type ApplyPlan, type Store } from '@ferry/core';
 import { cloneDevice, contentsOf, fixtureSource, holdingSource, makeApplyFixture, type ApplyFixture } from './helpers/apply-fixture.js';
-import { ROOT, expected, remove, verifyExport } from './helpers/bundle-fixture.js';
+import { ROOT, expected, remove, verifyExport } from '@ferry/test-support';
 
 const run = promisify(execFile);
 const GC_CHILD = fileURLToPath(new URL('./helpers/gc-child.mjs', import.meta.url));

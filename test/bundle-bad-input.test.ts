@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   FERRY_FILE_MAGIC,
   HEADER_MAX_BYTES,
+  PAYLOAD_PART,
   abandonApply,
   applyBundle,
   bundleId,
@@ -29,11 +30,8 @@ import {
   openEnvelope,
   payloadRange,
   readOps,
-  signBundle,
   signEnvelope,
   verifyHeader,
-  writeBundleDir,
-  writeFerryFile,
   zstdCompress,
   type ApplyOptions,
   type BundleHeader,
@@ -44,26 +42,27 @@ import {
   type Store,
   type TrustPolicy,
 } from '@ferry/core';
-import { createBundle, type ComputedBundle } from '@ferry/differ';
-import { writeImagePair } from '../packages/imagegen/src/index.js';
+import { createBundle, signBundle, writeBundleDir, writeFerryFile, type ComputedBundle } from '@ferry/differ';
+import { writeImagePair } from '@ferry/imagegen';
 import {
   buildPackages,
   cloneStore,
   createStore,
-  expectUnchanged,
   expected,
+  expectUnchanged,
   importTags,
   newKey,
   remove,
   scratch,
   storeState,
+  tarHeader,
   treeChanges,
   treeSnapshot,
   trustOf,
   verifyExport,
   type ExpectedImage,
   type StoreState,
-} from './helpers/bundle-fixture.js';
+} from '@ferry/test-support';
 import { withFrame as replaceFrame } from './helpers/apply-fixture.js';
 
 const CREATED = Math.floor(Date.now() / 1000) - 3600;
@@ -459,8 +458,9 @@ describe('signed headers that lie (the signature passes, the body is malformed)'
     }
   });
 
-  it('refuses a header claiming more room than the disk has, before writing: FERRY_ERR_DISK_FULL', async () => {
-    await expectRefused('signed header: need of 2^53 - 1 bytes', await signedFerry('need-huge', rawMap(docFields({ need: Number.MAX_SAFE_INTEGER }))), {}, 'FERRY_ERR_DISK_FULL');
+  it('refuses a header claiming more room than its layers can use, before anything: FERRY_ERR_BUNDLE_INVALID', async () => {
+    // (a plausible need over the disk's free space is FERRY_ERR_DISK_FULL: test/full-disk.test.ts)
+    await expectRefused('signed header: need of 2^53 - 1 bytes', await signedFerry('need-huge', rawMap(docFields({ need: Number.MAX_SAFE_INTEGER }))), {}, 'FERRY_ERR_BUNDLE_INVALID');
   });
 
   it('refuses a malformed release statement signed by the trusted release key', async () => {
@@ -470,7 +470,8 @@ describe('signed headers that lie (the signature passes, the body is malformed)'
       ['release as a string', encodeMsgpack({ type: 'ferry-release', v: 1, channel: r.channel, release: '2', ref: r.ref, manifest: r.manifest, config: r.config, expires: r.expires, created: r.created }), 'FERRY_ERR_MSGPACK_INVALID'],
       ['manifest not a digest', encodeMsgpack({ type: 'ferry-release', v: 1, channel: r.channel, release: r.release, ref: r.ref, manifest: 'latest', config: r.config, expires: r.expires, created: r.created }), 'FERRY_ERR_MSGPACK_INVALID'],
       ['cut short', encodeRelease(r).subarray(0, 40), 'FERRY_ERR_MSGPACK_INVALID'],
-      ['a header document in its place', encodeMsgpack(doc), 'FERRY_ERR_BUNDLE_INVALID'],
+      // (3 deep where a release statement is 1: refused by the depth cap, before its type tag)
+      ['a header document in its place', encodeMsgpack(doc), 'FERRY_ERR_MSGPACK_INVALID'],
       ['naming another manifest', encodeRelease({ ...r, manifest: `sha256:${'0'.repeat(64)}` as Digest }), 'FERRY_ERR_BUNDLE_INVALID'],
       ['with a bad ref', encodeRelease({ ...r, ref: 'no tag here!' }), 'FERRY_ERR_REF_INVALID'],
     ];
@@ -488,6 +489,19 @@ describe('payloads that lie (valid chunks, malformed ops)', () => {
   /** A signed bundle for v2 whose first rebuilt layer's frame is `frame`, other layers unchanged. */
   const withFrame = (name: string, frame: Uint8Array): Promise<string> => replaceFrame({ header, payloadFile: bundle.signed.payloadFile, key, chunkSize: CHUNK, work }, name, frame);
   const frame = (...records: unknown[]): Buffer => zstdCompress(Buffer.concat(records.map((r) => encodeMsgpack(r))));
+
+  /**
+   * A zstd bomb that is a well-formed op stream: one literal file of 64 MiB of zeros, its tar
+   * header saying so, a few KiB compressed. Only the cap on a frame's decoded size stops it.
+   */
+  function bomb(): Buffer {
+    const size = 64 * 1024 * 1024;
+    const zeros = Buffer.alloc(PAYLOAD_PART);
+    const parts = Array.from({ length: size / PAYLOAD_PART }, () => zeros);
+    const records = [[1, tarHeader({ name: 'bomb.bin', size }), [3, size]], ...parts, [2, Buffer.alloc(1024)]];
+    // a window the applier accepts (2^20), so the frame gets past the window check
+    return zstdCompress(Buffer.concat(records.map((r) => encodeMsgpack(r))), { compressionLevel: 3, windowLog: 20, checksumFlag: true });
+  }
 
   it('refuses malformed op streams: FERRY_ERR_BUNDLE_INVALID, FERRY_ERR_ZSTD_CORRUPT or FERRY_ERR_LIMIT_EXCEEDED', async () => {
     const cases: [string, Uint8Array, string[]][] = [
@@ -508,6 +522,12 @@ describe('payloads that lie (valid chunks, malformed ops)', () => {
     for (const [what, bytes, codes] of cases) {
       await expectRefused(`payload: ${what}`, await withFrame(`ops-${what.replace(/\W+/g, '-')}`, bytes), {}, ...codes);
     }
+  });
+
+  it('refuses a zstd bomb with FERRY_ERR_LIMIT_EXCEEDED, stopped by the layer size and frame caps', async () => {
+    const frameBytes = bomb();
+    expect(frameBytes.length).toBeLessThan(64 * 1024); // 64 MiB decoded, a few KiB on the link
+    await expectRefused('payload: a zstd bomb', await withFrame('ops-zstd-bomb', frameBytes), {}, 'FERRY_ERR_LIMIT_EXCEEDED');
   });
 });
 

@@ -7,9 +7,9 @@ import { createHash } from 'node:crypto';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeImagePair } from '@ferry/imagegen';
-import { openBundle, signBundle, verifyHeader, writeFerryFile, type BundleHeader, type BundleSource, type ChunkSource, type Digest, type PrivateKey, type Store, type TrustPolicy, type VerifiedHeader } from '@ferry/core';
-import { createBundle, type ComputedBundle } from '@ferry/differ';
-import { buildPackages, cloneStore, createStore, expected, importTags, newKey, scratch, trustOf, type ExpectedImage } from './bundle-fixture.js';
+import { openBundle, verifyHeader, type BundleHeader, type BundleSource, type ChunkSource, type Digest, type PrivateKey, type Store, type TrustPolicy, type VerifiedHeader } from '@ferry/core';
+import { createBundle, signBundle, writeFerryFile, type ComputedBundle } from '@ferry/differ';
+import { buildPackages, cloneStore, createStore, expected, importTags, newKey, scratch, trustOf, type ExpectedImage } from '@ferry/test-support';
 
 /** What makeApplyFixture made. */
 export interface ApplyFixture {

@@ -4,6 +4,7 @@
  */
 import { once } from 'node:events';
 import type { FileHandle } from 'node:fs/promises';
+import type { Transform } from 'node:stream';
 import { OpWriter, payloadWindowLog, zstdCompressStream, type BodySource, type Store } from '@ferry/core';
 import type { PlannedOp } from './plan.js';
 
@@ -65,6 +66,8 @@ async function bodySource(store: Store, op: Extract<PlannedOp, { kind: 'entry' }
 export interface FrameOptions {
   level: number;
   workers: number;
+  /** Checked before every op; on abort the frame's compressor is destroyed. */
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -97,8 +100,25 @@ export async function emitLayer(store: Store, ops: PlannedOp[], out: FileHandle,
       pos += c.length;
     }
   })();
+  // a failed write of the output (ENOSPC) stops the ops at once, instead of a wait for 'drain'
+  const halt = new AbortController();
+  drain.catch((err: unknown) => halt.abort(err));
   const w = new OpWriter(z);
+  try {
+    await writeOps(store, ops, w, z, frame.signal ? AbortSignal.any([frame.signal, halt.signal]) : halt.signal, stats);
+  } catch (err) {
+    z.destroy();
+    await drain.catch(() => {});
+    throw halt.signal.aborted ? halt.signal.reason : err;
+  }
+  z.end();
+  await drain;
+  return { start: offset, end: pos };
+}
+
+async function writeOps(store: Store, ops: PlannedOp[], w: OpWriter, z: Transform, signal: AbortSignal, stats: EmitStats): Promise<void> {
   for (const op of ops) {
+    signal.throwIfAborted();
     if (op.kind === 'run') {
       w.run(op.start, op.count);
       stats.runEntries += op.count;
@@ -122,9 +142,6 @@ export async function emitLayer(store: Store, ops: PlannedOp[], out: FileHandle,
     } else {
       w.tail(op.bytes);
     }
-    if (z.writableNeedDrain) await once(z, 'drain');
+    if (z.writableNeedDrain) await once(z, 'drain', { signal });
   }
-  z.end();
-  await drain;
-  return { start: offset, end: pos };
 }

@@ -31,12 +31,16 @@ import { decodeMultiStream, encode } from '@msgpack/msgpack';
 import type { Writable } from 'node:stream';
 import { FerryError, toFerryError } from '../errors.js';
 import { bytesToDigest, digestToBytes, type Digest } from '../util/digest.js';
+import { readUvarint, writeUvarint } from '../util/varint.js';
 import { zstdDecode } from '../util/zstd.js';
 import { PAYLOAD_WINDOW_LOG_MAX } from './limits.js';
+import { scanMsgpackStream } from './msgpack-scan.js';
 
 /** Largest bin record in a payload (body data is cut into parts of at most this). */
 export const PAYLOAD_PART = 1024 * 1024;
 const LIMITS = { maxStrLength: 0, maxBinLength: 16 * 1024 * 1024, maxArrayLength: 8, maxMapLength: 0, maxExtLength: 0 };
+/** Op records nest 2 deep (`[1, [d, patch], [4, i, size, n]]`); the pre-scan allows one more. */
+const SCAN = { maxDepth: 3, maxElements: 1024 };
 
 /** Where an entry's header group comes from. */
 export type HeaderSource =
@@ -149,6 +153,8 @@ function int(v: unknown, what: string, min = 0): number {
  */
 function decodeError(err: unknown): FerryError {
   const e = err as NodeJS.ErrnoException;
+  // a record the msgpack scan refuses is a bad payload, like one the decoder refuses
+  if (err instanceof FerryError && err.code === 'FERRY_ERR_MSGPACK_INVALID') return bad(err.message);
   if (err instanceof FerryError || e?.name === 'AbortError' || typeof e?.syscall === 'string') return toFerryError(err, 'reading the payload');
   return bad(e?.message ?? String(err));
 }
@@ -168,7 +174,8 @@ export interface ReadOpsOptions {
  */
 export async function* readOps(compressed: AsyncIterable<Uint8Array>, maxOutput: number, options: ReadOpsOptions = {}): AsyncGenerator<PayloadOp> {
   const decoded = zstdDecode(compressed, maxOutput, { windowLogMax: options.windowLogMax ?? PAYLOAD_WINDOW_LOG_MAX, signal: options.signal });
-  const records = decodeMultiStream<undefined>(decoded, LIMITS)[Symbol.asyncIterator]();
+  const scanned = scanMsgpackStream(decoded, SCAN, 'payload frame');
+  const records = decodeMultiStream<undefined>(scanned, LIMITS)[Symbol.asyncIterator]();
   let cursor = 0;
   const next = async (): Promise<unknown> => {
     let r;
@@ -263,17 +270,10 @@ function decodeBody(b: unknown, parts: (n: number) => AsyncGenerator<Uint8Array>
 /** Encodes a patch writing `to`'s bytes over the given sorted, disjoint [start, end) ranges. */
 export function encodePatch(to: Uint8Array, ranges: [number, number][]): Uint8Array {
   const out: number[] = [];
-  const varint = (n: number): void => {
-    while (n >= 0x80) {
-      out.push((n & 0x7f) | 0x80);
-      n >>>= 7;
-    }
-    out.push(n);
-  };
   let last = 0;
   for (const [i, j] of ranges) {
-    varint(i - last);
-    varint(j - i);
+    writeUvarint(out, out.length, i - last);
+    writeUvarint(out, out.length, j - i);
     for (let k = i; k < j; k++) out.push(to[k]!);
     last = j;
   }
@@ -298,7 +298,7 @@ export function diffRanges(from: Uint8Array, to: Uint8Array): [number, number][]
   return ranges;
 }
 
-/** Encodes a same-length byte patch: (skip varint, len varint, bytes)*; undefined if lengths differ. */
+/** Encodes a same-length byte patch: (skip varint, len varint, bytes)* (util/varint.ts); undefined if lengths differ. */
 export function diffBytes(from: Uint8Array, to: Uint8Array): Uint8Array | undefined {
   if (from.length !== to.length) return undefined;
   return encodePatch(to, diffRanges(from, to));
@@ -307,18 +307,14 @@ export function diffBytes(from: Uint8Array, to: Uint8Array): Uint8Array | undefi
 /** Applies a patch made by diffBytes; malformed: FERRY_ERR_BUNDLE_INVALID. */
 export function patchBytes(from: Uint8Array, patch: Uint8Array): Buffer {
   const out = Buffer.from(from);
+  const badVarint = (reason: string): FerryError => bad(`header patch: ${reason}`);
   let p = 0;
   let pos = 0;
+  // neither a skip nor a length can exceed the header: that is each varint's cap
   const varint = (): number => {
-    let n = 0;
-    let shift = 0;
-    for (;;) {
-      if (p >= patch.length || shift > 28) throw bad('header patch is truncated');
-      const b = patch[p++]!;
-      n |= (b & 0x7f) << shift;
-      if (b < 0x80) return n >>> 0;
-      shift += 7;
-    }
+    const { value, next } = readUvarint(patch, p, badVarint, out.length);
+    p = next;
+    return value;
   };
   while (p < patch.length) {
     pos += varint();

@@ -9,7 +9,7 @@ import type { Digest } from '../util/digest.js';
 import { readSkeletonFile } from '../tar/skeleton-file.js';
 import { deadWorkFiles, pendingRoot } from '../bundle/apply-pending.js';
 import type { Progress } from './import.js';
-import { refFromFileName } from './refs.js';
+import { channelFromFileName } from './refs.js';
 import type { Store } from './store.js';
 import { pendingStates, type PendingSummary } from './pending-roots.js';
 
@@ -17,7 +17,7 @@ export type { PendingSummary } from './pending-roots.js';
 
 /** One problem fsck found. */
 export interface FsckProblem {
-  kind: 'content' | 'skeleton' | 'blob' | 'ref' | 'pending';
+  kind: 'content' | 'skeleton' | 'blob' | 'ref' | 'channel' | 'pending';
   /** The object's digest (for refs: the ref). */
   id: string;
   path?: string | undefined;
@@ -27,7 +27,7 @@ export interface FsckProblem {
 /** What fsck found. */
 export interface FsckReport {
   ok: boolean;
-  checked: { contents: number; skeletons: number; blobs: number; refs: number };
+  checked: { contents: number; skeletons: number; blobs: number; refs: number; channels: number };
   problems: FsckProblem[];
   /** Temp files left by an interrupted write; harmless, gc removes them. */
   leftovers: string[];
@@ -38,21 +38,51 @@ export interface FsckReport {
 
 const TEMP_RE = /^\.(tmp|incoming)-/;
 
-async function drain(it: AsyncIterable<unknown>): Promise<void> {
-  for await (const _ of it) {
-    // reading is the check
-  }
+/** Reads an object to its end (reading is the check), stopping at once on an abort. */
+async function drain(it: AsyncIterable<unknown>, signal: AbortSignal | undefined): Promise<void> {
+  for await (const _ of it) signal?.throwIfAborted();
 }
 
 function why(err: unknown): string {
   return isFerryError(err) ? `${err.code}: ${err.message}` : String(err);
 }
 
+/** Checks every channel state file (name and contents); returns how many were checked. */
+async function checkChannels(store: Store, problems: FsckProblem[], leftovers: string[]): Promise<number> {
+  const dir = join(store.root, 'channels');
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    const errno = (err as NodeJS.ErrnoException).code;
+    if (errno === 'ENOENT') return 0;
+    problems.push({ kind: 'channel', id: 'channels', path: dir, problem: errno === 'ENOTDIR' ? 'not a directory (applies from any channel fail until it is removed)' : why(err) });
+    return 0;
+  }
+  let checked = 0;
+  for (const f of names) {
+    if (TEMP_RE.test(f)) leftovers.push(join(dir, f));
+    if (f.startsWith('.')) continue;
+    checked++;
+    const channel = channelFromFileName(f);
+    if (channel === undefined) {
+      problems.push({ kind: 'channel', id: f, path: join(dir, f), problem: 'file name is not an encoded channel name' });
+      continue;
+    }
+    try {
+      await store.getChannel(channel);
+    } catch (err) {
+      problems.push({ kind: 'channel', id: channel, path: join(dir, f), problem: why(err) });
+    }
+  }
+  return checked;
+}
+
 /** Re-hashes every object and checks that every ref's image is complete. */
 export async function fsck(store: Store, opts: { onProgress?: (p: Progress) => void; signal?: AbortSignal } = {}): Promise<FsckReport> {
   const problems: FsckProblem[] = [];
   const leftovers: string[] = [];
-  const checked = { contents: 0, skeletons: 0, blobs: 0, refs: 0 };
+  const checked = { contents: 0, skeletons: 0, blobs: 0, refs: 0, channels: 0 };
   const contents = await store.listObjects('contents');
   const skeletons = await store.listObjects('skeletons');
   const blobs = await store.listObjects('blobs');
@@ -66,8 +96,9 @@ export async function fsck(store: Store, opts: { onProgress?: (p: Progress) => v
     else {
       checked.contents++;
       try {
-        await drain(store.openContent(o.digest));
+        await drain(store.openContent(o.digest), opts.signal);
       } catch (err) {
+        if (opts.signal?.aborted) throw err;
         problems.push({ kind: 'content', id: o.digest, path: o.path, problem: why(err) });
       }
     }
@@ -82,9 +113,13 @@ export async function fsck(store: Store, opts: { onProgress?: (p: Progress) => v
       checked.skeletons++;
       try {
         const r = readSkeletonFile(o.path);
-        for await (const e of r.entries) if (e.digest) referenced.add(e.digest);
+        for await (const e of r.entries) {
+          opts.signal?.throwIfAborted();
+          if (e.digest) referenced.add(e.digest);
+        }
         if (r.trailer().diffId !== o.digest) throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `skeleton names layer ${r.trailer().diffId}`);
       } catch (err) {
+        if (opts.signal?.aborted) throw err;
         problems.push({ kind: 'skeleton', id: o.digest, path: o.path, problem: why(err) });
       }
     }
@@ -94,6 +129,7 @@ export async function fsck(store: Store, opts: { onProgress?: (p: Progress) => v
     if (!(await store.hasContent(d))) problems.push({ kind: 'content', id: d, path: store.contentPath(d), problem: 'missing (a skeleton needs it)' });
   }
   for (const o of blobs) {
+    opts.signal?.throwIfAborted();
     if (TEMP_RE.test(o.name)) leftovers.push(o.path);
     else if (!o.digest) problems.push({ kind: 'blob', id: o.name, path: o.path, problem: 'file name is not a digest' });
     else {
@@ -109,11 +145,15 @@ export async function fsck(store: Store, opts: { onProgress?: (p: Progress) => v
   // each ref file on its own: one unreadable ref must be reported, not hide the others
   // (store.listRefs fails as a whole on the first bad one)
   for (const f of await readdir(join(store.root, 'refs'))) {
-    const path = join(store.root, 'refs', f);
-    if (TEMP_RE.test(f)) leftovers.push(path);
-    if (f.startsWith('.')) continue;
-    const ref = refFromFileName(f);
+    if (TEMP_RE.test(f)) leftovers.push(join(store.root, 'refs', f));
+  }
+  for (const { file, path, ref } of await store.listRefFiles()) {
+    opts.signal?.throwIfAborted();
     checked.refs++;
+    if (ref === undefined) {
+      problems.push({ kind: 'ref', id: file, path, problem: 'file name is not an encoded name:tag (images skips it; remove or rename it)' });
+      continue;
+    }
     try {
       const img = await store.resolve(ref);
       for (const l of img.layers) {
@@ -123,6 +163,7 @@ export async function fsck(store: Store, opts: { onProgress?: (p: Progress) => v
       problems.push({ kind: 'ref', id: ref, path, problem: why(err) });
     }
   }
+  checked.channels = await checkChannels(store, problems, leftovers);
   const pending: PendingSummary[] = [];
   for (const p of await pendingStates(store)) {
     pending.push(p.summary);
@@ -146,11 +187,14 @@ export interface GcReport {
 type Live = { contents: Set<string>; skeletons: Set<string>; blobs: Set<string> };
 
 /** Adds a layer and every content its skeleton names to the live set. */
-async function keepLayer(store: Store, live: Live, diffId: Digest): Promise<void> {
+async function keepLayer(store: Store, live: Live, diffId: Digest, signal?: AbortSignal): Promise<void> {
   if (live.skeletons.has(diffId)) return;
   live.skeletons.add(diffId);
   const r = await store.openSkeleton(diffId);
-  for await (const e of r.entries) if (e.digest) live.contents.add(e.digest);
+  for await (const e of r.entries) {
+    signal?.throwIfAborted();
+    if (e.digest) live.contents.add(e.digest);
+  }
 }
 
 async function sizeOf(path: string): Promise<number> {
@@ -197,14 +241,20 @@ async function pendingRoots(store: Store, live: Live, report: GcReport, dryRun: 
 export async function gc(store: Store, opts: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<GcReport> {
   return store.withLock(async () => {
     const live: Live = { contents: new Set<string>(), skeletons: new Set<string>(), blobs: new Set<string>() };
-    for (const { ref, manifest } of await store.listRefs()) {
-      const img = await store.imageByManifest(ref, manifest);
+    // every ref file is a root, whatever its name: a malformed name (fsck reports it) must not
+    // make gc free the image it points at
+    for (const { file, ref } of await store.listRefFiles()) {
+      opts.signal?.throwIfAborted();
+      const what = ref ?? `file ${file}`;
+      const img = await store.imageByManifest(what, await store.readRefFile(file, what));
       live.blobs.add(img.manifestDigest).add(img.configDigest);
-      for (const l of img.layers) await keepLayer(store, live, l.diffId);
+      for (const l of img.layers) await keepLayer(store, live, l.diffId, opts.signal);
     }
     const report: GcReport = { removed: { contents: 0, skeletons: 0, blobs: 0, temps: 0 }, freedBytes: 0, kept: [], dropped: [] };
     await pendingRoots(store, live, report, opts.dryRun);
-    for (const kind of ['contents', 'skeletons', 'blobs'] as const) {
+    // referrers go first (skeletons before the contents they name), so a gc cut short by a signal
+    // or a crash never leaves a skeleton naming a removed content
+    for (const kind of ['blobs', 'skeletons', 'contents'] as const) {
       for (const o of await store.listObjects(kind)) {
         opts.signal?.throwIfAborted();
         const temp = TEMP_RE.test(o.name);
