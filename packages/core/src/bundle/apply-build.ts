@@ -12,7 +12,7 @@ import type { SkeletonWriter } from '../tar/skeleton-file.js';
 import type { Store } from '../store/store.js';
 import type { BaselineTable, TableEntry } from './baseline.js';
 import type { LayerSink } from './apply-sink.js';
-import { DeltaDecoder } from './apply-delta.js';
+import { DeltaDecoder, resolveReference } from './apply-delta.js';
 import { patchBytes, type DecodedBody, type HeaderSource, type PayloadOp } from './payload.js';
 
 function bad(msg: string): FerryError {
@@ -189,23 +189,15 @@ export class LayerBuild {
     if (b.kind === 'literal') {
       digest = await this.c.out.body(info.size, b.data);
     } else if (b.kind === 'patch') {
-      const ref = this.reference(b.index, info.path);
+      const ref = resolveReference(this.c.table, b.index, this.c.maxReference, info.path);
       const limit = info.size + (info.size >> 8) + 1024;
       if (b.patchSize > limit) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `patch of ${info.path} is ${b.patchSize} bytes, over the ${limit}-byte cap for a ${info.size}-byte body`);
       digest = await this.deltas.patch(ref, b.data, b.patchSize, info.size, (out) => this.c.out.body(info.size, [out]));
     } else {
-      const ref = this.reference(b.index, info.path);
+      const ref = resolveReference(this.c.table, b.index, this.c.maxReference, info.path);
       digest = await this.deltas.bsdiff(ref, b.data, info.size, this.c.signal, (out) => this.c.out.body(info.size, out));
     }
     await this.finish(raw, info, digest);
-  }
-
-  /** The baseline entry a delta uses, checked against the reference cap before it is read. */
-  private reference(index: number, path: string): TableEntry & { digest: Digest } {
-    const ref = this.c.table.entry(index);
-    if (!ref.digest) throw bad(`the reference of ${path}'s delta has no body`);
-    if (ref.size > this.c.maxReference) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `the reference of ${path}'s delta is ${ref.size} bytes, over the ${this.c.maxReference}-byte cap`);
-    return ref as TableEntry & { digest: Digest };
   }
 }
 

@@ -11,6 +11,7 @@ import { sha256, type Digest } from '../util/digest.js';
 import { zstdDecompressInto, zstdPatchDecode } from '../util/zstd.js';
 import { bspatch } from '../delta/bspatch.js';
 import type { Store } from '../store/store.js';
+import type { BaselineTable } from './baseline.js';
 
 /** Buffers up to this size are kept between deltas. */
 const KEEP_MAX = 64 * 1024 * 1024;
@@ -36,6 +37,28 @@ function missing(digest: Digest, why: string, cause?: unknown): FerryError {
   return new FerryError('FERRY_ERR_BASELINE_MISSING', `baseline content ${digest} that a delta uses is ${why}`, { cause, details: { digest } });
 }
 
+/**
+ * What a delta decodes against: the concatenation of `parts` (stored contents), `size` bytes in
+ * all. Today an op names one baseline entry, so there is one part.
+ */
+export interface PatchReference {
+  parts: { digest: Digest; size: number }[];
+  size: number;
+}
+
+/**
+ * THE place where an op's patch reference is resolved: from the op's reference description (today
+ * one baseline entry index) to the stored contents whose concatenation is the reference, checked
+ * against the reference cap before a byte is read. A reference made of several baseline contents
+ * plugs in here (its parts listed in order; DeltaDecoder reads them one after the other).
+ */
+export function resolveReference(table: BaselineTable, index: number, maxReference: number, path: string): PatchReference {
+  const entry = table.entry(index);
+  if (!entry.digest) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `payload is malformed: the reference of ${path}'s delta has no body`);
+  if (entry.size > maxReference) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `the reference of ${path}'s delta is ${entry.size} bytes, over the ${maxReference}-byte cap`);
+  return { parts: [{ digest: entry.digest, size: entry.size }], size: entry.size };
+}
+
 /** The reference, patch and output buffers of one layer's deltas. */
 export class DeltaDecoder {
   private readonly packed = new Reusable();
@@ -46,10 +69,23 @@ export class DeltaDecoder {
   constructor(private readonly store: Store) {}
 
   /**
-   * The stored content `digest` of `size` bytes, read whole and re-hashed: a missing or damaged
-   * reference is FERRY_ERR_BASELINE_MISSING naming it (never blamed on the payload).
+   * A delta's reference bytes: its parts (stored contents) read, decoded and re-hashed one after
+   * the other into one reused buffer. A missing or damaged part is FERRY_ERR_BASELINE_MISSING
+   * naming it (never blamed on the payload). The parts come from `resolveReference`.
    */
-  private reference(digest: Digest, size: number): Buffer {
+  private reference(ref: PatchReference): Buffer {
+    const out = this.ref.take(ref.size);
+    let at = 0;
+    for (const part of ref.parts) {
+      this.readPart(part.digest, out.subarray(at, at + part.size));
+      at += part.size;
+    }
+    return out;
+  }
+
+  /** Reads the stored content `digest` into `into` (exactly its size), checking its digest. */
+  private readPart(digest: Digest, into: Buffer): void {
+    const size = into.length;
     let fd: number;
     try {
       fd = openSync(this.store.contentPath(digest), 'r');
@@ -71,15 +107,13 @@ export class DeltaDecoder {
     } finally {
       closeSync(fd);
     }
-    const ref = this.ref.take(size);
     let n: number;
     try {
-      n = zstdDecompressInto(packed, ref);
+      n = zstdDecompressInto(packed, into);
     } catch (err) {
       throw missing(digest, `corrupt (${(err as Error).message})`, err);
     }
-    if (n !== size || sha256(ref) !== digest) throw missing(digest, 'corrupt (it does not match its digest)');
-    return ref;
+    if (n !== size || sha256(into) !== digest) throw missing(digest, 'corrupt (it does not match its digest)');
   }
 
   /** Collects a patch's bytes (their count was checked against its output size by the caller). */
@@ -99,10 +133,10 @@ export class DeltaDecoder {
    * A zstd patch-from body: `use` gets the output (valid until it returns). The reference is
    * read after the patch bytes, which come first in the payload.
    */
-  async patch<T>(ref: { digest: Digest; size: number }, data: AsyncIterable<Uint8Array>, patchSize: number, size: number, use: (out: Uint8Array) => Promise<T>): Promise<T> {
+  async patch<T>(ref: PatchReference, data: AsyncIterable<Uint8Array>, patchSize: number, size: number, use: (out: Uint8Array) => Promise<T>): Promise<T> {
     try {
       const patch = await this.collect(data, patchSize);
-      const out = zstdPatchDecode(patch, this.reference(ref.digest, ref.size), size, this.out.take(size));
+      const out = zstdPatchDecode(patch, this.reference(ref), size, this.out.take(size));
       return await use(out);
     } finally {
       this.release();
@@ -110,9 +144,9 @@ export class DeltaDecoder {
   }
 
   /** A bsdiff body: `use` gets its output as a stream (the delta streams in as it is read). */
-  async bsdiff<T>(ref: { digest: Digest; size: number }, data: AsyncIterable<Uint8Array>, size: number, signal: AbortSignal | undefined, use: (out: AsyncIterable<Uint8Array>) => Promise<T>): Promise<T> {
+  async bsdiff<T>(ref: PatchReference, data: AsyncIterable<Uint8Array>, size: number, signal: AbortSignal | undefined, use: (out: AsyncIterable<Uint8Array>) => Promise<T>): Promise<T> {
     try {
-      return await use(bspatch(this.reference(ref.digest, ref.size), data, size, signal));
+      return await use(bspatch(this.reference(ref), data, size, signal));
     } finally {
       this.release();
     }
