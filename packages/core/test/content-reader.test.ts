@@ -21,7 +21,7 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'ferry-reader-'));
   store = await Store.open(join(work, 'store'), { create: true });
   const batch = new ContentBatch(store);
-  for (const b of bodies) await batch.putBuffer(b);
+  for (const b of bodies) await batch.put((async function* () { yield b; })(), b.length);
   await batch.flush();
 });
 
