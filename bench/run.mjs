@@ -20,7 +20,8 @@ for (const n of names) if (!known.includes(n)) {
 }
 const selected = names.length > 0 ? names : ['store', 'bundle'];
 if (flags.help) {
-  console.log('node bench/run.mjs [store] [dataset] [bundle] [--sizes=512,1024] [--pairs=dep-bump,security-update,noop-rebuild,cross-image] [--quick] [--rebuild-dataset] [--no-ref-cache]');
+  // pair names: bench/dataset/pairs.mjs (an unknown name is refused with the list)
+  console.log('node bench/run.mjs [store] [dataset] [bundle] [--sizes=512,1024] [--pairs=NAME,...] [--quick] [--rebuild-dataset] [--no-ref-cache]');
   process.exit(0);
 }
 
