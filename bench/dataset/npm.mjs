@@ -119,8 +119,8 @@ export async function npmInstallTree(appName, deps) {
 
 /**
  * Builds /app at `root` from a tree made by npmInstallTree, every entry stamped `buildTime`: npm
- * (10) writes installed files with the time of the install, so a `RUN npm ci` layer rebuilt later
- * changes every mtime, unchanged packages included.
+ * (11 here) writes installed files with the time of the install, so a `RUN npm ci` layer rebuilt
+ * later changes every mtime, unchanged packages included.
  */
 export async function buildInstalledApp(root, treeTar, buildTime) {
   await rm(root, { recursive: true, force: true });
