@@ -8,18 +8,28 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGzip } from 'node:zlib';
-import { FerryError, layerStream, loadBaseline, parseRef, signBundle, type Digest, type LayerPlan, type PrivateKey, type Progress, type SignedBundle, type StoredImage, type Store } from '@ferry/core';
+import { FerryError, PATCH_REFERENCE_MAX, isChannelName, layerStream, toFerryError, loadBaseline, parseRef, type Digest, type LayerPlan, type PrivateKey, type Progress, type StoredImage, type Store } from '@ferry/core';
 import { emitLayer, newStats, type EmitStats } from './emit.js';
 import { BaselineIndex } from './match.js';
 import { PatchPool } from './patch-pool.js';
 import { planLayer } from './plan.js';
+import { signBundle, type SignedBundle } from './writer.js';
 
 /** Options for createBundle. */
 export interface BundleOptions {
   /** Images the device holds (refs in the store). May be empty: then every layer is literal. */
   from: string[];
+  /** Layers the device holds (diff_ids whose skeletons the store has), added to those of `from`. */
+  baselineLayers?: Digest[] | undefined;
   /** The target image (ref in the store). */
   to: string;
+  /** The target by manifest digest instead (`to` is then only the name it installs as). */
+  toManifest?: Digest | undefined;
+  /**
+   * A release envelope signed elsewhere (the server embeds the release engineer's statement: the
+   * release key never reaches it); `releaseKeys` are then not used. It must name the target.
+   */
+  releaseEnvelope?: Uint8Array | undefined;
   channel: string;
   release: number;
   /** Unix seconds. */
@@ -29,7 +39,7 @@ export interface BundleOptions {
   releaseKeys: PrivateKey[];
   headerKeys: PrivateKey[];
   chunkSize?: number | undefined;
-  /** Cap on patch references (default 64 MiB) so the agent's memory stays bounded. */
+  /** Cap on patch references (default core's PATCH_REFERENCE_MAX, which every applier accepts). */
   maxPatchReference?: number | undefined;
   /** zstd level for payload frames and patches (default 19). */
   level?: number | undefined;
@@ -37,7 +47,11 @@ export interface BundleOptions {
   workers?: number | undefined;
   /** Unix seconds stamped as creation time (default now; fix it for reproducible bytes). */
   created?: number | undefined;
+  /** Directory for the temporary payload file (default the system temp directory). */
+  workDir?: string | undefined;
   onProgress?: (p: Progress) => void;
+  /** Stops the computation (FERRY_ERR_ABORTED): patch workers end, the temporary payload goes. */
+  signal?: AbortSignal | undefined;
 }
 
 /** A computed bundle; `dispose` removes its temp payload. */
@@ -48,13 +62,22 @@ export interface ComputedBundle {
   dispose(): Promise<void>;
 }
 
-async function gzipSize(store: Store, diffId: Digest, size: number): Promise<number> {
+async function gzipSize(store: Store, diffId: Digest, size: number, signal?: AbortSignal): Promise<number> {
   const gz = createGzip({ level: 6 });
   let n = 0;
   const counting = (async () => {
     for await (const c of gz as AsyncIterable<Buffer>) n += c.length;
   })();
-  for await (const c of layerStream(store, diffId, size)) if (!gz.write(c)) await new Promise((r) => gz.once('drain', r));
+  try {
+    for await (const c of layerStream(store, diffId, size)) {
+      signal?.throwIfAborted();
+      if (!gz.write(c)) await new Promise((r) => gz.once('drain', r));
+    }
+  } catch (err) {
+    gz.destroy();
+    await counting.catch(() => {});
+    throw err;
+  }
   gz.end();
   await counting;
   return n;
@@ -68,34 +91,41 @@ function baselineLayers(images: StoredImage[]): Digest[] {
 
 /** Computes and signs a bundle from `from` to `to`. */
 export async function createBundle(store: Store, opts: BundleOptions): Promise<ComputedBundle> {
-  const target = await store.resolve(opts.to);
+  const target = opts.toManifest ? await store.imageByManifest(opts.to, opts.toManifest) : await store.resolve(opts.to);
   const installAs = opts.installAs ?? opts.to;
   parseRef(installAs);
+  // devices refuse a header whose channel is not a valid name (docs/format.md section 4)
+  if (!isChannelName(opts.channel)) throw new FerryError('FERRY_ERR_USAGE', `${JSON.stringify(opts.channel)} is not a valid channel name`);
   const bases = await Promise.all(opts.from.map((r) => store.resolve(r)));
-  const baseline = baselineLayers(bases);
+  const baseline = [...new Set([...baselineLayers(bases), ...(opts.baselineLayers ?? [])])];
   const have = new Set(baseline);
   const entries = await loadBaseline(store, baseline);
   const index = new BaselineIndex(entries);
   const level = opts.level ?? 19;
-  const pool = new PatchPool(store.root, level, opts.workers);
-  const dir = await mkdtemp(join(tmpdir(), 'ferry-bundle-'));
-  const payloadFile = join(dir, 'payload');
+  const signal = opts.signal;
   const stats = newStats();
   const produced = new Set<Digest>();
   const layers: LayerPlan[] = [];
+  let pool: PatchPool | undefined;
+  let dir: string | undefined;
   try {
+    // workers and the temp directory start inside the try that ends them
+    pool = new PatchPool(store.root, level, opts.workers, signal);
+    dir = await mkdtemp(join(opts.workDir ?? tmpdir(), 'ferry-bundle-'));
+    const payloadFile = join(dir, 'payload');
     const fh = await open(payloadFile, 'w');
     let offset = 0;
     try {
       for (const [i, l] of target.layers.entries()) {
+        signal?.throwIfAborted();
         opts.onProgress?.({ phase: `layer ${i + 1}/${target.layers.length}`, done: i, total: target.layers.length });
-        const gz = await gzipSize(store, l.diffId, l.size);
+        const gz = await gzipSize(store, l.diffId, l.size, signal);
         if (have.has(l.diffId)) {
           layers.push({ diffId: l.diffId, size: l.size, mode: 'reuse', start: offset, end: offset, gzipSize: gz });
           continue;
         }
-        const ops = await planLayer(await store.openSkeleton(l.diffId), index, { maxPatchReference: opts.maxPatchReference ?? 64 * 1024 * 1024, pool, produced });
-        const range = await emitLayer(store, ops, fh, offset, { level, windowLog: 27, workers: Math.max(0, (opts.workers ?? 2) > 1 ? 2 : 0) }, stats);
+        const ops = await planLayer(await store.openSkeleton(l.diffId), index, { maxPatchReference: opts.maxPatchReference ?? PATCH_REFERENCE_MAX, pool, produced, signal });
+        const range = await emitLayer(store, ops, fh, offset, { level, workers: Math.max(0, (opts.workers ?? 2) > 1 ? 2 : 0), signal }, stats);
         offset = range.end;
         layers.push({ diffId: l.diffId, size: l.size, mode: 'rebuild', ...range, gzipSize: gz });
       }
@@ -108,6 +138,7 @@ export async function createBundle(store: Store, opts: BundleOptions): Promise<C
     const signed = await signBundle({
       release: { channel: opts.channel, release: opts.release, ref: installAs, manifest: target.manifestDigest, config: target.configDigest, expires: opts.expires, created: now },
       releaseKeys: opts.releaseKeys,
+      releaseEnvelope: opts.releaseEnvelope,
       headerKeys: opts.headerKeys,
       manifest: target.manifest,
       config: target.config,
@@ -119,11 +150,13 @@ export async function createBundle(store: Store, opts: BundleOptions): Promise<C
       created: now,
     });
     stats.top.sort((a, b) => b.carried - a.carried || a.path.localeCompare(b.path)).splice(20);
-    return { signed, layers, stats, dispose: () => rm(dir, { recursive: true, force: true }) };
+    const made = dir;
+    return { signed, layers, stats, dispose: () => rm(made, { recursive: true, force: true }) };
   } catch (err) {
-    await rm(dir, { recursive: true, force: true });
-    throw err;
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    // raw fs errors (ENOSPC writing the payload, EACCES) leave this module with a code
+    throw toFerryError(err, 'computing the bundle');
   } finally {
-    await pool.close();
+    await pool?.close();
   }
 }

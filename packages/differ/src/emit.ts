@@ -4,7 +4,8 @@
  */
 import { once } from 'node:events';
 import type { FileHandle } from 'node:fs/promises';
-import { OpWriter, zstdCompressStream, type BodySource, type Store } from '@ferry/core';
+import type { Transform } from 'node:stream';
+import { OpWriter, payloadWindowLog, zstdCompressStream, type BodySource, type Store } from '@ferry/core';
 import type { PlannedOp } from './plan.js';
 
 /** Bytes and counts by op kind, for reports. */
@@ -64,15 +65,34 @@ async function bodySource(store: Store, op: Extract<PlannedOp, { kind: 'entry' }
 /** Compression of payload frames: high level, long window (DESIGN.md section 5). */
 export interface FrameOptions {
   level: number;
-  windowLog: number;
   workers: number;
+  /** Checked before every op; on abort the frame's compressor is destroyed. */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * The frame's window: what its records decode to at most (carried bodies, literal headers and a
+ * few bytes an op), capped by core's PAYLOAD_WINDOW_LOG_MAX, the window every applier accepts.
+ */
+export function frameWindowLog(ops: PlannedOp[]): number {
+  let bytes = 0;
+  for (const op of ops) {
+    bytes += 64;
+    if (op.kind === 'entry') {
+      if (op.header.kind === 'literal') bytes += op.header.bytes.length;
+      if (op.body.kind === 'literal' || op.body.kind === 'patch') bytes += op.body.size;
+    } else if (op.kind === 'tail' || op.kind === 'patchrun') {
+      bytes += op.kind === 'tail' ? op.bytes.length : op.patch.length;
+    }
+  }
+  return payloadWindowLog(bytes);
 }
 
 /**
  * Writes one layer's ops as a zstd frame at the end of `out`; returns the frame's byte range.
  */
 export async function emitLayer(store: Store, ops: PlannedOp[], out: FileHandle, offset: number, frame: FrameOptions, stats: EmitStats): Promise<{ start: number; end: number }> {
-  const z = zstdCompressStream({ compressionLevel: frame.level, windowLog: frame.windowLog, enableLongDistanceMatching: true, checksumFlag: true, nbWorkers: frame.workers });
+  const z = zstdCompressStream({ compressionLevel: frame.level, windowLog: frameWindowLog(ops), enableLongDistanceMatching: true, checksumFlag: true, nbWorkers: frame.workers });
   let pos = offset;
   const drain = (async () => {
     for await (const c of z as AsyncIterable<Buffer>) {
@@ -80,8 +100,25 @@ export async function emitLayer(store: Store, ops: PlannedOp[], out: FileHandle,
       pos += c.length;
     }
   })();
+  // a failed write of the output (ENOSPC) stops the ops at once, instead of a wait for 'drain'
+  const halt = new AbortController();
+  drain.catch((err: unknown) => halt.abort(err));
   const w = new OpWriter(z);
+  try {
+    await writeOps(store, ops, w, z, frame.signal ? AbortSignal.any([frame.signal, halt.signal]) : halt.signal, stats);
+  } catch (err) {
+    z.destroy();
+    await drain.catch(() => {});
+    throw halt.signal.aborted ? halt.signal.reason : err;
+  }
+  z.end();
+  await drain;
+  return { start: offset, end: pos };
+}
+
+async function writeOps(store: Store, ops: PlannedOp[], w: OpWriter, z: Transform, signal: AbortSignal, stats: EmitStats): Promise<void> {
   for (const op of ops) {
+    signal.throwIfAborted();
     if (op.kind === 'run') {
       w.run(op.start, op.count);
       stats.runEntries += op.count;
@@ -105,9 +142,6 @@ export async function emitLayer(store: Store, ops: PlannedOp[], out: FileHandle,
     } else {
       w.tail(op.bytes);
     }
-    if (z.writableNeedDrain) await once(z, 'drain');
+    if (z.writableNeedDrain) await once(z, 'drain', { signal });
   }
-  z.end();
-  await drain;
-  return { start: offset, end: pos };
 }

@@ -11,11 +11,14 @@ export class PatchPool {
   private readonly pending = new Map<number, { resolve: (r: PatchResult) => void; reject: (e: unknown) => void }>();
   private nextId = 0;
 
+  /** `signal` fails every job, sent or queued, with FERRY_ERR_ABORTED when it fires. */
   constructor(
     private readonly root: string,
     private readonly level: number,
     size = availableParallelism(),
+    signal?: AbortSignal,
   ) {
+    signal?.addEventListener('abort', () => this.fail(new FerryError('FERRY_ERR_ABORTED', 'aborted', { cause: signal.reason })), { once: true });
     for (let i = 0; i < Math.max(1, size); i++) {
       const w = new Worker(compiledSibling(import.meta.url, 'patch-worker'));
       w.on('message', (r: PatchResult) => this.done(w, r));
@@ -29,7 +32,7 @@ export class PatchPool {
 
   /** A worker died: every job, sent or queued, fails, and so does every later one. */
   private fail(err: unknown): void {
-    this.broken ??= new FerryError('FERRY_ERR_INTERNAL', `a patch worker failed: ${(err as Error).message ?? String(err)}`, { cause: err });
+    this.broken ??= err instanceof FerryError ? err : new FerryError('FERRY_ERR_INTERNAL', `a patch worker failed: ${(err as Error).message ?? String(err)}`, { cause: err });
     for (const p of this.pending.values()) p.reject(this.broken);
     for (const q of this.queue) q.reject(this.broken);
     this.pending.clear();

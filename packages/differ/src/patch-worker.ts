@@ -5,7 +5,8 @@
  * only when smaller than the literal). bsdiff is tried for references up to BSDIFF_MAX_REFERENCE.
  */
 import { parentPort } from 'node:worker_threads';
-import { BSDIFF_MAX_REFERENCE, Store, bsdiff, canPatchFrom, zstdCompress, zstdPatchEncode, type Digest } from '@ferry/core';
+import { Store, canPatchFrom, zstdCompress, zstdPatchEncode, type Digest } from '@ferry/core';
+import { BSDIFF_MAX_REFERENCE, bsdiff } from './delta/bsdiff.js';
 
 /** A patch job. */
 export interface PatchJob {

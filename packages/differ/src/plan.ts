@@ -31,6 +31,8 @@ export interface PlanOptions {
   pool: PatchPool;
   /** Contents produced by earlier layers of this bundle (grows as layers are planned). */
   produced: Set<Digest>;
+  /** Checked before every entry. */
+  signal?: AbortSignal | undefined;
 }
 
 function allZero(b: Buffer): boolean {
@@ -98,6 +100,7 @@ export async function planLayer(skeleton: SkeletonReader, index: BaselineIndex, 
   let prevSize = 0;
   let nextBase = 0;
   for await (const e of skeleton.entries) {
+    opts.signal?.throwIfAborted();
     const { pad, header } = splitRaw(e.raw, prevSize);
     const pathBase = index.path(e.path);
     const exact = [nextBase, pathBase].find((i) => i !== undefined && i < index.entries.length && index.entries[i]!.header.equals(header) && index.entries[i]!.digest === e.digest);
