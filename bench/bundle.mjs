@@ -52,6 +52,8 @@ async function measurePair(dataset, p, stores, keys, work, useCache) {
   process.stderr.write(`bundle: ${p.name}: applyBundle...\n`);
   const a = await inChild('apply', { store: device, bundle: ferry, publicPem: keys.publicPem, as: `${p.name}:v2` });
   const expected = stores.imports.find((i) => i.store === 'publisher' && i.image === `${p.name}:v2`).manifestDigest;
+  // the ferry figures now, so a run cut short during the references still reports them
+  process.stderr.write(`bundle: ${p.name}: .ferry ${bytes(b.fileSize)} in ${secs(b.seconds)} (peak RSS ${bytes(b.maxRss)}); apply ${secs(a.seconds)} (peak RSS ${bytes(a.maxRss)}), ${a.manifestDigest === expected ? 'image ID matches' : 'IMAGE ID DOES NOT MATCH'}\n`);
   await rm(device, { recursive: true, force: true });
   await rm(ferry, { force: true });
   // zstd per layer right after ferry bundle, so both see about the same machine load

@@ -83,7 +83,6 @@ function flatTools(v1Size) {
  */
 export async function flatReferences(dataset, p, work, useCache) {
   const refsPath = join(dataset.dir, 'refs.json');
-  const cache = (await readJson(refsPath)) ?? {};
   const ids = (img) => img.layers.map((n) => dataset.layers[n].diffId.slice(7, 19)).join(',');
   const size = (img) => img.layers.reduce((a, n) => a + dataset.layers[n].size, 0);
   const v1Size = size(p.v1);
@@ -95,6 +94,8 @@ export async function flatReferences(dataset, p, work, useCache) {
       continue;
     }
     const key = `${t.args}|${ids(p.v1)}|${ids(p.v2)}`;
+    // read before each tool: another run on the same dataset may have measured it meanwhile
+    const cache = (await readJson(refsPath)) ?? {};
     if (useCache && cache[key]) {
       out[tool] = { ...cache[key], label: t.label, cached: true };
       continue;
@@ -111,7 +112,6 @@ export async function flatReferences(dataset, p, work, useCache) {
     const entry = { bytes: await fileSize(o), seconds: r.seconds, maxRss: r.maxRss, measured: new Date().toISOString() };
     out[tool] = { ...entry, label: t.label };
     await rm(o, { force: true });
-    // re-read: another bench run on the same dataset may have added entries meanwhile
     await writeJson(refsPath, { ...((await readJson(refsPath)) ?? {}), [key]: entry });
   }
   if (flat) await rm(flat.a, { force: true }).then(() => rm(flat.b, { force: true }));
