@@ -22,7 +22,8 @@ for (const n of names) if (!known.includes(n)) {
 }
 const selected = names.length > 0 ? names : ['store', 'bundle'];
 if (flags.help) {
-  console.log('node bench/run.mjs [store] [dataset] [bundle] [server] [link] [--sizes=512,1024] [--pairs=dep-bump,security-update,noop-rebuild,cross-image] [--quick] [--rebuild-dataset] [--no-ref-cache] [server: --agents=1000 --duration=10 --rate=1000 --no-postgres] [link: --link-rate=1Mbit --up=20 --down=10 --latency=MS --size=MIB | --pair=NAME --curl-max=S]');
+  // pair names: bench/dataset/pairs.mjs (an unknown name is refused with the list)
+  console.log('node bench/run.mjs [store] [dataset] [bundle] [server] [link] [--sizes=512,1024] [--pairs=NAME,...] [--quick] [--rebuild-dataset] [--no-ref-cache] [server: --agents=1000 --duration=10 --rate=1000 --no-postgres] [link: --link-rate=1Mbit --up=20 --down=10 --latency=MS --size=MIB | --pair=NAME --curl-max=S]');
   process.exit(0);
 }
 
