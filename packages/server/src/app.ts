@@ -62,9 +62,9 @@ function createFastify(ctx: ServerContext): FastifyInstance {
 }
 
 /**
- * The API routes behind the rate limit: agents, admin, the operator's views and metrics.
- * Publishing and releasing are not limited by count: a push sends one request per content the
- * server lacks (thousands for a real image), and those routes refuse anything but a publisher token.
+ * The API routes behind the rate limit: agents, releases, admin, the operator's views and metrics.
+ * Publishing is not limited by count: a push sends one request per content the server lacks
+ * (thousands for a real image), and those routes refuse anything but a publisher token.
  */
 function apiRoutes(ctx: ServerContext, hub: EventHub) {
   return async function plugin(api: FastifyInstance): Promise<void> {
@@ -80,6 +80,7 @@ function apiRoutes(ctx: ServerContext, hub: EventHub) {
       });
     }
     await api.register(agentRoutes(ctx));
+    await api.register(releaseRoutes(ctx));
     await api.register(adminRoutes(ctx));
     await api.register(operatorRoutes(ctx));
     await api.register(eventRoutes(ctx, hub));
@@ -116,7 +117,6 @@ export async function buildApp(ctx: ServerContext): Promise<FastifyInstance> {
   await app.register(repoRoutes(ctx));
   await app.register(dashboardRoutes());
   await app.register(publishRoutes(ctx));
-  await app.register(releaseRoutes(ctx));
   await app.register(apiRoutes(ctx, hub));
   return app;
 }

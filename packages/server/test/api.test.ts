@@ -181,7 +181,7 @@ describe('connections', () => {
     const limited = await startTestServer({ rateLimit: { max: 3, windowMs: 60_000 } });
     try {
       const statuses = [];
-      for (let i = 0; i < 4; i++) statuses.push(await call(limited.url, 'GET', '/v1/agents', { token: limited.admin }));
+      for (let i = 0; i < 4; i++) statuses.push(await call(limited.url, 'GET', '/v1/channels/x', { token: limited.admin }));
       expect(statuses.slice(0, 3).map((a) => a.status)).toEqual([200, 200, 200]);
       expect(statusCode(statuses[3]!)).toEqual([429, 'FERRY_ERR_RATE_LIMITED']);
       expect(Number(statuses[3]!.headers.get('retry-after'))).toBeGreaterThan(0);
