@@ -4,7 +4,9 @@
  * or the assignment's repository, read under the header cap and checked against the bundle id.
  */
 import { join } from 'node:path';
-import { ApiClient, digestHex, FerryError, HEADER_MAX_BYTES, headerPath, isFerryError, protocol, readRegularFile, sha256, writeFileAtomic, type CheckinAnswer, type CheckinRequest, type Digest, type Report, type ReportsAnswer } from '@ferry/core';
+import { ApiClient, FerryError, HEADER_MAX_BYTES, headerPath, isFerryError, protocol, readRegularFile, sha256, toFerryError, writeFileAtomic, type CheckinAnswer, type CheckinRequest, type Digest, type Report, type ReportsAnswer } from '@ferry/core';
+import { downloadHeader } from './header-download.js';
+import { createHttpTransport, type HttpTransport } from './http.js';
 import { parseSource } from './sources.js';
 
 /** Longest a check-in, a report or a header download may take before it is dropped. */
@@ -67,26 +69,31 @@ function isTransientStatus(err: FerryError): boolean {
  * earlier download), a directory source, or an HTTP source, in that order. Read at most to the
  * header cap and checked against `id` (sha256 of the envelope); an HTTP copy is kept in the cache.
  */
-export async function loadHeader(id: Digest, cacheDir: string, sources: string[], signal?: AbortSignal): Promise<Uint8Array> {
+export async function loadHeader(id: Digest, cacheDir: string, sources: string[], signal?: AbortSignal, transport?: HttpTransport): Promise<Uint8Array> {
   const dirs = [cacheDir, ...sources.map(parseSource).flatMap((s) => (s.kind === 'file' ? [s.dir] : []))];
   for (const dir of dirs) {
     const bytes = await readHeaderFile(join(dir, headerPath(id)), signal);
     if (bytes && sha256(bytes) === id) return bytes;
   }
+  const http = sources.map(parseSource).filter((s) => s.kind === 'http');
+  if (http.length === 0) throw new FerryError('FERRY_ERR_NOT_FOUND', `no source holds header ${id}`);
+  const own = transport ? undefined : createHttpTransport({ maxSockets: 1 });
   let last: FerryError | undefined;
-  for (const s of sources.map(parseSource)) {
-    if (s.kind !== 'http') continue;
-    try {
-      const bytes = await downloadHeader(new URL(headerPath(id), s.base), signal);
-      if (sha256(bytes) !== id) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `${s.name}: header ${digestHex(id).slice(0, 12)} does not match its id`);
-      await writeFileAtomic(join(cacheDir, headerPath(id)), bytes, { signal });
-      return bytes;
-    } catch (err) {
-      signal?.throwIfAborted();
-      last = isFerryError(err) ? err : new FerryError('FERRY_ERR_NETWORK', `${s.name}: ${(err as Error).message}`, { cause: err });
+  try {
+    for (const s of http) {
+      try {
+        const bytes = await downloadHeader((transport ?? own)!, new URL(headerPath(id), s.base), id, { signal, timeoutMs: REQUEST_TIMEOUT_MS });
+        await writeFileAtomic(join(cacheDir, headerPath(id)), bytes, { signal });
+        return bytes;
+      } catch (err) {
+        signal?.throwIfAborted();
+        last = toFerryError(err, s.name);
+      }
     }
+  } finally {
+    own?.close();
   }
-  throw last ?? new FerryError('FERRY_ERR_NOT_FOUND', `no source holds header ${id}`);
+  throw last!;
 }
 
 async function readHeaderFile(path: string, signal?: AbortSignal): Promise<Buffer | undefined> {
@@ -96,31 +103,4 @@ async function readHeaderFile(path: string, signal?: AbortSignal): Promise<Buffe
     if (isFerryError(err) && err.code !== 'FERRY_ERR_ABORTED' && err.code !== 'FERRY_ERR_IO') return undefined;
     throw err;
   }
-}
-
-async function downloadHeader(url: URL, signal?: AbortSignal): Promise<Buffer> {
-  const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
-  let res: Response;
-  try {
-    res = await fetch(url, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
-  } catch (err) {
-    signal?.throwIfAborted();
-    throw new FerryError('FERRY_ERR_NETWORK', `${url.href}: ${(err as Error).message}`, { cause: err });
-  }
-  if (res.status === 404) throw new FerryError('FERRY_ERR_NOT_FOUND', `${url.href}: 404`);
-  if (!res.ok || !res.body) throw new FerryError('FERRY_ERR_FETCH_HTTP', `${url.href}: HTTP ${res.status}`, { details: { status: res.status } });
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  try {
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      n += chunk.byteLength;
-      if (n > HEADER_MAX_BYTES) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `${url.href}: header over ${HEADER_MAX_BYTES} bytes`);
-      parts.push(chunk);
-    }
-  } catch (err) {
-    if (isFerryError(err)) throw err;
-    signal?.throwIfAborted();
-    throw new FerryError('FERRY_ERR_NETWORK', `${url.href}: ${(err as Error).message}`, { cause: err });
-  }
-  return Buffer.concat(parts);
 }

@@ -7,6 +7,7 @@ export { TokenBucket } from './bucket.js';
 export { StallWatch, type StallLimits } from './watchdog.js';
 export { createHttpTransport, type HttpResponse, type HttpTransport, type HttpTransportOptions } from './http.js';
 export { parseRetryAfter } from './http-source.js';
+export { downloadHeader, type HeaderDownloadOptions } from './header-download.js';
 export { parseSource, type Source } from './sources.js';
 export type { ChunkRef } from './run.js';
 export * from './agent-options.js';

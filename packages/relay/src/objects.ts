@@ -9,8 +9,8 @@
  */
 import { lstat, mkdir, readdir, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ChunkFetcher, createHttpTransport, type HttpTransport } from '@ferry/agent';
-import { CHUNK_SIZE_MAX, FerryError, HEADER_MAX_BYTES, digestHex, isFerryError, sha256, toFerryError, writeFileAtomic, type Digest } from '@ferry/core';
+import { ChunkFetcher, createHttpTransport, downloadHeader, type HttpTransport } from '@ferry/agent';
+import { CHUNK_SIZE_MAX, FerryError, digestHex, isFerryError, toFerryError, writeFileAtomic, type Digest } from '@ferry/core';
 import type { ResolvedRelayOptions } from './options.js';
 import { Pool, SingleFlight } from './pool.js';
 
@@ -163,31 +163,15 @@ export class RelayCache {
   private async fetchHeader(digest: Digest): Promise<void> {
     if (await this.cached('headers', digest)) return;
     const url = new URL(`headers/${digestHex(digest)}`, this.o.upstreamRepo);
-    const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.o.upstreamTimeoutMs)]);
-    let res;
+    let bytes: Buffer;
     try {
-      res = await this.transport.get(url, { 'accept-encoding': 'identity' }, signal);
+      bytes = await downloadHeader(this.transport, url, digest, { signal: this.shutdown.signal, timeoutMs: this.o.upstreamTimeoutMs });
     } catch (err) {
-      throw new FerryError('FERRY_ERR_UPSTREAM_UNAVAILABLE', `upstream ${url.origin} is unreachable: ${(err as Error).message}`, { cause: err });
-    }
-    const parts: Buffer[] = [];
-    try {
-      if (res.status === 404) throw new FerryError('FERRY_ERR_NOT_FOUND', `upstream has no header ${digest}`);
-      if (res.status !== 200) throw new FerryError('FERRY_ERR_UPSTREAM_UNAVAILABLE', `upstream answered HTTP ${res.status} for header ${digest}`);
-      let n = 0;
-      for await (const b of res.body) {
-        n += b.length;
-        if (n > HEADER_MAX_BYTES) throw new FerryError('FERRY_ERR_CHUNK_INVALID', `upstream header ${digest} passes ${HEADER_MAX_BYTES} bytes`);
-        parts.push(b);
+      if (isFerryError(err, 'FERRY_ERR_BUNDLE_INVALID') || isFerryError(err, 'FERRY_ERR_LIMIT_EXCEEDED')) {
+        this.stats.refused++;
+        throw new FerryError('FERRY_ERR_CHUNK_INVALID', `upstream served header ${digest} with other bytes; refused (${err.message})`, { details: { digest }, cause: err });
       }
-    } catch (err) {
-      res.abort();
       throw asUpstreamError(err, `header ${digest}`);
-    }
-    const bytes = Buffer.concat(parts);
-    if (sha256(bytes) !== digest) {
-      this.stats.refused++;
-      throw new FerryError('FERRY_ERR_CHUNK_INVALID', `upstream served header ${digest} with other bytes; refused`, { details: { digest } });
     }
     await writeFileAtomic(this.path('headers', digest), bytes, { mkdir: false });
     this.stats.fetched++;

@@ -3,12 +3,13 @@
  * it sends for each chunk (the upstream link), a small recording API server (check-ins, reports),
  * and agents' ChunkFetchers pointed at the relay.
  */
-import { readdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChunkFetcher } from '@ferry/agent';
-import { digestHex } from '@ferry/core';
+import { digestHex, sha256 } from '@ferry/core';
 import { cacheHolds, makeRepo, scratchDir, startRepoServer, type RepoServer, type TestRepo } from '@ferry/test-support';
 import { startRelay, type RelayOptions, type RunningRelay } from '../src/index.js';
 
@@ -87,6 +88,29 @@ describe('relay: repository', () => {
     const again = await fetch(`${r.url}/repo/chunks/${hex(1)}`);
     expect(again.status).toBe(200);
     expect(Buffer.from(await again.arrayBuffer()).equals(repo.bytes[1]!)).toBe(true);
+  });
+
+  it('caches a header checked against its id, and refuses one upstream serves with other bytes (502, never cached)', async () => {
+    const good = randomBytes(3000);
+    const goodHex = digestHex(sha256(good));
+    const liedHex = digestHex(sha256(randomBytes(10)));
+    await mkdir(join(repo.dir, 'headers'), { recursive: true });
+    await writeFile(join(repo.dir, 'headers', goodHex), good);
+    await writeFile(join(repo.dir, 'headers', liedHex), randomBytes(3000));
+    const r = await relay();
+    const res = await fetch(`${r.url}/repo/headers/${goodHex}`);
+    expect(res.status).toBe(200);
+    expect(Buffer.from(await res.arrayBuffer()).equals(good)).toBe(true);
+    const lied = await fetch(`${r.url}/repo/headers/${liedHex}`);
+    expect(lied.status).toBe(502);
+    expect(((await lied.json()) as { error: { code: string } }).error.code).toBe('FERRY_ERR_CHUNK_INVALID');
+    expect(await readdir(join(work.dir, 'relay', 'headers'))).toEqual([goodHex]);
+    expect(r.cache.stats.refused).toBe(1);
+    // the good one is served from the cache once upstream is gone
+    await upstream.close();
+    const cached = await fetch(`${r.url}/repo/headers/${goodHex}`);
+    expect(Buffer.from(await cached.arrayBuffer()).equals(good)).toBe(true);
+    upstream = await startRepoServer(repo.dir);
   });
 
   it('refuses a bad digest before touching anything, and answers 404 for a chunk upstream lacks', async () => {
