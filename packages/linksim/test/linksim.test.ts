@@ -142,7 +142,9 @@ describe('linksim', () => {
 
   it('resets connections mid-transfer at the configured rate', async () => {
     const t = await target(50_000_000);
-    const link = await sim({ rateDown: 800_000, resetEveryMs: 300 }, t.port);
+    // mean 1.5 s between resets; the default seed draws about 1.5 s: the first bytes are through long
+    // before it even on a loaded machine (with a 300 ms mean CI once saw the reset before any byte)
+    const link = await sim({ rateDown: 800_000, resetEveryMs: 1500 }, t.port);
     const c = await client(link.port);
     let got = 0;
     c.on('data', (b: Buffer) => (got += b.length));
