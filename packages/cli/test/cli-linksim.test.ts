@@ -24,27 +24,32 @@ beforeAll(async () => {
 afterAll(() => new Promise<void>((r) => target.close(() => r())));
 
 describe('ferry linksim', () => {
-  it('proxies a connection at its rate and prints its statistics when stopped', async () => {
-    const child = spawn(process.execPath, [MAIN, 'linksim', '--listen', '127.0.0.1:0', '--target', `127.0.0.1:${port}`, '--rate', '400kbit', '--latency', '20ms', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-    try {
-      const listening = JSON.parse((await lines.next()).value as string) as { event: string; port: number };
-      expect(listening.event).toBe('listening');
-      const got = await new Promise<number>((resolve, reject) => {
-        let n = 0;
-        const c = connect({ host: '127.0.0.1', port: listening.port });
-        c.on('data', (b: Buffer) => (n += b.length));
-        c.on('end', () => resolve(n));
-        c.on('error', reject);
-      });
-      expect(got).toBe(20_000);
-      child.kill('SIGINT');
-      const closed = JSON.parse((await lines.next()).value as string) as { event: string; stats: { bytesDown: number; connections: number } };
-      expect(closed).toMatchObject({ event: 'closed', stats: { bytesDown: 20_000, connections: 1 } });
-      const code = await new Promise<number | null>((r) => (child.exitCode !== null ? r(child.exitCode) : child.on('exit', r)));
-      expect(code).toBe(0);
-    } finally {
-      child.kill('SIGKILL');
+  // five rounds: a connection both ends have half-closed when SIGINT arrives used to leave a socket
+  // that Node could not close, and the process spun at exit in about one run of four
+  it('proxies a connection at its rate, prints its statistics when stopped and exits (five rounds)', async () => {
+    for (let round = 0; round < 5; round++) {
+      const child = spawn(process.execPath, [MAIN, 'linksim', '--listen', '127.0.0.1:0', '--target', `127.0.0.1:${port}`, '--rate', '400kbit', '--latency', '20ms', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const exited = new Promise<number | null>((r) => child.on('exit', r));
+      const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+      try {
+        const listening = JSON.parse((await lines.next()).value as string) as { event: string; port: number };
+        expect(listening.event).toBe('listening');
+        const got = await new Promise<number>((resolve, reject) => {
+          let n = 0;
+          const c = connect({ host: '127.0.0.1', port: listening.port });
+          c.on('data', (b: Buffer) => (n += b.length));
+          c.on('end', () => resolve(n));
+          c.on('error', reject);
+        });
+        expect(got).toBe(20_000);
+        child.kill('SIGINT');
+        const closed = JSON.parse((await lines.next()).value as string) as { event: string; stats: { bytesDown: number; connections: number } };
+        expect(closed).toMatchObject({ event: 'closed', stats: { bytesDown: 20_000, connections: 1 } });
+        const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running 15 s after SIGINT'), 15_000))]);
+        expect(code, `round ${round}`).toBe(0);
+      } finally {
+        child.kill('SIGKILL');
+      }
     }
   });
 

@@ -117,7 +117,10 @@ class Link {
     for (const p of c.pipes) p.close();
     for (const s of [c.client, c.upstream]) {
       s.on('error', () => {});
-      if (reset && !s.destroyed) s.resetAndDestroy();
+      // a socket the link already ended has a shutdown request in flight: libuv refuses to reset
+      // it (EINVAL) and Node then leaves its handle open, which made `ferry linksim` spin forever
+      // at exit; destroying it is enough
+      if (reset && !s.destroyed && !s.writableEnded) s.resetAndDestroy();
       else s.destroy();
     }
   }
