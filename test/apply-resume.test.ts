@@ -10,7 +10,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -176,6 +176,36 @@ describe('gc and an uncommitted apply', () => {
     const superseded = await gc(store);
     expect(superseded.dropped[0]?.reason).toMatch(/release 2 installed/);
     expect(superseded.kept).toEqual([]);
+  }, 300_000);
+});
+
+describe('a record a killed process was creating or removing', () => {
+  it('is a leftover under a working name that gc removes, never a record-less pending entry', async () => {
+    const store = await cloneDevice(fx);
+    const plan = await planApply(store, fx.header);
+    // a process that is gone: its pid names the working directories it left
+    const dead = spawn(process.execPath, ['-e', '']);
+    await new Promise((r) => dead.on('close', r));
+    const root = join(store.root, 'pending');
+    const staged = join(root, `.tmp-${dead.pid}-aaaa`);
+    const removing = join(root, `.tmp-${dead.pid}-bbbb`);
+    await mkdir(staged, { recursive: true });
+    await writeFile(join(staged, 'apply.json'), '{"bundle":');
+    await mkdir(removing, { recursive: true });
+    await writeFile(join(removing, 'progress-0123456789abcdef-1-00'), Buffer.alloc(32));
+    const base = { bundle: plan.bundleId, ref: 'app:v2', channel: 'stable', release: 2, started: new Date().toISOString(), baseline: fx.header.baseline, layers: plan.layers.map((l) => l.diffId), expires: fx.expires };
+    await writePending(store, base);
+    expect((await readdir(root)).filter((n) => !n.startsWith('.tmp-'))).toEqual([plan.bundleId.slice(7)]);
+    const report = await fsck(store);
+    expect(report.problems).toEqual([]);
+    expect(report.leftovers.sort()).toEqual([staged, removing].sort());
+    expect(report.pending.map((p) => p.bundle)).toEqual([plan.bundleId]);
+    const r = await gc(store);
+    expect(r.removed.temps).toBe(2);
+    expect(r.kept.map((k) => k.bundle)).toEqual([plan.bundleId]);
+    expect(await readdir(root)).toEqual([plan.bundleId.slice(7)]);
+    await abandonApply(store, plan.bundleId);
+    expect(await readdir(root)).toEqual([]);
   }, 300_000);
 });
 

@@ -12,12 +12,15 @@
  *   .tmp-<pid>-<random>             working files of a rebuild in progress (the staged skeleton,
  *                                   a large body being streamed): kept while process <pid> lives
  *
+ * Under pending/ itself, `.tmp-<pid>-<random>/` is a record being staged or removed (renamed into
+ * or out of place whole, so a kill never leaves a directory without its record).
+ *
  * A record lives until commitApply or abandonApply removes its directory, or until it is dead:
  * its header expired, or its channel has since installed a release at least as high (a crash
  * between the channel update and the removal leaves such a record). gc removes dead records.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, toFerryError } from '../errors.js';
 import { bytesToDigest, digestHex, digestToBytes, isDigest, type Digest } from '../util/digest.js';
@@ -85,25 +88,51 @@ export async function readPending(store: Store, bundle: Digest): Promise<Pending
   return parseRecord(text, bundle);
 }
 
-/** Writes a record (durably: the directory entry of its directory is synced too). */
+/** A working name under pending/ that gc removes once this process is gone. */
+function workName(store: Store): string {
+  return join(pendingRoot(store), `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+}
+
+/**
+ * Writes a record durably. A new directory is staged under a working name with its record and
+ * renamed into place, so a kill never leaves a pending directory without its record.
+ */
 export async function writePending(store: Store, rec: PendingApply): Promise<void> {
   const dir = pendingDir(store, rec.bundle);
-  try {
-    await mkdir(dir, { recursive: true });
-  } catch (err) {
-    throw toFerryError(err, 'creating the pending-apply directory');
+  const body = JSON.stringify(rec) + '\n';
+  if (await stat(dir).then(() => false, () => true)) {
+    const staged = workName(store);
+    try {
+      await mkdir(staged, { recursive: true });
+      await writeFileAtomic(join(staged, RECORD), body);
+      await rename(staged, dir);
+      await fsyncDir(pendingRoot(store));
+      return;
+    } catch (err) {
+      await rm(staged, { recursive: true, force: true }).catch(() => undefined);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw toFerryError(err, 'creating the pending-apply record');
+    }
   }
-  await writeFileAtomic(join(dir, RECORD), JSON.stringify(rec) + '\n');
+  await writeFileAtomic(join(dir, RECORD), body);
   await fsyncDir(pendingRoot(store));
 }
 
-/** Removes a bundle's pending directory (record, progress lists, working files). */
+/**
+ * Removes a bundle's pending directory (record, progress lists, working files): renamed to a
+ * working name first, so a kill part way leaves a leftover gc removes, never a record-less entry.
+ */
 export async function removePending(store: Store, bundle: Digest): Promise<boolean> {
   const dir = pendingDir(store, bundle);
-  const had = await stat(dir).then(() => true, () => false);
-  if (!had) return false;
-  await rm(dir, { recursive: true, force: true });
+  const gone = workName(store);
+  try {
+    await rename(dir, gone);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw toFerryError(err, 'removing the pending-apply record');
+  }
   await fsyncDir(pendingRoot(store));
+  await rm(gone, { recursive: true, force: true });
   return true;
 }
 
@@ -124,6 +153,7 @@ export async function listPending(store: Store): Promise<PendingEntry[]> {
   });
   const out: PendingEntry[] = [];
   for (const name of names.sort()) {
+    if (WORK_RE.test(name)) continue; // a record being staged or removed: gc's, once its process is gone
     const dir = join(root, name);
     if (!/^[0-9a-f]{64}$/.test(name)) {
       out.push({ dir, name, problem: 'not a pending-apply directory' });
