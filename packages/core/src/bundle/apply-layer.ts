@@ -18,11 +18,12 @@ import { ContentBatch } from '../store/contents.js';
 import type { Store } from '../store/store.js';
 import type { BaselineEntry } from './baseline.js';
 import { patchBytes, readOps, type DecodedBody, type HeaderSource } from './payload.js';
+import { GroupMembers } from './group.js';
 import type { LayerPlan } from './header.js';
 
 /** Limits of a layer rebuild. */
 export interface LayerApplyLimits {
-  /** Largest patch reference loaded in memory (default 64 MiB). */
+  /** Largest patch reference (set) loaded in memory (DEFAULT_MAX_PATCH_REFERENCE unless the caller says). */
   maxPatchReference: number;
 }
 
@@ -69,6 +70,8 @@ class LayerBuild {
   count = 0;
   /** Tar bytes the entries so far make up (paddings, header groups, bodies). */
   bytes = 0;
+  /** Bodies of the open reference-set group (docs/format.md section 5.3). */
+  readonly members = new GroupMembers();
 
   constructor(
     readonly store: Store,
@@ -112,6 +115,10 @@ class LayerBuild {
         const ref = await loadReference(this.store, baseAt(this.baseline, b.index), this.limits);
         return { digest: await this.batch.put(bspatch(ref, b.data, b.size), b.size), size: b.size };
       }
+      case 'group':
+        return this.members.open(b, { lookup: (i) => this.baseline[i], source: this.store, put: (body, size) => this.batch.put(body, size), maxReference: this.limits.maxPatchReference });
+      case 'member':
+        return this.members.next(b.d);
     }
   }
 
@@ -170,6 +177,7 @@ export async function applyLayer(store: Store, layer: LayerPlan, ops: AsyncItera
         tail = op.bytes;
       }
     }
+    build.members.finish();
     // a payload that builds a layer of another size is refused here, before the skeleton is read back
     const size = build.bytes + tail!.length;
     if (size !== layer.size) throw new FerryError('FERRY_ERR_DIGEST_MISMATCH', `rebuilt layer is ${size} bytes, expected ${layer.diffId} (${layer.size} bytes)`, { details: { expected: layer.diffId, size } });

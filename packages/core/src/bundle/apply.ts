@@ -16,6 +16,7 @@ import { chunkLength, payloadRange, verifyChunk, type BundleSource, type ChunkSo
 import { verifyHeader, type BundleHeader } from './header.js';
 import type { TrustPolicy } from './keys.js';
 import { applyLayer } from './apply-layer.js';
+import { DEFAULT_MAX_PATCH_REFERENCE } from './reference.js';
 
 /** Options for applyBundle. */
 export interface ApplyOptions {
@@ -26,7 +27,7 @@ export interface ApplyOptions {
   ref?: string | undefined;
   /** Unix seconds (tests inject it). */
   now?: number;
-  /** Largest patch reference held in memory (default 64 MiB). */
+  /** Largest patch reference (set) held in memory (default DEFAULT_MAX_PATCH_REFERENCE, the differ's). */
   maxPatchReference?: number;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
@@ -114,7 +115,7 @@ export async function applyBundle(store: Store, source: BundleSource, opts: Appl
     for (const [i, l] of todo.entries()) {
       opts.signal?.throwIfAborted();
       opts.onProgress?.({ phase: `layer ${i + 1}/${todo.length}`, done, total });
-      const { files } = await applyLayer(store, l, payloadRange(h, chunks, l.start, l.end, opts.signal), baseline, { maxPatchReference: opts.maxPatchReference ?? 64 * 1024 * 1024 });
+      const { files } = await applyLayer(store, l, payloadRange(h, chunks, l.start, l.end, opts.signal), baseline, { maxPatchReference: opts.maxPatchReference ?? DEFAULT_MAX_PATCH_REFERENCE });
       done += l.end - l.start;
       result.find((r) => r.diffId === l.diffId)!.files = files;
     }

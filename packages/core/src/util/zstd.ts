@@ -97,12 +97,18 @@ export async function* zstdDecode(source: AsyncIterable<Uint8Array>, maxSize = N
   if (dictionary) dctx.loadDictionary(dictionary);
   const st: DecodeState = { total: 0, inFrame: false, maxSize };
   let sawInput = false;
-  for await (const chunk of source) {
-    if (chunk.byteLength > 0) sawInput = true;
-    yield* decodeChunk(dctx, chunk, st);
+  try {
+    for await (const chunk of source) {
+      if (chunk.byteLength > 0) sawInput = true;
+      yield* decodeChunk(dctx, chunk, st);
+    }
+    finish(st, sawInput);
+    if (!dictionary) releaseDCtx(dctx);
+  } finally {
+    // zstd holds its own copy of a dictionary (a patch reference can be tens of MB): free it now
+    // rather than when the context is garbage-collected
+    if (dictionary) dctx.reset(binding.ResetDirective.sessionAndParameters);
   }
-  finish(st, sawInput);
-  if (!dictionary) releaseDCtx(dctx);
 }
 
 /** Decodes a whole zstd buffer, capped at `maxSize` bytes of output. */
@@ -128,13 +134,76 @@ export function canPatchFrom(ref: Uint8Array, targetSize: number): boolean {
 }
 
 /**
+ * Spans (reference + target) up to this take zstd's one-shot dictionary call: the level's
+ * parameters already fit such a span, and no separate dictionary tables are built (half the memory
+ * of the long path below).
+ */
+const ONE_SHOT_SPAN = 1 << 23;
+
+/**
+ * Spans up to this reuse one context per thread (a fresh context per small patch costs more than
+ * the patch); larger ones get their own, freed once collected, so no thread keeps tens of MB of
+ * match tables between large patches.
+ */
+const REUSE_SPAN = 1 << 20;
+let small: binding.CCtx | undefined;
+
+/**
  * zstd patch-from: compresses `target` with `ref` as a raw-content dictionary, the window set to
  * span both (as `zstd --patch-from` does). The result decodes with zstdDecode(..., ref).
  */
 export function zstdPatchEncode(ref: Uint8Array, target: Uint8Array, level = 19): Buffer {
-  const windowLog = Math.min(Math.max(Math.ceil(Math.log2(ref.length + target.length + 1)), 10), ZSTD_WINDOW_LOG_MAX);
+  const span = ref.length + target.length;
+  if (span <= ONE_SHOT_SPAN) {
+    const cctx = span <= REUSE_SPAN ? (small ??= new binding.CCtx()) : new binding.CCtx();
+    const dst = Buffer.allocUnsafe(binding.compressBound(target.length));
+    const n = cctx.compressUsingDict(dst, target, ref, level);
+    return Buffer.from(dst.subarray(0, n));
+  }
+  const windowLog = Math.min(Math.max(Math.ceil(Math.log2(span + 1)), 10), ZSTD_WINDOW_LOG_MAX);
   const c = new Compressor();
   c.setParameters({ compressionLevel: level, windowLog, enableLongDistanceMatching: windowLog >= 24, checksumFlag: false, contentSizeFlag: true });
   c.loadDictionary(ref);
   return c.compress(target);
+}
+
+/** Parameters of a frame compressed from a source of known size. */
+export interface SizedFrameParameters {
+  level: number;
+  /** Largest window; the frame's own size lowers it (zstd fits tables and window to the pledged size). */
+  windowLog: number;
+  longDistanceMatching: boolean;
+  checksum: boolean;
+}
+
+/**
+ * Compresses exactly `size` bytes of `source` into one frame whose header records that size, so
+ * zstd fits its window and tables to the data (memory on both sides) and a decoder needs no
+ * bigger buffer than the content. Fewer or more bytes than `size` is FERRY_ERR_SIZE_MISMATCH.
+ */
+export async function* zstdCompressSized(source: AsyncIterable<Uint8Array>, size: number, p: SizedFrameParameters): AsyncGenerator<Buffer> {
+  const cctx = new binding.CCtx();
+  const windowLog = Math.min(p.windowLog, Math.max(10, Math.ceil(Math.log2(size + 1))));
+  cctx.setParameter(binding.CParameter.compressionLevel, p.level);
+  cctx.setParameter(binding.CParameter.windowLog, windowLog);
+  cctx.setParameter(binding.CParameter.enableLongDistanceMatching, p.longDistanceMatching && windowLog >= 24 ? 1 : 0);
+  cctx.setParameter(binding.CParameter.checksumFlag, p.checksum ? 1 : 0);
+  cctx.setPledgedSrcSize(size);
+  const out = Buffer.allocUnsafe(binding.cStreamOutSize());
+  let seen = 0;
+  const step = function* (src: Buffer, end: boolean): Generator<Buffer> {
+    for (;;) {
+      const [ret, produced, consumed] = cctx.compressStream2(out, src, end ? binding.EndDirective.end : binding.EndDirective.continue);
+      src = src.subarray(consumed);
+      if (produced > 0) yield Buffer.from(out.subarray(0, produced));
+      if (end ? ret === 0 : src.length === 0) return;
+    }
+  };
+  for await (const chunk of source) {
+    seen += chunk.byteLength;
+    if (seen > size) throw new FerryError('FERRY_ERR_SIZE_MISMATCH', `frame source is longer than the ${size} bytes pledged`);
+    yield* step(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength), false);
+  }
+  if (seen !== size) throw new FerryError('FERRY_ERR_SIZE_MISMATCH', `frame source is ${seen} bytes, ${size} were pledged`);
+  yield* step(Buffer.alloc(0), true);
 }

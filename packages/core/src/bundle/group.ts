@@ -1,0 +1,84 @@
+/**
+ * Decoding GROUP and MEMBER bodies (docs/format.md section 5.3): one zstd patch-from frame against
+ * a reference set rebuilds the bodies of several entries. The set is checked before anything is
+ * read, the frame's output is capped at the members' total before it is decoded, and each member
+ * streams into the content writer as it is produced, so memory is the set plus zstd's window.
+ */
+import { FerryError } from '../errors.js';
+import type { Digest } from '../util/digest.js';
+import { ByteReader } from '../util/byte-reader.js';
+import { PATCH_SPAN_MAX, zstdDecode } from '../util/zstd.js';
+import { loadReferenceSet, resolveReferenceSet, type ReferencePart, type ReferenceSource } from './reference.js';
+import type { DecodedBody } from './payload.js';
+
+/** What decoding a group needs from the applier: the baseline table, the store and the content writer. */
+export interface GroupContext {
+  /** The baseline entry at index i (digest and size), or undefined past the table's end. */
+  lookup(i: number): ReferencePart | undefined;
+  source: ReferenceSource;
+  /** Stores one body of `size` bytes; resolves with its digest. */
+  put(body: AsyncIterable<Uint8Array>, size: number): Promise<Digest>;
+  /** Largest reference set accepted (bytes). */
+  maxReference: number;
+  signal?: AbortSignal | undefined;
+}
+
+/** A rebuilt body: its content digest and size. */
+export interface GroupBody {
+  digest: Digest;
+  size: number;
+}
+
+function bad(msg: string): FerryError {
+  return new FerryError('FERRY_ERR_BUNDLE_INVALID', `payload is malformed: ${msg}`);
+}
+
+/** Groups a layer may have open at once (opened, with members not yet taken). */
+export const MAX_OPEN_GROUPS = 1024;
+
+/**
+ * The bodies of a layer's open groups that later MEMBER entries take, in order. One per layer
+ * rebuild; `finish` at the layer's end refuses members that no entry took.
+ */
+export class GroupMembers {
+  /** Untaken bodies by group number (groups are numbered as they open). */
+  private readonly pending = new Map<number, GroupBody[]>();
+  private opened = 0;
+
+  /** Decodes a GROUP body: stores every member and returns the first (this entry's body). */
+  async open(body: Extract<DecodedBody, { kind: 'group' }>, ctx: GroupContext): Promise<GroupBody> {
+    if (this.pending.size >= MAX_OPEN_GROUPS) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `more than ${MAX_OPEN_GROUPS} groups open at once`);
+    const { parts, size: refSize } = resolveReferenceSet(body.set, ctx.lookup, ctx.maxReference);
+    const total = body.sizes.reduce((a, s) => a + s, 0);
+    if (refSize + total > PATCH_SPAN_MAX) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `group of ${total} bytes against a ${refSize}-byte reference exceeds the ${PATCH_SPAN_MAX}-byte patch span`);
+    let ref: Buffer | undefined = await loadReferenceSet(ctx.source, parts, refSize, { signal: ctx.signal });
+    const out = new ByteReader(zstdDecode(body.data, total, ref));
+    ref = undefined;
+    const bodies: GroupBody[] = [];
+    try {
+      for (const size of body.sizes) bodies.push({ digest: await ctx.put(out.stream(size, 'group frame'), size), size });
+      for await (const extra of out.rest()) if (extra.length > 0) throw bad('group frame decodes to more than its members');
+    } catch (err) {
+      if (err instanceof FerryError && err.code === 'FERRY_ERR_TAR_TRUNCATED') throw bad('group frame decodes to fewer bytes than its members');
+      throw err;
+    }
+    const n = this.opened++;
+    if (bodies.length > 1) this.pending.set(n, bodies.slice(1));
+    return bodies[0]!;
+  }
+
+  /** The next member of the group opened `d` groups before the latest one (a MEMBER body). */
+  next(d: number): GroupBody {
+    const n = this.opened - 1 - d;
+    const pending = this.pending.get(n);
+    const b = pending?.shift();
+    if (!b) throw bad(`a member body names group ${n}, which has no member left`);
+    if (pending!.length === 0) this.pending.delete(n);
+    return b;
+  }
+
+  /** Refuses a layer that ends with group members untaken. */
+  finish(): void {
+    if (this.pending.size > 0) throw bad(`the layer ends with ${this.pending.size} group(s) holding untaken members`);
+  }
+}

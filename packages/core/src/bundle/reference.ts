@@ -1,0 +1,113 @@
+/**
+ * Reference sets (docs/format.md section 5.3): a patch reference made of several baseline bodies
+ * concatenated in the order the set names them. The differ picks the bodies; the applier rebuilds
+ * the same bytes from its store into one buffer, bounded by a cap both sides share, after checking
+ * the whole set (DESIGN.md section 5 "Matching", section 8 "limits set before reading").
+ */
+import { FerryError } from '../errors.js';
+import type { Digest } from '../util/digest.js';
+
+/**
+ * Default cap on a reference set's bytes: the differ never builds a bigger set, the applier refuses
+ * one. The applier holds the set twice while decoding (its buffer and zstd's dictionary copy), so
+ * this bounds about a quarter of the 128 MB apply budget (DESIGN.md section 5).
+ */
+export const DEFAULT_MAX_PATCH_REFERENCE = 16 * 1024 * 1024;
+
+/** Most entries a reference set or a group may name (each costs a few bytes to hold). */
+export const REFERENCE_SET_MAX_ENTRIES = 65_536;
+
+/** One body of a reference set as the applier's baseline table knows it. */
+export interface ReferencePart {
+  digest?: Digest | undefined;
+  size: number;
+}
+
+/** Where reference bodies are read from: the store's content reader (a subset, so tests can pass their own). */
+export interface ReferenceSource {
+  openContent(d: Digest, options?: { maxSize?: number }): AsyncIterable<Uint8Array>;
+}
+
+function bad(msg: string): FerryError {
+  return new FerryError('FERRY_ERR_BUNDLE_INVALID', `payload is malformed: ${msg}`);
+}
+
+/** Packs unsigned 32-bit integers (entry indexes, member sizes) little-endian, 4 bytes each. */
+export function packU32(values: readonly number[]): Uint8Array {
+  const out = Buffer.alloc(values.length * 4);
+  values.forEach((v, i) => out.writeUInt32LE(v, i * 4));
+  return out;
+}
+
+/**
+ * Unpacks what packU32 wrote, refusing a list that is empty, ragged or longer than
+ * REFERENCE_SET_MAX_ENTRIES before allocating anything.
+ */
+export function unpackU32(bytes: Uint8Array, what: string): number[] {
+  if (bytes.length === 0 || bytes.length % 4 !== 0) throw bad(`${what} is not a list of 4-byte integers`);
+  const n = bytes.length / 4;
+  if (n > REFERENCE_SET_MAX_ENTRIES) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `${what} names ${n} items, over the ${REFERENCE_SET_MAX_ENTRIES} limit`);
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) out[i] = view.readUInt32LE(i * 4);
+  return out;
+}
+
+/**
+ * Checks a set against the baseline table before anything is read: every index names an entry
+ * (`lookup` returns undefined past the table's end), no entry is named twice, every entry has a
+ * body, and the bodies add up to at most `maxBytes`. Returns the parts in set order and their
+ * total size. Repeated, out-of-range or bodiless entries are FERRY_ERR_BUNDLE_INVALID; a set over
+ * the cap is FERRY_ERR_LIMIT_EXCEEDED.
+ */
+export function resolveReferenceSet(indexes: readonly number[], lookup: (i: number) => ReferencePart | undefined, maxBytes: number): { parts: ReferencePart[]; size: number } {
+  if (indexes.length > REFERENCE_SET_MAX_ENTRIES) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `reference set names ${indexes.length} entries, over the ${REFERENCE_SET_MAX_ENTRIES} limit`);
+  const seen = new Set<number>();
+  const parts: ReferencePart[] = [];
+  let size = 0;
+  for (const i of indexes) {
+    if (seen.has(i)) throw bad(`reference set names baseline entry ${i} twice`);
+    seen.add(i);
+    const p = lookup(i);
+    if (!p) throw bad(`reference set names baseline entry ${i}, which does not exist`);
+    if (!p.digest || p.size <= 0) throw bad(`reference set names baseline entry ${i}, which has no body`);
+    size += p.size;
+    if (size > maxBytes) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `reference set exceeds the ${maxBytes}-byte patch reference cap`, { details: { maxBytes } });
+    parts.push(p);
+  }
+  return { parts, size };
+}
+
+/** Options for loadReferenceSet. */
+export interface LoadReferenceOptions {
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Reads checked parts (resolveReferenceSet) into one buffer of exactly their total size, each body
+ * streamed into place and refused the moment it runs past its declared size. A body that is
+ * missing, corrupt or of another size is FERRY_ERR_BASELINE_MISSING: the device's store no longer
+ * holds what the bundle was made against.
+ */
+export async function loadReferenceSet(source: ReferenceSource, parts: readonly ReferencePart[], size: number, opts: LoadReferenceOptions = {}): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const p of parts) {
+    opts.signal?.throwIfAborted();
+    const end = at + p.size;
+    try {
+      for await (const c of source.openContent(p.digest!, { maxSize: p.size })) {
+        if (at + c.length > end) throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `content ${p.digest} is longer than ${p.size} bytes`);
+        out.set(c, at);
+        at += c.length;
+      }
+      if (at !== end) throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `content ${p.digest} is shorter than ${p.size} bytes`);
+    } catch (err) {
+      if (err instanceof FerryError && (err.code === 'FERRY_ERR_OBJECT_CORRUPT' || err.code === 'FERRY_ERR_OBJECT_MISSING')) {
+        throw new FerryError('FERRY_ERR_BASELINE_MISSING', `reference body ${p.digest} is ${err.code === 'FERRY_ERR_OBJECT_MISSING' ? 'missing' : 'damaged'}: ${err.message}`, { cause: err, details: { digest: p.digest } });
+      }
+      throw err;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,260 @@
+/**
+ * Reference sets and groups (docs/format.md section 5.3): the set codec, the checks made before
+ * anything is read, loading a set from a store-like source, the GROUP and MEMBER records of the
+ * payload codec, and decoding groups (interleaved members, hostile sets and frames).
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  FerryError,
+  GroupMembers,
+  MAX_OPEN_GROUPS,
+  OpWriter,
+  REFERENCE_SET_MAX_ENTRIES,
+  loadReferenceSet,
+  packU32,
+  readOps,
+  resolveReferenceSet,
+  sha256,
+  unpackU32,
+  zstdCompressStream,
+  zstdPatchEncode,
+  type Digest,
+  type DecodedBody,
+  type GroupContext,
+  type ReferencePart,
+  type ReferenceSource,
+} from '../src/index.js';
+import { seededBytes, seededText } from './helpers/images.js';
+
+async function code(p: Promise<unknown> | (() => unknown)): Promise<string | undefined> {
+  try {
+    await (typeof p === 'function' ? p() : p);
+    return undefined;
+  } catch (err) {
+    expect(err).toBeInstanceOf(FerryError);
+    return (err as FerryError).code;
+  }
+}
+
+/** A content source over a map of bodies; counts the bodies opened. */
+function source(bodies: Buffer[]): ReferenceSource & { opened: number; byDigest: Map<Digest, Buffer> } {
+  const byDigest = new Map(bodies.map((b) => [sha256(b), b]));
+  return {
+    byDigest,
+    opened: 0,
+    async *openContent(d: Digest, options: { maxSize?: number } = {}) {
+      this.opened++;
+      const b = byDigest.get(d);
+      if (!b) throw new FerryError('FERRY_ERR_OBJECT_MISSING', `content ${d} is missing`);
+      if (options.maxSize !== undefined && b.length > options.maxSize) throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', 'too long');
+      for (let i = 0; i < b.length; i += 1000) yield b.subarray(i, i + 1000);
+    },
+  };
+}
+
+const bodies = [seededText('ref-a', 30_000), seededBytes('ref-b', 20_000), seededText('ref-c', 25_000)];
+const table: ReferencePart[] = [{ digest: sha256(bodies[0]!), size: 30_000 }, { size: 0 }, { digest: sha256(bodies[1]!), size: 20_000 }, { digest: sha256(bodies[2]!), size: 25_000 }];
+const lookup = (i: number): ReferencePart | undefined => table[i];
+
+describe('reference set codec', () => {
+  it('round-trips index and size lists', () => {
+    for (const list of [[0], [3, 1, 2], [0xffffffff, 0, 7], Array.from({ length: 1000 }, (_, i) => (i * 7919) % 50_000)]) {
+      expect(unpackU32(packU32(list), 'set')).toEqual(list);
+    }
+  });
+
+  it('refuses empty, ragged and too long lists before allocating', async () => {
+    expect(await code(() => unpackU32(new Uint8Array(0), 'set'))).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await code(() => unpackU32(new Uint8Array(6), 'set'))).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await code(() => unpackU32(new Uint8Array(4 * (REFERENCE_SET_MAX_ENTRIES + 1)), 'set'))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+  });
+});
+
+describe('resolveReferenceSet', () => {
+  it('returns the parts in set order with their total', () => {
+    const r = resolveReferenceSet([3, 0], lookup, 1 << 20);
+    expect(r.parts).toEqual([table[3], table[0]]);
+    expect(r.size).toBe(55_000);
+  });
+
+  it('refuses a repeated, missing or bodiless entry, and a set over the cap, each with one code', async () => {
+    expect(await code(() => resolveReferenceSet([0, 2, 0], lookup, 1 << 20))).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await code(() => resolveReferenceSet([0, 4], lookup, 1 << 20))).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await code(() => resolveReferenceSet([1], lookup, 1 << 20))).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await code(() => resolveReferenceSet([0, 2, 3], lookup, 74_999))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+    expect(resolveReferenceSet([0, 2, 3], lookup, 75_000).size).toBe(75_000);
+  });
+});
+
+describe('loadReferenceSet', () => {
+  it('concatenates the bodies in set order into one buffer', async () => {
+    const src = source(bodies);
+    const { parts, size } = resolveReferenceSet([3, 0, 2], lookup, 1 << 20);
+    const buf = await loadReferenceSet(src, parts, size);
+    expect(buf.equals(Buffer.concat([bodies[2]!, bodies[0]!, bodies[1]!]))).toBe(true);
+  });
+
+  it('refuses a missing body, or one longer or shorter than the table says, as FERRY_ERR_BASELINE_MISSING', async () => {
+    const src = source(bodies.slice(1));
+    expect(await code(loadReferenceSet(src, [table[2]!, table[0]!], 50_000))).toBe('FERRY_ERR_BASELINE_MISSING');
+    const full = source(bodies);
+    expect(await code(loadReferenceSet(full, [{ digest: table[0]!.digest, size: 29_999 }], 29_999))).toBe('FERRY_ERR_BASELINE_MISSING');
+    expect(await code(loadReferenceSet(full, [{ digest: table[0]!.digest, size: 30_001 }], 30_001))).toBe('FERRY_ERR_BASELINE_MISSING');
+  });
+});
+
+/** One frame holding `write`'s records, decoded back into ops with body data drained. */
+async function frameOf(write: (w: OpWriter) => void): Promise<Uint8Array[]> {
+  const z = zstdCompressStream({ compressionLevel: 3 });
+  const out: Uint8Array[] = [];
+  const done = (async () => {
+    for await (const c of z as AsyncIterable<Buffer>) out.push(c);
+  })();
+  write(new OpWriter(z));
+  z.end();
+  await done;
+  return out;
+}
+
+async function* chunks(list: Uint8Array[]): AsyncGenerator<Uint8Array> {
+  yield* list;
+}
+
+const HEADER = { kind: 'literal', bytes: Buffer.alloc(512, 1) } as const;
+
+describe('GROUP and MEMBER records', () => {
+  it('round-trip through the payload codec, data included', async () => {
+    const frame = seededBytes('frame', 2_500_000);
+    const z = await frameOf((w) => {
+      w.entry(HEADER, { kind: 'group', set: [7, 3, 100_000], sizes: [10, 2_000_000, 5], n: frame.length, frame });
+      w.entry(HEADER, { kind: 'member', d: 0 });
+      w.entry(HEADER, { kind: 'member', d: 3 });
+      w.tail(new Uint8Array(1024));
+    });
+    const seen: unknown[] = [];
+    for await (const op of readOps(chunks(z), 1 << 24)) {
+      if (op.op !== 'entry') continue;
+      const b = op.body;
+      if (b.kind === 'group') {
+        const parts: Uint8Array[] = [];
+        for await (const p of b.data) parts.push(p);
+        expect(Buffer.concat(parts).equals(frame)).toBe(true);
+        seen.push({ set: b.set, sizes: b.sizes, size: b.size, frameSize: b.frameSize });
+      } else seen.push(b);
+    }
+    expect(seen).toEqual([{ set: [7, 3, 100_000], sizes: [10, 2_000_000, 5], size: 10, frameSize: frame.length }, { kind: 'member', d: 0 }, { kind: 'member', d: 3 }]);
+  });
+
+  it('refuses malformed group bodies', async () => {
+    const bad = async (body: unknown): Promise<string | undefined> => {
+      const z = await frameOf((w) => (w as unknown as { rec(v: unknown): void }).rec([1, Buffer.alloc(512, 1), body]));
+      return code(async () => {
+        for await (const op of readOps(chunks(z), 1 << 20)) if (op.op === 'entry' && 'data' in op.body) for await (const _ of op.body.data) { /* drain */ }
+      });
+    };
+    expect(await bad([6, 'set', packU32([1]), 10])).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await bad([6, packU32([1]), packU32([0]), 10])).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await bad([6, packU32([1]), new Uint8Array(3), 10])).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await bad([6, packU32([1]), packU32([4]), 0])).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await bad([7])).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await bad([7, -1])).toBe('FERRY_ERR_BUNDLE_INVALID');
+  });
+});
+
+/** A group context over `src` whose put collects bodies by digest. */
+function context(src: ReferenceSource, maxReference = 1 << 20): GroupContext & { stored: Map<Digest, Buffer> } {
+  const stored = new Map<Digest, Buffer>();
+  return {
+    stored,
+    lookup,
+    source: src,
+    maxReference,
+    async put(body, size) {
+      const parts: Uint8Array[] = [];
+      for await (const p of body) parts.push(p);
+      const b = Buffer.concat(parts);
+      expect(b.length).toBe(size);
+      stored.set(sha256(b), b);
+      return sha256(b);
+    },
+  };
+}
+
+function groupBody(set: number[], members: Buffer[], frame: Uint8Array): Extract<DecodedBody, { kind: 'group' }> {
+  return { kind: 'group', set, sizes: members.map((m) => m.length), size: members[0]!.length, frameSize: frame.length, data: chunks([frame]) };
+}
+
+/** Target files built from the reference bodies: a split, an edit, a concatenation. */
+const members = [
+  Buffer.concat([bodies[0]!.subarray(0, 12_000), Buffer.from('// split here\n')]),
+  Buffer.concat([bodies[0]!.subarray(12_000), Buffer.from('export const x = 1;\n')]),
+  Buffer.concat([bodies[2]!.subarray(5_000), bodies[1]!.subarray(0, 3_000)]),
+];
+
+describe('GroupMembers', () => {
+  it('rebuilds every member from one frame against the set, and hands them out in order', async () => {
+    const ref = Buffer.concat([bodies[1]!, bodies[0]!, bodies[2]!]);
+    const frame = zstdPatchEncode(ref, Buffer.concat(members), 19);
+    expect(frame.length).toBeLessThan(2000);
+    const ctx = context(source(bodies));
+    const g = new GroupMembers();
+    const first = await g.open(groupBody([2, 0, 3], members, frame), ctx);
+    expect(first).toEqual({ digest: sha256(members[0]!), size: members[0]!.length });
+    expect(g.next(0)).toEqual({ digest: sha256(members[1]!), size: members[1]!.length });
+    expect(g.next(0).digest).toBe(sha256(members[2]!));
+    g.finish();
+    for (const m of members) expect(ctx.stored.get(sha256(m))?.equals(m)).toBe(true);
+  });
+
+  it('keeps interleaved groups apart by distance', async () => {
+    const ctx = context(source(bodies));
+    const g = new GroupMembers();
+    const a = [bodies[0]!.subarray(0, 100), bodies[0]!.subarray(100, 300)];
+    const b = [bodies[2]!.subarray(0, 50), bodies[2]!.subarray(50, 70)];
+    await g.open(groupBody([0], a, zstdPatchEncode(bodies[0]!, Buffer.concat(a))), ctx);
+    await g.open(groupBody([3], b, zstdPatchEncode(bodies[2]!, Buffer.concat(b))), ctx);
+    expect(g.next(1).digest).toBe(sha256(a[1]!));
+    expect(g.next(0).digest).toBe(sha256(b[1]!));
+    expect(await code(() => g.next(0))).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await code(() => g.next(5))).toBe('FERRY_ERR_BUNDLE_INVALID');
+    g.finish();
+  });
+
+  it('refuses a layer that ends with untaken members', async () => {
+    const g = new GroupMembers();
+    await g.open(groupBody([0], members.slice(0, 2), zstdPatchEncode(bodies[0]!, Buffer.concat(members.slice(0, 2)))), context(source(bodies)));
+    expect(await code(() => g.finish())).toBe('FERRY_ERR_BUNDLE_INVALID');
+  });
+
+  it('refuses a hostile set before reading any body', async () => {
+    const src = source(bodies);
+    const frame = zstdPatchEncode(bodies[0]!, members[0]!);
+    const refused = async (set: number[], maxReference?: number, sizes?: number[]): Promise<string | undefined> =>
+      code(new GroupMembers().open({ ...groupBody(set, [members[0]!], frame), ...(sizes ? { sizes } : {}) }, context(src, maxReference)));
+    expect(await refused([0, 0])).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await refused([9])).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await refused([1])).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await refused([0, 2], 40_000)).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+    expect(await refused([0], undefined, [2 ** 27])).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+    expect(src.opened).toBe(0);
+    expect(await refused([0, 2], 49_999)).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+    expect(src.opened).toBe(0);
+  });
+
+  it('refuses a frame that decodes to fewer or more bytes than its members', async () => {
+    const frame = zstdPatchEncode(bodies[0]!, members[0]!);
+    const short = { ...groupBody([0], [members[0]!], frame), sizes: [members[0]!.length + 10] };
+    expect(await code(new GroupMembers().open(short, context(source(bodies))))).toBe('FERRY_ERR_BUNDLE_INVALID');
+    const long = { ...groupBody([0], [members[0]!], frame), sizes: [members[0]!.length - 10] };
+    expect(await code(new GroupMembers().open(long, context(source(bodies))))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+  });
+
+  it(`refuses more than ${MAX_OPEN_GROUPS} groups open at once`, async () => {
+    const g = new GroupMembers();
+    const two = [bodies[0]!.subarray(0, 10), bodies[0]!.subarray(10, 20)];
+    const frame = zstdPatchEncode(bodies[0]!, Buffer.concat(two));
+    const ctx = context(source(bodies));
+    for (let i = 0; i < MAX_OPEN_GROUPS; i++) await g.open(groupBody([0], two, frame), ctx);
+    expect(await code(g.open(groupBody([0], two, frame), ctx))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+  });
+});
