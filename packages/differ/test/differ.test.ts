@@ -71,12 +71,12 @@ async function roundTrip(pub: Store, dev: Store, b: ComputedBundle, ref = 'app:v
 }
 
 /** Decodes the payload ops of every rebuilt layer (with literal and patch data drained). */
-async function decodeOps(b: ComputedBundle): Promise<{ kind: string; index?: number; size?: number }[]> {
+async function decodeOps(b: ComputedBundle): Promise<{ kind: string; index?: number; size?: number; set?: number[] }[]> {
   const path = join(work, `ops-${runs++}.ferry`);
   await writeFerryFile(path, b.signed);
   const h = verifyHeader(b.signed.envelope, { trust });
   const chunks = (await openBundle(path)).chunks(h);
-  const out: { kind: string; index?: number; size?: number }[] = [];
+  const out: { kind: string; index?: number; size?: number; set?: number[] }[] = [];
   for (const l of h.layers.filter((x) => x.mode === 'rebuild')) {
     for await (const op of readOps(payloadRange(h, chunks, l.start, l.end), 4 * l.size + (1 << 20))) {
       if (op.op !== 'entry') {
@@ -85,7 +85,7 @@ async function decodeOps(b: ComputedBundle): Promise<{ kind: string; index?: num
       }
       const body = op.body;
       if ('data' in body) for await (const _ of body.data) { /* drained in order */ }
-      out.push({ kind: body.kind, index: 'index' in body ? body.index : undefined, size: 'size' in body ? body.size : undefined });
+      out.push({ kind: body.kind, index: 'index' in body ? body.index : undefined, size: 'size' in body ? body.size : undefined, set: 'set' in body ? body.set : undefined });
     }
   }
   return out;
@@ -282,11 +282,13 @@ describe('patch reference cap', () => {
       // a delta (zstd patch-from or bsdiff, whichever is smaller) while the reference is allowed
       expect(['patch', 'bsdiff']).toContain(kind(uncapped, 'data/big.bin'));
       expect(kind(capped, 'data/big.bin')).toBe('literal');
-      // the small file stays a delta under the cap
-      expect(['patch', 'bsdiff']).toContain(kind(capped, 'data/small.txt'));
+      // the small file stays a delta (its reference set: its old version) under the cap
+      expect(kind(capped, 'data/small.txt')).toBe('group');
       expect(capped.stats.literalBytes).toBeGreaterThanOrEqual(big.length);
       const table = await loadBaseline(pub, verifyHeader(capped.signed.envelope, { trust }).baseline);
-      for (const op of (await decodeOps(capped)).filter((o) => o.kind === 'patch' || o.kind === 'bsdiff')) expect(table[op.index!]!.size).toBeLessThanOrEqual(100_000);
+      const refs = (await decodeOps(capped)).filter((o) => o.kind === 'patch' || o.kind === 'bsdiff' || o.kind === 'group');
+      expect(refs.length).toBeGreaterThan(0);
+      for (const op of refs) expect((op.set ?? [op.index!]).reduce((a, i) => a + table[i]!.size, 0)).toBeLessThanOrEqual(100_000);
       // a device whose cap is below the reference refuses the uncapped bundle, changing nothing
       const path = join(work, 'uncapped.ferry');
       await writeFerryFile(path, uncapped.signed);
