@@ -127,6 +127,7 @@ describe('GROUP and MEMBER records', () => {
     const frame = seededBytes('frame', 2_500_000);
     const z = await frameOf((w) => {
       w.entry(HEADER, { kind: 'group', set: [7, 3, 100_000], sizes: [10, 2_000_000, 5], n: frame.length, frame });
+      w.entry(HEADER, { kind: 'group', set: [], earlier: [2, 9], sizes: [1], n: 3, frame: Buffer.from('abc') });
       w.entry(HEADER, { kind: 'member', d: 0 });
       w.entry(HEADER, { kind: 'member', d: 3 });
       w.tail(new Uint8Array(1024));
@@ -138,11 +139,16 @@ describe('GROUP and MEMBER records', () => {
       if (b.kind === 'group') {
         const parts: Uint8Array[] = [];
         for await (const p of b.data) parts.push(p);
-        expect(Buffer.concat(parts).equals(frame)).toBe(true);
-        seen.push({ set: b.set, sizes: b.sizes, size: b.size, frameSize: b.frameSize });
+        expect(Buffer.concat(parts).equals(b.frameSize === 3 ? Buffer.from('abc') : frame)).toBe(true);
+        seen.push({ set: b.set, earlier: b.earlier, sizes: b.sizes, size: b.size, frameSize: b.frameSize });
       } else seen.push(b);
     }
-    expect(seen).toEqual([{ set: [7, 3, 100_000], sizes: [10, 2_000_000, 5], size: 10, frameSize: frame.length }, { kind: 'member', d: 0 }, { kind: 'member', d: 3 }]);
+    expect(seen).toEqual([
+      { set: [7, 3, 100_000], earlier: [], sizes: [10, 2_000_000, 5], size: 10, frameSize: frame.length },
+      { set: [], earlier: [2, 9], sizes: [1], size: 1, frameSize: 3 },
+      { kind: 'member', d: 0 },
+      { kind: 'member', d: 3 },
+    ]);
   });
 
   it('refuses malformed group bodies', async () => {
@@ -156,17 +162,27 @@ describe('GROUP and MEMBER records', () => {
     expect(await bad([6, packU32([1]), packU32([0]), 10])).toBe('FERRY_ERR_BUNDLE_INVALID');
     expect(await bad([6, packU32([1]), new Uint8Array(3), 10])).toBe('FERRY_ERR_BUNDLE_INVALID');
     expect(await bad([6, packU32([1]), packU32([4]), 0])).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await bad([6, packU32([1]), packU32([4]), 10, packU32([0])])).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await bad([6, packU32([1]), packU32([4]), 10, 'earlier'])).toBe('FERRY_ERR_BUNDLE_INVALID');
     expect(await bad([7])).toBe('FERRY_ERR_BUNDLE_INVALID');
     expect(await bad([7, -1])).toBe('FERRY_ERR_BUNDLE_INVALID');
   });
 });
 
-/** A group context over `src` whose put collects bodies by digest. */
-function context(src: ReferenceSource, maxReference = 1 << 20): GroupContext & { stored: Map<Digest, Buffer> } {
+/**
+ * A group context over `src` whose put collects bodies by digest; `layer` holds the bodies of the
+ * entries before the group (the last one is 1 place back); settle counts its calls.
+ */
+function context(src: ReferenceSource, maxReference = 1 << 20, layer: ReferencePart[] = []): GroupContext & { stored: Map<Digest, Buffer>; settled: number } {
   const stored = new Map<Digest, Buffer>();
   return {
     stored,
+    settled: 0,
     lookup,
+    earlier: (k) => (k >= 1 && k <= layer.length ? layer[layer.length - k] : undefined),
+    async settle() {
+      this.settled++;
+    },
     source: src,
     maxReference,
     async put(body, size) {
@@ -180,8 +196,8 @@ function context(src: ReferenceSource, maxReference = 1 << 20): GroupContext & {
   };
 }
 
-function groupBody(set: number[], members: Buffer[], frame: Uint8Array): Extract<DecodedBody, { kind: 'group' }> {
-  return { kind: 'group', set, sizes: members.map((m) => m.length), size: members[0]!.length, frameSize: frame.length, data: chunks([frame]) };
+function groupBody(set: number[], members: Buffer[], frame: Uint8Array, earlier: number[] = []): Extract<DecodedBody, { kind: 'group' }> {
+  return { kind: 'group', set, earlier, sizes: members.map((m) => m.length), size: members[0]!.length, frameSize: frame.length, data: chunks([frame]) };
 }
 
 /** Target files built from the reference bodies: a split, an edit, a concatenation. */
@@ -204,6 +220,24 @@ describe('GroupMembers', () => {
     expect(g.next(0).digest).toBe(sha256(members[2]!));
     g.finish();
     for (const m of members) expect(ctx.stored.get(sha256(m))?.equals(m)).toBe(true);
+  });
+
+  it('appends the bodies of earlier entries of the layer to the set, once they are settled', async () => {
+    const produced = [seededText('new-a', 40_000), seededBytes('new-b', 10_000)];
+    const src = source([...bodies, ...produced]);
+    // the layer so far: new-a, an entry without a body, new-b (1 place back)
+    const layer: ReferencePart[] = [{ digest: sha256(produced[0]!), size: 40_000 }, { size: 0 }, { digest: sha256(produced[1]!), size: 10_000 }];
+    const target = Buffer.concat([produced[0]!.subarray(1000, 30_000), bodies[2]!.subarray(0, 9_000), produced[1]!]);
+    const frame = zstdPatchEncode(Buffer.concat([bodies[2]!, produced[0]!, produced[1]!]), target);
+    expect(frame.length).toBeLessThan(1000);
+    const ctx = context(src, 1 << 20, layer);
+    const b = await new GroupMembers().open(groupBody([3], [target], frame, [3, 1]), ctx);
+    expect(b.digest).toBe(sha256(target));
+    expect(ctx.settled).toBe(1);
+    // an earlier entry that does not exist, has no body, or is named twice; the cap counts both parts
+    for (const earlier of [[4], [2], [1, 1]]) expect(await code(new GroupMembers().open(groupBody([3], [target], frame, earlier), context(src, 1 << 20, layer)))).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await code(new GroupMembers().open(groupBody([3], [target], frame, [3, 1]), context(src, 25_000 + 40_000, layer)))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+    expect(await code(new GroupMembers().open(groupBody([], [target], frame, []), context(src, 1 << 20, layer)))).toBe('FERRY_ERR_BUNDLE_INVALID');
   });
 
   it('keeps interleaved groups apart by distance', async () => {
@@ -251,9 +285,10 @@ describe('GroupMembers', () => {
 
   it(`refuses more than ${MAX_OPEN_GROUPS} groups open at once`, async () => {
     const g = new GroupMembers();
-    const two = [bodies[0]!.subarray(0, 10), bodies[0]!.subarray(10, 20)];
-    const frame = zstdPatchEncode(bodies[0]!, Buffer.concat(two));
-    const ctx = context(source(bodies));
+    const tiny = Buffer.from('a small reference body');
+    const two = [tiny.subarray(0, 10), tiny.subarray(10, 20)];
+    const frame = zstdPatchEncode(tiny, Buffer.concat(two));
+    const ctx = { ...context(source([tiny])), lookup: () => ({ digest: sha256(tiny), size: tiny.length }) };
     for (let i = 0; i < MAX_OPEN_GROUPS; i++) await g.open(groupBody([0], two, frame), ctx);
     expect(await code(g.open(groupBody([0], two, frame), ctx))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
   });

@@ -14,7 +14,7 @@
 import { MAX_OPEN_GROUPS, PATCH_SPAN_MAX } from '@ferry/core';
 import type { BaselineIndex } from './match.js';
 import type { FreshBody } from './plan.js';
-import { chooseReferenceSet, type Candidate } from './refset.js';
+import { SketchIndex, chooseReferenceSet, type Candidate } from './refset.js';
 import type { SketchCache } from './sketches.js';
 import { unitOf, type DpkgOwners } from './units.js';
 
@@ -31,6 +31,9 @@ export interface PlannedGroup {
   unit: string;
   /** Baseline entry indexes, in set order. */
   set: number[];
+  /** Bodies of this layer before the head whose bodies follow the set's in the reference, in order. */
+  earlier: FreshBody[];
+  /** Bytes of the whole reference (set and earlier bodies). */
   setBytes: number;
   /** Members in tar order; the first is the group's head. */
   members: FreshBody[];
@@ -76,17 +79,39 @@ export async function assignLayer(fresh: FreshBody[], index: BaselineIndex, opts
     if (list) list.push(f);
     else units.set(key, [f]);
   }
-  const groups: PlannedGroup[] = [];
   for (const [key, members] of units) {
+    const unit = await unitCandidates(key, members, index, opts);
     for (const chunk of chunks(members, opts.groupBytes ?? GROUP_BYTES)) {
-      const g = await planGroup(key, chunk, index, opts);
-      if (g) groups.push(g);
+      const g = await planGroup(key, chunk, unit, index, opts);
       for (const m of chunk) out.set(m, g ? { kind: 'group', group: g } : { kind: 'literal' });
     }
   }
   for (const g of tooManyOpen(fresh, out)) for (const m of g.members) out.set(m, { kind: 'literal' });
   opts.sketches.forget(fresh.map((f) => f.digest));
   return out;
+}
+
+/** A candidate of a unit: a baseline body, or a body of the layer (usable by groups after it). */
+type UnitCandidate = Candidate & { earlier?: FreshBody | undefined };
+
+/** A unit's candidates and the inverted index over their sketches (ids are positions in `list`). */
+interface UnitCandidates {
+  list: UnitCandidate[];
+  index: SketchIndex;
+}
+
+async function unitCandidates(key: string, members: FreshBody[], index: BaselineIndex, opts: AssignOptions): Promise<UnitCandidates> {
+  const list: UnitCandidate[] = [];
+  for (const i of index.unit(key)) {
+    const e = index.entries[i]!;
+    if (!e.digest || e.size <= 0 || e.size > opts.maxPatchReference) continue;
+    list.push({ index: i, size: e.size, sketch: (await opts.sketches.get(e.digest, e.size, opts.signal)).sketch, prior: false });
+  }
+  for (const m of members) {
+    if (m.size > opts.maxPatchReference) continue;
+    list.push({ index: index.entries.length + m.pos, size: m.size, sketch: (await opts.sketches.get(m.digest, m.size, opts.signal)).sketch, prior: false, earlier: m });
+  }
+  return { list, index: new SketchIndex(list.map((c, id) => ({ id, sketch: c.sketch }))) };
 }
 
 /** Splits a unit's members (tar order) into large bodies alone and runs of small ones of at most `bytes`. */
@@ -125,28 +150,34 @@ function union(sketches: Uint32Array[]): Uint32Array {
   return all.slice(0, n);
 }
 
-async function planGroup(unit: string, members: FreshBody[], index: BaselineIndex, opts: AssignOptions): Promise<PlannedGroup | undefined> {
+async function planGroup(unit: string, members: FreshBody[], candidates: UnitCandidates, index: BaselineIndex, opts: AssignOptions): Promise<PlannedGroup | undefined> {
   const bytes = members.reduce((a, m) => a + m.size, 0);
   const cap = Math.min(opts.maxPatchReference, PATCH_SPAN_MAX - bytes);
   if (cap <= 0) return undefined;
+  const head = members[0]!.pos;
+  const target = union(await Promise.all(members.map(async (m) => (await opts.sketches.get(m.digest, m.size, opts.signal)).sketch)));
+  // the unit's baseline bodies and the bodies of its entries before the group's head
+  const hits = candidates.index.hits(target, (id) => (candidates.list[id]!.earlier?.pos ?? -1) < head);
+  const chosen = new Map<number, UnitCandidate>();
+  for (const [id, h] of hits) chosen.set(candidates.list[id]!.index, { ...candidates.list[id]!, hits: h });
   const priors = new Set<number>();
   for (const m of members) {
-    const s = index.similar(m.path, m.size, cap);
-    if (s !== undefined) priors.add(s);
+    const i = index.similar(m.path, m.size, cap);
+    if (i === undefined) continue;
+    priors.add(i);
+    const known = chosen.get(i);
+    if (known) known.prior = true;
+    else {
+      const e = index.entries[i]!;
+      chosen.set(i, { index: i, size: e.size, sketch: (await opts.sketches.get(e.digest!, e.size, opts.signal)).sketch, prior: true });
+    }
   }
-  const candidates: Candidate[] = [];
-  for (const i of new Set([...index.unit(unit), ...priors])) {
-    const e = index.entries[i]!;
-    if (!e.digest || e.size <= 0 || e.size > cap) continue;
-    const info = await opts.sketches.get(e.digest, e.size, opts.signal);
-    candidates.push({ index: i, size: e.size, sketch: info.sketch, prior: priors.has(i) });
-  }
-  const target = union(await Promise.all(members.map(async (m) => (await opts.sketches.get(m.digest, m.size, opts.signal)).sketch)));
-  const choice = chooseReferenceSet(target, candidates, cap);
+  const choice = chooseReferenceSet(target, [...chosen.values()], cap);
   if (choice.set.length === 0) return undefined;
-  const hasPrior = choice.set.some((i) => priors.has(i));
-  if (!hasPrior && choice.covered < MIN_COVERAGE * choice.total) return undefined;
-  return { unit, set: choice.set, setBytes: choice.bytes, members, bytes, covered: choice.covered, total: choice.total };
+  if (!choice.set.some((c) => priors.has(c.index)) && choice.covered < MIN_COVERAGE * choice.total) return undefined;
+  const set = choice.set.filter((c) => !c.earlier).map((c) => c.index);
+  const earlier = choice.set.flatMap((c) => (c.earlier ? [c.earlier] : []));
+  return { unit, set, earlier, setBytes: choice.bytes, members, bytes, covered: choice.covered, total: choice.total };
 }
 
 /**

@@ -78,7 +78,7 @@ function jobsOf(ctx: EmitContext, layer: LayerOps, decisions: Map<FreshBody, Dec
     } else if (d.kind === 'group' && !seen.has(d.group)) {
       const g = d.group;
       seen.add(g);
-      const set = g.set.map((i) => ({ digest: ctx.index.entries[i]!.digest!, size: ctx.index.entries[i]!.size }));
+      const set = [...g.set.map((i) => ({ digest: ctx.index.entries[i]!.digest!, size: ctx.index.entries[i]!.size })), ...g.earlier.map((e) => ({ digest: e.digest, size: e.size }))];
       q.add({ key: g, start: () => ctx.pool.run({ kind: 'group', set, members: g.members.map((m) => ({ digest: m.digest, size: m.size })) }, patchMemory(g.setBytes, g.bytes)) });
     }
   }
@@ -144,9 +144,9 @@ async function freshBody(ctx: EmitContext, q: JobQueue, f: FreshBody, d: Decisio
   }
   gs.opened.set(g, gs.count++);
   s.groupBytes += r.frame.length;
-  s.groups.push({ unit: g.unit, head: f.path, files: g.members.length, setFiles: g.set.length, setBytes: g.setBytes, bytes: g.bytes, frame: r.frame.length, covered: g.total === 0 ? 0 : g.covered / g.total });
+  s.groups.push({ unit: g.unit, head: f.path, files: g.members.length, setFiles: g.set.length + g.earlier.length, setBytes: g.setBytes, bytes: g.bytes, frame: r.frame.length, covered: g.total === 0 ? 0 : g.covered / g.total });
   for (const m of g.members) s.top.push({ path: m.path, kind: 'group', size: m.size, carried: Math.round((r.frame.length * m.size) / g.bytes) });
-  return { body: { kind: 'group', set: g.set, sizes: g.members.map((m) => m.size), n: r.frame.length, frame: r.frame } };
+  return { body: { kind: 'group', set: g.set, earlier: g.earlier.map((e) => f.pos - e.pos), sizes: g.members.map((m) => m.size), n: r.frame.length, frame: r.frame } };
 }
 
 function countEntry(s: EmitStats, op: Extract<PlannedOp, { kind: 'entry' }>, body: BodySource, size: number): void {

@@ -13,6 +13,8 @@ export interface FreshBody {
   digest: Digest;
   size: number;
   path: string;
+  /** The entry's position in its layer (reference sets name earlier entries by distance). */
+  pos: number;
 }
 
 /** A planned body. */
@@ -152,7 +154,7 @@ function planBody(digest: Digest | undefined, size: number, path: string, hs: He
   const earlier = seen.get(digest);
   if (earlier !== undefined) return { kind: 'back', k: pos - earlier };
   if (opts.produced.has(digest)) return { kind: 'digest', digest };
-  const f: FreshBody = { digest, size, path };
+  const f: FreshBody = { digest, size, path, pos };
   fresh.push(f);
   return { kind: 'fresh', fresh: f };
 }

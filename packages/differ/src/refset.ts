@@ -1,26 +1,28 @@
 /**
  * Choosing a reference set (DESIGN.md section 5, "Matching"; docs/format.md section 5.3): from the
- * candidate baseline bodies (the unit's files, each member's same-path or renamed file), greedily
- * take the one that covers the most target fingerprints not yet covered, until the byte cap, or
- * until what a candidate adds no longer pays for the bytes the device must load and the publisher
- * must index (about 1 covered byte per 64 loaded). A classic greedy for budgeted coverage.
+ * candidate bodies (the unit's baseline files, each member's same-path or renamed file, and the
+ * unit's bodies this layer already carried), greedily take the one that holds the most target
+ * fingerprints not yet held, until the byte cap, or until what a candidate adds no longer pays
+ * for the bytes the device must load and the publisher must index (about 1 held fingerprint per
+ * 4 KiB loaded). The classic greedy for budgeted coverage.
  */
-import { shared } from './sketch.js';
 
 /** A candidate body. */
 export interface Candidate {
-  /** Baseline entry index. */
+  /** A unique, stable number (a baseline entry index, or past the table for bodies of the target). */
   index: number;
   size: number;
   sketch: Uint32Array;
   /** A structural match of a member (same or renamed path): taken when it fits even without fingerprints (small files have few). */
   prior: boolean;
+  /** Positions in the target sketch this candidate holds, when already known (SketchIndex). */
+  hits?: Int32Array | undefined;
 }
 
 /** The chosen set. */
-export interface ReferenceChoice {
-  /** Entry indexes in set order: the best-covering body last, nearest the target in the patch window. */
-  set: number[];
+export interface ReferenceChoice<C extends Candidate = Candidate> {
+  /** The chosen candidates in set order: the best-covering body last, nearest the target in the patch window. */
+  set: C[];
   bytes: number;
   /** Target fingerprints covered, and their total. */
   covered: number;
@@ -32,56 +34,121 @@ const FEW_FINGERPRINTS = 8;
 /** A candidate must cover at least 1 fingerprint per this many of its bytes to be loaded. */
 const BYTES_PER_FINGERPRINT = 4096;
 
-interface Scored {
-  c: Candidate;
-  /** Positions in the target sketch this candidate holds. */
-  hits: Int32Array;
-  gain: number;
-}
-
-function hitsOf(target: Uint32Array, sketch: Uint32Array): Int32Array {
-  const out = new Int32Array(shared(target, sketch));
+/** Positions in the sorted `target` of the fingerprints the sorted `sketch` shares with it. */
+export function hitsOf(target: Uint32Array, sketch: Uint32Array): Int32Array {
+  const out: number[] = [];
   let i = 0;
   let j = 0;
-  let n = 0;
   while (i < target.length && j < sketch.length) {
     const x = target[i]!;
     const y = sketch[j]!;
     if (x === y) {
-      out[n++] = i;
+      out.push(i);
       i++;
       j++;
     } else if (x < y) i++;
     else j++;
   }
-  return out;
+  return Int32Array.from(out);
 }
 
-function gainOf(s: Scored, covered: Uint8Array): number {
+/**
+ * An inverted index over many sketches (fingerprint -> candidate ids), so the candidates sharing
+ * content with a target are found without comparing it with each: two typed arrays sorted by
+ * fingerprint (8 bytes a fingerprint, whatever the number of candidates).
+ */
+export class SketchIndex {
+  private readonly prints: Uint32Array;
+  private readonly ids: Int32Array;
+
+  /** `entries`: candidate ids (0 <= id < 2^21) and their sketches. */
+  constructor(entries: Iterable<{ id: number; sketch: Uint32Array }>) {
+    const list = [...entries];
+    const keys = new Float64Array(list.reduce((a, e) => a + e.sketch.length, 0));
+    let n = 0;
+    // fingerprint * 2^21 + id is exact in a double (53 bits): one numeric sort orders both
+    for (const e of list) for (const fp of e.sketch) keys[n++] = fp * 2097152 + e.id;
+    keys.sort();
+    this.prints = new Uint32Array(n);
+    this.ids = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      const fp = Math.floor(keys[i]! / 2097152);
+      this.prints[i] = fp;
+      this.ids[i] = keys[i]! - fp * 2097152;
+    }
+  }
+
+  /** For each candidate sharing fingerprints with `target` (and accepted by `eligible`), the positions it holds. */
+  hits(target: Uint32Array, eligible: (id: number) => boolean): Map<number, Int32Array> {
+    const found = new Map<number, number[]>();
+    let lo = 0;
+    for (let t = 0; t < target.length; t++) {
+      const fp = target[t]!;
+      lo = this.lowerBound(fp, lo);
+      for (let i = lo; i < this.prints.length && this.prints[i] === fp; i++) {
+        const id = this.ids[i]!;
+        if (!eligible(id)) continue;
+        const list = found.get(id);
+        if (list) list.push(t);
+        else found.set(id, [t]);
+      }
+    }
+    return new Map([...found].map(([id, list]) => [id, Int32Array.from(list)]));
+  }
+
+  /** First position at or after `from` whose fingerprint is >= fp (targets are sorted, so searches only move forward). */
+  private lowerBound(fp: number, from: number): number {
+    let lo = from;
+    let hi = this.prints.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.prints[mid]! < fp) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+interface Scored<C extends Candidate> {
+  c: C;
+  hits: Int32Array;
+  gain: number;
+}
+
+function gainOf(hits: Int32Array, covered: Uint8Array): number {
   let g = 0;
-  for (const h of s.hits) if (covered[h] === 0) g++;
+  for (const h of hits) if (covered[h] === 0) g++;
   return g;
+}
+
+/** True when `a` beats `b`: more gain, then fewer bytes, then the lower index. */
+function better(a: Scored<Candidate>, b: Scored<Candidate> | undefined): boolean {
+  return !b || a.gain > b.gain || (a.gain === b.gain && (a.c.size < b.c.size || (a.c.size === b.c.size && a.c.index < b.c.index)));
 }
 
 /**
  * Picks a set for a target whose (union) sketch is `target`, within `cap` bytes. Deterministic:
- * ties go to the smaller, then the earlier, entry.
+ * ties go to the smaller, then the lower-numbered, candidate.
  */
-export function chooseReferenceSet(target: Uint32Array, candidates: readonly Candidate[], cap: number): ReferenceChoice {
+export function chooseReferenceSet<C extends Candidate>(target: Uint32Array, candidates: readonly C[], cap: number): ReferenceChoice<C> {
   const covered = new Uint8Array(target.length);
-  const pool: Scored[] = candidates.filter((c) => c.size > 0 && c.size <= cap).map((c) => {
-    const hits = hitsOf(target, c.sketch);
+  const pool: Scored<C>[] = candidates.filter((c) => c.size > 0 && c.size <= cap).map((c) => {
+    const hits = c.hits ?? hitsOf(target, c.sketch);
     return { c, hits, gain: hits.length };
   });
-  const taken: Candidate[] = [];
+  // lazy greedy: gains only fall as coverage grows, so a candidate whose stale gain cannot beat
+  // the best fresh one is not recounted
+  pool.sort((a, b) => (better(a, b) ? -1 : 1));
+  const taken: C[] = [];
   let bytes = 0;
   let count = 0;
   for (;;) {
-    let best: Scored | undefined;
+    let best: Scored<C> | undefined;
     for (const s of pool) {
+      if (best && s.gain < best.gain) break;
       if (s.gain === 0 || bytes + s.c.size > cap) continue;
-      s.gain = gainOf(s, covered);
-      if (!best || s.gain > best.gain || (s.gain === best.gain && (s.c.size < best.c.size || (s.c.size === best.c.size && s.c.index < best.c.index)))) best = s;
+      s.gain = gainOf(s.hits, covered);
+      if (better(s, best)) best = s;
     }
     if (!best || best.gain === 0 || best.gain * BYTES_PER_FINGERPRINT < best.c.size) break;
     for (const h of best.hits) covered[h] = 1;
@@ -89,6 +156,7 @@ export function chooseReferenceSet(target: Uint32Array, candidates: readonly Can
     bytes += best.c.size;
     taken.push(best.c);
     best.gain = 0;
+    pool.sort((a, b) => (better(a, b) ? -1 : 1));
   }
   // structural matches too small to carry fingerprints still help their own member
   for (const c of candidates) {
@@ -96,5 +164,5 @@ export function chooseReferenceSet(target: Uint32Array, candidates: readonly Can
     taken.push(c);
     bytes += c.size;
   }
-  return { set: taken.reverse().map((c) => c.index), bytes, covered: count, total: target.length };
+  return { set: taken.reverse(), bytes, covered: count, total: target.length };
 }

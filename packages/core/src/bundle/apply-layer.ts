@@ -66,6 +66,8 @@ function patchedHeader(base: Buffer, patch: Uint8Array, fixChecksum: boolean): B
 /** State of one layer rebuild. */
 class LayerBuild {
   readonly digests: (Digest | undefined)[] = [];
+  /** Body sizes of the entries so far (reference sets may name them, docs/format.md section 5.3). */
+  readonly sizes: number[] = [];
   prevSize = 0;
   count = 0;
   /** Tar bytes the entries so far make up (paddings, header groups, bodies). */
@@ -116,7 +118,14 @@ class LayerBuild {
         return { digest: await this.batch.put(bspatch(ref, b.data, b.size), b.size), size: b.size };
       }
       case 'group':
-        return this.members.open(b, { lookup: (i) => this.baseline[i], source: this.store, put: (body, size) => this.batch.put(body, size), maxReference: this.limits.maxPatchReference });
+        return this.members.open(b, {
+          lookup: (i) => this.baseline[i],
+          earlier: (k) => (k >= 1 && k <= this.digests.length ? { digest: this.digests[this.digests.length - k], size: this.sizes[this.sizes.length - k]! } : undefined),
+          settle: () => this.batch.flush(),
+          source: this.store,
+          put: (body, size) => this.batch.put(body, size),
+          maxReference: this.limits.maxPatchReference,
+        });
       case 'member':
         return this.members.next(b.d);
     }
@@ -132,6 +141,7 @@ class LayerBuild {
     const entry: SkeletonEntry = { raw: Buffer.concat([padding, header]), path: info.path, type: info.type, linkname: info.linkname, size: info.size, digest: body.digest };
     this.writer.add(entry);
     this.digests.push(body.digest);
+    this.sizes.push(info.size);
     this.prevSize = info.size;
     this.count++;
     this.bytes += padding.length + header.length + info.size;

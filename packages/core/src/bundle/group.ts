@@ -15,6 +15,10 @@ import type { DecodedBody } from './payload.js';
 export interface GroupContext {
   /** The baseline entry at index i (digest and size), or undefined past the table's end. */
   lookup(i: number): ReferencePart | undefined;
+  /** The entry of this layer k places before the group's (k >= 1), or undefined before the layer's start. */
+  earlier(k: number): ReferencePart | undefined;
+  /** Makes every body stored so far readable from `source` (called before a set naming earlier entries is read). */
+  settle(): Promise<void>;
   source: ReferenceSource;
   /** Stores one body of `size` bytes; resolves with its digest. */
   put(body: AsyncIterable<Uint8Array>, size: number): Promise<Digest>;
@@ -48,9 +52,14 @@ export class GroupMembers {
   /** Decodes a GROUP body: stores every member and returns the first (this entry's body). */
   async open(body: Extract<DecodedBody, { kind: 'group' }>, ctx: GroupContext): Promise<GroupBody> {
     if (this.pending.size >= MAX_OPEN_GROUPS) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `more than ${MAX_OPEN_GROUPS} groups open at once`);
-    const { parts, size: refSize } = resolveReferenceSet(body.set, ctx.lookup, ctx.maxReference);
+    const base = resolveReferenceSet(body.set, ctx.lookup, ctx.maxReference);
+    const earlier = resolveReferenceSet(body.earlier, (k) => ctx.earlier(k), ctx.maxReference - base.size);
+    const parts = [...base.parts, ...earlier.parts];
+    const refSize = base.size + earlier.size;
+    if (parts.length === 0) throw bad('a group has an empty reference');
     const total = body.sizes.reduce((a, s) => a + s, 0);
     if (refSize + total > PATCH_SPAN_MAX) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `group of ${total} bytes against a ${refSize}-byte reference exceeds the ${PATCH_SPAN_MAX}-byte patch span`);
+    if (earlier.parts.length > 0) await ctx.settle();
     let ref: Buffer | undefined = await loadReferenceSet(ctx.source, parts, refSize, { signal: ctx.signal });
     const out = new ByteReader(zstdDecode(body.data, total, ref));
     ref = undefined;

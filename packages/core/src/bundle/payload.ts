@@ -19,10 +19,12 @@
  *              [5, i, size, n] bsdiff: a bsdiff delta (delta/bsdiff.ts) against baseline entry i's
  *                             body; n raw delta bytes follow in bin records, compressed only by
  *                             this frame; output is `size` bytes
- *              [6, set, sizes, n] (v2) GROUP: a zstd patch-from frame of n bytes (following in bin
- *                             records) against the reference set `set` (bundle/reference.ts),
- *                             decoding to the member bodies of `sizes`; this entry's body is the
- *                             first member, later MEMBER bodies take the others in order
+ *              [6, set, sizes, n] or [6, set, sizes, n, earlier] (v2) GROUP: a zstd patch-from
+ *                             frame of n bytes (following in bin records) against the reference
+ *                             set `set` (bundle/reference.ts) followed by the bodies of the
+ *                             entries `earlier` places before this one, decoding to the member
+ *                             bodies of `sizes`; this entry's body is the first member, later
+ *                             MEMBER bodies take the others in order
  *              [7, d]         (v2) MEMBER: the next body of the group opened d groups before
  *                             the layer's latest one
  *        pad:  bin            the previous body's padding when it is not all zeros
@@ -64,7 +66,8 @@ export type BodySource =
   | { kind: 'patch'; index: number; size: number; patch: Uint8Array }
   | { kind: 'bsdiff'; index: number; size: number; delta: Uint8Array }
   /** Data may be omitted: the caller then writes `n` bytes with OpWriter.part. */
-  | { kind: 'group'; set: readonly number[]; sizes: readonly number[]; n: number; frame?: Uint8Array | undefined }
+  /** `earlier`: distances back to entries of this layer whose bodies follow the set's in the reference. */
+  | { kind: 'group'; set: readonly number[]; earlier?: readonly number[] | undefined; sizes: readonly number[]; n: number; frame?: Uint8Array | undefined }
   /** `d`: groups opened after the one this member belongs to. */
   | { kind: 'member'; d: number };
 
@@ -86,7 +89,7 @@ export type DecodedBody =
   | { kind: 'patch'; index: number; size: number; patchSize: number; data: AsyncIterable<Uint8Array> }
   | { kind: 'bsdiff'; index: number; size: number; deltaSize: number; data: AsyncIterable<Uint8Array> }
   /** `set`: baseline entry indexes (checked against the table by resolveReferenceSet); `sizes[0]` is this entry's body. */
-  | { kind: 'group'; set: number[]; sizes: number[]; size: number; frameSize: number; data: AsyncIterable<Uint8Array> }
+  | { kind: 'group'; set: number[]; earlier: number[]; sizes: number[]; size: number; frameSize: number; data: AsyncIterable<Uint8Array> }
   | { kind: 'member'; d: number };
 
 /** Writes one layer's op records to `out` (a zstd compressing stream piped onwards). */
@@ -144,7 +147,7 @@ export class OpWriter {
       case 'literal': b = [3, 'data' in body ? body.data.length : body.size]; break;
       case 'patch': b = [4, body.index, body.size, body.patch.length]; break;
       case 'bsdiff': b = [5, body.index, body.size, body.delta.length]; break;
-      case 'group': b = [6, packU32(body.set), packU32(body.sizes), body.n]; break;
+      case 'group': b = body.earlier && body.earlier.length > 0 ? [6, packU32(body.set), packU32(body.sizes), body.n, packU32(body.earlier)] : [6, packU32(body.set), packU32(body.sizes), body.n]; break;
       case 'member': b = [7, body.d]; break;
     }
     this.rec(pad && pad.length > 0 ? [1, hdr, b, pad] : [1, hdr, b]);
@@ -262,7 +265,10 @@ function decodeBody(b: unknown, parts: (n: number) => AsyncGenerator<Uint8Array>
       const sizes = unpackU32(b[2], 'group sizes');
       if (sizes.some((s) => s === 0)) throw bad('a group member is empty');
       const frameSize = int(b[3], 'group frame size', 1);
-      return { kind: 'group', set: unpackU32(b[1], 'reference set'), sizes, size: sizes[0]!, frameSize, data: parts(frameSize) };
+      if (b[4] !== undefined && !(b[4] instanceof Uint8Array)) throw bad('group earlier entries must be binary');
+      const earlier = b[4] === undefined ? [] : unpackU32(b[4], 'earlier entries');
+      if (earlier.some((k) => k === 0)) throw bad('a group names its own entry as earlier');
+      return { kind: 'group', set: b[1].length === 0 ? [] : unpackU32(b[1], 'reference set'), earlier, sizes, size: sizes[0]!, frameSize, data: parts(frameSize) };
     }
     case 7:
       return { kind: 'member', d: int(b[1], 'member group distance') };

@@ -54,8 +54,8 @@ export function unpackU32(bytes: Uint8Array, what: string): number[] {
 }
 
 /**
- * Checks a set against the baseline table before anything is read: every index names an entry
- * (`lookup` returns undefined past the table's end), no entry is named twice, every entry has a
+ * Checks a set against the baseline table (or a layer's earlier entries) before anything is read:
+ * every index names an entry (`lookup` returns undefined past the table's end), no entry is named twice, every entry has a
  * body, and the bodies add up to at most `maxBytes`. Returns the parts in set order and their
  * total size. Repeated, out-of-range or bodiless entries are FERRY_ERR_BUNDLE_INVALID; a set over
  * the cap is FERRY_ERR_LIMIT_EXCEEDED.
@@ -66,11 +66,11 @@ export function resolveReferenceSet(indexes: readonly number[], lookup: (i: numb
   const parts: ReferencePart[] = [];
   let size = 0;
   for (const i of indexes) {
-    if (seen.has(i)) throw bad(`reference set names baseline entry ${i} twice`);
+    if (seen.has(i)) throw bad(`reference set names entry ${i} twice`);
     seen.add(i);
     const p = lookup(i);
-    if (!p) throw bad(`reference set names baseline entry ${i}, which does not exist`);
-    if (!p.digest || p.size <= 0) throw bad(`reference set names baseline entry ${i}, which has no body`);
+    if (!p) throw bad(`reference set names entry ${i}, which does not exist`);
+    if (!p.digest || p.size <= 0) throw bad(`reference set names entry ${i}, which has no body`);
     size += p.size;
     if (size > maxBytes) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `reference set exceeds the ${maxBytes}-byte patch reference cap`, { details: { maxBytes } });
     parts.push(p);
