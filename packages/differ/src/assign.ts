@@ -11,7 +11,7 @@
  *   to GROUP_BYTES of members;
  * - a group whose set covers too little of it travels as literals, compressed by the payload frame.
  */
-import { MAX_OPEN_GROUPS, PATCH_SPAN_MAX } from '@ferry/core';
+import { MAX_OPEN_GROUPS, PATCH_SPAN_MAX, type Digest } from '@ferry/core';
 import type { BaselineIndex } from './match.js';
 import type { FreshBody } from './plan.js';
 import { SketchIndex, chooseReferenceSet, type Candidate } from './refset.js';
@@ -64,6 +64,8 @@ export interface AssignOptions {
 export async function assignLayer(fresh: FreshBody[], index: BaselineIndex, opts: AssignOptions): Promise<Map<FreshBody, Decision>> {
   const out = new Map<FreshBody, Decision>();
   const units = new Map<string, FreshBody[]>();
+  // every fresh body's sketch is needed: ask for them all at once, so every worker computes
+  if (opts.referenceSets !== false) await Promise.all(fresh.map((f) => opts.sketches.get(f.digest, f.size, opts.signal)));
   for (const f of fresh) {
     const single = index.similar(f.path, f.size, opts.maxPatchReference);
     if (opts.referenceSets === false) {
@@ -101,16 +103,12 @@ interface UnitCandidates {
 }
 
 async function unitCandidates(key: string, members: FreshBody[], index: BaselineIndex, opts: AssignOptions): Promise<UnitCandidates> {
-  const list: UnitCandidate[] = [];
-  for (const i of index.unit(key)) {
-    const e = index.entries[i]!;
-    if (!e.digest || e.size <= 0 || e.size > opts.maxPatchReference) continue;
-    list.push({ index: i, size: e.size, sketch: (await opts.sketches.get(e.digest, e.size, opts.signal)).sketch, prior: false });
-  }
-  for (const m of members) {
-    if (m.size > opts.maxPatchReference) continue;
-    list.push({ index: index.entries.length + m.pos, size: m.size, sketch: (await opts.sketches.get(m.digest, m.size, opts.signal)).sketch, prior: false, earlier: m });
-  }
+  const base = index.unit(key).filter((i) => index.entries[i]!.size <= opts.maxPatchReference);
+  const sketch = async (d: Digest, size: number): Promise<Uint32Array> => (await opts.sketches.get(d, size, opts.signal)).sketch;
+  const list: UnitCandidate[] = await Promise.all([
+    ...base.map(async (i) => ({ index: i, size: index.entries[i]!.size, sketch: await sketch(index.entries[i]!.digest!, index.entries[i]!.size), prior: false })),
+    ...members.filter((m) => m.size <= opts.maxPatchReference).map(async (m) => ({ index: index.entries.length + m.pos, size: m.size, sketch: await sketch(m.digest, m.size), prior: false, earlier: m })),
+  ]);
   return { list, index: new SketchIndex(list.map((c, id) => ({ id, sketch: c.sketch }))) };
 }
 

@@ -39,7 +39,7 @@ export interface BundleOptions {
   level?: number | undefined;
   /** Worker threads for patches (default: every core). */
   workers?: number | undefined;
-  /** Bytes the patch jobs running at once may need (default 320 MB; see PatchPool). */
+  /** Bytes the patch jobs running at once may need (default 256 MB; see PatchPool). */
   memoryBudget?: number | undefined;
   /**
    * Measure each target layer's gzip size (what docker pull would send) for the header's reports:
@@ -131,7 +131,7 @@ export async function createBundle(store: Store, opts: BundleOptions): Promise<C
   const dir = await mkdtemp(join(tmpdir(), 'ferry-bundle-'));
   const payloadFile = join(dir, 'payload');
   const stats = newStats();
-  const ctx = { store, pool, index, stats, signal: opts.signal, sketches: new SketchCache(store), maxRef: opts.maxPatchReference ?? DEFAULT_MAX_PATCH_REFERENCE, owners: baseOwners, produced: new Set<Digest>(), dir, referenceSets: opts.referenceSets ?? true };
+  const ctx = { store, pool, index, stats, signal: opts.signal, sketches: new SketchCache(pool), maxRef: opts.maxPatchReference ?? DEFAULT_MAX_PATCH_REFERENCE, owners: baseOwners, produced: new Set<Digest>(), dir, referenceSets: opts.referenceSets ?? true };
   const layers: LayerPlan[] = [];
   try {
     const fh = await open(payloadFile, 'w');

@@ -85,9 +85,12 @@ function jobsOf(ctx: EmitContext, layer: LayerOps, decisions: Map<FreshBody, Dec
   return q;
 }
 
-/** Re-cuts a body stream into records of exactly PAYLOAD_PART bytes (the last may be shorter), whatever the store's chunking. */
+/**
+ * Re-cuts a body stream into records of exactly PAYLOAD_PART bytes (the last may be shorter),
+ * whatever the store's chunking. The buffer yielded is reused: the writer copies each record.
+ */
 async function* parts(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  let buf = Buffer.allocUnsafe(PAYLOAD_PART);
+  const buf = Buffer.allocUnsafe(PAYLOAD_PART);
   let n = 0;
   for await (const c of source) {
     let off = 0;
@@ -98,7 +101,6 @@ async function* parts(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Ar
       off += take;
       if (n === PAYLOAD_PART) {
         yield buf;
-        buf = Buffer.allocUnsafe(PAYLOAD_PART);
         n = 0;
       }
     }

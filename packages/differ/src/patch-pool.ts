@@ -34,7 +34,7 @@ interface Queued {
 export interface PatchPoolOptions {
   /** Worker threads (default: every core). */
   size?: number | undefined;
-  /** Bytes the running jobs' estimates may add up to (default 320 MB). */
+  /** Bytes the running jobs' estimates may add up to (default 256 MB). */
   memoryBudget?: number | undefined;
 }
 
@@ -53,7 +53,7 @@ export class PatchPool {
     private readonly level: number,
     opts: PatchPoolOptions = {},
   ) {
-    this.budget = opts.memoryBudget ?? 320e6;
+    this.budget = opts.memoryBudget ?? 256e6;
     for (let i = 0; i < Math.max(1, opts.size ?? availableParallelism()); i++) {
       const w = new Worker(compiledSibling(import.meta.url, 'patch-worker'));
       w.on('message', (r: PatchResult) => this.done(w, r));
@@ -88,6 +88,7 @@ export class PatchPool {
       this.queue.shift();
       this.inUse += next.cost;
       this.running.set(next.job.id, next);
+      if (process.env.FERRY_DEBUG_POOL) process.stderr.write(`${Date.now()} start ${next.job.kind} ${next.job.id} cost ${(next.cost / 1e6).toFixed(0)} inUse ${(this.inUse / 1e6).toFixed(0)} rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} heap ${(process.memoryUsage().heapUsed / 1e6).toFixed(0)} ab ${(process.memoryUsage().arrayBuffers / 1e6).toFixed(0)}\n`);
       this.idle.pop()!.postMessage(next.job);
     }
   }

@@ -1,17 +1,21 @@
 /**
- * Worker thread of the patch pool. Three jobs, each costed as the bytes the link pays at the job's
- * zstd level (DESIGN.md section 5, "Encoding cost"):
+ * Worker thread of the patch pool. Jobs costed as the bytes the link pays at the job's zstd level
+ * (DESIGN.md section 5, "Encoding cost"), and the sketches matching needs (sketch.ts):
  * - `delta`: one target against one reference: zstd patch-from, bsdiff (references up to
  *   BSDIFF_MAX_REFERENCE) or the literal, whichever costs least;
  * - `group`: several targets as one patch-from frame against a reference set (docs/format.md
  *   section 5.3), or null when compressing them as literals would cost less;
- * - `frame`: a layer's raw op stream (a temp file) compressed into its payload frame.
+ * - `frame`: a layer's raw op stream (a temp file) compressed into its payload frame;
+ * - `sketch`: a body's sketch, and whether it looks binary.
  * Bodies are read from the store by digest, so only digests cross the thread boundary.
  */
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { parentPort } from 'node:worker_threads';
 import { BSDIFF_MAX_REFERENCE, Store, ZSTD_WINDOW_LOG_MAX, bsdiff, canPatchFrom, zstdCompress, zstdCompressSized, zstdPatchEncode, type Digest } from '@ferry/core';
+import { Sketcher, looksBinary } from './sketch.js';
 
 /** A body named by digest, with its size. */
 export interface BodyRef {
@@ -23,7 +27,8 @@ export interface BodyRef {
 export type PatchJob =
   | { kind: 'delta'; id: number; root: string; level: number; ref: BodyRef; target: BodyRef }
   | { kind: 'group'; id: number; root: string; level: number; set: BodyRef[]; members: BodyRef[] }
-  | { kind: 'frame'; id: number; level: number; raw: string; size: number; out: string };
+  | { kind: 'frame'; id: number; level: number; raw: string; size: number; out: string }
+  | { kind: 'sketch'; id: number; root: string; body: BodyRef };
 
 /**
  * The cheapest encoding of a delta job's target: a zstd patch-from frame, a raw bsdiff delta
@@ -37,6 +42,7 @@ export type PatchResult = { id: number; error?: string } & (
   /** `frame` null: the members cost less as literals than `literalEstimate`. */
   | { job: 'group'; frame: Uint8Array | null; literalEstimate: number }
   | { job: 'frame'; bytes: number }
+  | { job: 'sketch'; sketch: Uint32Array; binary: boolean }
 );
 
 /**
@@ -57,9 +63,17 @@ async function storeAt(root: string): Promise<Store> {
   return s;
 }
 
-/** The bodies concatenated into one buffer of exactly their total size. */
-async function concat(store: Store, bodies: BodyRef[]): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(bodies.reduce((a, b) => a + b.size, 0));
+/**
+ * Two buffers per worker, grown as needed and reused by every job: allocating tens of MB per job
+ * left the C heap fragmented, and the process's RSS grew job after job.
+ */
+const scratch: Buffer[] = [Buffer.alloc(0), Buffer.alloc(0)];
+
+/** The bodies concatenated into scratch buffer `slot`, as a view of exactly their total size. */
+async function concat(store: Store, bodies: BodyRef[], slot: 0 | 1): Promise<Buffer> {
+  const size = bodies.reduce((a, b) => a + b.size, 0);
+  if (scratch[slot]!.length < size) scratch[slot] = Buffer.allocUnsafeSlow(Math.ceil(size / 2 ** 20) * 2 ** 20);
+  const out = scratch[slot]!.subarray(0, size);
   let at = 0;
   for (const b of bodies) for await (const c of store.openContent(b.digest, { maxSize: b.size })) at += c.copy(out, at);
   if (at !== out.length) throw new Error('a body is shorter than its size');
@@ -68,7 +82,7 @@ async function concat(store: Store, bodies: BodyRef[]): Promise<Buffer> {
 
 async function delta(job: Extract<PatchJob, { kind: 'delta' }>): Promise<PatchResult> {
   const store = await storeAt(job.root);
-  const [ref, target] = await Promise.all([concat(store, [job.ref]), concat(store, [job.target])]);
+  const [ref, target] = await Promise.all([concat(store, [job.ref], 0), concat(store, [job.target], 1)]);
   let best: PatchChoice = { kind: 'literal', bytes: null };
   let cost = literalEstimate(target);
   if (canPatchFrom(ref, target.length)) {
@@ -85,7 +99,7 @@ async function delta(job: Extract<PatchJob, { kind: 'delta' }>): Promise<PatchRe
 
 async function group(job: Extract<PatchJob, { kind: 'group' }>): Promise<PatchResult> {
   const store = await storeAt(job.root);
-  const [ref, target] = await Promise.all([concat(store, job.set), concat(store, job.members)]);
+  const [ref, target] = await Promise.all([concat(store, job.set, 0), concat(store, job.members, 1)]);
   const estimate = literalEstimate(target);
   if (!canPatchFrom(ref, target.length)) return { id: job.id, job: 'group', frame: null, literalEstimate: estimate };
   const frame = zstdPatchEncode(ref, target, job.level);
@@ -107,14 +121,45 @@ async function frame(job: Extract<PatchJob, { kind: 'frame' }>): Promise<PatchRe
   return { id: job.id, job: 'frame', bytes };
 }
 
+async function sketch(job: Extract<PatchJob, { kind: 'sketch' }>): Promise<PatchResult> {
+  const store = await storeAt(job.root);
+  const s = new Sketcher();
+  let head: Uint8Array | undefined;
+  for await (const c of store.openContent(job.body.digest, { maxSize: job.body.size, verify: false })) {
+    head ??= c;
+    s.update(c);
+  }
+  return { id: job.id, job: 'sketch', sketch: s.digest(), binary: head !== undefined && looksBinary(head) };
+}
+
 async function run(job: PatchJob): Promise<PatchResult> {
   if (job.kind === 'delta') return delta(job);
   if (job.kind === 'group') return group(job);
+  if (job.kind === 'sketch') return sketch(job);
   return frame(job);
 }
 
+/**
+ * The garbage collector, called after each patch job and every SKETCH_GC_BYTES of sketched bodies:
+ * zstd contexts and body buffers live outside the JS heap, and V8 left several jobs' worth
+ * (hundreds of MB) uncollected between jobs.
+ */
+setFlagsFromString('--expose-gc');
+const collect = runInNewContext('gc') as () => void;
+const SKETCH_GC_BYTES = 64 * 1024 * 1024;
+let sketched = 0;
+
+function collectAfter(job: PatchJob): void {
+  if (job.kind === 'sketch') {
+    sketched += job.body.size;
+    if (sketched < SKETCH_GC_BYTES) return;
+  }
+  sketched = 0;
+  collect();
+}
+
 parentPort?.on('message', (job: PatchJob) => {
-  run(job).then(
+  run(job).finally(() => collectAfter(job)).then(
     // results are copied, not transferred: small Buffers share Node's pool ArrayBuffer
     (r) => parentPort!.postMessage(r),
     (err: unknown) => parentPort!.postMessage({ id: job.id, job: job.kind, error: String((err as Error).message ?? err) }),

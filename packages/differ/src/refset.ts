@@ -60,10 +60,13 @@ export function hitsOf(target: Uint32Array, sketch: Uint32Array): Int32Array {
 export class SketchIndex {
   private readonly prints: Uint32Array;
   private readonly ids: Int32Array;
+  /** One more than the largest id. */
+  private readonly idCount: number;
 
   /** `entries`: candidate ids (0 <= id < 2^21) and their sketches. */
   constructor(entries: Iterable<{ id: number; sketch: Uint32Array }>) {
     const list = [...entries];
+    this.idCount = list.reduce((a, e) => Math.max(a, e.id + 1), 0);
     const keys = new Float64Array(list.reduce((a, e) => a + e.sketch.length, 0));
     let n = 0;
     // fingerprint * 2^21 + id is exact in a double (53 bits): one numeric sort orders both
@@ -80,20 +83,33 @@ export class SketchIndex {
 
   /** For each candidate sharing fingerprints with `target` (and accepted by `eligible`), the positions it holds. */
   hits(target: Uint32Array, eligible: (id: number) => boolean): Map<number, Int32Array> {
-    const found = new Map<number, number[]>();
+    // two passes over the postings: count per candidate, then fill exactly sized arrays
+    const counts = new Int32Array(this.idCount);
+    this.scan(target, eligible, (id) => counts[id]!++);
+    const arrays: (Int32Array | undefined)[] = [];
+    const out = new Map<number, Int32Array>();
+    counts.forEach((n, id) => {
+      if (n === 0) return;
+      arrays[id] = new Int32Array(n);
+      out.set(id, arrays[id]);
+    });
+    counts.fill(0);
+    this.scan(target, eligible, (id, t) => {
+      arrays[id]![counts[id]!++] = t;
+    });
+    return out;
+  }
+
+  private scan(target: Uint32Array, eligible: (id: number) => boolean, visit: (id: number, t: number) => void): void {
     let lo = 0;
     for (let t = 0; t < target.length; t++) {
       const fp = target[t]!;
       lo = this.lowerBound(fp, lo);
       for (let i = lo; i < this.prints.length && this.prints[i] === fp; i++) {
         const id = this.ids[i]!;
-        if (!eligible(id)) continue;
-        const list = found.get(id);
-        if (list) list.push(t);
-        else found.set(id, [t]);
+        if (eligible(id)) visit(id, t);
       }
     }
-    return new Map([...found].map(([id, list]) => [id, Int32Array.from(list)]));
   }
 
   /** First position at or after `from` whose fingerprint is >= fp (targets are sorted, so searches only move forward). */
@@ -112,6 +128,7 @@ export class SketchIndex {
 interface Scored<C extends Candidate> {
   c: C;
   hits: Int32Array;
+  /** Held fingerprints not yet covered, as of the last count (only ever falls). */
   gain: number;
 }
 
@@ -121,42 +138,87 @@ function gainOf(hits: Int32Array, covered: Uint8Array): number {
   return g;
 }
 
-/** True when `a` beats `b`: more gain, then fewer bytes, then the lower index. */
-function better(a: Scored<Candidate>, b: Scored<Candidate> | undefined): boolean {
-  return !b || a.gain > b.gain || (a.gain === b.gain && (a.c.size < b.c.size || (a.c.size === b.c.size && a.c.index < b.c.index)));
+/** Orders candidates best first: more gain, then fewer bytes, then the lower index. */
+function compare(a: Scored<Candidate>, b: Scored<Candidate>): number {
+  return b.gain - a.gain || a.c.size - b.c.size || a.c.index - b.c.index;
+}
+
+/** A binary max-heap of candidates by `compare`. */
+class Heap<T extends Scored<Candidate>> {
+  private readonly items: T[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  push(x: T): void {
+    const a = this.items;
+    a.push(x);
+    for (let i = a.length - 1; i > 0; ) {
+      const p = (i - 1) >> 1;
+      if (compare(a[i]!, a[p]!) >= 0) break;
+      [a[i], a[p]] = [a[p]!, a[i]!];
+      i = p;
+    }
+  }
+
+  peek(): T | undefined {
+    return this.items[0];
+  }
+
+  pop(): T | undefined {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last) {
+      a[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && compare(a[l]!, a[m]!) < 0) m = l;
+        if (r < a.length && compare(a[r]!, a[m]!) < 0) m = r;
+        if (m === i) break;
+        [a[i], a[m]] = [a[m]!, a[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
 }
 
 /**
- * Picks a set for a target whose (union) sketch is `target`, within `cap` bytes. Deterministic:
- * ties go to the smaller, then the lower-numbered, candidate.
+ * Picks a set for a target whose (union) sketch is `target`, within `cap` bytes. Lazy greedy:
+ * gains only fall as coverage grows, so a candidate whose recount still beats every other's last
+ * count is the best. A candidate that no longer fits the cap, or whose gain no longer pays for its
+ * size, never will again and is dropped. Deterministic: ties go to the smaller, then the
+ * lower-numbered, candidate.
  */
 export function chooseReferenceSet<C extends Candidate>(target: Uint32Array, candidates: readonly C[], cap: number): ReferenceChoice<C> {
   const covered = new Uint8Array(target.length);
-  const pool: Scored<C>[] = candidates.filter((c) => c.size > 0 && c.size <= cap).map((c) => {
+  const heap = new Heap<Scored<C>>();
+  for (const c of candidates) {
+    if (c.size <= 0 || c.size > cap) continue;
     const hits = c.hits ?? hitsOf(target, c.sketch);
-    return { c, hits, gain: hits.length };
-  });
-  // lazy greedy: gains only fall as coverage grows, so a candidate whose stale gain cannot beat
-  // the best fresh one is not recounted
-  pool.sort((a, b) => (better(a, b) ? -1 : 1));
+    if (hits.length > 0) heap.push({ c, hits, gain: hits.length });
+  }
   const taken: C[] = [];
   let bytes = 0;
   let count = 0;
-  for (;;) {
-    let best: Scored<C> | undefined;
-    for (const s of pool) {
-      if (best && s.gain < best.gain) break;
-      if (s.gain === 0 || bytes + s.c.size > cap) continue;
-      s.gain = gainOf(s.hits, covered);
-      if (better(s, best)) best = s;
+  while (heap.size > 0) {
+    const s = heap.pop()!;
+    if (bytes + s.c.size > cap) continue;
+    s.gain = gainOf(s.hits, covered);
+    if (s.gain === 0 || s.gain * BYTES_PER_FINGERPRINT < s.c.size) continue;
+    const next = heap.peek();
+    if (next && compare(next, s) < 0) {
+      heap.push(s);
+      continue;
     }
-    if (!best || best.gain === 0 || best.gain * BYTES_PER_FINGERPRINT < best.c.size) break;
-    for (const h of best.hits) covered[h] = 1;
-    count += best.gain;
-    bytes += best.c.size;
-    taken.push(best.c);
-    best.gain = 0;
-    pool.sort((a, b) => (better(a, b) ? -1 : 1));
+    for (const h of s.hits) covered[h] = 1;
+    count += s.gain;
+    bytes += s.c.size;
+    taken.push(s.c);
   }
   // structural matches too small to carry fingerprints still help their own member
   for (const c of candidates) {

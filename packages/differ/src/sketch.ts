@@ -40,16 +40,16 @@ export class Sketcher {
 
   /** Hashes the next bytes of the body. */
   update(piece: Uint8Array): void {
-    const bytes = this.tail.length === 0 ? piece : Buffer.concat([this.tail, piece]);
-    const from = this.tail.length;
+    const tail = this.tail;
     let a = this.gear;
-    for (let i = from; i < bytes.length; i++) {
-      a = ((a << 1) + GEAR[bytes[i]!]!) | 0;
-      // anchors are 1 in SKETCH_SPACING positions: fingerprint the window before it (FNV-1a)
-      if (a >>> ANCHOR_SHIFT === 0) this.push(fingerprint(bytes, Math.max(0, i + 1 - WINDOW), i + 1));
+    for (let i = 0; i < piece.length; i++) {
+      a = ((a << 1) + GEAR[piece[i]!]!) | 0;
+      // anchors are 1 in SKETCH_SPACING positions: fingerprint the window before it (FNV-1a),
+      // reaching back into the previous piece near this one's start
+      if (a >>> ANCHOR_SHIFT === 0) this.push(i + 1 >= WINDOW ? fingerprint(FNV_SEED, piece, i + 1 - WINDOW, i + 1) : fingerprint(fingerprint(FNV_SEED, tail, Math.max(0, tail.length - (WINDOW - 1 - i)), tail.length), piece, 0, i + 1));
     }
     this.gear = a;
-    this.tail = bytes.slice(Math.max(0, bytes.length - (WINDOW - 1)));
+    this.tail = piece.length >= WINDOW - 1 ? piece.slice(piece.length - (WINDOW - 1)) : Buffer.concat([tail, piece]).subarray(-(WINDOW - 1));
   }
 
   private push(fp: number): void {
@@ -70,8 +70,10 @@ export class Sketcher {
   }
 }
 
-function fingerprint(bytes: Uint8Array, from: number, to: number): number {
-  let h = 0x811c9dc5 | 0;
+const FNV_SEED = 0x811c9dc5 | 0;
+
+/** FNV-1a of bytes[from, to), continuing from `h`. */
+function fingerprint(h: number, bytes: Uint8Array, from: number, to: number): number {
   for (let j = from; j < to; j++) h = Math.imul(h ^ bytes[j]!, 0x01000193);
   return h >>> 0;
 }
@@ -99,4 +101,12 @@ export function shared(a: Uint32Array, b: Uint32Array): number {
     else j++;
   }
   return n;
+}
+
+const ELF = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
+const SNIFF = 8192;
+
+/** True for an ELF file or one with a NUL byte in its first 8 KiB (`head`: the body's first bytes). */
+export function looksBinary(head: Uint8Array): boolean {
+  return Buffer.from(head.buffer, head.byteOffset, Math.min(head.length, 4)).equals(ELF) || head.subarray(0, SNIFF).includes(0);
 }

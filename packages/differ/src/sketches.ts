@@ -1,10 +1,11 @@
 /**
- * Sketches of store contents, computed once per bundle by streaming each body from the store
- * (sketch.ts), with a note of whether the body looks like machine code or other binary data
- * (the bsdiff candidates of DESIGN.md section 5, "Encoding cost").
+ * Sketches of store contents (sketch.ts), computed once per bundle by the patch pool's workers
+ * (reading and hashing every candidate body is the bulk of matching's work), with a note of
+ * whether the body looks like machine code or other binary data (the bsdiff candidates of
+ * DESIGN.md section 5, "Encoding cost").
  */
-import type { Digest, Store } from '@ferry/core';
-import { Sketcher } from './sketch.js';
+import type { Digest } from '@ferry/core';
+import type { PatchPool } from './patch-pool.js';
 
 /** What is known of one body. */
 export interface BodyInfo {
@@ -13,36 +14,29 @@ export interface BodyInfo {
   binary: boolean;
 }
 
-const ELF = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
-const SNIFF = 8192;
+/** Memory a sketch job is estimated to need: one store read buffer and the fingerprints. */
+const SKETCH_MEMORY = 4e6;
 
-function looksBinary(head: Uint8Array): boolean {
-  return Buffer.from(head.buffer, head.byteOffset, Math.min(head.length, 4)).equals(ELF) || head.subarray(0, SNIFF).includes(0);
-}
-
-/** Body infos by digest, read from one store. */
+/** Body infos by digest. */
 export class SketchCache {
-  private readonly infos = new Map<Digest, BodyInfo>();
-  /** Body bytes read so far (a figure for reports). */
+  private readonly infos = new Map<Digest, Promise<BodyInfo>>();
+  /** Body bytes sketched so far (a figure for reports). */
   bytesRead = 0;
 
-  constructor(private readonly store: Store) {}
+  constructor(private readonly pool: PatchPool) {}
 
-  /** The body's info, read from the store the first time it is asked for. */
-  async get(digest: Digest, size: number, signal?: AbortSignal): Promise<BodyInfo> {
+  /** The body's info, computed by a worker the first time it is asked for; ask for many at once to use every worker. */
+  get(digest: Digest, size: number, signal?: AbortSignal): Promise<BodyInfo> {
     const known = this.infos.get(digest);
     if (known) return known;
     signal?.throwIfAborted();
-    const s = new Sketcher();
-    let head: Uint8Array | undefined;
-    for await (const c of this.store.openContent(digest, { maxSize: size, verify: false })) {
-      head ??= c;
-      s.update(c);
-    }
+    const p = this.pool.run({ kind: 'sketch', body: { digest, size } }, SKETCH_MEMORY).then((r) => {
+      if (r.job !== 'sketch') throw new Error(`a sketch job answered ${r.job}`);
+      return { sketch: r.sketch, binary: r.binary };
+    });
     this.bytesRead += size;
-    const info = { sketch: s.digest(), binary: head !== undefined && looksBinary(head) };
-    this.infos.set(digest, info);
-    return info;
+    this.infos.set(digest, p);
+    return p;
   }
 
   /** Forgets target bodies once their layer is planned (baseline bodies are asked for again). */

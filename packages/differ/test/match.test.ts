@@ -59,9 +59,11 @@ describe('sketches', () => {
   it('see the same anchors in any file holding the same bytes, whatever the pieces', () => {
     const a = prose('sk-a', 200_000);
     const whole = sketchOf(a);
-    const s = new Sketcher();
-    for (let i = 0; i < a.length; i += 777) s.update(a.subarray(i, i + 777));
-    expect([...s.digest()]).toEqual([...whole]);
+    for (const piece of [777, 5, 31, 32]) {
+      const s = new Sketcher();
+      for (let i = 0; i < a.length; i += piece) s.update(a.subarray(i, i + piece));
+      expect([...s.digest()], `pieces of ${piece}`).toEqual([...whole]);
+    }
     // about one anchor per 64 bytes
     expect(whole.length).toBeGreaterThan(200_000 / 64 / 2);
     expect(whole.length).toBeLessThan((200_000 / 64) * 2);

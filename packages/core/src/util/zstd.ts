@@ -147,6 +147,8 @@ const ONE_SHOT_SPAN = 1 << 23;
  */
 const REUSE_SPAN = 1 << 20;
 let small: binding.CCtx | undefined;
+/** Output buffer reused by every patch of this thread (results are copied out). */
+let patchOut = Buffer.alloc(0);
 
 /**
  * zstd patch-from: compresses `target` with `ref` as a raw-content dictionary, the window set to
@@ -154,17 +156,24 @@ let small: binding.CCtx | undefined;
  */
 export function zstdPatchEncode(ref: Uint8Array, target: Uint8Array, level = 19): Buffer {
   const span = ref.length + target.length;
+  const bound = binding.compressBound(target.length);
+  if (patchOut.length < bound) patchOut = Buffer.allocUnsafeSlow(Math.ceil(bound / 2 ** 20) * 2 ** 20);
+  let n: number;
   if (span <= ONE_SHOT_SPAN) {
     const cctx = span <= REUSE_SPAN ? (small ??= new binding.CCtx()) : new binding.CCtx();
-    const dst = Buffer.allocUnsafe(binding.compressBound(target.length));
-    const n = cctx.compressUsingDict(dst, target, ref, level);
-    return Buffer.from(dst.subarray(0, n));
+    n = cctx.compressUsingDict(patchOut, target, ref, level);
+  } else {
+    const windowLog = Math.min(Math.max(Math.ceil(Math.log2(span + 1)), 10), ZSTD_WINDOW_LOG_MAX);
+    const cctx = new binding.CCtx();
+    cctx.setParameter(binding.CParameter.compressionLevel, level);
+    cctx.setParameter(binding.CParameter.windowLog, windowLog);
+    cctx.setParameter(binding.CParameter.enableLongDistanceMatching, windowLog >= 24 ? 1 : 0);
+    cctx.setParameter(binding.CParameter.checksumFlag, 0);
+    cctx.setParameter(binding.CParameter.contentSizeFlag, 1);
+    cctx.loadDictionary(ref);
+    n = cctx.compress2(patchOut, target);
   }
-  const windowLog = Math.min(Math.max(Math.ceil(Math.log2(span + 1)), 10), ZSTD_WINDOW_LOG_MAX);
-  const c = new Compressor();
-  c.setParameters({ compressionLevel: level, windowLog, enableLongDistanceMatching: windowLog >= 24, checksumFlag: false, contentSizeFlag: true });
-  c.loadDictionary(ref);
-  return c.compress(target);
+  return Buffer.from(patchOut.subarray(0, n));
 }
 
 /** Parameters of a frame compressed from a source of known size. */
