@@ -6,7 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { FerryError, compiledSibling } from '@ferry/core';
+import { FerryError, PATCH_ONE_SHOT_REFERENCE, compiledSibling } from '@ferry/core';
 import type { PatchJob, PatchResult } from './patch-worker.js';
 
 /** A job without the fields the pool fills in. */
@@ -14,12 +14,12 @@ export type PoolJob = PatchJob extends infer J ? (J extends PatchJob ? Omit<J, '
 
 /**
  * Peak memory of compressing `target` bytes against `reference` bytes at a high level: both
- * buffers, zstd's copy of the reference, its match tables (up to ~80 MB at level 19 for spans of
- * 8 MiB and more, twice on the long path) and the output.
+ * buffers, zstd's copy of the reference, its match tables (up to ~80 MB at level 19, twice on the
+ * long path of references over PATCH_ONE_SHOT_REFERENCE) and the output (measured in a worker:
+ * about 210 MB for a 7.5 MB reference on the long path).
  */
 export function patchMemory(reference: number, target: number): number {
-  const span = reference + target;
-  const tables = span <= 1 << 23 ? Math.min(80e6, 12 * span + 4e6) : 170e6;
+  const tables = reference <= PATCH_ONE_SHOT_REFERENCE ? Math.min(80e6, 12 * (reference + target) + 4e6) : 180e6;
   return 2 * reference + 2 * target + tables;
 }
 

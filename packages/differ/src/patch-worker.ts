@@ -146,16 +146,18 @@ async function run(job: PatchJob): Promise<PatchResult> {
  */
 setFlagsFromString('--expose-gc');
 const collect = runInNewContext('gc') as () => void;
-const SKETCH_GC_BYTES = 64 * 1024 * 1024;
+const SKETCH_GC_BYTES = 16 * 1024 * 1024;
 let sketched = 0;
 
-function collectAfter(job: PatchJob): void {
+/** Collects garbage when due, then lets the event loop run the finalizers that free native memory. */
+async function collectAfter(job: PatchJob): Promise<void> {
   if (job.kind === 'sketch') {
     sketched += job.body.size;
     if (sketched < SKETCH_GC_BYTES) return;
   }
   sketched = 0;
   collect();
+  await new Promise((resolve) => setImmediate(resolve));
 }
 
 parentPort?.on('message', (job: PatchJob) => {
