@@ -13,15 +13,31 @@
  * seeded generator: set FERRY_KILL_SEED to replay a run. The quick suite always runs; the long one
  * only with FERRY_SLOW_TESTS set.
  */
+import { readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyBundle, fsck, openBundle, writeFerryFile, type FerryError, type Store } from '@ferry/core';
-import { createBundle } from '@ferry/differ';
-import { writeImagePair } from '../packages/imagegen/src/index.js';
-import { ROOT, buildPackages, cloneStore, createStore, expected, importTags, newKey, remove, scratch, trustOf, verifyExport, type ExpectedImage } from './helpers/bundle-fixture.js';
-import { rng, runKillableChild, type ChildRun } from './helpers/kill-child.js';
+import { applyBundle, fsck, openBundle, type FerryError, type Store } from '@ferry/core';
+import { createBundle, writeFerryFile } from '@ferry/differ';
+import { writeImagePair } from '@ferry/imagegen';
+import {
+  buildPackages,
+  cloneStore,
+  createStore,
+  expected,
+  importTags,
+  newKey,
+  remove,
+  rng,
+  ROOT,
+  runKillableChild,
+  scratch,
+  trustOf,
+  verifyExport,
+  type ChildRun,
+  type ExpectedImage,
+} from '@ferry/test-support';
 
 const CHILD = fileURLToPath(new URL('./helpers/apply-child.mjs', import.meta.url));
 const SEED = Number(process.env.FERRY_KILL_SEED ?? Date.now() % 1_000_000);
@@ -42,6 +58,32 @@ let runs = 0;
 /** Runs the apply child; with `killAfter`, SIGKILLs it that many ms after it starts applying. */
 function runChild(store: string, killAfter?: number): Promise<ChildRun> {
   return runKillableChild(CHILD, [store, bundlePath, keyFile], ROOT, killAfter);
+}
+
+/**
+ * Runs the apply child and SIGKILLs it as soon as a rebuilt layer's skeleton is in place (the
+ * store's skeletons/ directory shows a name the device did not hold): a kill mid-apply with at
+ * least one layer done, whatever the machine's speed.
+ */
+async function runKilledAfterFirstLayer(store: string): Promise<ChildRun> {
+  const skeletons = join(store, 'skeletons');
+  const held = new Set(readdirSync(skeletons));
+  let poll: NodeJS.Timeout | undefined;
+  try {
+    return await runKillableChild(CHILD, [store, bundlePath, keyFile], ROOT, undefined, (pid) => {
+      poll = setInterval(() => {
+        if (!readdirSync(skeletons).some((n) => !n.startsWith('.') && !held.has(n))) return;
+        clearInterval(poll);
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already exited: the run then counts as finished and the test says so
+        }
+      }, 5);
+    });
+  } finally {
+    clearInterval(poll);
+  }
 }
 
 /** What one kill left behind. */
@@ -146,13 +188,26 @@ beforeAll(async () => {
   }
   applyMs = Math.max(...times);
   console.log(`apply-kill: payload ${b.signed.payloadSize} bytes in ${b.signed.chunks.length} chunks, ${rebuiltLayers} layers rebuilt, uninterrupted apply ${times.join(' / ')} ms`);
-});
+  // two whole applies and the fixtures: far longer than the default hook timeout on a loaded machine
+}, 300_000);
 
 afterAll(async () => {
   if (work) await remove(work);
 });
 
 describe('kill -9 during apply', () => {
+  it('a run killed after its first rebuilt layer resumes: the next run finishes and skips that layer (quick)', async () => {
+    const dir = join(work, `device-${runs++}`);
+    const store = await cloneStore(template, dir);
+    const run = await runKilledAfterFirstLayer(dir);
+    expect(run.killed, 'the child was killed mid-apply').toBe(true);
+    const o = await checkAfterKill(store, true, 'killed after the first rebuilt layer');
+    expect(o.channelPresent, 'the killed run had not committed').toBe(false);
+    expect(o.resumed, 'layers the rerun found already rebuilt').toBeGreaterThanOrEqual(1);
+    expect(o.resumed).toBeLessThan(rebuiltLayers);
+    await remove(dir);
+  }, 300_000);
+
   it('leaves a consistent store after each of 4 kills, and the rerun completes (quick)', async () => {
     const t0 = Date.now();
     const stats = await killLoop(4, SEED);

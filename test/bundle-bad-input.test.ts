@@ -1,7 +1,9 @@
 /**
  * Bad bundles (DESIGN.md sections 5, 6 and 8): every refused bundle gets its stable code and leaves
- * the device store as it was: the same refs, the same channel state, no new skeleton, fsck clean,
- * no temp file, the lock released. One fixture (imagegen v1/v2, a bundle written both as a
+ * the device store as it was: the same refs, the same channel state, fsck clean, no temp file, the
+ * lock released. What a refused apply may add is resume progress (layers it rebuilt and verified,
+ * its pending-apply record, for a retryable failure only) and unreferenced contents: abandoning
+ * the apply and running gc gives back the store file for file. One fixture (imagegen v1/v2, a bundle written both as a
  * `.ferry` file and into a repository directory); each case damages a copy, or builds a signed
  * header or payload that lies, and applies it to a device store that holds v1. Refusals all go to
  * one shared device whose every file is compared before and after (see expectRefused); cases that
@@ -13,6 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   FERRY_FILE_MAGIC,
   HEADER_MAX_BYTES,
+  PAYLOAD_PART,
+  abandonApply,
   applyBundle,
   bundleId,
   decodeLimited,
@@ -20,16 +24,14 @@ import {
   encodeMsgpack,
   encodeRelease,
   fsck,
+  gc,
   loadBaseline,
   openBundle,
   openEnvelope,
   payloadRange,
   readOps,
-  signBundle,
   signEnvelope,
   verifyHeader,
-  writeBundleDir,
-  writeFerryFile,
   zstdCompress,
   type ApplyOptions,
   type BundleHeader,
@@ -40,26 +42,27 @@ import {
   type Store,
   type TrustPolicy,
 } from '@ferry/core';
-import { createBundle, type ComputedBundle } from '@ferry/differ';
-import { writeImagePair } from '../packages/imagegen/src/index.js';
+import { createBundle, signBundle, writeBundleDir, writeFerryFile, type ComputedBundle } from '@ferry/differ';
+import { writeImagePair } from '@ferry/imagegen';
 import {
   buildPackages,
   cloneStore,
   createStore,
-  expectUnchanged,
   expected,
+  expectUnchanged,
   importTags,
   newKey,
   remove,
   scratch,
   storeState,
+  tarHeader,
   treeChanges,
   treeSnapshot,
   trustOf,
   verifyExport,
   type ExpectedImage,
   type StoreState,
-} from './helpers/bundle-fixture.js';
+} from '@ferry/test-support';
 
 const CREATED = Math.floor(Date.now() / 1000) - 3600;
 const EXPIRES = CREATED + 30 * 86400;
@@ -137,23 +140,39 @@ async function refused(p: Promise<unknown>, ...codes: string[]): Promise<FerryEr
 }
 
 const CONTENT_FILE = /^contents\/[0-9a-f]{2}\/[0-9a-f]{64}$/;
+const PENDING_FILE = /^pending\//;
 
 /**
- * Opens `path` and applies it to the shared v1 device; the apply must fail with `codes` and change
- * nothing. Every file of the store is compared before and after (size and mtime): the only writes
- * allowed are new content objects (unreferenced; gc removes them), and when there are any, refs,
- * channel state, skeletons and blobs are compared and fsck runs. With no write at all the store
- * is the one fsck passed at the start. The shared device is checked once more at the end.
+ * Opens `path` and applies it to the shared v1 device; the apply must fail with `codes`. Every file
+ * of the store is compared before and after (size and mtime): nothing may be removed or changed;
+ * the only files a refusal may add are new contents, skeletons of the bundle's target layers (a
+ * rebuilt layer verified against its diff_id is resume progress) and the bundle's pending-apply
+ * directory, which only a retryable failure keeps. Abandoning the apply and running gc must then
+ * give back exactly the files there were. The shared device is checked once more at the end.
  */
 async function expectRefused(label: string, path: string | (() => Promise<BundleSource>), opts: Partial<ApplyOptions>, ...codes: string[]): Promise<FerryError> {
   const before = await treeSnapshot(shared.root);
-  const attempt = async (): Promise<unknown> => applyBundle(shared, typeof path === 'string' ? await openBundle(path) : await path(), { trust, ...opts });
+  let headerBytes: Uint8Array | undefined;
+  const attempt = async (): Promise<unknown> => {
+    const source = typeof path === 'string' ? await openBundle(path) : await path();
+    headerBytes = source.headerBytes;
+    return applyBundle(shared, source, { trust, ...opts });
+  };
   const err = await refused(attempt(), ...codes);
   const changes = treeChanges(before, await treeSnapshot(shared.root));
   expect(changes.removed, label).toEqual([]);
   expect(changes.changed, label).toEqual([]);
-  expect(changes.added.filter((p) => !CONTENT_FILE.test(p)), label).toEqual([]);
-  if (changes.added.length > 0) await expectUnchanged(shared, sharedState, label);
+  const targets = new Set(header.layers.map((l) => `skeletons/${digestHex(l.diffId)}`));
+  expect(changes.added.filter((p) => !CONTENT_FILE.test(p) && !targets.has(p) && !PENDING_FILE.test(p)), label).toEqual([]);
+  if (!err.retryable) expect(changes.added.filter((p) => PENDING_FILE.test(p)), `${label}: a failure retrying cannot cure abandons the apply`).toEqual([]);
+  if (changes.added.length > 0) {
+    const state = await storeState(shared);
+    expect({ refs: state.refs, channels: state.channels, blobs: state.blobs }, label).toEqual({ refs: sharedState.refs, channels: sharedState.channels, blobs: sharedState.blobs });
+    expect((await fsck(shared)).problems, label).toEqual([]);
+    if (headerBytes) await abandonApply(shared, bundleId(headerBytes));
+    await gc(shared);
+    expect(treeChanges(before, await treeSnapshot(shared.root)), `${label}: after abandon and gc`).toEqual({ added: [], removed: [], changed: [] });
+  }
   return err;
 }
 
@@ -438,8 +457,9 @@ describe('signed headers that lie (the signature passes, the body is malformed)'
     }
   });
 
-  it('refuses a header claiming more room than the disk has, before writing: FERRY_ERR_DISK_FULL', async () => {
-    await expectRefused('signed header: need of 2^53 - 1 bytes', await signedFerry('need-huge', rawMap(docFields({ need: Number.MAX_SAFE_INTEGER }))), {}, 'FERRY_ERR_DISK_FULL');
+  it('refuses a header claiming more room than its layers can use, before anything: FERRY_ERR_BUNDLE_INVALID', async () => {
+    // (a plausible need over the disk's free space is FERRY_ERR_DISK_FULL: test/full-disk.test.ts)
+    await expectRefused('signed header: need of 2^53 - 1 bytes', await signedFerry('need-huge', rawMap(docFields({ need: Number.MAX_SAFE_INTEGER }))), {}, 'FERRY_ERR_BUNDLE_INVALID');
   });
 
   it('refuses a malformed release statement signed by the trusted release key', async () => {
@@ -449,7 +469,8 @@ describe('signed headers that lie (the signature passes, the body is malformed)'
       ['release as a string', encodeMsgpack({ type: 'ferry-release', v: 1, channel: r.channel, release: '2', ref: r.ref, manifest: r.manifest, config: r.config, expires: r.expires, created: r.created }), 'FERRY_ERR_MSGPACK_INVALID'],
       ['manifest not a digest', encodeMsgpack({ type: 'ferry-release', v: 1, channel: r.channel, release: r.release, ref: r.ref, manifest: 'latest', config: r.config, expires: r.expires, created: r.created }), 'FERRY_ERR_MSGPACK_INVALID'],
       ['cut short', encodeRelease(r).subarray(0, 40), 'FERRY_ERR_MSGPACK_INVALID'],
-      ['a header document in its place', encodeMsgpack(doc), 'FERRY_ERR_BUNDLE_INVALID'],
+      // (3 deep where a release statement is 1: refused by the depth cap, before its type tag)
+      ['a header document in its place', encodeMsgpack(doc), 'FERRY_ERR_MSGPACK_INVALID'],
       ['naming another manifest', encodeRelease({ ...r, manifest: `sha256:${'0'.repeat(64)}` as Digest }), 'FERRY_ERR_BUNDLE_INVALID'],
       ['with a bad ref', encodeRelease({ ...r, ref: 'no tag here!' }), 'FERRY_ERR_REF_INVALID'],
     ];
@@ -480,6 +501,17 @@ describe('payloads that lie (valid chunks, malformed ops)', () => {
   }
   const frame = (...records: unknown[]): Buffer => zstdCompress(Buffer.concat(records.map((r) => encodeMsgpack(r))));
 
+  /**
+   * A zstd bomb that is a well-formed op stream: one literal file of 64 MiB of zeros, its tar
+   * header saying so, a few KiB compressed. Only the cap on a frame's decoded size stops it.
+   */
+  function bomb(): Buffer {
+    const size = 64 * 1024 * 1024;
+    const zeros = Buffer.alloc(PAYLOAD_PART);
+    const parts = Array.from({ length: size / PAYLOAD_PART }, () => zeros);
+    return frame([1, tarHeader({ name: 'bomb.bin', size }), [3, size]], ...parts, [2, Buffer.alloc(1024)]);
+  }
+
   it('refuses malformed op streams: FERRY_ERR_BUNDLE_INVALID, FERRY_ERR_ZSTD_CORRUPT or FERRY_ERR_LIMIT_EXCEEDED', async () => {
     const cases: [string, Uint8Array, string[]][] = [
       ['a frame that is not zstd', Buffer.from('definitely not a zstd frame'), ['FERRY_ERR_ZSTD_CORRUPT', 'FERRY_ERR_BUNDLE_INVALID']],
@@ -493,11 +525,16 @@ describe('payloads that lie (valid chunks, malformed ops)', () => {
       ['a literal header that is not tar', frame([1, Buffer.alloc(512, 0x41), null], [2, Buffer.alloc(1024)]), ['FERRY_ERR_BUNDLE_INVALID', 'FERRY_ERR_TAR_BAD_HEADER']],
       ['records after the tail', frame([2, Buffer.alloc(1024)], [0, 0, 1]), ['FERRY_ERR_BUNDLE_INVALID']],
       ['a tail that makes the wrong layer', frame([2, Buffer.alloc(1024)]), ['FERRY_ERR_DIGEST_MISMATCH', 'FERRY_ERR_BUNDLE_INVALID']],
-      ['a zstd bomb', zstdCompress(Buffer.alloc(64 * 1024 * 1024)), ['FERRY_ERR_LIMIT_EXCEEDED', 'FERRY_ERR_ZSTD_CORRUPT', 'FERRY_ERR_BUNDLE_INVALID']],
     ];
     for (const [what, bytes, codes] of cases) {
       await expectRefused(`payload: ${what}`, await withFrame(`ops-${what.replace(/\W+/g, '-')}`, bytes), {}, ...codes);
     }
+  });
+
+  it('refuses a zstd bomb with FERRY_ERR_LIMIT_EXCEEDED, stopped by the frame cap', async () => {
+    const frameBytes = bomb();
+    expect(frameBytes.length).toBeLessThan(64 * 1024); // 64 MiB decoded, a few KiB on the link
+    await expectRefused('payload: a zstd bomb', await withFrame('ops-zstd-bomb', frameBytes), {}, 'FERRY_ERR_LIMIT_EXCEEDED');
   });
 });
 

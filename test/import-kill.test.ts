@@ -17,11 +17,8 @@ import { PassThrough } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Store, exportDockerArchive, fsck, gc, importImage, openImage } from '../packages/core/src/index.js';
-import type { BuiltImage } from '../packages/core/test/helpers/images.js';
-import { verifyDockerArchive } from '../packages/core/test/helpers/verify.js';
-import { writeBigImage } from './helpers/big-image.js';
-import { rng, runKillableChild, type ChildRun } from './helpers/kill-child.js';
+import { exportDockerArchive, fsck, gc, importImage, openImage, Store } from '@ferry/core';
+import { rng, runKillableChild, verifyDockerArchive, writeBigImage, type BuiltImage, type ChildRun } from '@ferry/test-support';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CHILD = fileURLToPath(new URL('./helpers/import-child.mjs', import.meta.url));

@@ -3,8 +3,8 @@
 // process's peak RSS (process.resourceUsage().maxRSS, which covers the whole process life).
 import { createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { Store, applyBundle, exportDockerArchive, exportOci, importImage, openBundle, openImage, parsePrivateKey, parsePublicKey, rolePolicy, writeFerryFile } from '@ferry/core';
-import { createBundle } from '@ferry/differ';
+import { Store, applyBundle, exportDockerArchive, exportOci, importImage, openBundle, openImage, parsePrivateKey, parsePublicKey, rolePolicy } from '@ferry/core';
+import { createBundle, writeFerryFile } from '@ferry/differ';
 
 const ops = {
   /** Imports `ref` of the layout at `layout` into `store` as `as`. */

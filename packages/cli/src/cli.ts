@@ -15,6 +15,11 @@ import { bundleCommand } from './commands/bundle.js';
 import { bundleInspectCommand } from './commands/bundle-inspect.js';
 import { applyCommand } from './commands/apply.js';
 import { demoCommand } from './commands/demo.js';
+import { linksimCommand } from './commands/linksim.js';
+import { serveCommand } from './commands/serve.js';
+import { pushCommand } from './commands/push.js';
+import { releaseCommand } from './commands/release.js';
+import { agentsAddCommand, tokensAddCommand } from './commands/admin.js';
 
 /** Every command, in the order `ferry --help` lists them. */
 export const COMMANDS: CommandSpec[] = [
@@ -29,6 +34,12 @@ export const COMMANDS: CommandSpec[] = [
   bundleCommand,
   bundleInspectCommand,
   applyCommand,
+  linksimCommand,
+  serveCommand,
+  pushCommand,
+  releaseCommand,
+  agentsAddCommand,
+  tokensAddCommand,
   demoCommand,
 ];
 

@@ -15,6 +15,10 @@ export interface CliContext {
   cwd: string;
   /** `$FERRY_STORE`, the default for --store. */
   storeFromEnv?: string | undefined;
+  /** `$FERRY_SERVER`, the default for --server. */
+  serverFromEnv?: string | undefined;
+  /** `$FERRY_TOKEN`, the default for --token. */
+  tokenFromEnv?: string | undefined;
   /** `$FERRY_DEBUG=1`: print stack traces of internal errors. */
   debug: boolean;
   /** The ferry version, for --version. */

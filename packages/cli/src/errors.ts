@@ -15,6 +15,7 @@ export const EXIT = {
   integrity: 4,
   io: 5,
   locked: 6,
+  network: 7,
 } as const;
 
 /** An exit code. */
@@ -29,6 +30,7 @@ export const EXIT_HELP: [ExitCode, string][] = [
   [EXIT.integrity, 'integrity: digest mismatch, corrupt or missing object, failed verification, fsck found problems'],
   [EXIT.io, 'I/O: the file system failed (permission, disk full, broken pipe)'],
   [EXIT.locked, 'locked: another ferry process is writing to the store'],
+  [EXIT.network, 'network: a server or source was unreachable, refused the request (token, rate limit, busy, replayed counter), stalled or answered wrongly'],
 ];
 
 /**
@@ -75,6 +77,21 @@ export const EXIT_BY_CODE: Partial<Record<ErrorCode, ExitCode>> = {
   FERRY_ERR_IO: EXIT.io,
   FERRY_ERR_DISK_FULL: EXIT.io,
   FERRY_ERR_STORE_LOCKED: EXIT.locked,
+  FERRY_ERR_FETCH_HTTP: EXIT.network,
+  FERRY_ERR_FETCH_RANGE: EXIT.network,
+  FERRY_ERR_FETCH_CONNECTION: EXIT.network,
+  FERRY_ERR_FETCH_STALLED: EXIT.network,
+  FERRY_ERR_PROTOCOL_INVALID: EXIT.integrity,
+  FERRY_ERR_NOT_FOUND: EXIT.notFound,
+  FERRY_ERR_ALREADY_EXISTS: EXIT.usage,
+  FERRY_ERR_RANGE_INVALID: EXIT.network,
+  FERRY_ERR_PROTOCOL_REPLAY: EXIT.network,
+  FERRY_ERR_AUTH_REQUIRED: EXIT.network,
+  FERRY_ERR_AUTH_FORBIDDEN: EXIT.network,
+  FERRY_ERR_RATE_LIMITED: EXIT.network,
+  FERRY_ERR_TIMEOUT: EXIT.network,
+  FERRY_ERR_SERVER_BUSY: EXIT.network,
+  FERRY_ERR_NETWORK: EXIT.network,
 };
 
 /** The exit code for an error code (unknown codes: 1). */

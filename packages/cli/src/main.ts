@@ -27,6 +27,8 @@ async function main(): Promise<void> {
     stderr: process.stderr,
     cwd: process.cwd(),
     storeFromEnv: process.env.FERRY_STORE,
+    serverFromEnv: process.env.FERRY_SERVER,
+    tokenFromEnv: process.env.FERRY_TOKEN,
     debug: process.env.FERRY_DEBUG === '1',
     version: version(),
     signal: controller.signal,

@@ -3,17 +3,19 @@
  * and policies. A trust file is a bare `.pub` PEM (trusted for both roles, threshold 1) or JSON
  * `{"release": {"keys": [...], "threshold": 1}, "header": {...}}` with key paths relative to it.
  */
-import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { FerryError, parsePrivateKey, parsePublicKey, rolePolicy, type PrivateKey, type PublicKey, type TrustPolicy } from '@ferry/core';
+import { FerryError, parsePrivateKey, readRegularFile, parsePublicKey, rolePolicy, type PrivateKey, type PublicKey, type TrustPolicy } from '@ferry/core';
 
+/** Key and trust files are small: a PEM key is under 1 KiB, a trust file names a few keys. */
+const KEY_FILE_MAX = 64 * 1024;
+
+/**
+ * Reads a key or trust file: a regular file of at most KEY_FILE_MAX bytes (a FIFO or /dev/zero is
+ * `code`, as is a missing file); a file that exists but cannot be read is FERRY_ERR_IO.
+ */
 async function readText(path: string, code: 'FERRY_ERR_KEY_INVALID' | 'FERRY_ERR_TRUST_INVALID', what: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new FerryError(code, `cannot read ${what} ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: err });
-  }
+  const bytes = await readRegularFile(path, { what, notRegular: code, missing: code, tooBig: code, maxBytes: KEY_FILE_MAX });
+  return bytes.toString('utf8');
 }
 
 /** Reads PEM private keys (signing keys for `ferry bundle`). */

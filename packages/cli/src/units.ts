@@ -99,3 +99,21 @@ export function parseWhole(text: string, option: string, min: number, max: numbe
   if (!/^\d+$/.test(text.trim()) || Number(text) < min || Number(text) > max) throw usage(`${option} takes a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
   return Number(text);
 }
+
+const DURATION: Record<string, number> = { ms: 1, s: 1000, '': 1000, min: 60_000, m: 60_000, h: 3_600_000 };
+
+/** A duration in milliseconds: `500ms`, `20s`, `2min` (or `2m`), `1h`, `1.5s`; a bare number is seconds. */
+export function parseDuration(text: string, option: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|min|m|h)?$/.exec(text.trim());
+  const ms = m ? Number(m[1]) * DURATION[m[2] ?? '']! : NaN;
+  if (!Number.isFinite(ms)) throw usage(`${option} takes a duration such as 500ms, 20s, 2min or 1h, got ${JSON.stringify(text)}`);
+  return ms;
+}
+
+/** `HOST:PORT`, `[v6]:PORT` or `:PORT` (host 127.0.0.1); port 0 picks a free one where `allowZero`. */
+export function parseHostPort(text: string, option: string, allowZero = false): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535 || (port === 0 && !allowZero)) throw usage(`${option} takes HOST:PORT (for example 127.0.0.1:8080), got ${JSON.stringify(text)}`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}

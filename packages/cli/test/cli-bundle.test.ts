@@ -7,9 +7,8 @@ import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from './helpers/build.js';
+import { ensureBuilt, ferry, ferryJson } from '@ferry/test-support';
 import { deviceStore, expectOneError, makeBundleFixture, type BundleFixture } from './helpers/bundles.js';
-import { ferry, ferryJson } from './helpers/run.js';
 
 let work: string;
 let fx: BundleFixture;

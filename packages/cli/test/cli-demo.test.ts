@@ -3,8 +3,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ensureBuilt } from './helpers/build.js';
-import { ferry } from './helpers/run.js';
+import { ensureBuilt, ferry } from '@ferry/test-support';
 
 let work: string;
 

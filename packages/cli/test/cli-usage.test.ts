@@ -9,8 +9,10 @@ import { ERROR_CODES, FerryError, Store } from '@ferry/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_BY_CODE, reportError } from '../src/errors.js';
 import type { CliContext } from '../src/context.js';
-import { MAIN, ensureBuilt } from './helpers/build.js';
-import { ferry } from './helpers/run.js';
+import { ensureBuilt, ferry, MAIN, toolsOrSkip } from '@ferry/test-support';
+
+/** script(1) gives a child a pseudo-terminal. */
+const script = toolsOrSkip('script')?.script;
 
 let work: string;
 
@@ -34,8 +36,8 @@ describe('help and version', () => {
   it('ferry --help lists every command and the exit codes', async () => {
     const r = await ferry(['--help']);
     expect(r.code).toBe(0);
-    for (const c of ['import', 'images', 'export', 'inspect', 'rm', 'fsck', 'gc', 'keygen', 'bundle', 'bundle inspect', 'apply', 'demo']) expect(r.stdout).toMatch(new RegExp(`^  ${c}\\s`, 'm'));
-    for (const code of [0, 1, 2, 3, 4, 5, 6]) expect(r.stdout).toMatch(new RegExp(`^  ${code}  \\S`, 'm'));
+    for (const c of ['import', 'images', 'export', 'inspect', 'rm', 'fsck', 'gc', 'keygen', 'bundle', 'bundle inspect', 'apply', 'linksim', 'serve', 'push', 'release', 'agents add', 'tokens add', 'demo']) expect(r.stdout).toMatch(new RegExp(`^  ${c}\\s`, 'm'));
+    for (const code of [0, 1, 2, 3, 4, 5, 6, 7]) expect(r.stdout).toMatch(new RegExp(`^  ${code}  \\S`, 'm'));
     expect(r.stdout).toContain('FERRY_DEBUG');
   });
 
@@ -109,10 +111,10 @@ describe('bad input', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'FERRY_ERR_STORE_INVALID', exitCode: 3 } });
   });
 
-  it('refuses to write a docker archive to a terminal', async () => {
+  it.skipIf(!script)('refuses to write a docker archive to a terminal', async () => {
     // script(1) gives the child a pseudo-terminal as stdout
     const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(MAIN)} export app:v1 --format docker-archive --store ${JSON.stringify(join(work, 'tty'))}`;
-    const r = await promisify(execFile)('script', ['-qec', cmd, '/dev/null']).then(
+    const r = await promisify(execFile)(script!, ['-qec', cmd, '/dev/null']).then(
       (o) => ({ code: 0, out: o.stdout }),
       (e: { code: number; stdout: string }) => ({ code: e.code, out: e.stdout }),
     );

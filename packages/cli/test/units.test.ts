@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { comparePull, formatRatio } from '../src/compare.js';
-import { formatDuration, formatRate, parseExpiry, parseRate, parseSize } from '../src/units.js';
+import { formatDuration, formatRate, parseDuration, parseExpiry, parseHostPort, parseRate, parseSize } from '../src/units.js';
 
 describe('option units', () => {
   it('parses link rates in bits per second', () => {
@@ -44,5 +44,24 @@ describe('option units', () => {
     const c = comparePull(1000, [{ mode: 'reuse', gzipSize: 50_000 }, { mode: 'rebuild', gzipSize: 20_000 }], 8000);
     expect(c).toMatchObject({ fullImage: { bytes: 70_000, layers: 2 }, changedLayers: { bytes: 20_000, layers: 1 }, ratio: { fullImage: 70, changedLayers: 20 } });
     expect(c.link!.seconds).toEqual({ bundle: 1, changedLayers: 20, fullImage: 70 });
+  });
+});
+
+describe('parseDuration and parseHostPort', () => {
+  it('reads durations in ms, s, min and h; a bare number is seconds', () => {
+    expect(parseDuration('500ms', '--x')).toBe(500);
+    expect(parseDuration('20s', '--x')).toBe(20_000);
+    expect(parseDuration('1.5', '--x')).toBe(1500);
+    expect(parseDuration('2min', '--x')).toBe(120_000);
+    expect(parseDuration('1h', '--x')).toBe(3_600_000);
+    for (const bad of ['', 'soon', '-1s', '1d']) expect(() => parseDuration(bad, '--x')).toThrow(/--x takes a duration/);
+  });
+
+  it('reads HOST:PORT, [v6]:PORT and :PORT; port 0 only where allowed', () => {
+    expect(parseHostPort('10.0.0.1:80', '--t')).toEqual({ host: '10.0.0.1', port: 80 });
+    expect(parseHostPort('[::1]:8080', '--t')).toEqual({ host: '::1', port: 8080 });
+    expect(parseHostPort(':9000', '--t')).toEqual({ host: '127.0.0.1', port: 9000 });
+    expect(parseHostPort('localhost:0', '--l', true)).toEqual({ host: 'localhost', port: 0 });
+    for (const bad of ['host', 'host:0', 'host:70000', 'a:b']) expect(() => parseHostPort(bad, '--t')).toThrow(/--t takes HOST:PORT/);
   });
 });

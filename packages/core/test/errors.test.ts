@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from '@ferry/test-support';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES, FerryError, toFerryError } from '../src/index.js';
 
-const doc = readFileSync(new URL('../../../docs/errors.md', import.meta.url), 'utf8');
+const doc = readFileSync(join(ROOT, 'docs/errors.md'), 'utf8');
 
 describe('error codes', () => {
   it('docs/errors.md lists exactly the codes in ERROR_CODES, with the same retryability', () => {

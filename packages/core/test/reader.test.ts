@@ -24,7 +24,7 @@ import {
   type BuiltImage,
   type BuiltLayer,
   type FileMap,
-} from './helpers/images.js';
+} from '@ferry/test-support';
 
 let work: string;
 let n = 0;

@@ -8,6 +8,7 @@ import {
   FerryError,
   GroupMembers,
   MAX_OPEN_GROUPS,
+  MAX_PENDING_MEMBERS,
   OpWriter,
   REFERENCE_SET_MAX_ENTRIES,
   loadReferenceSet,
@@ -24,7 +25,7 @@ import {
   type ReferencePart,
   type ReferenceSource,
 } from '../src/index.js';
-import { seededBytes, seededText } from './helpers/images.js';
+import { seededBytes, seededText } from '@ferry/test-support';
 
 async function code(p: Promise<unknown> | (() => unknown)): Promise<string | undefined> {
   try {
@@ -171,18 +172,14 @@ describe('GROUP and MEMBER records', () => {
 
 /**
  * A group context over `src` whose put collects bodies by digest; `layer` holds the bodies of the
- * entries before the group (the last one is 1 place back); settle counts its calls.
+ * entries before the group (the last one is 1 place back).
  */
-function context(src: ReferenceSource, maxReference = 1 << 20, layer: ReferencePart[] = []): GroupContext & { stored: Map<Digest, Buffer>; settled: number } {
+function context(src: ReferenceSource, maxReference = 1 << 20, layer: ReferencePart[] = []): GroupContext & { stored: Map<Digest, Buffer> } {
   const stored = new Map<Digest, Buffer>();
   return {
     stored,
-    settled: 0,
     lookup,
     earlier: (k) => (k >= 1 && k <= layer.length ? layer[layer.length - k] : undefined),
-    async settle() {
-      this.settled++;
-    },
     source: src,
     maxReference,
     async put(body, size) {
@@ -222,7 +219,7 @@ describe('GroupMembers', () => {
     for (const m of members) expect(ctx.stored.get(sha256(m))?.equals(m)).toBe(true);
   });
 
-  it('appends the bodies of earlier entries of the layer to the set, once they are settled', async () => {
+  it('appends the bodies of earlier entries of the layer to the set', async () => {
     const produced = [seededText('new-a', 40_000), seededBytes('new-b', 10_000)];
     const src = source([...bodies, ...produced]);
     // the layer so far: new-a, an entry without a body, new-b (1 place back)
@@ -233,7 +230,6 @@ describe('GroupMembers', () => {
     const ctx = context(src, 1 << 20, layer);
     const b = await new GroupMembers().open(groupBody([3], [target], frame, [3, 1]), ctx);
     expect(b.digest).toBe(sha256(target));
-    expect(ctx.settled).toBe(1);
     // an earlier entry that does not exist, has no body, or is named twice; the cap counts both parts
     for (const earlier of [[4], [2], [1, 1]]) expect(await code(new GroupMembers().open(groupBody([3], [target], frame, earlier), context(src, 1 << 20, layer)))).toBe('FERRY_ERR_BUNDLE_INVALID');
     expect(await code(new GroupMembers().open(groupBody([3], [target], frame, [3, 1]), context(src, 25_000 + 40_000, layer)))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
@@ -291,5 +287,24 @@ describe('GroupMembers', () => {
     const ctx = { ...context(source([tiny])), lookup: () => ({ digest: sha256(tiny), size: tiny.length }) };
     for (let i = 0; i < MAX_OPEN_GROUPS; i++) await g.open(groupBody([0], two, frame), ctx);
     expect(await code(g.open(groupBody([0], two, frame), ctx))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+  });
+
+  it(`refuses more than ${MAX_PENDING_MEMBERS} members waiting for their entries, before decoding`, async () => {
+    const tiny = Buffer.from('a small reference body');
+    const ctx = { ...context(source([tiny])), lookup: () => ({ digest: sha256(tiny), size: tiny.length }) };
+    const g = new GroupMembers();
+    // 1 + 40,000 waiting, then 1 + 30,000 more: over the cap, refused before its frame is read
+    const many = (n: number): Buffer[] => Array.from({ length: n }, () => tiny.subarray(0, 1));
+    const first = many(40_001);
+    await g.open(groupBody([0], first, zstdPatchEncode(tiny, Buffer.concat(first))), ctx);
+    const second = many(30_001);
+    const body = groupBody([0], second, zstdPatchEncode(tiny, Buffer.concat(second)));
+    let read = false;
+    body.data = (async function* () {
+      read = true;
+      yield Buffer.alloc(0);
+    })();
+    expect(await code(g.open(body, ctx))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+    expect(read).toBe(false);
   });
 });

@@ -11,7 +11,7 @@
  *   to GROUP_BYTES of members;
  * - a group whose set covers too little of it travels as literals, compressed by the payload frame.
  */
-import { MAX_OPEN_GROUPS, PATCH_SPAN_MAX, type Digest } from '@ferry/core';
+import { MAX_OPEN_GROUPS, MAX_PENDING_MEMBERS, PATCH_SPAN_MAX, type Digest } from '@ferry/core';
 import type { BaselineIndex } from './match.js';
 import type { FreshBody } from './plan.js';
 import { SketchIndex, chooseReferenceSet, type Candidate } from './refset.js';
@@ -22,6 +22,8 @@ import { unitOf, type DpkgOwners } from './units.js';
 export const GROUP_BYTES = 2 * 1024 * 1024;
 /** Bodies from this size on are a group of their own. */
 export const LARGE_BODY = 256 * 1024;
+/** Most members of one group (many tiny files: the group's size list and the applier's waiting members stay small). */
+export const GROUP_MEMBERS_MAX = 4096;
 /** A set must cover at least this share of a group's fingerprints for the group to be tried. */
 const MIN_COVERAGE = 0.02;
 
@@ -122,7 +124,7 @@ function chunks(members: FreshBody[], bytes: number): FreshBody[][] {
       out.push([m]);
       continue;
     }
-    if (cur.length > 0 && size + m.size > bytes) {
+    if (cur.length > 0 && (size + m.size > bytes || cur.length >= GROUP_MEMBERS_MAX)) {
       out.push(cur);
       cur = [];
       size = 0;
@@ -180,23 +182,27 @@ async function planGroup(unit: string, members: FreshBody[], candidates: UnitCan
 
 /**
  * Groups that would leave more than MAX_OPEN_GROUPS groups open at once in tar order (a group is
- * open from its head to its last member): the applier refuses that, so they travel as literals.
+ * open from its head to its last member), or more than MAX_PENDING_MEMBERS members decoded and
+ * waiting for their entries: the applier refuses that, so they travel as literals.
  */
 function tooManyOpen(fresh: FreshBody[], decisions: Map<FreshBody, Decision>): PlannedGroup[] {
   const open = new Map<PlannedGroup, number>();
   const dropped = new Set<PlannedGroup>();
+  let waiting = 0;
   for (const f of fresh) {
     const d = decisions.get(f);
     if (d?.kind !== 'group' || dropped.has(d.group)) continue;
     const g = d.group;
     if (!open.has(g)) {
-      if (open.size >= MAX_OPEN_GROUPS) {
+      if (open.size >= MAX_OPEN_GROUPS || waiting + g.members.length - 1 > MAX_PENDING_MEMBERS) {
         dropped.add(g);
         continue;
       }
       open.set(g, g.members.length);
+      waiting += g.members.length;
     }
     const left = open.get(g)! - 1;
+    waiting--;
     if (left === 0) open.delete(g);
     else open.set(g, left);
   }

@@ -9,21 +9,31 @@ import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGzip } from 'node:zlib';
-import { DEFAULT_MAX_PATCH_REFERENCE, FerryError, layerStream, loadBaseline, parseRef, signBundle, type Digest, type LayerPlan, type PrivateKey, type Progress, type SignedBundle, type StoredImage, type Store } from '@ferry/core';
+import { FerryError, PATCH_REFERENCE_MAX, isChannelName, layerStream, toFerryError, loadBaseline, parseRef, type Digest, type LayerPlan, type PrivateKey, type Progress, type StoredImage, type Store } from '@ferry/core';
 import { assignLayer } from './assign.js';
-import { emitLayer, newStats, type EmitContext, type EmitStats } from './emit.js';
+import { emitLayer, frameWindowLog, newStats, type EmitContext, type EmitStats } from './emit.js';
 import { BaselineIndex, readDpkgLists } from './match.js';
 import { PatchPool } from './patch-pool.js';
 import { planLayer } from './plan.js';
 import { SketchCache } from './sketches.js';
 import { DpkgOwners } from './units.js';
+import { signBundle, type SignedBundle } from './writer.js';
 
 /** Options for createBundle. */
 export interface BundleOptions {
   /** Images the device holds (refs in the store). May be empty: then every layer is literal. */
   from: string[];
+  /** Layers the device holds (diff_ids whose skeletons the store has), added to those of `from`. */
+  baselineLayers?: Digest[] | undefined;
   /** The target image (ref in the store). */
   to: string;
+  /** The target by manifest digest instead (`to` is then only the name it installs as). */
+  toManifest?: Digest | undefined;
+  /**
+   * A release envelope signed elsewhere (the server embeds the release engineer's statement: the
+   * release key never reaches it); `releaseKeys` are then not used. It must name the target.
+   */
+  releaseEnvelope?: Uint8Array | undefined;
   channel: string;
   release: number;
   /** Unix seconds. */
@@ -33,7 +43,7 @@ export interface BundleOptions {
   releaseKeys: PrivateKey[];
   headerKeys: PrivateKey[];
   chunkSize?: number | undefined;
-  /** Cap on patch reference sets (default DEFAULT_MAX_PATCH_REFERENCE) so the device's memory stays bounded. */
+  /** Cap on patch references and reference sets (default core's PATCH_REFERENCE_MAX, which every applier accepts). */
   maxPatchReference?: number | undefined;
   /** zstd level for payload frames and patches (default 19). */
   level?: number | undefined;
@@ -48,10 +58,13 @@ export interface BundleOptions {
   pullSizes?: boolean | undefined;
   /** false: patch each body against one similar file at most, as format version 1 did (for comparisons; default true). */
   referenceSets?: boolean | undefined;
-  signal?: AbortSignal | undefined;
   /** Unix seconds stamped as creation time (default now; fix it for reproducible bytes). */
   created?: number | undefined;
+  /** Directory for the temporary payload file (default the system temp directory). */
+  workDir?: string | undefined;
   onProgress?: (p: Progress) => void;
+  /** Stops the computation (FERRY_ERR_ABORTED): patch workers end, the temporary payload goes. */
+  signal?: AbortSignal | undefined;
 }
 
 /** A computed bundle; `dispose` removes its temp payload. */
@@ -62,14 +75,23 @@ export interface ComputedBundle {
   dispose(): Promise<void>;
 }
 
-async function gzipSize(store: Store, diffId: Digest, size: number): Promise<number> {
+async function gzipSize(store: Store, diffId: Digest, size: number, signal?: AbortSignal): Promise<number> {
   // only with BundleOptions.pullSizes: costs a full read and gzip of the layer
   const gz = createGzip({ level: 6 });
   let n = 0;
   const counting = (async () => {
     for await (const c of gz as AsyncIterable<Buffer>) n += c.length;
   })();
-  for await (const c of layerStream(store, diffId, size)) if (!gz.write(c)) await new Promise((r) => gz.once('drain', r));
+  try {
+    for await (const c of layerStream(store, diffId, size)) {
+      signal?.throwIfAborted();
+      if (!gz.write(c)) await new Promise((r) => gz.once('drain', r));
+    }
+  } catch (err) {
+    gz.destroy();
+    await counting.catch(() => {});
+    throw err;
+  }
   gz.end();
   await counting;
   return n;
@@ -83,7 +105,7 @@ function baselineLayers(images: StoredImage[]): Digest[] {
 
 /** Peak memory of compressing a raw frame of `size` bytes at level 19 (window, tables, long-distance matcher). */
 function frameMemory(size: number): number {
-  return Math.min(size, 2 ** 27) + Math.min(90e6, 12 * size + 4e6);
+  return Math.min(size, 2 ** frameWindowLog(size)) + Math.min(90e6, 12 * size + 4e6);
 }
 
 /** Appends a file to the payload at `offset`; returns the new end. */
@@ -98,7 +120,7 @@ async function append(out: FileHandle, offset: number, path: string): Promise<nu
 
 /** Plans, emits and compresses one rebuilt layer into the payload; returns its frame's range. */
 async function rebuildLayer(ctx: EmitContext & { sketches: SketchCache; maxRef: number; owners: DpkgOwners; produced: Set<Digest>; dir: string; referenceSets: boolean }, diffId: Digest, out: FileHandle, offset: number): Promise<{ start: number; end: number }> {
-  const layer = await planLayer(await ctx.store.openSkeleton(diffId), ctx.index, { produced: ctx.produced });
+  const layer = await planLayer(await ctx.store.openSkeleton(diffId), ctx.index, { produced: ctx.produced, signal: ctx.signal });
   const owners = new DpkgOwners(ctx.owners);
   await readDpkgLists(ctx.store, layer.lists, owners);
   const decisions = await assignLayer(layer.fresh, ctx.index, { maxPatchReference: ctx.maxRef, owners, sketches: ctx.sketches, referenceSets: ctx.referenceSets, signal: ctx.signal });
@@ -106,7 +128,7 @@ async function rebuildLayer(ctx: EmitContext & { sketches: SketchCache; maxRef: 
   const frame = join(ctx.dir, 'frame');
   try {
     const size = await emitLayer(ctx, layer, decisions, raw);
-    await ctx.pool.run({ kind: 'frame', raw, size, out: frame }, frameMemory(size));
+    await ctx.pool.run({ kind: 'frame', raw, size, windowLog: frameWindowLog(size), out: frame }, frameMemory(size));
     return { start: offset, end: await append(out, offset, frame) };
   } finally {
     await rm(raw, { force: true });
@@ -116,31 +138,37 @@ async function rebuildLayer(ctx: EmitContext & { sketches: SketchCache; maxRef: 
 
 /** Computes and signs a bundle from `from` to `to`. */
 export async function createBundle(store: Store, opts: BundleOptions): Promise<ComputedBundle> {
-  const target = await store.resolve(opts.to);
+  const target = opts.toManifest ? await store.imageByManifest(opts.to, opts.toManifest) : await store.resolve(opts.to);
   const installAs = opts.installAs ?? opts.to;
   parseRef(installAs);
+  // devices refuse a header whose channel is not a valid name (docs/format.md section 4)
+  if (!isChannelName(opts.channel)) throw new FerryError('FERRY_ERR_USAGE', `${JSON.stringify(opts.channel)} is not a valid channel name`);
   const bases = await Promise.all(opts.from.map((r) => store.resolve(r)));
-  const baseline = baselineLayers(bases);
+  const baseline = [...new Set([...baselineLayers(bases), ...(opts.baselineLayers ?? [])])];
   const have = new Set(baseline);
   const entries = await loadBaseline(store, baseline);
   const baseOwners = new DpkgOwners();
   await readDpkgLists(store, entries, baseOwners);
   const index = new BaselineIndex(entries, baseOwners);
   const level = opts.level ?? 19;
-  const pool = new PatchPool(store.root, level, { size: opts.workers, memoryBudget: opts.memoryBudget });
-  const dir = await mkdtemp(join(tmpdir(), 'ferry-bundle-'));
-  const payloadFile = join(dir, 'payload');
+  const signal = opts.signal;
   const stats = newStats();
-  const ctx = { store, pool, index, stats, signal: opts.signal, sketches: new SketchCache(pool), maxRef: opts.maxPatchReference ?? DEFAULT_MAX_PATCH_REFERENCE, owners: baseOwners, produced: new Set<Digest>(), dir, referenceSets: opts.referenceSets ?? true };
   const layers: LayerPlan[] = [];
+  let pool: PatchPool | undefined;
+  let dir: string | undefined;
   try {
+    // workers and the temp directory start inside the try that ends them
+    pool = new PatchPool(store.root, level, { size: opts.workers, memoryBudget: opts.memoryBudget, signal });
+    dir = await mkdtemp(join(opts.workDir ?? tmpdir(), 'ferry-bundle-'));
+    const payloadFile = join(dir, 'payload');
+    const ctx = { store, pool, index, stats, signal, sketches: new SketchCache(pool), maxRef: opts.maxPatchReference ?? PATCH_REFERENCE_MAX, owners: baseOwners, produced: new Set<Digest>(), dir, referenceSets: opts.referenceSets ?? true };
     const fh = await open(payloadFile, 'w');
     let offset = 0;
     try {
       for (const [i, l] of target.layers.entries()) {
-        opts.signal?.throwIfAborted();
+        signal?.throwIfAborted();
         opts.onProgress?.({ phase: `layer ${i + 1}/${target.layers.length}`, done: i, total: target.layers.length });
-        const gz = opts.pullSizes ? await gzipSize(store, l.diffId, l.size) : 0;
+        const gz = opts.pullSizes ? await gzipSize(store, l.diffId, l.size, signal) : 0;
         if (have.has(l.diffId)) {
           layers.push({ diffId: l.diffId, size: l.size, mode: 'reuse', start: offset, end: offset, gzipSize: gz });
           continue;
@@ -159,6 +187,7 @@ export async function createBundle(store: Store, opts: BundleOptions): Promise<C
     const signed = await signBundle({
       release: { channel: opts.channel, release: opts.release, ref: installAs, manifest: target.manifestDigest, config: target.configDigest, expires: opts.expires, created: now },
       releaseKeys: opts.releaseKeys,
+      releaseEnvelope: opts.releaseEnvelope,
       headerKeys: opts.headerKeys,
       manifest: target.manifest,
       config: target.config,
@@ -170,11 +199,13 @@ export async function createBundle(store: Store, opts: BundleOptions): Promise<C
       created: now,
     });
     stats.top.sort((a, b) => b.carried - a.carried || a.path.localeCompare(b.path)).splice(20);
-    return { signed, layers, stats, dispose: () => rm(dir, { recursive: true, force: true }) };
+    const made = dir;
+    return { signed, layers, stats, dispose: () => rm(made, { recursive: true, force: true }) };
   } catch (err) {
-    await rm(dir, { recursive: true, force: true });
-    throw err;
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    // raw fs errors (ENOSPC writing the payload, EACCES) leave this module with a code
+    throw toFerryError(err, 'computing the bundle');
   } finally {
-    await pool.close();
+    await pool?.close();
   }
 }

@@ -7,7 +7,7 @@
  */
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { OpWriter, PAYLOAD_PART, type BodySource, type Store } from '@ferry/core';
+import { OpWriter, PAYLOAD_PART, payloadWindowLog, type BodySource, type Store } from '@ferry/core';
 import type { Decision, PlannedGroup } from './assign.js';
 import type { BaselineIndex } from './match.js';
 import { patchMemory, type PatchPool } from './patch-pool.js';
@@ -169,6 +169,7 @@ export async function emitLayer(ctx: EmitContext, layer: LayerOps, decisions: Ma
   q.prime();
   const out = createWriteStream(rawPath);
   const closed = once(out, 'close');
+  closed.catch(() => {}); // a write error surfaces at the next drain wait or at the end
   const w = new OpWriter(out);
   const gs: GroupState = { opened: new Map(), literal: new Set(), count: 0 };
   const s = ctx.stats;
@@ -207,4 +208,12 @@ export async function emitLayer(ctx: EmitContext, layer: LayerOps, decisions: Ma
   out.end();
   await closed;
   return out.bytesWritten;
+}
+
+/**
+ * The window a layer's payload frame is written with: fitted to the `rawSize` bytes the frame
+ * decodes to, capped by core's PAYLOAD_WINDOW_LOG_MAX (the window every applier accepts).
+ */
+export function frameWindowLog(rawSize: number): number {
+  return payloadWindowLog(rawSize);
 }

@@ -7,3 +7,7 @@ export * from './assign.js';
 export * from './emit.js';
 export * from './patch-pool.js';
 export * from './bundle.js';
+export * from './writer.js';
+export * from './delta/suffix-array.js';
+export * from './delta/suffix-index.js';
+export * from './delta/bsdiff.js';

@@ -36,6 +36,8 @@ export interface PatchPoolOptions {
   size?: number | undefined;
   /** Bytes the running jobs' estimates may add up to (default 256 MB). */
   memoryBudget?: number | undefined;
+  /** Fails every job, running or queued, with FERRY_ERR_ABORTED when it fires. */
+  signal?: AbortSignal | undefined;
 }
 
 export class PatchPool {
@@ -54,6 +56,8 @@ export class PatchPool {
     opts: PatchPoolOptions = {},
   ) {
     this.budget = opts.memoryBudget ?? 256e6;
+    const signal = opts.signal;
+    signal?.addEventListener('abort', () => this.fail(new FerryError('FERRY_ERR_ABORTED', 'aborted', { cause: signal.reason })), { once: true });
     for (let i = 0; i < Math.max(1, opts.size ?? availableParallelism()); i++) {
       const w = new Worker(compiledSibling(import.meta.url, 'patch-worker'));
       w.on('message', (r: PatchResult) => this.done(w, r));
@@ -65,7 +69,7 @@ export class PatchPool {
 
   /** A worker died: every job, running or queued, fails, and so does every later one. */
   private fail(err: unknown): void {
-    this.broken ??= new FerryError('FERRY_ERR_INTERNAL', `a patch worker failed: ${(err as Error).message ?? String(err)}`, { cause: err });
+    this.broken ??= err instanceof FerryError ? err : new FerryError('FERRY_ERR_INTERNAL', `a patch worker failed: ${(err as Error).message ?? String(err)}`, { cause: err });
     for (const p of [...this.running.values(), ...this.queue]) p.reject(this.broken);
     this.running.clear();
     this.queue.length = 0;

@@ -14,7 +14,8 @@ import { open } from 'node:fs/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort } from 'node:worker_threads';
-import { BSDIFF_MAX_REFERENCE, Store, ZSTD_WINDOW_LOG_MAX, bsdiff, canPatchFrom, zstdCompress, zstdCompressSized, zstdPatchEncode, type Digest } from '@ferry/core';
+import { Store, canPatchFrom, zstdCompress, zstdCompressSized, zstdPatchEncode, type Digest } from '@ferry/core';
+import { BSDIFF_MAX_REFERENCE, bsdiff } from './delta/bsdiff.js';
 import { Sketcher, looksBinary } from './sketch.js';
 
 /** A body named by digest, with its size. */
@@ -27,7 +28,7 @@ export interface BodyRef {
 export type PatchJob =
   | { kind: 'delta'; id: number; root: string; level: number; ref: BodyRef; target: BodyRef }
   | { kind: 'group'; id: number; root: string; level: number; set: BodyRef[]; members: BodyRef[] }
-  | { kind: 'frame'; id: number; level: number; raw: string; size: number; out: string }
+  | { kind: 'frame'; id: number; level: number; raw: string; size: number; windowLog: number; out: string }
   | { kind: 'sketch'; id: number; root: string; body: BodyRef };
 
 /**
@@ -110,7 +111,7 @@ async function frame(job: Extract<PatchJob, { kind: 'frame' }>): Promise<PatchRe
   const out = await open(job.out, 'w');
   let bytes = 0;
   try {
-    const z = zstdCompressSized(createReadStream(job.raw, { highWaterMark: 1 << 20 }), job.size, { level: job.level, windowLog: ZSTD_WINDOW_LOG_MAX, longDistanceMatching: true, checksum: true });
+    const z = zstdCompressSized(createReadStream(job.raw, { highWaterMark: 1 << 20 }), job.size, { level: job.level, windowLog: job.windowLog, longDistanceMatching: true, checksum: true });
     for await (const c of z) {
       await out.write(c, 0, c.length, bytes);
       bytes += c.length;

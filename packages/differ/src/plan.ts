@@ -37,6 +37,8 @@ export type PlannedOp =
 export interface PlanOptions {
   /** Contents produced by earlier layers of this bundle (grows as layers are planned). */
   produced: Set<Digest>;
+  /** Checked before every entry. */
+  signal?: AbortSignal | undefined;
 }
 
 /** A planned layer: its ops, its fresh bodies in tar order, and its dpkg file lists (units.ts). */
@@ -112,6 +114,7 @@ export async function planLayer(skeleton: SkeletonReader, index: BaselineIndex, 
   let prevSize = 0;
   let nextBase = 0;
   for await (const e of skeleton.entries) {
+    opts.signal?.throwIfAborted();
     if (dpkgListPackage(e.path) !== undefined) lists.push({ path: e.path, digest: e.digest, size: e.size });
     const { pad, header } = splitRaw(e.raw, prevSize);
     const pathBase = index.path(e.path);

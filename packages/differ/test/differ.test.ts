@@ -10,12 +10,14 @@ import { execFileSync } from 'node:child_process';
 import { readFile, readdir, utimes, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyBundle, loadBaseline, openBundle, verifyHeader, writeFerryFile } from '@ferry/core';
-import { createBundle, type BundleOptions, type ComputedBundle } from '@ferry/differ';
-import { writeImagePair } from '../../imagegen/src/index.js';
-import { seededBytes, seededText } from '../../core/test/helpers/images.js';
-import { BASE_MTIME, buildPackages, createStore, expected, imageOf, newKey, remove, scratch, trustOf, verifyExport, writeLayout, type TarEntry } from '../../../test/helpers/bundle-fixture.js';
+import { applyBundle, loadBaseline, openBundle, verifyHeader } from '@ferry/core';
+import { createBundle, writeFerryFile, type BundleOptions, type ComputedBundle } from '@ferry/differ';
+import { writeImagePair } from '@ferry/imagegen';
+import { BASE_MTIME, buildPackages, createStore, expected, imageOf, newKey, remove, scratch, seededBytes, seededText, toolsOrSkip, trustOf, verifyExport, writeLayout, type TarEntry } from '@ferry/test-support';
 import { bundleOptions, decodeRefs, roundTrip, stores, type DifferFixture } from './helpers.js';
+
+/** umoci writes Go archive/tar layers for one test; without it that test is skipped. */
+const umociBin = toolsOrSkip('umoci')?.umoci;
 
 const fx: DifferFixture = { work: '', key: newKey(), runs: 0 };
 const trust = trustOf(fx.key);
@@ -120,10 +122,10 @@ describe('a no-op rebuild (same files, new mtimes)', () => {
     }
   });
 
-  it.skipIf(!hasUmoci())('costs far less than 1% of the layer (umoci repack after touching every file)', async () => {
+  it.skipIf(!umociBin)('costs far less than 1% of the layer (umoci repack after touching every file)', async () => {
     const layout = join(fx.work, 'umoci-layout');
     const bundleDir = join(fx.work, 'umoci-bundle');
-    const umoci = (...args: string[]): void => void execFileSync('umoci', args, { stdio: 'pipe' });
+    const umoci = (...args: string[]): void => void execFileSync(umociBin!, args, { stdio: 'pipe' });
     umoci('init', '--layout', layout);
     umoci('new', '--image', `${layout}:v1`);
     umoci('unpack', '--rootless', '--image', `${layout}:v1`, bundleDir);
@@ -165,15 +167,6 @@ describe('a no-op rebuild (same files, new mtimes)', () => {
     }
   });
 });
-
-function hasUmoci(): boolean {
-  try {
-    execFileSync('umoci', ['--version'], { stdio: 'pipe' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('cross-image baseline', () => {
   it('copies bodies from another image the device holds (v1 absent)', async () => {

@@ -4,10 +4,10 @@
  */
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { applyBundle, loadBaseline, openBundle, parseHeaderGroup, payloadRange, readOps, verifyHeader, writeFerryFile, type PrivateKey, type Store } from '@ferry/core';
-import type { BundleOptions, ComputedBundle } from '@ferry/differ';
-import { seededBytes } from '../../core/test/helpers/images.js';
-import { createStore, expected, importTags, trustOf, verifyExport } from '../../../test/helpers/bundle-fixture.js';
+import { applyBundle, loadBaseline, openBundle, parseHeaderGroup, payloadRange, readOps, verifyHeader, type PrivateKey, type Store } from '@ferry/core';
+import { writeFerryFile, type BundleOptions, type ComputedBundle } from '@ferry/differ';
+import { seededBytes } from '@ferry/test-support';
+import { createStore, expected, importTags, trustOf, verifyExport } from '@ferry/test-support';
 
 const VOCABULARY = ['const', 'function', 'return', 'value', 'index', 'export', 'import', 'from', 'await', 'async', 'length', 'buffer', 'module', 'default', 'object', 'string', 'number', 'if', 'else', 'for', 'while', 'new', 'this', 'null', 'true', 'false', '=', '(', ')', '{', '}', ';'];
 

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DpkgOwners, Sketcher, chooseReferenceSet, dpkgListPackage, dpkgListPaths, npmPackage, shared, sketchOf, unitOf, versionless, type Candidate } from '@ferry/differ';
-import { seededBytes } from '../../core/test/helpers/images.js';
+import { seededBytes } from '@ferry/test-support';
 
 const VOCABULARY = ['const', 'function', 'return', 'value', 'index', 'export', 'import', 'from', 'await', 'async', 'length', 'buffer', 'module', 'default', 'object', 'string', 'number', 'if', 'else', 'for', 'while', 'new', 'this', 'null', 'true', 'false', '=', '(', ')', '{', '}', ';'];
 

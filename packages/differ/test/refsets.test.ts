@@ -8,8 +8,8 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBundle, type ComputedBundle } from '@ferry/differ';
-import { seededBytes } from '../../core/test/helpers/images.js';
-import { buildPackages, imageOf, newKey, remove, scratch, writeLayout, type TarEntry } from '../../../test/helpers/bundle-fixture.js';
+import { seededBytes } from '@ferry/test-support';
+import { buildPackages, imageOf, newKey, remove, scratch, writeLayout, type TarEntry } from '@ferry/test-support';
 import { bundleOptions, decodeRefs, edited, prose, roundTrip, stores, type DecodedRef, type DifferFixture } from './helpers.js';
 
 const fx: DifferFixture = { work: '', key: newKey(), runs: 0 };

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
+import { requireTool } from '@ferry/test-support';
 import tar from 'tar-stream';
 
 /** One entry of a layer tar as read back. */
@@ -43,7 +44,7 @@ export function layerStream(path: string, mediaType: string): Readable {
   const file = createReadStream(path);
   if (mediaType.endsWith('+gzip')) return file.pipe(createGunzip());
   if (mediaType.endsWith('+zstd')) {
-    const child = spawn('zstd', ['-dcq'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(requireTool('zstd'), ['-dcq'], { stdio: ['pipe', 'pipe', 'inherit'] });
     file.pipe(child.stdin);
     return child.stdout;
   }
@@ -146,15 +147,3 @@ export async function listFiles(dir: string): Promise<string[]> {
     .sort();
 }
 
-/** Runs a command; resolves with stdout, rejects with stderr on a non-zero exit. */
-export function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err}`))));
-  });
-}

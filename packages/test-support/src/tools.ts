@@ -19,9 +19,18 @@ export const TOOLS = {
   zstd: { pkg: 'zstd', paths: [] },
   xdelta3: { pkg: 'xdelta3', paths: [] },
   bsdiff: { pkg: 'bsdiff', paths: [] },
-  tar: { pkg: 'tar', paths: [] },
+  tar: { pkg: 'tar', paths: ['/usr/bin/tar'] },
+  gzip: { pkg: 'gzip', paths: [] },
   python3: { pkg: 'python3', paths: ['/usr/bin/python3'] },
   curl: { pkg: 'curl', paths: [] },
+  openssl: { pkg: 'openssl', paths: [] },
+  setpriv: { pkg: 'util-linux', paths: ['/usr/bin/setpriv'] },
+  mkfifo: { pkg: 'coreutils', paths: [] },
+  mknod: { pkg: 'coreutils', paths: [] },
+  script: { pkg: 'bsdutils', paths: [] },
+  mount: { pkg: 'mount', paths: [] },
+  umount: { pkg: 'mount', paths: [] },
+  fallocate: { pkg: 'util-linux', paths: [] },
   nginx: { pkg: 'nginx-light', paths: ['/usr/sbin/nginx'] },
   chromium: { pkg: 'chromium', paths: ['/usr/bin/chromium'] },
   initdb: { pkg: 'postgresql', paths: ['/usr/lib/postgresql/17/bin/initdb', '/usr/lib/postgresql/16/bin/initdb', '/usr/lib/postgresql/15/bin/initdb'] },
@@ -52,12 +61,12 @@ export function toolsRequired(): boolean {
   return process.env.FERRY_REQUIRE_TOOLS === '1';
 }
 
-const announced = new Set<string>();
+const announced = new Set<ToolName>();
 
 /**
- * The tools' paths when all are installed; otherwise prints one line naming the missing tools and
- * their apt packages and returns undefined, so the caller skips (`describe.skipIf(!tools)`). Under
- * FERRY_REQUIRE_TOOLS=1 a missing tool throws instead.
+ * The tools' paths when all are installed; otherwise prints one line per missing tool naming its
+ * apt package (once per test process) and returns undefined, so the caller skips
+ * (`describe.skipIf(!tools)`). Under FERRY_REQUIRE_TOOLS=1 a missing tool throws instead.
  */
 export function toolsOrSkip<T extends ToolName>(...names: T[]): Record<T, string> | undefined {
   const found = {} as Record<T, string>;
@@ -68,12 +77,14 @@ export function toolsOrSkip<T extends ToolName>(...names: T[]): Record<T, string
     else found[n] = p;
   }
   if (missing.length === 0) return found;
-  const pkgs = [...new Set(missing.map((n) => TOOLS[n].pkg))];
-  const line = `skipped: ${missing.join(', ')} not installed (apt-get install ${pkgs.join(' ')})`;
-  if (toolsRequired()) throw new Error(`${line}; FERRY_REQUIRE_TOOLS=1 forbids skipping`);
-  if (!announced.has(line)) {
-    announced.add(line);
-    process.stderr.write(`${line}\n`);
+  if (toolsRequired()) {
+    const pkgs = [...new Set(missing.map((n) => TOOLS[n].pkg))];
+    throw new Error(`${missing.join(', ')} not installed (apt-get install ${pkgs.join(' ')}); FERRY_REQUIRE_TOOLS=1 forbids skipping the tests that need them`);
+  }
+  for (const n of missing) {
+    if (announced.has(n)) continue;
+    announced.add(n);
+    process.stderr.write(`skipped: tests that need ${n} (not installed: apt-get install ${TOOLS[n].pkg})\n`);
   }
   return undefined;
 }
@@ -107,5 +118,17 @@ export async function runTool(name: ToolName, args: string[], options: { cwd?: s
     const code = typeof e.code === 'number' ? e.code : -1;
     if (allow.includes(code)) return { code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
     throw new Error(`${name} ${args.join(' ')} exited with ${String(e.code)}: ${e.stderr ?? String(err)}`);
+  }
+}
+
+/** Runs a tool and returns stdout as raw bytes (for digests of what it prints). */
+export async function runToolBytes(name: ToolName, args: string[]): Promise<Buffer> {
+  const bin = requireTool(name);
+  try {
+    const { stdout } = await execFileP(bin, args, { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 });
+    return stdout;
+  } catch (err) {
+    const e = err as { code?: unknown; stderr?: Buffer };
+    throw new Error(`${name} ${args.join(' ')} exited with ${String(e.code)}: ${e.stderr?.toString() ?? String(err)}`);
   }
 }

@@ -4,8 +4,8 @@
  * (docs/format.md section 6).
  */
 import { stat } from 'node:fs/promises';
-import { Store, parseRef, writeBundleDir, writeFerryFile, type LayerPlan } from '@ferry/core';
-import { createBundle, type ComputedBundle } from '@ferry/differ';
+import { CHUNK_SIZE_MAX, CHUNK_SIZE_MIN, Store, isChannelName, parseRef, type LayerPlan } from '@ferry/core';
+import { createBundle, writeBundleDir, writeFerryFile, type ComputedBundle } from '@ferry/differ';
 import { listOpt, requiredOpt, stringOpt, userPath, type CommandSpec } from '../command.js';
 import { writeJson, writeLines, type Invocation } from '../context.js';
 import { EXIT, usage } from '../errors.js';
@@ -14,9 +14,6 @@ import { count, humanBytes, plural, shortDigest } from '../format.js';
 import { createProgress } from '../progress.js';
 import { readPrivateKeys } from '../trust.js';
 import { parseExpiry, parseSize, parseWhole } from '../units.js';
-
-/** Channel names become file names (urlencoded) on devices; keep them plain. */
-const CHANNEL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 interface BundlePlan {
   from: string[];
@@ -52,14 +49,14 @@ async function plan(inv: Invocation): Promise<BundlePlan> {
   const installAs = stringOpt(inv, 'install-as');
   if (installAs !== undefined) parseRef(installAs);
   const channel = stringOpt(inv, 'channel') ?? 'default';
-  if (!CHANNEL.test(channel)) throw usage(`--channel takes letters, digits, '.', '_' and '-' (up to 128), got ${JSON.stringify(channel)}`);
+  if (!isChannelName(channel)) throw usage(`--channel takes letters, digits, '.', '_' and '-' (up to 128), got ${JSON.stringify(channel)}`);
   const out = userPath(inv, requiredOpt(inv, 'out', 'DIR|FILE.ferry'));
   const opt = <T>(name: string, parse: (s: string) => T): T | undefined => {
     const s = stringOpt(inv, name);
     return s === undefined ? undefined : parse(s);
   };
   const chunkSize = opt('chunk-size', (s) => parseSize(s, '--chunk-size'));
-  if (chunkSize !== undefined && (chunkSize < 1024 || chunkSize > 16 * 1024 * 1024)) throw usage('--chunk-size must be from 1KiB to 16MiB');
+  if (chunkSize !== undefined && (chunkSize < CHUNK_SIZE_MIN || chunkSize > CHUNK_SIZE_MAX)) throw usage('--chunk-size must be from 1KiB to 16MiB');
   return {
     from,
     to,
@@ -116,7 +113,7 @@ async function run(inv: Invocation): Promise<number> {
   const progress = createProgress(ctx, { json: global.json, unit: 'items' });
   let b: ComputedBundle;
   try {
-    b = await createBundle(store, { ...p, releaseKeys, headerKeys, onProgress: progress.update });
+    b = await createBundle(store, { ...p, releaseKeys, headerKeys, onProgress: progress.update, signal: ctx.signal });
   } finally {
     progress.stop();
   }

@@ -71,7 +71,11 @@ function summary(r: ImportResult): string[] {
   ];
 }
 
-async function run(inv: Invocation): Promise<number> {
+/**
+ * Imports the command's SOURCE (positional 0, with --ref, --platform, --source-ref) into the
+ * --store, with a progress bar; `ferry push` imports the same way before it uploads.
+ */
+export async function importFromSource(inv: Invocation): Promise<{ result: ImportResult; source: SourceImage }> {
   const { ctx, global } = inv;
   const refOpt = stringOpt(inv, 'ref');
   if (refOpt !== undefined) parseRef(refOpt);
@@ -82,12 +86,16 @@ async function run(inv: Invocation): Promise<number> {
   const ref = targetRef(inv, source, tag);
   const store = await Store.open(global.store, { create: true });
   const progress = createProgress(ctx, { json: global.json });
-  let result: ImportResult;
   try {
-    result = await importImage(store, source, ref, { onProgress: progress.update, signal: ctx.signal });
+    return { result: await importImage(store, source, ref, { onProgress: progress.update, signal: ctx.signal }), source };
   } finally {
     progress.stop();
   }
+}
+
+async function run(inv: Invocation): Promise<number> {
+  const { ctx, global } = inv;
+  const { result, source } = await importFromSource(inv);
   if (global.json) writeJson(ctx, { ...result, source: source.where, sourceRef: source.ref ?? null, platform: source.platform ?? null });
   else writeLines(ctx, summary(result));
   return EXIT.ok;

@@ -1,9 +1,9 @@
 /** `ferry fsck` and `ferry gc` (DESIGN.md section 4: fsck re-hashes; gc drops what no ref reaches). */
-import { Store, fsck, gc, type FsckReport, type GcReport } from '@ferry/core';
+import { Store, fsck, gc, type FsckReport, type GcReport, type PendingSummary } from '@ferry/core';
 import type { CommandSpec } from '../command.js';
 import { writeJson, writeLines, type Invocation } from '../context.js';
 import { EXIT } from '../errors.js';
-import { humanBytes, plural } from '../format.js';
+import { humanBytes, plural, shortDigest } from '../format.js';
 import { createProgress } from '../progress.js';
 
 function fsckLines(r: FsckReport): string[] {
@@ -12,6 +12,7 @@ function fsckLines(r: FsckReport): string[] {
   const lines = [r.ok ? `${head}: no problems` : `${head}: ${plural(r.problems.length, 'problem')}`];
   for (const p of r.problems) lines.push(`  ${p.kind} ${p.id}${p.path ? ` (${p.path})` : ''}: ${p.problem}`);
   if (r.leftovers.length > 0) lines.push(`${plural(r.leftovers.length, 'temp file')} left by interrupted writes (harmless; ferry gc removes them)`);
+  for (const p of r.pending.filter((x) => x.ref)) lines.push(`pending apply ${pendingName(p)}: ${p.live ? 'uncommitted, gc keeps what it needs' : `dead (${p.reason}), gc drops it`}`);
   if (!r.ok) lines.push('the damaged objects must be imported again; affected images cannot be exported');
   return lines;
 }
@@ -37,13 +38,28 @@ function gcLine(r: GcReport, dryRun: boolean): string {
   return dryRun ? `would remove ${what}: would free ${humanBytes(r.freedBytes)}` : `removed ${what}: freed ${humanBytes(r.freedBytes)}`;
 }
 
+function pendingName(p: PendingSummary): string {
+  return `${shortDigest(p.bundle)}${p.ref ? ` (${p.ref}, release ${p.release} on channel ${p.channel})` : ''}`;
+}
+
+/** What gc kept for uncommitted applies and why, and the dead pending applies it dropped. */
+function pendingLines(r: GcReport, dryRun: boolean): string[] {
+  const lines: string[] = [];
+  for (const p of r.kept) {
+    const what = [plural(p.layers ?? 0, 'target layer'), `${plural(p.contents ?? 0, 'content')} of unfinished layers`, plural(p.baseline ?? 0, 'baseline layer')].join(', ');
+    lines.push(`kept uncommitted apply ${pendingName(p)}: ${what}; it expires ${p.expires} (ferry apply resumes it)`);
+  }
+  for (const p of r.dropped) lines.push(`${dryRun ? 'would drop' : 'dropped'} pending apply ${pendingName(p)}: ${p.reason}`);
+  return lines;
+}
+
 async function runGc(inv: Invocation): Promise<number> {
   const { ctx, global } = inv;
   const dryRun = inv.values['dry-run'] === true;
   const store = await Store.open(global.store);
   const report = await gc(store, { dryRun, signal: ctx.signal });
   if (global.json) writeJson(ctx, { ...report, dryRun });
-  else writeLines(ctx, [gcLine(report, dryRun)]);
+  else writeLines(ctx, [gcLine(report, dryRun), ...pendingLines(report, dryRun)]);
   return EXIT.ok;
 }
 
@@ -61,11 +77,16 @@ export const fsckCommand: CommandSpec = {
 /** The gc command. */
 export const gcCommand: CommandSpec = {
   name: 'gc',
-  summary: 'Remove the objects no image ref reaches (after ferry rm or a re-import) and leftover temp files.',
+  summary: 'Remove the objects no image ref reaches (after ferry rm or a re-import) and leftover temp files; keep what uncommitted applies need.',
   args: '',
   positionals: { min: 0, max: 0 },
   options: {
     'dry-run': { type: 'boolean', description: 'report what would be removed and freed, remove nothing' },
   },
+  notes: [
+    'An apply that has rebuilt layers but not committed (interrupted, or waiting for chunks) keeps its',
+    'rebuilt layers, the contents of its unfinished layer and its baseline until it commits, is',
+    'abandoned, expires, or its channel installs a release at least as high; gc says what it kept.',
+  ],
   run: runGc,
 };

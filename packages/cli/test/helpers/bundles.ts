@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { writeImagePair } from '@ferry/imagegen';
 import { expect } from 'vitest';
-import { ferryJson } from './run.js';
+import { ferryJson } from '@ferry/test-support';
 
 /** What makeBundleFixture made. */
 export interface BundleFixture {

@@ -1,207 +1,162 @@
 /**
- * Rebuilding one target layer from its payload frame (docs/format.md section 5): ops stream into
- * a staged skeleton and new contents; the staged layer is reassembled and checked against its
- * diff_id before it is renamed into place (DESIGN.md sections 6 and 8).
+ * Step two of an apply (DESIGN.md section 6): rebuild one layer from its payload frame as the
+ * chunk source yields the chunks. Each chunk is checked against the header before any of its bytes
+ * is used (payloadRange), read once, and decoded as it streams; the layer's bytes are hashed in
+ * tar order while its skeleton and new contents are written (apply-build.ts, apply-output.ts);
+ * the staged skeleton is renamed into place only when the layer's size and diff_id verify. The
+ * store lock is held while writing and released while a chunk is awaited (apply-session.ts).
  */
-import { rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { FerryError } from '../errors.js';
-import type { Digest } from '../util/digest.js';
-import { fsyncDir, writeStreamAtomic } from '../util/fs.js';
-import { zstdDecode } from '../util/zstd.js';
-import { bspatch } from '../delta/bspatch.js';
-import { parseHeaderGroup, paddingAfter, recomputeChecksums } from '../tar/group.js';
-import type { SkeletonEntry } from '../tar/skeleton.js';
-import { reassembleVerified } from '../store/export.js';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { FerryError, toFerryError } from '../errors.js';
+import { join } from 'node:path';
+import { fsyncFile, tempPathFor } from '../util/fs.js';
 import { SkeletonWriter, readSkeletonFile } from '../tar/skeleton-file.js';
 import { ContentBatch } from '../store/contents.js';
+import type { Progress } from '../store/import.js';
 import type { Store } from '../store/store.js';
-import type { BaselineEntry } from './baseline.js';
-import { patchBytes, readOps, type DecodedBody, type HeaderSource } from './payload.js';
-import { GroupMembers } from './group.js';
-import type { LayerPlan } from './header.js';
+import { BaselineTable } from './baseline.js';
+import { payloadRange, type ChunkSource } from './container.js';
+import { checkExpiry } from './header.js';
+import { readOps } from './payload.js';
+import { PATCH_REFERENCE_MAX } from './limits.js';
+import { LayerBuild } from './apply-build.js';
+import { LayerOutput } from './apply-output.js';
+import { RebuildSession, type LockTiming } from './apply-session.js';
+import { pendingRoot } from './apply-pending.js';
+import type { ApplyPlan, PlannedLayer } from './apply-plan.js';
 
-/** Limits of a layer rebuild. */
-export interface LayerApplyLimits {
-  /** Largest patch reference (set) loaded in memory (DEFAULT_MAX_PATCH_REFERENCE unless the caller says). */
-  maxPatchReference: number;
+/** Options of rebuildLayer. */
+export interface RebuildOptions extends LockTiming {
+  signal?: AbortSignal | undefined;
+  /** Layer bytes rebuilt so far (about every MiB). */
+  onProgress?: ((p: Progress) => void) | undefined;
+  /** Unix seconds (tests inject it): an expired header is refused. */
+  now?: number | undefined;
+  /**
+   * The baseline entry table, built once with {@link openBaselineTable} for several rebuilds of
+   * one plan (the caller closes it). Default: built for this call and closed at its end.
+   */
+  baseline?: BaselineTable | undefined;
+  /** Largest delta reference held in memory (default and most PATCH_REFERENCE_MAX): a lower cap for a smaller device. */
+  maxPatchReference?: number | undefined;
 }
 
-function bad(msg: string): FerryError {
-  return new FerryError('FERRY_ERR_BUNDLE_INVALID', `payload is malformed: ${msg}`);
+/** What a layer rebuild did. */
+export interface RebuildResult {
+  /** Entries (tar members) of the layer; 0 when it was already present. */
+  files: number;
+  /** Tar bytes rebuilt; 0 when it was already present. */
+  bytes: number;
+  /** The store already held the layer (nothing was read). */
+  alreadyPresent: boolean;
+  /** Times the store lock was released to wait for a chunk. */
+  waits: number;
 }
 
-function baseAt(baseline: BaselineEntry[], i: number): BaselineEntry {
-  const b = baseline[i];
-  if (!b) throw bad(`baseline entry ${i} does not exist (the baseline has ${baseline.length})`);
-  return b;
+/**
+ * Builds the baseline entry table of a plan, for rebuilds of several of its layers. Takes no lock
+ * and writes nothing the store keeps (an unlinked spill file under pending/). Close it after.
+ */
+export async function openBaselineTable(store: Store, plan: ApplyPlan, opts: { signal?: AbortSignal | undefined } = {}): Promise<BaselineTable> {
+  const dir = pendingRoot(store);
+  await mkdir(dir, { recursive: true }).catch((err: unknown) => {
+    throw toFerryError(err, 'creating pending/');
+  });
+  return BaselineTable.build(store, plan.header.baseline, { dir, signal: opts.signal });
 }
 
-async function readAll(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Uint8Array[] = [];
-  for await (const p of it) parts.push(p);
-  return Buffer.concat(parts);
-}
-
-async function loadReference(store: Store, b: BaselineEntry, limits: LayerApplyLimits): Promise<Buffer> {
-  if (!b.digest) throw bad('patch reference has no body');
-  if (b.size > limits.maxPatchReference) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `patch reference ${b.path} is ${b.size} bytes, over the ${limits.maxPatchReference} cap`);
-  try {
-    return await readAll(store.openContent(b.digest, { maxSize: b.size }));
-  } catch (err) {
-    if (err instanceof FerryError && (err.code === 'FERRY_ERR_OBJECT_CORRUPT' || err.code === 'FERRY_ERR_OBJECT_MISSING')) {
-      throw new FerryError('FERRY_ERR_BASELINE_MISSING', `baseline content ${b.digest} (${b.path}) is ${err.code === 'FERRY_ERR_OBJECT_CORRUPT' ? 'corrupt' : 'missing'}: ${err.message}`, { cause: err, details: { digest: b.digest } });
-    }
-    throw err;
-  }
-}
-
-/** A baseline header group with a byte patch applied (and its checksums recomputed when asked). */
-function patchedHeader(base: Buffer, patch: Uint8Array, fixChecksum: boolean): Buffer {
-  const out = patchBytes(base, patch);
-  if (fixChecksum && !recomputeChecksums(out, base)) throw bad('a patched header checksum does not fit its field');
-  return out;
-}
-
-/** State of one layer rebuild. */
-class LayerBuild {
-  readonly digests: (Digest | undefined)[] = [];
-  /** Body sizes of the entries so far (reference sets may name them, docs/format.md section 5.3). */
-  readonly sizes: number[] = [];
-  prevSize = 0;
-  count = 0;
-  /** Tar bytes the entries so far make up (paddings, header groups, bodies). */
-  bytes = 0;
-  /** Bodies of the open reference-set group (docs/format.md section 5.3). */
-  readonly members = new GroupMembers();
-
-  constructor(
-    readonly store: Store,
-    readonly baseline: BaselineEntry[],
-    readonly batch: ContentBatch,
-    readonly writer: SkeletonWriter,
-    readonly limits: LayerApplyLimits,
-  ) {}
-
-  header(h: HeaderSource): { bytes: Buffer; base?: BaselineEntry | undefined } {
-    if (h.kind === 'literal') return { bytes: Buffer.from(h.bytes) };
-    const base = baseAt(this.baseline, h.index);
-    if (h.kind === 'base') return { bytes: base.header, base };
-    return { bytes: patchedHeader(base.header, h.patch, h.fixChecksum ?? false), base };
-  }
-
-  async body(b: DecodedBody, base: BaselineEntry | undefined): Promise<{ digest?: Digest | undefined; size: number }> {
-    switch (b.kind) {
-      case 'none': return { size: 0 };
-      case 'same': return { digest: base!.digest, size: base!.size };
-      case 'copy': {
-        const c = baseAt(this.baseline, b.index);
-        return { digest: c.digest, size: c.size };
-      }
-      case 'back': {
-        if (b.k > this.digests.length) throw bad('back reference before the layer start');
-        const digest = this.digests[this.digests.length - b.k];
-        if (!digest) throw bad('back reference to an entry without a body');
-        return { digest, size: -1 };
-      }
-      case 'digest':
-        if (!(await this.store.hasContent(b.digest))) throw new FerryError('FERRY_ERR_BASELINE_MISSING', `content ${b.digest} named by the payload is not in the store`);
-        return { digest: b.digest, size: -1 };
-      case 'literal':
-        return { digest: await this.batch.put(b.data, b.size), size: b.size };
-      case 'patch': {
-        const ref = await loadReference(this.store, baseAt(this.baseline, b.index), this.limits);
-        return { digest: await this.batch.put(zstdDecode(b.data, b.size, ref), b.size), size: b.size };
-      }
-      case 'bsdiff': {
-        const ref = await loadReference(this.store, baseAt(this.baseline, b.index), this.limits);
-        return { digest: await this.batch.put(bspatch(ref, b.data, b.size), b.size), size: b.size };
-      }
-      case 'group':
-        return this.members.open(b, {
-          lookup: (i) => this.baseline[i],
-          earlier: (k) => (k >= 1 && k <= this.digests.length ? { digest: this.digests[this.digests.length - k], size: this.sizes[this.sizes.length - k]! } : undefined),
-          settle: () => this.batch.flush(),
-          source: this.store,
-          put: (body, size) => this.batch.put(body, size),
-          maxReference: this.limits.maxPatchReference,
-        });
-      case 'member':
-        return this.members.next(b.d);
+/** Verifies a rebuilt layer's digest; on a mismatch, names a damaged content if there is one. */
+async function checkDigest(store: Store, out: LayerOutput, layer: PlannedLayer, staged: string): Promise<void> {
+  const got = out.digest();
+  if (got === layer.diffId && out.size === layer.size) return;
+  // the stored contents were decoded without their own hash (zstd's checksum covers them): a
+  // mismatch is the payload's or a damaged content's; re-hashing each content says which
+  const r = readSkeletonFile(staged);
+  for await (const e of r.entries) {
+    if (!e.digest) continue;
+    for await (const _ of store.openContent(e.digest, { maxSize: e.size })) {
+      // reading is the check (FERRY_ERR_OBJECT_CORRUPT names the content)
     }
   }
-
-  add(pad: Uint8Array | undefined, header: Buffer, body: { digest?: Digest | undefined; size: number }): void {
-    const padLen = paddingAfter(this.prevSize);
-    const padding = pad ?? Buffer.alloc(padLen);
-    if (padding.length !== padLen) throw bad('padding has the wrong length');
-    const info = parseHeaderGroup(header);
-    if (body.size !== -1 && body.size !== info.size) throw bad(`body of ${info.path} is ${body.size} bytes, its header says ${info.size}`);
-    if ((info.size > 0) !== (body.digest !== undefined)) throw bad(`entry ${info.path} body and header disagree`);
-    const entry: SkeletonEntry = { raw: Buffer.concat([padding, header]), path: info.path, type: info.type, linkname: info.linkname, size: info.size, digest: body.digest };
-    this.writer.add(entry);
-    this.digests.push(body.digest);
-    this.sizes.push(info.size);
-    this.prevSize = info.size;
-    this.count++;
-    this.bytes += padding.length + header.length + info.size;
-  }
+  throw new FerryError('FERRY_ERR_DIGEST_MISMATCH', `rebuilt layer hashes to ${got} (${out.size} bytes), expected ${layer.diffId} (${layer.size} bytes)`, { details: { expected: layer.diffId, actual: got } });
 }
 
-/** Verifies a staged skeleton by reassembling it with every content re-hashed. */
-async function verifyStaged(store: Store, path: string, layer: LayerPlan): Promise<void> {
-  for await (const _ of reassembleVerified(store, readSkeletonFile(path), layer.diffId, layer.size, true)) {
-    // reading is the check
-  }
+/** The frame's decoded bytes at most: header groups and records around bodies of a layer this size. */
+function frameCap(layer: PlannedLayer): number {
+  return 4 * layer.size + (1 << 20);
 }
 
-/** Rebuilds one layer from its op stream. On any failure nothing appears at the layer's skeleton path. */
-export async function applyLayer(store: Store, layer: LayerPlan, ops: AsyncIterable<Uint8Array>, baseline: BaselineEntry[], limits: LayerApplyLimits): Promise<{ files: number }> {
-  const batch = new ContentBatch(store);
+async function build(store: Store, plan: ApplyPlan, layer: PlannedLayer, chunks: ChunkSource, session: RebuildSession, table: BaselineTable, opts: RebuildOptions): Promise<{ files: number; bytes: number }> {
+  const batch = new ContentBatch(store, { tempDir: session.dir });
+  session.attach(batch);
   const writer = new SkeletonWriter();
-  const final = store.skeletonPath(layer.diffId);
-  const staged = join(dirname(final), `.tmp-apply-${process.pid}-${layer.diffId.slice(7, 23)}`);
-  // a payload can fail before writeStreamAtomic has piped the output (an empty frame fails at its
-  // first read): without a listener, destroying the writer then raised an uncaught 'error'
-  writer.output.on('error', () => {});
-  const write = writeStreamAtomic(staged, writer.output, { check: () => batch.flush() });
-  write.catch(() => {});
-  const build = new LayerBuild(store, baseline, batch, writer, limits);
+  const staged = tempPathFor(join(session.dir, 'x'));
+  const written = pipeline(writer.output, createWriteStream(staged, { flags: 'wx' }));
+  written.catch(() => {});
+  const out = new LayerOutput(store, batch);
+  let lastReport = 0;
+  const progress = opts.onProgress && ((): void => {
+    if (out.size - lastReport < 1 << 20) return;
+    lastReport = out.size;
+    opts.onProgress!({ phase: `layer ${layer.index + 1}/${plan.layers.length}`, done: out.size, total: layer.size });
+  });
+  const drained = (): Promise<void> => Promise.race([writer.drain(), written.then(() => {})]);
+  const maxReference = Math.min(opts.maxPatchReference ?? PATCH_REFERENCE_MAX, PATCH_REFERENCE_MAX);
+  const lb = new LayerBuild({ store, table, batch, writer, out, layerSize: layer.size, maxReference, drained, signal: opts.signal });
   try {
-    let tail: Uint8Array | undefined;
-    for await (const op of readOps(ops, 4 * layer.size + (1 << 20))) {
-      if (op.op === 'run') {
-        for (let i = op.start; i < op.start + op.count; i++) {
-          const b = baseAt(baseline, i);
-          build.add(undefined, b.header, { digest: b.digest, size: b.size });
-        }
-      } else if (op.op === 'patchrun') {
-        for (let i = op.start; i < op.start + op.count; i++) {
-          const b = baseAt(baseline, i);
-          build.add(undefined, patchedHeader(b.header, op.patch, true), { digest: b.digest, size: b.size });
-        }
-      } else if (op.op === 'entry') {
-        const { bytes, base } = build.header(op.header);
-        build.add(op.pad, bytes, await build.body(op.body, base));
-      } else {
-        tail = op.bytes;
-      }
-    }
-    build.members.finish();
-    // a payload that builds a layer of another size is refused here, before the skeleton is read back
-    const size = build.bytes + tail!.length;
-    if (size !== layer.size) throw new FerryError('FERRY_ERR_DIGEST_MISMATCH', `rebuilt layer is ${size} bytes, expected ${layer.diffId} (${layer.size} bytes)`, { details: { expected: layer.diffId, size } });
-    writer.finish({ tail: tail!, diffId: layer.diffId, size: layer.size, count: build.count });
-    await write;
-    await verifyStaged(store, staged, layer);
-    await rename(staged, final);
-    await fsyncDir(dirname(final));
+    const ops = readOps(payloadRange(plan.header, session.guard(chunks), layer.start, layer.end, opts.signal), frameCap(layer), { signal: opts.signal });
+    const tail = await lb.run(progress ? tap(ops, progress) : ops);
+    await out.drain();
+    writer.finish({ tail, diffId: layer.diffId, size: layer.size, count: lb.count });
+    await written;
+    await fsyncFile(staged);
+    await batch.flush();
+    await checkDigest(store, out, layer, staged);
+    await session.commit(staged, store.skeletonPath(layer.diffId));
+    return { files: lb.count, bytes: lb.bytes };
   } catch (err) {
     writer.destroy(err as Error);
-    await write.catch(() => {});
+    await written.catch(() => {});
+    // contents already written are harmless (gc takes them unless the progress list names them)
     await batch.flush().catch(() => {});
     await rm(staged, { force: true });
-    throw err;
+    throw toFerryError(err, `rebuilding layer ${layer.diffId}`);
   }
-  return { files: build.count };
+}
+
+async function* tap<T>(source: AsyncIterable<T>, each: () => void): AsyncGenerator<T> {
+  for await (const v of source) {
+    each();
+    yield v;
+  }
+}
+
+/**
+ * Rebuilds one layer of a plan into the store. A layer the store already holds returns at once.
+ * Takes the store lock (FERRY_ERR_STORE_LOCKED at once when another process holds it) and writes
+ * the bundle's pending-apply record, so that gc keeps what this apply has done until commitApply
+ * or abandonApply (docs/format.md section 1). Refuses an expired header (FERRY_ERR_BUNDLE_EXPIRED).
+ * On failure nothing appears at the layer's skeleton path; contents written stay for a rerun.
+ */
+export async function rebuildLayer(store: Store, plan: ApplyPlan, layer: PlannedLayer, chunks: ChunkSource, opts: RebuildOptions = {}): Promise<RebuildResult> {
+  if (layer.mode !== 'rebuild') throw new FerryError('FERRY_ERR_USAGE', `layer ${layer.diffId} is reused whole, not rebuilt`);
+  opts.signal?.throwIfAborted();
+  if (await store.hasSkeleton(layer.diffId)) return { files: 0, bytes: 0, alreadyPresent: true, waits: 0 };
+  checkExpiry(plan.header, opts.now);
+  const session = await RebuildSession.open(store, plan, layer, opts, opts.now);
+  try {
+    // another process may have finished it before we got the lock
+    if (await store.hasSkeleton(layer.diffId)) return { files: 0, bytes: 0, alreadyPresent: true, waits: 0 };
+    const table = opts.baseline ?? (await BaselineTable.build(store, plan.header.baseline, { dir: session.dir, signal: opts.signal }));
+    try {
+      const r = await build(store, plan, layer, chunks, session, table, opts);
+      return { ...r, alreadyPresent: false, waits: session.waits };
+    } finally {
+      if (!opts.baseline) await table.close();
+    }
+  } finally {
+    await session.end();
+  }
 }

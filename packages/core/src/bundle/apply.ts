@@ -1,25 +1,28 @@
 /**
- * The applier (DESIGN.md section 6): verify the header before anything else, refuse rollback,
- * expiry and foreign channels, check the baseline, rebuild each layer (verified against its
- * diff_id), then move the ref atomically. A rerun after a crash skips layers already rebuilt.
+ * The applier (DESIGN.md section 6) in three steps an agent drives as chunks arrive:
+ *
+ *   planApply      every check "before any chunk"; touches nothing        (apply-plan.ts)
+ *   rebuildLayer   one layer from its chunks, verified, lock released      (apply-layer.ts)
+ *                  while a chunk is awaited; gc keeps its progress
+ *   commitApply    config, manifest, ref and channel state; ends the pending record
+ *
+ * abandonApply drops an uncommitted apply's record; applyBundle composes the steps for
+ * `ferry apply`. A rerun after a crash skips the layers already rebuilt.
  */
-import { statfs } from 'node:fs/promises';
-import { FerryError } from '../errors.js';
-import { sha256, type Digest } from '../util/digest.js';
-import { configDiffIds, parseJsonObject, toDescriptor, toDescriptors } from '../image/json.js';
-import { MT } from '../image/media.js';
+import { FerryError, isFerryError } from '../errors.js';
+import type { Digest } from '../util/digest.js';
 import type { Progress } from '../store/import.js';
-import { parseRef } from '../store/refs.js';
 import type { Store } from '../store/store.js';
-import { loadBaseline } from './baseline.js';
-import { chunkLength, payloadRange, verifyChunk, type BundleSource, type ChunkSource } from './container.js';
-import { verifyHeader, type BundleHeader } from './header.js';
+import type { BundleSource } from './container.js';
+import { checkExpiry, verifyHeader } from './header.js';
 import type { TrustPolicy } from './keys.js';
-import { applyLayer } from './apply-layer.js';
-import { DEFAULT_MAX_PATCH_REFERENCE } from './reference.js';
+import { removePending } from './apply-pending.js';
+import { checkRollback, planApply, type ApplyPlan } from './apply-plan.js';
+import { openBaselineTable, rebuildLayer, type RebuildResult } from './apply-layer.js';
+import type { LockTiming } from './apply-session.js';
 
 /** Options for applyBundle. */
-export interface ApplyOptions {
+export interface ApplyOptions extends LockTiming {
   trust: TrustPolicy;
   /** Refuse headers for other channels. */
   channel?: string | undefined;
@@ -27,7 +30,7 @@ export interface ApplyOptions {
   ref?: string | undefined;
   /** Unix seconds (tests inject it). */
   now?: number;
-  /** Largest patch reference (set) held in memory (default DEFAULT_MAX_PATCH_REFERENCE, the differ's). */
+  /** Largest delta reference held in memory (default and most PATCH_REFERENCE_MAX). */
   maxPatchReference?: number;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
@@ -41,89 +44,87 @@ export interface ApplyResult {
   manifestDigest: Digest;
   configDigest: Digest;
   layers: { diffId: Digest; mode: 'reuse' | 'rebuild'; alreadyPresent: boolean; files?: number }[];
+  /** Payload bytes read by the rebuilds of this run. */
   payloadBytes: number;
 }
 
-/** Checks that the header's layer plan is the target manifest's layer list. */
-function checkTarget(h: BundleHeader): void {
-  const m = parseJsonObject(Buffer.from(h.manifest), 'bundle target manifest');
-  if (m.mediaType !== MT.ociManifest) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', 'bundle target manifest is not an OCI manifest');
-  const config = toDescriptor(m.config, 'bundle target manifest config');
-  if (config.digest !== sha256(h.config)) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', 'bundle target manifest names another config');
-  const layers = toDescriptors(m.layers, 'bundle target manifest layers');
-  const diffIds = configDiffIds(parseJsonObject(Buffer.from(h.config), 'bundle target config'), 'bundle target config');
-  const same = layers.length === h.layers.length && layers.every((l, i) => l.mediaType === MT.ociLayer && l.digest === h.layers[i]!.diffId && l.size === h.layers[i]!.size && diffIds[i] === l.digest);
-  if (!same) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', 'bundle layer plan does not match its target manifest');
-}
-
-/** Refuses to start when the store's file system has less room than the header says it needs. */
-async function checkRoom(store: Store, need: number): Promise<void> {
-  if (need === 0) return;
-  const fs = await statfs(store.root);
-  const free = fs.bavail * fs.bsize;
-  const want = Math.ceil(need * 1.1) + 1024 * 1024;
-  if (free < want) {
-    throw new FerryError('FERRY_ERR_DISK_FULL', `the store's disk has ${free} bytes free; applying this bundle needs up to ${want}`, { details: { free, need: want } });
-  }
+/** Options of commitApply. */
+export interface CommitOptions {
+  signal?: AbortSignal | undefined;
+  /** Unix seconds (tests inject it): an expired header is refused, as gc drops its progress. */
+  now?: number | undefined;
 }
 
 /**
- * Reads and checks every chunk the layers to rebuild need, before any layer is rebuilt (DESIGN.md
- * section 8): a bad or missing chunk in the last layer must not leave the first layers committed.
- * The rebuild reads (and checks) the chunks again; the payload is small next to what it rebuilds.
+ * Installs a planned image whose layers are all in the store: writes config and manifest, moves
+ * the ref, records the channel's release (rollback re-checked under the lock), then removes the
+ * pending-apply record. A layer still missing is FERRY_ERR_OBJECT_MISSING.
  */
-async function verifyChunks(h: BundleHeader, chunks: ChunkSource, layers: BundleHeader['layers'], signal?: AbortSignal): Promise<void> {
-  const needed = new Set<number>();
-  for (const l of layers) {
-    if (l.end <= l.start) continue;
-    for (let i = Math.floor(l.start / h.chunkSize); i <= Math.floor((l.end - 1) / h.chunkSize); i++) needed.add(i);
-  }
-  for (const i of [...needed].sort((a, b) => a - b)) {
-    signal?.throwIfAborted();
-    const size = chunkLength(h, i);
-    verifyChunk(await chunks.readChunk(i, h.chunks[i]!, size, signal), i, h.chunks[i]!, size);
-  }
-}
-
-/** Applies a bundle to a store. */
-export async function applyBundle(store: Store, source: BundleSource, opts: ApplyOptions): Promise<ApplyResult> {
-  const h = verifyHeader(source.headerBytes, { trust: opts.trust, now: opts.now, channel: opts.channel });
-  const ref = opts.ref ?? h.release.ref;
-  parseRef(ref);
-  checkTarget(h);
+export async function commitApply(store: Store, plan: ApplyPlan, opts: CommitOptions = {}): Promise<ApplyResult> {
+  opts.signal?.throwIfAborted();
+  checkExpiry(plan.header, opts.now);
   return store.withLock(async () => {
-    const installed = await store.getChannel(h.release.channel);
-    if (installed && h.release.release <= installed.release) {
-      throw new FerryError('FERRY_ERR_BUNDLE_ROLLBACK', `channel ${h.release.channel} has release ${installed.release} installed; this bundle is release ${h.release.release}`, { details: { installed: installed.release, offered: h.release.release } });
-    }
-    const chunks = source.chunks(h);
-    const todo: typeof h.layers = [];
-    const result: ApplyResult['layers'] = [];
+    await checkRollback(store, plan.header);
     const missing: Digest[] = [];
-    for (const l of h.layers) {
-      const present = await store.hasSkeleton(l.diffId);
-      if (l.mode === 'reuse' && !present) missing.push(l.diffId);
-      if (l.mode === 'rebuild' && !present) todo.push(l);
-      result.push({ diffId: l.diffId, mode: l.mode, alreadyPresent: present });
-    }
-    if (missing.length > 0) throw new FerryError('FERRY_ERR_BASELINE_MISSING', `the store lacks layer(s) the bundle reuses: ${missing.join(', ')}`, { details: { missing } });
-    await checkRoom(store, todo.length > 0 ? h.need : 0);
-    const baseline = todo.length > 0 ? await loadBaseline(store, h.baseline) : [];
-    await verifyChunks(h, chunks, todo, opts.signal);
-    const total = todo.reduce((a, l) => a + (l.end - l.start), 0);
-    let done = 0;
-    for (const [i, l] of todo.entries()) {
-      opts.signal?.throwIfAborted();
-      opts.onProgress?.({ phase: `layer ${i + 1}/${todo.length}`, done, total });
-      const { files } = await applyLayer(store, l, payloadRange(h, chunks, l.start, l.end, opts.signal), baseline, { maxPatchReference: opts.maxPatchReference ?? DEFAULT_MAX_PATCH_REFERENCE });
-      done += l.end - l.start;
-      result.find((r) => r.diffId === l.diffId)!.files = files;
-    }
-    opts.onProgress?.({ phase: 'commit', done: total, total });
+    for (const l of plan.layers) if (!(await store.hasSkeleton(l.diffId))) missing.push(l.diffId);
+    if (missing.length > 0) throw new FerryError('FERRY_ERR_OBJECT_MISSING', `cannot commit: ${missing.length} layer(s) of the image are not in the store yet: ${missing.join(', ')}`, { details: { missing } });
+    opts.signal?.throwIfAborted();
+    const h = plan.header;
     const configDigest = await store.putBlob(h.config);
     const manifestDigest = await store.putBlob(h.manifest);
-    await store.setRef(ref, manifestDigest);
-    await store.setChannel(h.release.channel, { release: h.release.release, ref, manifest: manifestDigest, installed: new Date().toISOString() });
-    return { ref, channel: h.release.channel, release: h.release.release, manifestDigest, configDigest, layers: result, payloadBytes: total };
+    // the ref before the channel state: a recorded release always names an installed image
+    await store.setRef(plan.ref, manifestDigest);
+    await store.setChannel(plan.channel, { release: plan.release, ref: plan.ref, manifest: manifestDigest, installed: new Date().toISOString() });
+    await removePending(store, plan.bundleId);
+    return {
+      ref: plan.ref,
+      channel: plan.channel,
+      release: plan.release,
+      manifestDigest,
+      configDigest,
+      layers: plan.layers.map((l) => ({ diffId: l.diffId, mode: l.mode, alreadyPresent: l.present })),
+      payloadBytes: 0,
+    };
   });
+}
+
+/**
+ * Drops an uncommitted apply's pending record: the layers it rebuilt and the contents it wrote
+ * become ordinary garbage for gc. Returns whether there was a record.
+ */
+export async function abandonApply(store: Store, bundleId: Digest): Promise<boolean> {
+  return store.withLock(() => removePending(store, bundleId));
+}
+
+/**
+ * Applies a whole bundle (`ferry apply`): verify, plan, rebuild each missing layer, commit. A
+ * failure that retrying cannot cure (a malformed payload, a digest mismatch) abandons the apply;
+ * a retryable one (a missing chunk, a full disk, an abort) keeps its progress for a rerun.
+ */
+export async function applyBundle(store: Store, source: BundleSource, opts: ApplyOptions): Promise<ApplyResult> {
+  const header = verifyHeader(source.headerBytes, { trust: opts.trust, now: opts.now, channel: opts.channel });
+  const plan = await planApply(store, header, { ref: opts.ref, channel: opts.channel, now: opts.now, signal: opts.signal });
+  const rebuilt = new Map<Digest, RebuildResult>();
+  if (plan.rebuild.length > 0) {
+    const chunks = source.chunks(header);
+    const table = await openBaselineTable(store, plan, { signal: opts.signal });
+    try {
+      for (const l of plan.rebuild) {
+        rebuilt.set(l.diffId, await rebuildLayer(store, plan, l, chunks, { ...opts, baseline: table }));
+      }
+    } catch (err) {
+      if (isFerryError(err) && !err.retryable) await abandonApply(store, plan.bundleId).catch(() => {});
+      throw err;
+    } finally {
+      await table.close();
+    }
+  }
+  opts.onProgress?.({ phase: 'commit', done: plan.payloadBytes, total: plan.payloadBytes });
+  const result = await commitApply(store, plan, { signal: opts.signal, now: opts.now });
+  for (const l of result.layers) {
+    const r = rebuilt.get(l.diffId);
+    if (r) Object.assign(l, { alreadyPresent: r.alreadyPresent, files: r.files });
+  }
+  const payloadBytes = plan.rebuild.filter((l) => !rebuilt.get(l.diffId)?.alreadyPresent).reduce((a, l) => a + (l.end - l.start), 0);
+  return { ...result, payloadBytes };
 }

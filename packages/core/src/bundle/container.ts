@@ -6,9 +6,10 @@
  *   "FERRY\0B1" (8 bytes) | header length (u32 BE) | header envelope | payload (header.payloadSize)
  */
 
-import { open, readFile, readdir, stat } from 'node:fs/promises';
+import { readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, toFerryError } from '../errors.js';
+import { openRegularFile, readRegularFile, type RegularFileOptions } from '../util/bounded-read.js';
 import { digestHex, sha256, type Digest } from '../util/digest.js';
 import { HEADER_MAX_BYTES, type BundleHeader } from './header.js';
 
@@ -39,31 +40,45 @@ export function verifyChunk(bytes: Uint8Array, index: number, digest: Digest, si
   if (sha256(bytes) !== digest) throw new FerryError('FERRY_ERR_CHUNK_INVALID', `chunk ${index} does not match its digest ${digest}`, { details: { index, digest } });
 }
 
-/** Opens a `.ferry` file: checks magic, header length cap and total size before reading more. */
-export async function openFerryFile(path: string): Promise<BundleSource> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (err) {
-    throw toFerryError(err, `opening ${path}`);
-  }
-  try {
-    const { size: fileSize } = await fh.stat();
-    const head = Buffer.alloc(PREFIX);
-    const { bytesRead } = await fh.read(head, 0, PREFIX, 0);
-    if (bytesRead < PREFIX || !head.subarray(0, 8).equals(FERRY_FILE_MAGIC)) {
-      // a file cut inside the magic or inside the length field after it is a truncated bundle
-      const seen = Math.min(bytesRead, FERRY_FILE_MAGIC.length);
-      if (bytesRead > 0 && bytesRead < PREFIX && FERRY_FILE_MAGIC.subarray(0, seen).equals(head.subarray(0, seen))) {
-        throw new FerryError('FERRY_ERR_BUNDLE_TRUNCATED', `${path} ends inside its ${PREFIX}-byte prefix (${bytesRead} bytes)`);
-      }
-      throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `${path} is not a .ferry bundle file`);
+/** Reads `n` bytes at `pos` of an opened bundle file (fewer at its end: the caller checks). */
+async function readAt(fh: FileHandle, pos: number, n: number): Promise<Buffer> {
+  const buf = Buffer.alloc(n);
+  const { bytesRead } = await fh.read(buf, 0, n, pos);
+  return buf.subarray(0, bytesRead);
+}
+
+/** A `.ferry` file or a chunk must be a regular file (DESIGN.md section 8). */
+function ferryFileOptions(path: string): RegularFileOptions {
+  return { what: 'bundle file', notRegular: 'FERRY_ERR_BUNDLE_INVALID', missing: 'FERRY_ERR_BUNDLE_INVALID', details: { path } };
+}
+
+/** Checks the magic and the header length of a `.ferry` file's prefix; returns the header length. */
+function parsePrefix(path: string, head: Buffer, fileSize: number): number {
+  if (head.length < PREFIX || !head.subarray(0, 8).equals(FERRY_FILE_MAGIC)) {
+    // a file cut inside the magic or inside the length field after it is a truncated bundle
+    const seen = Math.min(head.length, FERRY_FILE_MAGIC.length);
+    if (head.length > 0 && head.length < PREFIX && FERRY_FILE_MAGIC.subarray(0, seen).equals(head.subarray(0, seen))) {
+      throw new FerryError('FERRY_ERR_BUNDLE_TRUNCATED', `${path} ends inside its ${PREFIX}-byte prefix (${head.length} bytes)`);
     }
-    const hlen = head.readUInt32BE(8);
-    if (hlen > HEADER_MAX_BYTES) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `${path}: header is ${hlen} bytes, over the ${HEADER_MAX_BYTES} cap`);
-    if (PREFIX + hlen > fileSize) throw new FerryError('FERRY_ERR_BUNDLE_TRUNCATED', `${path} ends inside its header`);
-    const headerBytes = Buffer.alloc(hlen);
-    await fh.read(headerBytes, 0, hlen, PREFIX);
+    throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `${path} is not a .ferry bundle file`);
+  }
+  const hlen = head.readUInt32BE(8);
+  if (hlen > HEADER_MAX_BYTES) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `${path}: header is ${hlen} bytes, over the ${HEADER_MAX_BYTES} cap`);
+  if (PREFIX + hlen > fileSize) throw new FerryError('FERRY_ERR_BUNDLE_TRUNCATED', `${path} ends inside its header`);
+  return hlen;
+}
+
+/**
+ * Opens a `.ferry` file: a regular file (checked on the opened descriptor), magic, header length
+ * cap and total size are checked before more is read; every read is bounded by what the prefix
+ * and header declare.
+ */
+export async function openFerryFile(path: string): Promise<BundleSource> {
+  const { fh, size: fileSize } = await openRegularFile(path, ferryFileOptions(path));
+  try {
+    const hlen = parsePrefix(path, await readAt(fh, 0, PREFIX), fileSize);
+    const headerBytes = await readAt(fh, PREFIX, hlen);
+    if (headerBytes.length < hlen) throw new FerryError('FERRY_ERR_BUNDLE_TRUNCATED', `${path} ends inside its header`);
     const payloadStart = PREFIX + hlen;
     return {
       where: path,
@@ -73,13 +88,12 @@ export async function openFerryFile(path: string): Promise<BundleSource> {
         if (payloadStart + h.payloadSize < fileSize) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `${path} has ${fileSize - payloadStart - h.payloadSize} bytes after its payload`);
         return {
           async readChunk(i, _digest, size) {
-            const f = await open(path, 'r');
+            // opened again per chunk (the source has no close): the path is checked each time
+            const f = await openRegularFile(path, ferryFileOptions(path));
             try {
-              const buf = Buffer.alloc(size);
-              const { bytesRead: n } = await f.read(buf, 0, size, payloadStart + i * h.chunkSize);
-              return buf.subarray(0, n);
+              return await readAt(f.fh, payloadStart + i * h.chunkSize, size);
             } finally {
-              await f.close();
+              await f.fh.close();
             }
           },
         };
@@ -90,18 +104,35 @@ export async function openFerryFile(path: string): Promise<BundleSource> {
   }
 }
 
-/** A chunk source over a repository directory's `chunks/`. Missing: FERRY_ERR_CHUNK_MISSING. */
+/**
+ * A chunk source over a repository directory's `chunks/`. Missing: FERRY_ERR_CHUNK_MISSING; not
+ * a regular file, or larger than the header says: FERRY_ERR_CHUNK_INVALID, read no further than
+ * one byte past the chunk's size.
+ */
 export function dirChunkSource(dir: string): ChunkSource {
   return {
-    async readChunk(i, digest) {
-      try {
-        return await readFile(join(dir, 'chunks', digestHex(digest)));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new FerryError('FERRY_ERR_CHUNK_MISSING', `chunk ${i} (${digest}) is not in ${dir}/chunks`, { details: { index: i, digest } });
-        throw toFerryError(err, `reading chunk ${i}`);
-      }
+    async readChunk(i, digest, size, signal) {
+      return readRegularFile(join(dir, 'chunks', digestHex(digest)), {
+        what: `chunk ${i} (${digest}) in ${dir}:`,
+        notRegular: 'FERRY_ERR_CHUNK_INVALID',
+        missing: 'FERRY_ERR_CHUNK_MISSING',
+        tooBig: 'FERRY_ERR_CHUNK_INVALID',
+        maxBytes: size,
+        details: { index: i, digest },
+        signal,
+      });
     },
   };
+}
+
+async function headerNames(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(join(dir, 'headers'))).filter((n) => /^[0-9a-f]{64}$/.test(n));
+  } catch (err) {
+    const errno = (err as NodeJS.ErrnoException).code;
+    if (errno === 'ENOENT' || errno === 'ENOTDIR') throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `${dir} is not a bundle repository (no headers/ directory)`, { cause: err });
+    throw toFerryError(err, `listing ${dir}/headers`);
+  }
 }
 
 /**
@@ -109,19 +140,13 @@ export function dirChunkSource(dir: string): ChunkSource {
  * without it the directory must hold exactly one header.
  */
 export async function openBundleDir(dir: string, id?: string): Promise<BundleSource> {
-  let names: string[];
-  try {
-    names = (await readdir(join(dir, 'headers'))).filter((n) => /^[0-9a-f]{64}$/.test(n));
-  } catch {
-    throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `${dir} is not a bundle repository (no headers/ directory)`);
-  }
+  const names = await headerNames(dir);
   const pick = id === undefined ? names : names.filter((n) => n.startsWith(id.replace(/^sha256:/, '')));
   if (pick.length !== 1) {
     throw new FerryError(pick.length === 0 ? 'FERRY_ERR_BUNDLE_INVALID' : 'FERRY_ERR_USAGE', pick.length === 0 ? `${dir} has no bundle header${id ? ` ${id}` : ''}` : `${dir} holds ${pick.length} bundles; name one with --bundle ID (${pick.map((n) => n.slice(0, 12)).join(', ')})`);
   }
   const file = join(dir, 'headers', pick[0]!);
-  if ((await stat(file)).size > HEADER_MAX_BYTES) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `${file} is over the ${HEADER_MAX_BYTES}-byte header cap`);
-  const headerBytes = await readFile(file);
+  const headerBytes = await readRegularFile(file, { what: 'bundle header', notRegular: 'FERRY_ERR_BUNDLE_INVALID', maxBytes: HEADER_MAX_BYTES });
   if (sha256(headerBytes) !== `sha256:${pick[0]}`) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `${file} does not match its name (tampered header)`);
   return { where: dir, headerBytes, chunks: () => dirChunkSource(dir) };
 }
@@ -131,8 +156,9 @@ export async function openBundle(path: string, id?: string): Promise<BundleSourc
   let st;
   try {
     st = await stat(path);
-  } catch {
-    throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `${path} does not exist`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `${path} does not exist`, { cause: err });
+    throw toFerryError(err, `opening bundle ${path}`);
   }
   return st.isDirectory() ? openBundleDir(path, id) : openFerryFile(path);
 }

@@ -17,8 +17,7 @@ export interface GroupContext {
   lookup(i: number): ReferencePart | undefined;
   /** The entry of this layer k places before the group's (k >= 1), or undefined before the layer's start. */
   earlier(k: number): ReferencePart | undefined;
-  /** Makes every body stored so far readable from `source` (called before a set naming earlier entries is read). */
-  settle(): Promise<void>;
+  /** Reads baseline bodies and the bodies this layer stored so far. */
   source: ReferenceSource;
   /** Stores one body of `size` bytes; resolves with its digest. */
   put(body: AsyncIterable<Uint8Array>, size: number): Promise<Digest>;
@@ -40,6 +39,9 @@ function bad(msg: string): FerryError {
 /** Groups a layer may have open at once (opened, with members not yet taken). */
 export const MAX_OPEN_GROUPS = 1024;
 
+/** Member bodies decoded and not yet taken, over every open group of a layer, at most. */
+export const MAX_PENDING_MEMBERS = 65_536;
+
 /**
  * The bodies of a layer's open groups that later MEMBER entries take, in order. One per layer
  * rebuild; `finish` at the layer's end refuses members that no entry took.
@@ -48,10 +50,12 @@ export class GroupMembers {
   /** Untaken bodies by group number (groups are numbered as they open). */
   private readonly pending = new Map<number, GroupBody[]>();
   private opened = 0;
+  private waiting = 0;
 
   /** Decodes a GROUP body: stores every member and returns the first (this entry's body). */
   async open(body: Extract<DecodedBody, { kind: 'group' }>, ctx: GroupContext): Promise<GroupBody> {
     if (this.pending.size >= MAX_OPEN_GROUPS) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `more than ${MAX_OPEN_GROUPS} groups open at once`);
+    if (this.waiting + body.sizes.length - 1 > MAX_PENDING_MEMBERS) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `more than ${MAX_PENDING_MEMBERS} group members waiting for their entries`);
     const base = resolveReferenceSet(body.set, ctx.lookup, ctx.maxReference);
     const earlier = resolveReferenceSet(body.earlier, (k) => ctx.earlier(k), ctx.maxReference - base.size);
     const parts = [...base.parts, ...earlier.parts];
@@ -59,9 +63,8 @@ export class GroupMembers {
     if (parts.length === 0) throw bad('a group has an empty reference');
     const total = body.sizes.reduce((a, s) => a + s, 0);
     if (refSize + total > PATCH_SPAN_MAX) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `group of ${total} bytes against a ${refSize}-byte reference exceeds the ${PATCH_SPAN_MAX}-byte patch span`);
-    if (earlier.parts.length > 0) await ctx.settle();
     let ref: Buffer | undefined = await loadReferenceSet(ctx.source, parts, refSize, { signal: ctx.signal });
-    const out = new ByteReader(zstdDecode(body.data, total, ref));
+    const out = new ByteReader(zstdDecode(body.data, total, { dictionary: ref, signal: ctx.signal }));
     ref = undefined;
     const bodies: GroupBody[] = [];
     try {
@@ -73,6 +76,7 @@ export class GroupMembers {
     }
     const n = this.opened++;
     if (bodies.length > 1) this.pending.set(n, bodies.slice(1));
+    this.waiting += bodies.length - 1;
     return bodies[0]!;
   }
 
@@ -82,6 +86,7 @@ export class GroupMembers {
     const pending = this.pending.get(n);
     const b = pending?.shift();
     if (!b) throw bad(`a member body names group ${n}, which has no member left`);
+    this.waiting--;
     if (pending!.length === 0) this.pending.delete(n);
     return b;
   }

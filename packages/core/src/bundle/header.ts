@@ -5,6 +5,7 @@
  */
 import { FerryError } from '../errors.js';
 import { bytesToDigest, digestToBytes, isDigest, sha256, type Digest } from '../util/digest.js';
+import { isChannelName, parseRef } from '../store/refs.js';
 import { check, decodeLimited, encodeMsgpack } from './msgpack.js';
 import { signBytes, verifySignatures, type PrivateKey, type RolePolicy, type Signature, type SigningRole } from './keys.js';
 
@@ -20,8 +21,31 @@ export const RELEASE_FORMAT_VERSION = 1;
 /** Largest header (envelope) accepted, checked before any byte is decoded. */
 export const HEADER_MAX_BYTES = 16 * 1024 * 1024;
 
-const ENVELOPE_LIMITS = { maxStrLength: 256, maxBinLength: HEADER_MAX_BYTES, maxArrayLength: 64, maxMapLength: 4 };
-const DOC_LIMITS = { maxStrLength: 4096, maxBinLength: 8 * 1024 * 1024, maxArrayLength: 4 * 1024 * 1024, maxMapLength: 32 };
+/** Target layers a header may list (docs/format.md section 4). */
+export const HEADER_MAX_LAYERS = 1024;
+/** Baseline layers a header may list, each at most once. */
+export const HEADER_MAX_BASELINE = 4096;
+/** Chunks a header may list (at 34 bytes each, about what fits in HEADER_MAX_BYTES). */
+export const HEADER_MAX_CHUNKS = 1 << 19;
+/** Smallest and largest chunk size: readers allocate a chunk, so its size is capped. */
+export const CHUNK_SIZE_MIN = 1024;
+export const CHUNK_SIZE_MAX = 16 * 1024 * 1024;
+/** Largest payload: as many of the largest chunks as a header may list. */
+export const PAYLOAD_MAX_BYTES = HEADER_MAX_CHUNKS * CHUNK_SIZE_MAX;
+
+/** An envelope is `{signed, signatures: [[keyid, sig], ...]}`: 3 deep, at most 64 signatures. */
+const ENVELOPE_LIMITS = { maxStrLength: 256, maxBinLength: HEADER_MAX_BYTES, maxArrayLength: 64, maxMapLength: 4, maxDepth: 3, maxElements: 256 };
+/** A release statement is a flat map of 8 fields. */
+const RELEASE_LIMITS = { maxStrLength: 4096, maxBinLength: 0, maxArrayLength: 0, maxMapLength: 16, maxDepth: 1, maxElements: 64 };
+/** A header: a map of lists (`payload: [size, chunkSize, [chunk, ...]]`, `layers: [[...], ...]`): 3 deep. */
+const HEADER_LIMITS = {
+  maxStrLength: 4096,
+  maxBinLength: 8 * 1024 * 1024,
+  maxArrayLength: HEADER_MAX_CHUNKS,
+  maxMapLength: 32,
+  maxDepth: 3,
+  maxElements: HEADER_MAX_CHUNKS + HEADER_MAX_BASELINE + 8 * HEADER_MAX_LAYERS + 256,
+};
 
 /** What the offline release key vouches for (Uptane's image role). */
 export interface ReleaseStatement {
@@ -109,15 +133,29 @@ function digestField(v: unknown, what: string): Digest {
   return v;
 }
 
+/** A channel becomes a file name on the device: the CLI's rule holds for signed headers too. */
+function channelField(v: unknown): string {
+  const channel = check.str(v, 'release.channel');
+  if (!isChannelName(channel)) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `release statement names channel ${JSON.stringify(channel.slice(0, 200))}, not a valid channel name (letters, digits, '.', '_' and '-', up to 128, starting with a letter or digit)`);
+  return channel;
+}
+
+/** The ref a device installs as must be a valid name:tag (FERRY_ERR_REF_INVALID). */
+function refField(v: unknown): string {
+  const ref = check.str(v, 'release.ref');
+  parseRef(ref);
+  return ref;
+}
+
 /** Decodes verified release statement bytes. */
 export function decodeRelease(bytes: Uint8Array): ReleaseStatement {
-  const m = check.map(decodeLimited(bytes, DOC_LIMITS, 'release statement'), 'release statement');
+  const m = check.map(decodeLimited(bytes, RELEASE_LIMITS, 'release statement'), 'release statement');
   if (m.type !== 'ferry-release') throw new FerryError('FERRY_ERR_BUNDLE_INVALID', 'not a ferry release statement');
   if (m.v !== RELEASE_FORMAT_VERSION) throw new FerryError('FERRY_ERR_BUNDLE_VERSION', `release statement version ${String(m.v)} is not supported`);
   return {
-    channel: check.str(m.channel, 'release.channel'),
+    channel: channelField(m.channel),
     release: check.uint(m.release, 'release.release'),
-    ref: check.str(m.ref, 'release.ref'),
+    ref: refField(m.ref),
     manifest: digestField(m.manifest, 'release.manifest'),
     config: digestField(m.config, 'release.config'),
     expires: check.uint(m.expires, 'release.expires'),
@@ -143,8 +181,15 @@ export function encodeHeader(h: Omit<BundleHeader, 'release' | 'version'>): Uint
   });
 }
 
+/** An array of at most `max` items, checked before any item is looked at. */
+function list(v: unknown, what: string, max: number): unknown[] {
+  const a = check.array(v, what);
+  if (a.length > max) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `${what} has ${a.length} items, over the cap of ${max}`);
+  return a;
+}
+
 function decodeLayers(v: unknown): LayerPlan[] {
-  return check.array(v, 'header.layers').map((x, i) => {
+  return list(v, 'header.layers', HEADER_MAX_LAYERS).map((x, i) => {
     const a = check.array(x, `layer ${i}`);
     const mode = MODES[check.uint(a[2], `layer ${i} mode`)];
     if (!mode) throw new FerryError('FERRY_ERR_MSGPACK_INVALID', `layer ${i} has an unknown mode`);
@@ -165,7 +210,7 @@ export function decodeHeader(bytes: Uint8Array, releasePolicy: RolePolicy): Bund
  * it, or for inspection only, does not). Shape, limits and consistency are always checked.
  */
 export function decodeHeaderWith(bytes: Uint8Array, openRelease: (envelope: Uint8Array) => Uint8Array): BundleHeader {
-  const m = check.map(decodeLimited(bytes, DOC_LIMITS, 'bundle header'), 'bundle header');
+  const m = check.map(decodeLimited(bytes, HEADER_LIMITS, 'bundle header'), 'bundle header');
   if (m.type !== 'ferry-bundle') throw new FerryError('FERRY_ERR_BUNDLE_INVALID', 'not a ferry bundle header');
   if (typeof m.v !== 'number' || !BUNDLE_FORMAT_VERSIONS_READ.includes(m.v)) throw new FerryError('FERRY_ERR_BUNDLE_VERSION', `bundle format version ${String(m.v)} is not supported (this ferry reads ${BUNDLE_FORMAT_VERSIONS_READ.join(', ')})`);
   const releaseEnvelope = check.bin(m.release, 'header.release');
@@ -177,11 +222,11 @@ export function decodeHeaderWith(bytes: Uint8Array, openRelease: (envelope: Uint
     release,
     manifest: check.bin(m.manifest, 'header.manifest'),
     config: check.bin(m.config, 'header.config'),
-    baseline: check.array(m.baseline, 'header.baseline').map((d, i) => bytesToDigest(check.bin(d, `baseline ${i}`, 32))),
+    baseline: list(m.baseline, 'header.baseline', HEADER_MAX_BASELINE).map((d, i) => bytesToDigest(check.bin(d, `baseline ${i}`, 32))),
     layers: decodeLayers(m.layers),
     payloadSize: check.uint(payload[0], 'payload size'),
     chunkSize: check.uint(payload[1], 'chunk size'),
-    chunks: check.array(payload[2], 'chunk list').map((d, i) => bytesToDigest(check.bin(d, `chunk ${i}`, 32))),
+    chunks: list(payload[2], 'chunk list', HEADER_MAX_CHUNKS).map((d, i) => bytesToDigest(check.bin(d, `chunk ${i}`, 32))),
     need: check.uint(m.need, 'header.need'),
     created: check.uint(m.created, 'header.created'),
   };
@@ -189,14 +234,27 @@ export function decodeHeaderWith(bytes: Uint8Array, openRelease: (envelope: Uint
   return header;
 }
 
+/**
+ * Checks the header's sizes and lists against each other and against the caps, before anything
+ * is loaded for it (docs/format.md section 4): a repeated baseline layer or an absurd chunk size
+ * would otherwise make the applier load or allocate accordingly.
+ */
 function checkConsistent(h: BundleHeader): void {
   const bad = (msg: string): FerryError => new FerryError('FERRY_ERR_BUNDLE_INVALID', `bundle header is inconsistent: ${msg}`);
   if (sha256(h.manifest) !== h.release.manifest) throw bad('its manifest is not the one the release statement names');
   if (sha256(h.config) !== h.release.config) throw bad('its config is not the one the release statement names');
-  if (h.chunkSize < 1) throw bad('chunk size is 0');
+  if (h.chunkSize < CHUNK_SIZE_MIN || h.chunkSize > CHUNK_SIZE_MAX) throw bad(`chunk size ${h.chunkSize} is outside ${CHUNK_SIZE_MIN}..${CHUNK_SIZE_MAX}`);
+  if (h.payloadSize > PAYLOAD_MAX_BYTES) throw bad(`payload size ${h.payloadSize} is over the cap of ${PAYLOAD_MAX_BYTES}`);
   if (h.chunks.length !== Math.ceil(h.payloadSize / h.chunkSize)) throw bad(`${h.chunks.length} chunks cannot hold ${h.payloadSize} bytes in chunks of ${h.chunkSize}`);
+  if (new Set(h.baseline).size !== h.baseline.length) throw bad('its baseline names a layer more than once');
   for (const l of h.layers) if (l.end > h.payloadSize) throw bad(`layer ${l.diffId} payload range runs past the payload`);
+  // new store data is at most the rebuilt layers' bytes (bodies plus header records) and change
+  const rebuilt = h.layers.reduce((a, l) => a + (l.mode === 'rebuild' ? l.size : 0), 0);
+  if (h.need > 2 * rebuilt + NEED_SLACK) throw bad(`it says the apply needs ${h.need} bytes, more than twice the ${rebuilt} bytes of the layers it rebuilds`);
 }
+
+/** What `need` may exceed twice the rebuilt layer bytes by (skeleton overhead of tiny layers). */
+const NEED_SLACK = 1024 * 1024;
 
 /** Checks done before any chunk is touched (DESIGN.md section 6). */
 export interface HeaderChecks {
@@ -208,18 +266,40 @@ export interface HeaderChecks {
   channel?: string | undefined;
 }
 
+declare const verifiedBrand: unique symbol;
+
+/**
+ * A header whose envelope verified against trusted keys, decoded and checked for consistency,
+ * expiry and channel. Only {@link verifyHeader} produces one (the brand cannot be written in a
+ * literal), so planApply can take it as proof that the signatures were checked.
+ */
+export type VerifiedHeader = BundleHeader & {
+  /** The bundle id: sha256 of the header envelope bytes (docs/format.md section 4). */
+  readonly id: Digest;
+  readonly [verifiedBrand]: true;
+};
+
 /** Verifies signatures, expiry and channel, and decodes a header envelope. */
-export function verifyHeader(envelopeBytes: Uint8Array, checks: HeaderChecks): BundleHeader {
+export function verifyHeader(envelopeBytes: Uint8Array, checks: HeaderChecks): VerifiedHeader {
   const signed = openEnvelope('header', envelopeBytes, checks.trust.header);
   const h = decodeHeader(signed, checks.trust.release);
-  const now = checks.now ?? Math.floor(Date.now() / 1000);
+  checkExpiry(h, checks.now);
+  checkChannel(h, checks.channel);
+  return Object.assign(h, { id: bundleId(envelopeBytes) }) as VerifiedHeader;
+}
+
+/** Refuses a header whose release statement has expired (`expires <= now`): FERRY_ERR_BUNDLE_EXPIRED. */
+export function checkExpiry(h: BundleHeader, now = Math.floor(Date.now() / 1000)): void {
   if (h.release.expires <= now) {
     throw new FerryError('FERRY_ERR_BUNDLE_EXPIRED', `bundle for ${h.release.ref} (release ${h.release.release}) expired at ${new Date(h.release.expires * 1000).toISOString()}`);
   }
-  if (checks.channel !== undefined && checks.channel !== h.release.channel) {
-    throw new FerryError('FERRY_ERR_BUNDLE_CHANNEL', `bundle is for channel ${h.release.channel}, not ${checks.channel}`);
+}
+
+/** Refuses a header for another channel than `channel` (when given): FERRY_ERR_BUNDLE_CHANNEL. */
+export function checkChannel(h: BundleHeader, channel: string | undefined): void {
+  if (channel !== undefined && channel !== h.release.channel) {
+    throw new FerryError('FERRY_ERR_BUNDLE_CHANNEL', `bundle is for channel ${h.release.channel}, not ${channel}`);
   }
-  return h;
 }
 
 /** The bundle id: sha256 of the header envelope bytes. */

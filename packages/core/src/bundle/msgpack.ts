@@ -1,19 +1,28 @@
 /** msgpack decoding with limits set before reading (DESIGN.md section 8). */
 import { decode, encode } from '@msgpack/msgpack';
 import { FerryError } from '../errors.js';
+import { MsgpackScanner, type ScanLimits } from './msgpack-scan.js';
 
-/** Decoder limits. */
-export interface MsgpackLimits {
+/** Decoder limits: lengths for the decoder, depth and value count for the pre-scan. */
+export interface MsgpackLimits extends Partial<ScanLimits> {
   maxStrLength: number;
   maxBinLength: number;
   maxArrayLength: number;
   maxMapLength: number;
 }
 
-/** Decodes one msgpack document under limits; anything malformed is FERRY_ERR_MSGPACK_INVALID. */
+/** Depth and value count when a caller sets none: more than any ferry document needs. */
+const DEFAULT_SCAN: ScanLimits = { maxDepth: 8, maxElements: 1 << 20 };
+
+/**
+ * Decodes one msgpack document under limits. Depth and value count are checked by a pre-scan
+ * before the decoder allocates anything; past any limit, or malformed: FERRY_ERR_MSGPACK_INVALID.
+ */
 export function decodeLimited(bytes: Uint8Array, limits: MsgpackLimits, what: string): unknown {
+  const { maxDepth = DEFAULT_SCAN.maxDepth, maxElements = DEFAULT_SCAN.maxElements, ...lengths } = limits;
+  new MsgpackScanner({ maxDepth, maxElements }, what).feed(bytes);
   try {
-    return decode(bytes, { ...limits, maxExtLength: 0 });
+    return decode(bytes, { ...lengths, maxExtLength: 0 });
   } catch (err) {
     throw new FerryError('FERRY_ERR_MSGPACK_INVALID', `${what} is not valid msgpack within limits: ${(err as Error).message}`, { cause: err });
   }

@@ -37,14 +37,19 @@
  */
 import { decodeMultiStream, encode } from '@msgpack/msgpack';
 import type { Writable } from 'node:stream';
-import { FerryError } from '../errors.js';
+import { FerryError, toFerryError } from '../errors.js';
 import { bytesToDigest, digestToBytes, type Digest } from '../util/digest.js';
+import { readUvarint, writeUvarint } from '../util/varint.js';
 import { zstdDecode } from '../util/zstd.js';
+import { PAYLOAD_WINDOW_LOG_MAX } from './limits.js';
+import { scanMsgpackStream } from './msgpack-scan.js';
 import { packU32, unpackU32 } from './reference.js';
 
 /** Largest bin record in a payload (body data is cut into parts of at most this). */
 export const PAYLOAD_PART = 1024 * 1024;
 const LIMITS = { maxStrLength: 0, maxBinLength: 16 * 1024 * 1024, maxArrayLength: 8, maxMapLength: 0, maxExtLength: 0 };
+/** Op records nest 2 deep (`[1, [d, patch], [4, i, size, n]]`); the pre-scan allows one more. */
+const SCAN = { maxDepth: 3, maxElements: 1024 };
 
 /** Where an entry's header group comes from. */
 export type HeaderSource =
@@ -173,19 +178,41 @@ function int(v: unknown, what: string, min = 0): number {
 }
 
 /**
- * Decodes one layer frame (compressed bytes) into ops. Output of the zstd frame is capped at
- * `maxOutput`; every record is shape-checked; literal/patch/bsdiff data arrive through `data`.
+ * What a failure while reading records means: the decoder's own errors are a malformed payload;
+ * an abort, a file system error or a FerryError from the source below pass through as such.
  */
-export async function* readOps(compressed: AsyncIterable<Uint8Array>, maxOutput: number): AsyncGenerator<PayloadOp> {
-  const records = decodeMultiStream<undefined>(zstdDecode(compressed, maxOutput), LIMITS)[Symbol.asyncIterator]();
+function decodeError(err: unknown): FerryError {
+  const e = err as NodeJS.ErrnoException;
+  // a record the msgpack scan refuses is a bad payload, like one the decoder refuses
+  if (err instanceof FerryError && err.code === 'FERRY_ERR_MSGPACK_INVALID') return bad(err.message);
+  if (err instanceof FerryError || e?.name === 'AbortError' || typeof e?.syscall === 'string') return toFerryError(err, 'reading the payload');
+  return bad(e?.message ?? String(err));
+}
+
+/** Options of {@link readOps}. */
+export interface ReadOpsOptions {
+  /** Largest zstd window accepted (default PAYLOAD_WINDOW_LOG_MAX): a larger frame is FERRY_ERR_LIMIT_EXCEEDED. */
+  windowLogMax?: number | undefined;
+  /** Reaches the zstd decoder, which checks it at every piece it decodes. */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Decodes one layer frame (compressed bytes) into ops. Output of the zstd frame is capped at
+ * `maxOutput` and its window at `windowLogMax`; every record is shape-checked;
+ * literal/patch/bsdiff data arrive through `data`.
+ */
+export async function* readOps(compressed: AsyncIterable<Uint8Array>, maxOutput: number, options: ReadOpsOptions = {}): AsyncGenerator<PayloadOp> {
+  const decoded = zstdDecode(compressed, maxOutput, { windowLogMax: options.windowLogMax ?? PAYLOAD_WINDOW_LOG_MAX, signal: options.signal });
+  const scanned = scanMsgpackStream(decoded, SCAN, 'payload frame');
+  const records = decodeMultiStream<undefined>(scanned, LIMITS)[Symbol.asyncIterator]();
   let cursor = 0;
   const next = async (): Promise<unknown> => {
     let r;
     try {
       r = await records.next();
     } catch (err) {
-      if (err instanceof FerryError) throw err;
-      throw bad((err as Error).message);
+      throw decodeError(err);
     }
     if (r.done) throw bad('frame ended before its tail record');
     return r.value;
@@ -204,34 +231,39 @@ export async function* readOps(compressed: AsyncIterable<Uint8Array>, maxOutput:
     cursor = i + 1;
     return i;
   };
-  for (;;) {
-    const rec = await next();
-    if (!Array.isArray(rec)) throw bad('op record is not an array');
-    if (rec[0] === 0) {
-      const start = cursor + int(rec[1], 'run delta', -cursor);
-      const count = int(rec[2], 'run count', 1);
-      cursor = start + count;
-      yield { op: 'run', start, count };
-    } else if (rec[0] === 1) {
-      const h = rec[1];
-      const header: HeaderSource = typeof h === 'number' ? { kind: 'base', index: base(h) } : h instanceof Uint8Array ? { kind: 'literal', bytes: h } : Array.isArray(h) && h[1] instanceof Uint8Array && (h[2] === undefined || h[2] === 1) ? { kind: 'patched', index: base(h[0]), patch: h[1], fixChecksum: h[2] === 1 } : (() => { throw bad('header source'); })();
-      const pad = rec[3] === undefined ? undefined : rec[3] instanceof Uint8Array ? rec[3] : (() => { throw bad('pad'); })();
-      yield { op: 'entry', header, body: decodeBody(rec[2], parts, header), pad };
-    } else if (rec[0] === 3) {
-      const start = cursor + int(rec[1], 'patch run delta', -cursor);
-      const count = int(rec[2], 'patch run count', 1);
-      if (!(rec[3] instanceof Uint8Array)) throw bad('patch run patch is not binary');
-      cursor = start + count;
-      yield { op: 'patchrun', start, count, patch: rec[3] };
-    } else if (rec[0] === 2) {
-      if (!(rec[1] instanceof Uint8Array)) throw bad('tail is not binary');
-      yield { op: 'tail', bytes: rec[1] };
-      const after = await records.next().catch((err: unknown) => { throw bad((err as Error).message); });
-      if (!after.done) throw bad('records after the tail');
-      return;
-    } else {
-      throw bad(`unknown op ${String(rec[0])}`);
+  try {
+    for (;;) {
+      const rec = await next();
+      if (!Array.isArray(rec)) throw bad('op record is not an array');
+      if (rec[0] === 0) {
+        const start = cursor + int(rec[1], 'run delta', -cursor);
+        const count = int(rec[2], 'run count', 1);
+        cursor = start + count;
+        yield { op: 'run', start, count };
+      } else if (rec[0] === 1) {
+        const h = rec[1];
+        const header: HeaderSource = typeof h === 'number' ? { kind: 'base', index: base(h) } : h instanceof Uint8Array ? { kind: 'literal', bytes: h } : Array.isArray(h) && h[1] instanceof Uint8Array && (h[2] === undefined || h[2] === 1) ? { kind: 'patched', index: base(h[0]), patch: h[1], fixChecksum: h[2] === 1 } : (() => { throw bad('header source'); })();
+        const pad = rec[3] === undefined ? undefined : rec[3] instanceof Uint8Array ? rec[3] : (() => { throw bad('pad'); })();
+        yield { op: 'entry', header, body: decodeBody(rec[2], parts, header), pad };
+      } else if (rec[0] === 3) {
+        const start = cursor + int(rec[1], 'patch run delta', -cursor);
+        const count = int(rec[2], 'patch run count', 1);
+        if (!(rec[3] instanceof Uint8Array)) throw bad('patch run patch is not binary');
+        cursor = start + count;
+        yield { op: 'patchrun', start, count, patch: rec[3] };
+      } else if (rec[0] === 2) {
+        if (!(rec[1] instanceof Uint8Array)) throw bad('tail is not binary');
+        yield { op: 'tail', bytes: rec[1] };
+        const after = await records.next().catch((err: unknown) => { throw decodeError(err); });
+        if (!after.done) throw bad('records after the tail');
+        return;
+      } else {
+        throw bad(`unknown op ${String(rec[0])}`);
+      }
     }
+  } finally {
+    // an early stop (an error, or a consumer that stops reading) closes the decoders and the source
+    await records.return?.(undefined);
   }
 }
 
@@ -280,17 +312,10 @@ function decodeBody(b: unknown, parts: (n: number) => AsyncGenerator<Uint8Array>
 /** Encodes a patch writing `to`'s bytes over the given sorted, disjoint [start, end) ranges. */
 export function encodePatch(to: Uint8Array, ranges: [number, number][]): Uint8Array {
   const out: number[] = [];
-  const varint = (n: number): void => {
-    while (n >= 0x80) {
-      out.push((n & 0x7f) | 0x80);
-      n >>>= 7;
-    }
-    out.push(n);
-  };
   let last = 0;
   for (const [i, j] of ranges) {
-    varint(i - last);
-    varint(j - i);
+    writeUvarint(out, out.length, i - last);
+    writeUvarint(out, out.length, j - i);
     for (let k = i; k < j; k++) out.push(to[k]!);
     last = j;
   }
@@ -315,7 +340,7 @@ export function diffRanges(from: Uint8Array, to: Uint8Array): [number, number][]
   return ranges;
 }
 
-/** Encodes a same-length byte patch: (skip varint, len varint, bytes)*; undefined if lengths differ. */
+/** Encodes a same-length byte patch: (skip varint, len varint, bytes)* (util/varint.ts); undefined if lengths differ. */
 export function diffBytes(from: Uint8Array, to: Uint8Array): Uint8Array | undefined {
   if (from.length !== to.length) return undefined;
   return encodePatch(to, diffRanges(from, to));
@@ -324,18 +349,14 @@ export function diffBytes(from: Uint8Array, to: Uint8Array): Uint8Array | undefi
 /** Applies a patch made by diffBytes; malformed: FERRY_ERR_BUNDLE_INVALID. */
 export function patchBytes(from: Uint8Array, patch: Uint8Array): Buffer {
   const out = Buffer.from(from);
+  const badVarint = (reason: string): FerryError => bad(`header patch: ${reason}`);
   let p = 0;
   let pos = 0;
+  // neither a skip nor a length can exceed the header: that is each varint's cap
   const varint = (): number => {
-    let n = 0;
-    let shift = 0;
-    for (;;) {
-      if (p >= patch.length || shift > 28) throw bad('header patch is truncated');
-      const b = patch[p++]!;
-      n |= (b & 0x7f) << shift;
-      if (b < 0x80) return n >>> 0;
-      shift += 7;
-    }
+    const { value, next } = readUvarint(patch, p, badVarint, out.length);
+    p = next;
+    return value;
   };
   while (p < patch.length) {
     pos += varint();

@@ -7,13 +7,6 @@
 import { FerryError } from '../errors.js';
 import type { Digest } from '../util/digest.js';
 
-/**
- * Default cap on a reference set's bytes: the differ never builds a bigger set, the applier refuses
- * one. The applier holds the set twice while decoding (its buffer and zstd's dictionary copy), so
- * this bounds about a quarter of the 128 MB apply budget (DESIGN.md section 5).
- */
-export const DEFAULT_MAX_PATCH_REFERENCE = 16 * 1024 * 1024;
-
 /** Most entries a reference set or a group may name (each costs a few bytes to hold). */
 export const REFERENCE_SET_MAX_ENTRIES = 65_536;
 

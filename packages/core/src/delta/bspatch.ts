@@ -1,11 +1,33 @@
 /**
- * Streaming application of a bsdiff delta (format in bsdiff.ts). Memory is the reference plus one
- * block's control triples and diff bytes (at most BSDIFF_BLOCK) plus one output piece: extra bytes
- * are copied into the output as they arrive. Anything malformed (truncated, a seek outside the reference, more or
- * fewer bytes than `size`, trailing bytes) is FERRY_ERR_BUNDLE_INVALID.
+ * bsdiff deltas (Colin Percival, "Naive differences of executable code", 2003): the format, and
+ * its streaming application. The encoder is publisher-only and lives in the differ.
+ *
+ * Delta format (ferry's own; not BSDIFF40). All integers are LEB128 varints; seeks are zigzag:
+ *
+ *   delta  = block*                      no blocks at all for an empty target
+ *   block  = n  triple{n}  add-bytes  extra-bytes
+ *   triple = seek  add  extra
+ *
+ * Decoding keeps a reference position `pos`, 0 at the start and carried across blocks. For each
+ * triple in order: pos += seek (pos must stay within [0, reference length]); output `add` bytes
+ * reference[pos + i] + diff[i] (mod 256) taking diff bytes from the block's add-bytes in order, and
+ * pos += add; then output `extra` bytes copied from the block's extra-bytes in order.
+ *
+ * Every triple outputs at least one byte (add + extra >= 1), and a block outputs at most
+ * BSDIFF_BLOCK bytes in all. Within a block the control triples, the diff bytes and the extra bytes
+ * each sit together, so the payload compressor sees long runs of similar data; the bound lets
+ * bspatch stream with one block's diff bytes buffered.
+ *
+ * Memory is the reference plus one block's control triples and diff bytes (at most BSDIFF_BLOCK)
+ * plus one output piece: extra bytes are copied into the output as they arrive. Anything malformed
+ * (truncated, a seek outside the reference, more or fewer bytes than `size`, trailing bytes) is
+ * FERRY_ERR_BUNDLE_INVALID.
  */
 import { FerryError } from '../errors.js';
-import { BSDIFF_BLOCK } from './bsdiff.js';
+import { ByteReader } from '../util/byte-reader.js';
+
+/** Most output bytes one block of a bsdiff delta may produce (bounds bspatch's buffer). */
+export const BSDIFF_BLOCK = 1024 * 1024;
 
 /** Largest piece bspatch yields. */
 export const BSPATCH_PIECE = 64 * 1024;
@@ -14,73 +36,18 @@ function bad(msg: string): FerryError {
   return new FerryError('FERRY_ERR_BUNDLE_INVALID', `bsdiff delta is malformed: ${msg}`);
 }
 
-/** Pull reader over the delta's chunks. */
-class DeltaReader {
-  private readonly it: AsyncIterator<Uint8Array>;
-  private buf: Uint8Array = new Uint8Array(0);
-  private off = 0;
+/** The delta's reader: every malformation, a cut included, is FERRY_ERR_BUNDLE_INVALID. */
+function deltaReader(delta: AsyncIterable<Uint8Array>): ByteReader {
+  return new ByteReader(delta, { truncated: (what) => bad(`truncated in ${what}`), badVarint: (reason) => bad(reason) });
+}
 
-  constructor(source: AsyncIterable<Uint8Array>) {
-    this.it = source[Symbol.asyncIterator]();
-  }
-
-  /** Makes at least one unread byte available; false at the end of the delta. */
-  private async fill(): Promise<boolean> {
-    while (this.off >= this.buf.length) {
-      const r = await this.it.next();
-      if (r.done) return false;
-      this.buf = r.value;
-      this.off = 0;
-    }
-    return true;
-  }
-
-  async uvarint(): Promise<number> {
-    let v = 0;
-    let mul = 1;
-    for (let i = 0; i < 8; i++) {
-      if (this.off >= this.buf.length && !(await this.fill())) throw bad('truncated in a control triple');
-      const b = this.buf[this.off++]!;
-      v += (b & 0x7f) * mul;
-      if (v > Number.MAX_SAFE_INTEGER) throw bad('varint is too large');
-      if (b < 0x80) return v;
-      mul *= 0x80;
-    }
-    throw bad('varint is too long');
-  }
-
-  async zvarint(): Promise<number> {
-    const v = await this.uvarint();
-    return v % 2 === 0 ? v / 2 : -(v + 1) / 2;
-  }
-
-  /** Exactly n bytes, copied into one buffer. */
-  async bytes(n: number): Promise<Uint8Array> {
-    const out = new Uint8Array(n);
-    for (let got = 0; got < n; ) {
-      if (!(await this.fill())) throw bad('truncated in the diff bytes');
-      const take = Math.min(n - got, this.buf.length - this.off);
-      out.set(this.buf.subarray(this.off, this.off + take), got);
-      this.off += take;
-      got += take;
-    }
-    return out;
-  }
-
-  /** Copies up to n bytes (at least one) into `out`; returns how many. */
-  async copyInto(out: Pieces, n: number): Promise<number> {
-    if (!(await this.fill())) throw bad('truncated in the extra bytes');
-    const take = Math.min(n, this.buf.length - this.off, out.room());
-    out.piece.set(this.buf.subarray(this.off, this.off + take), out.used);
-    out.used += take;
-    this.off += take;
-    return take;
-  }
-
-  /** Throws unless the delta is used up. */
-  async end(): Promise<void> {
-    if (await this.fill()) throw bad('bytes after the last block');
-  }
+/** Copies up to n bytes (at least one) of extra bytes into `out`; returns how many. */
+async function copyExtra(r: ByteReader, out: Pieces, n: number): Promise<number> {
+  const got = await r.readSome(Math.min(n, out.room()));
+  if (got.length === 0) throw bad('truncated in the extra bytes');
+  out.piece.set(got, out.used);
+  out.used += got.length;
+  return got.length;
 }
 
 /** One block's control triples. */
@@ -91,15 +58,15 @@ interface Block {
   addTotal: number;
 }
 
-async function readControl(r: DeltaReader, left: number): Promise<Block> {
-  const n = await r.uvarint();
-  if (n < 1 || n > BSDIFF_BLOCK) throw bad(`block of ${n} triples`);
+async function readControl(r: ByteReader, left: number): Promise<Block> {
+  const n = await r.uvarint(BSDIFF_BLOCK);
+  if (n < 1) throw bad('a block of no triples');
   const b: Block = { seek: [], add: [], extra: [], addTotal: 0 };
   let total = 0;
   for (let i = 0; i < n; i++) {
     const seek = await r.zvarint();
-    const add = await r.uvarint();
-    const extra = await r.uvarint();
+    const add = await r.uvarint(BSDIFF_BLOCK);
+    const extra = await r.uvarint(BSDIFF_BLOCK);
     total += add + extra;
     if (add + extra === 0) throw bad('a triple outputs nothing');
     if (total > BSDIFF_BLOCK) throw bad(`a block outputs more than ${BSDIFF_BLOCK} bytes`);
@@ -142,15 +109,17 @@ class Pieces {
 /**
  * Applies a bsdiff delta to `ref`, yielding exactly `size` output bytes in pieces of BSPATCH_PIECE
  * (the last one shorter). The delta is read to its end: a payload's next record follows it.
+ * `signal` is checked at every block (at most BSDIFF_BLOCK bytes of output apart).
  */
-export async function* bspatch(ref: Uint8Array, delta: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
-  const r = new DeltaReader(delta);
+export async function* bspatch(ref: Uint8Array, delta: AsyncIterable<Uint8Array>, size: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  const r = deltaReader(delta);
   const out = new Pieces();
   let done = 0;
   let pos = 0;
   while (done < size) {
+    signal?.throwIfAborted();
     const b = await readControl(r, size - done);
-    const diff = await r.bytes(b.addTotal);
+    const diff = await r.readExactly(b.addTotal, 'the diff bytes');
     for (let i = 0, d = 0; i < b.seek.length; i++) {
       const add = b.add[i]!;
       const extra = b.extra[i]!;
@@ -161,7 +130,7 @@ export async function* bspatch(ref: Uint8Array, delta: AsyncIterable<Uint8Array>
         if (out.room() === 0) yield out.take();
       }
       for (let k = 0; k < extra; ) {
-        k += await r.copyInto(out, extra - k);
+        k += await copyExtra(r, out, extra - k);
         if (out.room() === 0) yield out.take();
       }
       pos += add;
@@ -169,6 +138,6 @@ export async function* bspatch(ref: Uint8Array, delta: AsyncIterable<Uint8Array>
       done += add + extra;
     }
   }
-  await r.end();
+  if (!(await r.atEnd())) throw bad('bytes after the last block');
   if (out.used > 0) yield out.take();
 }

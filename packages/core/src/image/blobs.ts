@@ -2,12 +2,14 @@
  * Random access to the files of an image source: a directory (OCI layout) or a tar file
  * (`docker save` archive), indexed once by reading only its headers.
  */
-import { createReadStream } from 'node:fs';
-import { open, readFile, stat } from 'node:fs/promises';
+import { createReadStream, type Stats } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { FerryError, toFerryError } from '../errors.js';
-import { BLOCK, isZeroBlock, parseHeader, parsePax, pathString, normalizePath } from '../tar/header.js';
+import { FerryError, isFerryError, toFerryError } from '../errors.js';
+import { HeaderGroupParser, padded, type MemberInfo } from '../tar/group.js';
+import { BLOCK, isZeroBlock, normalizePath } from '../tar/header.js';
+import { readRegularFile } from '../util/bounded-read.js';
 import { sniffCompression } from './media.js';
 
 /** Read size for blob streams: 64 KiB reads cost about 3x the CPU of 1 MiB ones. */
@@ -44,27 +46,26 @@ export class DirFiles implements BlobFiles {
     if (n.split('/').includes('..')) throw new FerryError('FERRY_ERR_IMAGE_BAD_JSON', `${this.root}: path ${name} escapes the layout`);
     return join(this.root, n);
   }
-  async has(name: string): Promise<boolean> {
+  /** stat of a file in the layout; undefined when absent, FERRY_ERR_IO when it cannot be checked. */
+  private async stat(name: string): Promise<Stats | undefined> {
     try {
-      return (await stat(this.path(name))).isFile();
-    } catch {
-      return false;
+      return await stat(this.path(name));
+    } catch (err) {
+      const errno = (err as NodeJS.ErrnoException).code;
+      if (errno === 'ENOENT' || errno === 'ENOTDIR') return undefined;
+      throw toFerryError(err, `${this.root}: checking ${name}`);
     }
+  }
+  async has(name: string): Promise<boolean> {
+    return (await this.stat(name))?.isFile() ?? false;
   }
   async size(name: string): Promise<number> {
-    try {
-      return (await stat(this.path(name))).size;
-    } catch {
-      throw missing(this.root, name);
-    }
+    const st = await this.stat(name);
+    if (!st) throw missing(this.root, name);
+    return st.size;
   }
   async read(name: string, max: number): Promise<Buffer> {
-    if ((await this.size(name)) > max) throw tooBig(this.root, name, max);
-    try {
-      return await readFile(this.path(name));
-    } catch (err) {
-      throw toFerryError(err, `${this.root}: reading ${name}`);
-    }
+    return readRegularFile(this.path(name), { what: `${this.root}:`, notRegular: 'FERRY_ERR_IMAGE_MISSING_BLOB', missing: 'FERRY_ERR_IMAGE_MISSING_BLOB', maxBytes: max });
   }
   stream(name: string): Readable {
     return createReadStream(this.path(name), { highWaterMark: READ_CHUNK });
@@ -72,22 +73,46 @@ export class DirFiles implements BlobFiles {
 }
 
 /**
- * The first header of a file that should be a tar: if it is not one, the file is not an image
- * (FERRY_ERR_IMAGE_NOT_FOUND), not a damaged archive.
+ * A header that does not parse at the start of a file that should be a tar: the file is not an
+ * image (FERRY_ERR_IMAGE_NOT_FOUND), not a damaged archive.
  */
-function firstHeader(file: string, block: Buffer): ReturnType<typeof parseHeader> {
-  try {
-    return parseHeader(block, 0);
-  } catch (err) {
-    const compressed = sniffCompression(block);
-    const hint = compressed === 'none' ? '' : ` (it is ${compressed}-compressed: decompress it first)`;
-    throw new FerryError('FERRY_ERR_IMAGE_NOT_FOUND', `${file} is neither a directory nor a tar archive${hint}`, { cause: err });
-  }
+function notATar(file: string, block: Buffer, err: unknown): FerryError {
+  const compressed = sniffCompression(block);
+  const hint = compressed === 'none' ? '' : ` (it is ${compressed}-compressed: decompress it first)`;
+  return new FerryError('FERRY_ERR_IMAGE_NOT_FOUND', `${file} is neither a directory nor a tar archive${hint}`, { cause: err });
 }
 
 interface Span {
   offset: number;
   size: number;
+}
+
+/** Reads `n` bytes of `fh` at `pos`. */
+async function readAt(fh: FileHandle, pos: number, n: number): Promise<Buffer> {
+  const out = Buffer.alloc(n);
+  await fh.read(out, 0, n, pos);
+  return out;
+}
+
+/**
+ * Reads the header group at `pos` (tar/group.ts parses it): the member and where its body starts,
+ * or undefined at a zero block. Metadata over 1 MiB is FERRY_ERR_LIMIT_EXCEEDED.
+ */
+async function readGroupAt(fh: FileHandle, file: string, pos: number, total: number): Promise<{ member: MemberInfo; body: number } | undefined> {
+  const p = new HeaderGroupParser({ offset: pos, maxMetaSize: 1 << 20 });
+  let at = pos;
+  for (let need = p.next(); need; need = p.next()) {
+    if (at + need.bytes > total) throw new FerryError('FERRY_ERR_TAR_TRUNCATED', `${file}: archive ends inside the header group at byte ${pos}`);
+    const piece = await readAt(fh, at, need.bytes);
+    if (need.kind === 'header' && isZeroBlock(piece)) return undefined;
+    try {
+      p.push(piece);
+    } catch (err) {
+      throw at === 0 && isFerryError(err) && err.code === 'FERRY_ERR_TAR_BAD_HEADER' ? notATar(file, piece, err) : err;
+    }
+    at += need.bytes;
+  }
+  return { member: p.result(), body: at };
 }
 
 /** Files inside an uncompressed tar archive, found by scanning its headers once. */
@@ -106,34 +131,18 @@ export class TarFiles implements BlobFiles {
     const index = new Map<string, Span>();
     try {
       const total = (await fh.stat()).size;
-      const block = Buffer.alloc(BLOCK);
       let pos = 0;
-      let longName: Buffer | undefined;
-      let paxPath: Buffer | undefined;
       let ended = false;
       while (pos + BLOCK <= total) {
-        await fh.read(block, 0, BLOCK, pos);
-        if (isZeroBlock(block)) {
+        const group = await readGroupAt(fh, file, pos, total);
+        if (!group) {
           ended = true;
           break;
         }
-        const h = pos === 0 ? firstHeader(file, block) : parseHeader(block, pos);
-        const dataStart = pos + BLOCK;
-        const size = /[1-6]/.test(h.type) ? 0 : h.size;
-        if (dataStart + size > total) throw new FerryError('FERRY_ERR_TAR_TRUNCATED', `${file}: archive ends inside ${pathString(h.name)}`);
-        if (h.type === 'L' || h.type === 'x') {
-          if (size > 1 << 20) throw tooBig(file, 'a long-name header', 1 << 20);
-          const data = Buffer.alloc(size);
-          await fh.read(data, 0, size, dataStart);
-          if (h.type === 'L') longName = data.subarray(0, data.indexOf(0) === -1 ? size : data.indexOf(0));
-          else paxPath = parsePax(data).get('path');
-        } else {
-          if (h.type === '0' || h.type === '\0' || h.type === '7') {
-            index.set(normalizePath(pathString(paxPath ?? longName ?? h.name)), { offset: dataStart, size });
-          }
-          longName = paxPath = undefined;
-        }
-        pos = dataStart + Math.ceil(size / BLOCK) * BLOCK;
+        const { member, body } = group;
+        if (body + member.size > total) throw new FerryError('FERRY_ERR_TAR_TRUNCATED', `${file}: archive ends inside ${member.path}`);
+        if (member.type === '0' || member.type === '\0' || member.type === '7') index.set(normalizePath(member.path), { offset: body, size: member.size });
+        pos = body + padded(member.size);
       }
       // ending at a header boundary without the zero blocks is accepted (Go's archive/tar, and so
       // `docker load`, does); ending inside a header block is a cut archive

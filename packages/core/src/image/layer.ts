@@ -1,5 +1,5 @@
 /** Opening a layer blob as its uncompressed tar stream, verifying the blob while it flows. */
-import { Duplex, pipeline, type Readable } from 'node:stream';
+import { Readable, pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { FerryError } from '../errors.js';
 import { HashingStream, type Digest } from '../util/digest.js';
@@ -18,10 +18,16 @@ export interface LayerBlob {
   diffId: Digest;
 }
 
-function decompressor(c: Compression): Duplex[] {
-  if (c === 'gzip') return [createGunzip()];
-  if (c === 'zstd') return [Duplex.from(async function* (src: AsyncIterable<Uint8Array>) { yield* zstdDecode(src); })];
-  return [];
+/**
+ * The uncompressed stream of `blob` (already hash-checked as it flows). zstd decodes through an
+ * async generator read by Readable.from, not a Duplex.from stage: inside a pipeline, a Duplex.from
+ * generator waiting for input never learns that an earlier stage failed (a blob digest mismatch
+ * found at the end of a file), and the read hung forever.
+ */
+function decompress(blob: Readable, c: Compression): Readable {
+  if (c === 'gzip') return (pipeline as unknown as (...a: unknown[]) => Readable)(blob, createGunzip(), () => {});
+  if (c === 'zstd') return Readable.from(zstdDecode(blob));
+  return blob;
 }
 
 /**
@@ -31,14 +37,13 @@ function decompressor(c: Compression): Duplex[] {
  * FERRY_ERR_IMAGE_LAYER_CORRUPT. Callers must not commit anything before the stream ends cleanly.
  */
 export async function* openLayerStream(raw: Readable, blob: LayerBlob, verifyDiffId = true, signal?: AbortSignal): AsyncGenerator<Buffer> {
-  const stages: NodeJS.ReadWriteStream[] = [];
-  // an uncompressed blob whose digest is its diff_id is checked once: by the caller's diff_id check
+  const chain = (from: Readable, stage: NodeJS.ReadWriteStream): Readable => (pipeline as unknown as (...a: unknown[]) => Readable)(from, stage, () => {});
+  // an uncompressed blob whose digest is its diff_id is hashed once, by the caller's diff_id check;
+  // its declared size is still checked here, as a compressed blob's is
   const blobIsDiffId = blob.compression === 'none' && blob.digest === blob.diffId && !verifyDiffId;
-  if (!blobIsDiffId && (blob.digest !== undefined || blob.size !== undefined)) stages.push(new HashingStream({ digest: blob.digest, size: blob.size, what: `${blob.what} blob` }));
-  stages.push(...decompressor(blob.compression));
-  if (verifyDiffId) stages.push(new HashingStream({ digest: blob.diffId, what: `${blob.what} (uncompressed)` }));
-  const streams = [raw, ...stages] as unknown as [Readable, ...NodeJS.ReadWriteStream[]];
-  const out: Readable = stages.length === 0 ? raw : (pipeline as unknown as (...a: unknown[]) => Readable)(...streams, () => {});
+  const checked = blob.digest !== undefined || blob.size !== undefined ? chain(raw, new HashingStream({ digest: blobIsDiffId ? undefined : blob.digest, size: blob.size, what: `${blob.what} blob`, countOnly: blobIsDiffId })) : raw;
+  const tar = decompress(checked, blob.compression);
+  const out = verifyDiffId ? chain(tar, new HashingStream({ digest: blob.diffId, what: `${blob.what} (uncompressed)` })) : tar;
   const onAbort = (): void => void out.destroy(new FerryError('FERRY_ERR_ABORTED', 'aborted'));
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
@@ -56,6 +61,7 @@ export async function* openLayerStream(raw: Readable, blob: LayerBlob, verifyDif
     throw new FerryError('FERRY_ERR_IO', `${blob.what}: ${e.message}`, { cause: err });
   } finally {
     signal?.removeEventListener('abort', onAbort);
-    out.destroy();
+    // every stage, not only the last: a Readable.from stage does not pass destruction upstream
+    for (const s of new Set([out, tar, checked, raw])) s.destroy();
   }
 }

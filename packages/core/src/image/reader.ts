@@ -4,7 +4,7 @@
  * writes). Every document is digest-checked; malformed input gets a stable error code.
  */
 import { stat } from 'node:fs/promises';
-import { FerryError } from '../errors.js';
+import { FerryError, toFerryError } from '../errors.js';
 import { sha256, type Digest, digestHex } from '../util/digest.js';
 import { DirFiles, TarFiles, type BlobFiles } from './blobs.js';
 import { MAX_JSON_BYTES, configDiffIds, parseJsonObject, toDescriptor, toDescriptors, type Descriptor } from './json.js';
@@ -209,10 +209,16 @@ export async function openImage(path: string, options: OpenImageOptions = {}): P
   let st;
   try {
     st = await stat(path);
-  } catch {
-    throw new FerryError('FERRY_ERR_IMAGE_NOT_FOUND', `${path} does not exist`);
+  } catch (err) {
+    const errno = (err as NodeJS.ErrnoException).code;
+    if (errno === 'ENOENT' || errno === 'ENOTDIR') throw new FerryError('FERRY_ERR_IMAGE_NOT_FOUND', `${path} does not exist`, { cause: err });
+    throw toFerryError(err, `opening ${path}`);
   }
-  const files: BlobFiles = st.isDirectory() ? new DirFiles(path) : await TarFiles.open(path);
+  // a FIFO or a device is no archive (and opening a FIFO would wait for a writer)
+  if (!st.isDirectory() && !st.isFile()) throw new FerryError('FERRY_ERR_IMAGE_NOT_FOUND', `${path} is neither a directory nor a regular file`);
+  const files: BlobFiles = st.isDirectory() ? new DirFiles(path) : await TarFiles.open(path).catch((err: unknown) => {
+    throw toFerryError(err, `reading ${path}`);
+  });
   if (await files.has('manifest.json')) return openDockerManifest(files, options);
   if (await files.has('index.json')) return openOci(files, options);
   throw new FerryError('FERRY_ERR_IMAGE_NOT_FOUND', `${path} is neither an OCI image layout (no index.json) nor a docker archive (no manifest.json)`);

@@ -1,48 +1,89 @@
 /**
  * A small shared pool of content-writer workers (content-worker.ts). Workers keep the process
- * alive only while jobs are pending.
+ * alive only while jobs are pending. A worker that dies (an uncaught error, `terminate()`, the
+ * thread running out of memory) fails the jobs it held with FERRY_ERR_INTERNAL and is replaced, so
+ * later writes go to a live worker instead of waiting forever for an answer.
  */
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { toFerryError } from '../errors.js';
+import { FerryError, toFerryError } from '../errors.js';
 import { compiledSibling } from '../util/module.js';
 import type { ContentJob, ContentJobResult } from './content-worker.js';
 
 type Pending = { resolve: (r: ContentJobResult) => void; reject: (e: unknown) => void };
 
+/** One worker thread and the jobs it has been sent. */
+interface Slot {
+  worker: Worker;
+  pending: Map<number, Pending>;
+}
+
+/** Deaths after which the pool stops replacing workers (one that cannot even start would loop). */
+const MAX_DEATHS = 16;
+
 class ContentPool {
-  private readonly workers: Worker[] = [];
-  private readonly pending = new Map<number, Pending>();
+  private readonly slots: Slot[] = [];
   private next = 0;
+  private deaths = 0;
+  /** Set once workers died too often: every job then fails at once with this. */
+  private broken: FerryError | undefined;
 
   constructor(size: number) {
-    for (let i = 0; i < size; i++) {
-      const w = new Worker(fileURLToPath(compiledSibling(import.meta.url, 'content-worker')));
-      w.on('message', (r: ContentJobResult) => this.settle(r));
-      w.on('error', (err) => {
-        for (const p of this.pending.values()) p.reject(err);
-        this.pending.clear();
-      });
-      w.unref();
-      this.workers.push(w);
-    }
+    for (let i = 0; i < size; i++) this.slots.push(this.spawn());
   }
 
-  private settle(r: ContentJobResult): void {
-    const p = this.pending.get(r.id);
-    this.pending.delete(r.id);
-    if (this.pending.size === 0) for (const w of this.workers) w.unref();
+  /** The live worker threads (for diagnostics and fault tests). */
+  get threads(): readonly Worker[] {
+    return this.slots.map((s) => s.worker);
+  }
+
+  private spawn(): Slot {
+    const slot: Slot = { worker: new Worker(fileURLToPath(compiledSibling(import.meta.url, 'content-worker'))), pending: new Map() };
+    slot.worker.on('message', (r: ContentJobResult) => this.settle(slot, r));
+    slot.worker.on('error', (err) => this.died(slot, err));
+    slot.worker.on('exit', (code) => this.died(slot, new Error(`it exited with code ${code}`)));
+    slot.worker.unref();
+    return slot;
+  }
+
+  /** A worker is gone: its jobs fail, and a fresh worker takes its place for later jobs. */
+  private died(slot: Slot, cause: unknown): void {
+    const i = this.slots.indexOf(slot);
+    if (i === -1) return; // 'error' and 'exit' both report one death
+    const err = new FerryError('FERRY_ERR_INTERNAL', `a content writer thread died: ${(cause as Error).message ?? String(cause)}`, { cause });
+    if (++this.deaths > MAX_DEATHS) this.broken ??= err;
+    this.slots[i] = this.broken ? { worker: slot.worker, pending: new Map() } : this.spawn();
+    for (const p of slot.pending.values()) p.reject(err);
+    slot.pending.clear();
+    this.refWhileBusy();
+  }
+
+  private settle(slot: Slot, r: ContentJobResult): void {
+    const p = slot.pending.get(r.id);
+    slot.pending.delete(r.id);
+    this.refWhileBusy();
     if (!p) return;
     if (r.error) p.reject(toFerryError(Object.assign(new Error(r.error.message), r.error), 'writing contents'));
     else p.resolve(r);
   }
 
+  /** Workers hold the process open exactly while some job waits for an answer. */
+  private refWhileBusy(): void {
+    const busy = this.slots.some((s) => s.pending.size > 0);
+    for (const s of this.slots) {
+      if (busy) s.worker.ref();
+      else s.worker.unref();
+    }
+  }
+
   private send(job: ContentJob, worker: number, transfer: ArrayBuffer[] = []): Promise<ContentJobResult> {
-    if (this.pending.size === 0) for (const w of this.workers) w.ref();
+    const slot = this.slots[worker % this.slots.length]!;
     return new Promise((resolve, reject) => {
-      this.pending.set(job.id, { resolve, reject });
-      this.workers[worker % this.workers.length]!.postMessage(job, transfer);
+      if (this.broken) return reject(this.broken);
+      slot.pending.set(job.id, { resolve, reject });
+      this.refWhileBusy();
+      slot.worker.postMessage(job, transfer);
     });
   }
 
@@ -55,7 +96,7 @@ class ContentPool {
 
   /** fsyncs the temp files and renames them into place, the list shared among the workers. */
   async commit(files: { tmp: string; path: string }[]): Promise<void> {
-    const n = this.workers.length;
+    const n = this.slots.length;
     const shares = Array.from({ length: n }, (_, w) => files.filter((_, i) => i % n === w)).filter((s) => s.length > 0);
     await Promise.all(shares.map((share, w) => this.send({ id: this.next++, op: 'commit', files: share }, w)));
   }

@@ -5,13 +5,15 @@
  * the image ID is the publisher's.
  */
 import { createHash } from 'node:crypto';
-import { readFile, rename, rm, mkdir } from 'node:fs/promises';
+import { rename, rm, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { FerryError } from '../errors.js';
+import { MAX_JSON_BYTES } from '../image/json.js';
+import { readRegularFile } from '../util/bounded-read.js';
 import { HashingStream, digestHex, hashToDigest, sha256, type Digest } from '../util/digest.js';
 import { tempPathFor, writeFileAtomic, writeStreamAtomic } from '../util/fs.js';
 import { reassembleLayer } from '../tar/skeleton.js';
@@ -75,14 +77,27 @@ export interface ExportOciOptions extends ExportOptions {
   compression?: 'none' | 'gzip';
 }
 
+/**
+ * The index.json of the layout being added to: its manifests are kept. None (or one that is not
+ * JSON with a manifest list) starts a new index; one that cannot be read is FERRY_ERR_IO, and one
+ * that is not a regular file is FERRY_ERR_USAGE (it would be replaced, or hang a read).
+ */
 async function readIndex(dir: string): Promise<{ schemaVersion: number; mediaType?: string; manifests: Record<string, unknown>[] }> {
+  const fresh = { schemaVersion: 2, mediaType: MT.ociIndex, manifests: [] as Record<string, unknown>[] };
+  let bytes: Buffer;
   try {
-    const idx = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests?: unknown };
-    if (Array.isArray(idx.manifests)) return { schemaVersion: 2, mediaType: MT.ociIndex, manifests: idx.manifests as Record<string, unknown>[] };
-  } catch {
-    // no index yet: a new layout
+    bytes = await readRegularFile(join(dir, 'index.json'), { what: 'OCI layout index', notRegular: 'FERRY_ERR_USAGE', tooBig: 'FERRY_ERR_USAGE', maxBytes: MAX_JSON_BYTES });
+  } catch (err) {
+    if ((err as FerryError).details?.errno === 'ENOENT') return fresh;
+    throw err;
   }
-  return { schemaVersion: 2, mediaType: MT.ociIndex, manifests: [] };
+  try {
+    const idx = JSON.parse(bytes.toString('utf8')) as { manifests?: unknown };
+    if (Array.isArray(idx.manifests)) return { ...fresh, manifests: idx.manifests as Record<string, unknown>[] };
+  } catch {
+    // not JSON: replaced by a new index, as a missing one is
+  }
+  return fresh;
 }
 
 /**

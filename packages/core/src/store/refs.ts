@@ -26,12 +26,44 @@ export function formatRef(r: ImageRef): string {
   return `${r.name}:${r.tag}`;
 }
 
-/** The file name a ref is stored under (reversible, no slashes). */
+/** The file name a ref or channel is stored under (reversible, no slashes). */
 export function refFileName(ref: string): string {
   return encodeURIComponent(ref);
 }
 
-/** The ref a file name stands for. */
-export function refFromFileName(file: string): string {
-  return decodeURIComponent(file);
+/**
+ * The ref a file name in `refs/` stands for, or undefined when the name is not one that
+ * refFileName writes (malformed %-encoding, or not a valid name:tag): such a file is reported by
+ * fsck, never taken for a ref.
+ */
+export function refFromFileName(file: string): string | undefined {
+  let ref: string;
+  try {
+    ref = decodeURIComponent(file);
+  } catch {
+    return undefined;
+  }
+  if (refFileName(ref) !== file) return undefined;
+  try {
+    parseRef(ref);
+  } catch {
+    return undefined;
+  }
+  return ref;
+}
+
+/**
+ * Channel names become file names on devices (`channels/<name>`): letters, digits, '.', '_' and
+ * '-', up to 128, starting with a letter or digit, so neither `.` nor `..` is one.
+ */
+export const CHANNEL_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** True when `s` is a valid channel name (CHANNEL_NAME_RE). */
+export function isChannelName(s: string): boolean {
+  return CHANNEL_NAME_RE.test(s);
+}
+
+/** The channel a file name in `channels/` stands for, or undefined when it is not a valid one. */
+export function channelFromFileName(file: string): string | undefined {
+  return isChannelName(file) ? file : undefined;
 }

@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, toFerryError } from '../errors.js';
 import { digestHex, hashToDigest, isDigest, parseDigest, sha256, type Digest } from '../util/digest.js';
@@ -23,11 +23,9 @@ import { readSkeletonFile, type SkeletonReader } from '../tar/skeleton-file.js';
 import { configDiffIds, parseJsonObject, toDescriptor, toDescriptors } from '../image/json.js';
 import { MT } from '../image/media.js';
 import { acquireLock } from './lock.js';
-import { parseRef, refFileName, refFromFileName } from './refs.js';
+import { checkMarker } from './marker.js';
+import { isChannelName, parseRef, refFileName, refFromFileName } from './refs.js';
 
-const MARKER = { format: 'ferry-store', version: 1 };
-/** Directories Store.open creates before it writes the marker. */
-const STORE_DIRS = ['contents', 'skeletons', 'blobs', 'refs'];
 
 /** An image as the store holds it. */
 export interface StoredImage {
@@ -47,6 +45,16 @@ export interface ChannelState {
   installed: string;
 }
 
+function parseChannelState(text: string, channel: string, path: string): ChannelState {
+  try {
+    const v = JSON.parse(text) as ChannelState;
+    if (typeof v.release !== 'number' || typeof v.ref !== 'string') throw new Error('bad shape');
+    return v;
+  } catch (err) {
+    throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `channel state ${channel} is corrupt`, { cause: err, details: { path } });
+  }
+}
+
 /** Options for Store.open. */
 export interface StoreOptions {
   /** Create the store if the directory is empty or missing (default false). */
@@ -59,27 +67,7 @@ export class Store {
 
   /** Opens (or with `create`, initialises) a store. Not a store: FERRY_ERR_STORE_INVALID. */
   static async open(root: string, options: StoreOptions = {}): Promise<Store> {
-    const markerPath = join(root, 'ferry-store.json');
-    let marker: unknown;
-    try {
-      marker = JSON.parse(await readFile(markerPath, 'utf8'));
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' || !options.create) {
-        throw new FerryError('FERRY_ERR_STORE_INVALID', code === 'ENOENT' ? `${root} is not a ferry store (no ferry-store.json)` : `${root}/ferry-store.json is unreadable`, { cause: err });
-      }
-      await mkdir(root, { recursive: true });
-      // the store's own directories without a marker: a creation that was cut short, finished here
-      const leftovers = (await readdir(root)).filter((f) => !f.startsWith('.') && !STORE_DIRS.includes(f));
-      if (leftovers.length > 0) throw new FerryError('FERRY_ERR_STORE_INVALID', `${root} is not empty and not a ferry store`);
-      for (const d of ['skeletons', 'blobs', 'refs']) await mkdir(join(root, d), { recursive: true });
-      // the 256 fan-out directories exist from the start, so content writes never mkdir
-      for (let i = 0; i < 256; i++) await mkdir(join(root, 'contents', i.toString(16).padStart(2, '0')), { recursive: true });
-      await writeFileAtomic(markerPath, JSON.stringify(MARKER) + '\n');
-      marker = MARKER;
-    }
-    const m = marker as Record<string, unknown>;
-    if (m?.format !== MARKER.format || m.version !== MARKER.version) throw new FerryError('FERRY_ERR_STORE_INVALID', `${root} has an unknown store format ${JSON.stringify(m)}`);
+    await checkMarker(root, options.create ?? false);
     return new Store(root);
   }
 
@@ -198,21 +186,30 @@ export class Store {
 
   // ---- channels
 
+  private channelPath(channel: string): string {
+    if (!isChannelName(channel)) throw new FerryError('FERRY_ERR_USAGE', `${JSON.stringify(channel)} is not a valid channel name`);
+    return join(this.root, 'channels', refFileName(channel));
+  }
+
   /** What was last installed from a channel (release numbers only grow: rollback protection). */
   async getChannel(channel: string): Promise<ChannelState | undefined> {
+    const path = this.channelPath(channel);
+    let text: string;
     try {
-      const v = JSON.parse(await readFile(join(this.root, 'channels', refFileName(channel)), 'utf8')) as ChannelState;
-      if (typeof v.release !== 'number' || typeof v.ref !== 'string') throw new Error('bad shape');
-      return v;
+      text = await readFile(path, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `channel state ${channel} is corrupt`, { cause: err });
+      const errno = (err as NodeJS.ErrnoException).code;
+      if (errno === 'ENOENT') return undefined;
+      // channels/ that is not a directory, or a channel that is one: the store is damaged
+      if (errno === 'ENOTDIR' || errno === 'EISDIR') throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `channel state ${channel} is corrupt (${errno})`, { cause: err, details: { path } });
+      throw toFerryError(err, `reading channel state ${channel}`);
     }
+    return parseChannelState(text, channel, path);
   }
 
   /** Records an install from a channel (atomic). */
   async setChannel(channel: string, state: ChannelState): Promise<void> {
-    await writeFileAtomic(join(this.root, 'channels', refFileName(channel)), JSON.stringify(state) + '\n');
+    await writeFileAtomic(this.channelPath(channel), JSON.stringify(state) + '\n');
   }
 
   // ---- refs
@@ -230,32 +227,42 @@ export class Store {
     await fsyncDir(join(this.root, 'refs'));
   }
 
-  /** All refs with their manifest digests, sorted by ref. */
-  async listRefs(): Promise<{ ref: string; manifest: Digest }[]> {
+  /**
+   * Every file in `refs/` but temp files, with the ref its name stands for: undefined when the
+   * name is not one the store writes (fsck reports those; images and gc skip their names).
+   */
+  async listRefFiles(): Promise<{ file: string; path: string; ref: string | undefined }[]> {
     const files = (await readdir(join(this.root, 'refs'))).filter((f) => !f.startsWith('.'));
-    const out = await Promise.all(files.map(async (f) => ({ ref: refFromFileName(f), manifest: await this.readRef(refFromFileName(f)) })));
+    return files.map((file) => ({ file, path: join(this.root, 'refs', file), ref: refFromFileName(file) }));
+  }
+
+  /** All refs with their manifest digests, sorted by ref; files with malformed names are skipped. */
+  async listRefs(): Promise<{ ref: string; manifest: Digest }[]> {
+    const named = (await this.listRefFiles()).filter((f): f is typeof f & { ref: string } => f.ref !== undefined);
+    const out = await Promise.all(named.map(async (f) => ({ ref: f.ref, manifest: await this.readRefFile(f.file, f.ref) })));
     return out.sort((a, b) => a.ref.localeCompare(b.ref));
   }
 
-  private async readRef(ref: string): Promise<Digest> {
+  /** The manifest digest a file in `refs/` holds (`what` names it in messages). */
+  async readRefFile(file: string, what: string): Promise<Digest> {
     let text: string;
     try {
-      text = await readFile(this.refPath(ref), 'utf8');
+      text = await readFile(join(this.root, 'refs', file), 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new FerryError('FERRY_ERR_REF_NOT_FOUND', `no image ${ref} in the store`);
-      throw toFerryError(err, `reading ref ${ref}`);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new FerryError('FERRY_ERR_REF_NOT_FOUND', `no image ${what} in the store`);
+      throw toFerryError(err, `reading ref ${what}`);
     }
     try {
-      return parseDigest((JSON.parse(text) as { manifest?: unknown }).manifest, `ref ${ref}`);
+      return parseDigest((JSON.parse(text) as { manifest?: unknown }).manifest, `ref ${what}`);
     } catch (err) {
-      throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `ref ${ref} is corrupt`, { cause: err, details: { ref } });
+      throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `ref ${what} is corrupt`, { cause: err, details: { ref: what } });
     }
   }
 
   /** Resolves a ref to its image; unknown: FERRY_ERR_REF_NOT_FOUND. */
   async resolve(ref: string): Promise<StoredImage> {
     parseRef(ref);
-    return this.imageByManifest(ref, await this.readRef(ref));
+    return this.imageByManifest(ref, await this.readRefFile(refFileName(ref), ref));
   }
 
   /** Loads the image a manifest digest names. */

@@ -64,11 +64,14 @@ function checksumOk(block: Buffer): boolean {
   return stored === unsigned || stored === signed;
 }
 
-/** Decodes a non-zero header block; throws FERRY_ERR_TAR_BAD_HEADER on a bad checksum or field. */
-export function parseHeader(block: Buffer, offset: number): TarHeader {
-  let ok = false;
+/**
+ * Decodes a non-zero header block; throws FERRY_ERR_TAR_BAD_HEADER on a bad checksum or field.
+ * `checksum: false` skips the checksum (for blocks whose checksums are about to be recomputed).
+ */
+export function parseHeader(block: Buffer, offset: number, options: { checksum?: boolean } = {}): TarHeader {
+  let ok = options.checksum === false;
   try {
-    ok = checksumOk(block);
+    ok ||= checksumOk(block);
   } catch {
     ok = false;
   }

@@ -21,7 +21,11 @@ export interface PrefetchOptions {
   maxBytes?: number;
 }
 
-/** Yields `entries` in order, with bodies of upcoming small entries loading in the background. */
+/**
+ * Yields `entries` in order, with bodies of upcoming small entries loading in the background.
+ * However it ends (done, a consumer that stops early, a failed body), the upstream iterator is
+ * closed, so a skeleton file read ahead does not stay open.
+ */
 export async function* prefetchBodies(entries: AsyncIterable<SkeletonEntry>, o: PrefetchOptions): AsyncGenerator<PrefetchedEntry> {
   const maxBody = o.maxBodySize ?? 4 * 1024 * 1024;
   const depth = o.depth ?? 64;
@@ -30,24 +34,28 @@ export async function* prefetchBodies(entries: AsyncIterable<SkeletonEntry>, o: 
   const window: PrefetchedEntry[] = [];
   let bytes = 0;
   let ended = false;
-  for (;;) {
-    while (!ended && window.length < depth && bytes < maxBytes) {
-      const next = await it.next();
-      if (next.done) {
-        ended = true;
-        break;
+  try {
+    for (;;) {
+      while (!ended && window.length < depth && bytes < maxBytes) {
+        const next = await it.next();
+        if (next.done) {
+          ended = true;
+          break;
+        }
+        const e: PrefetchedEntry = next.value;
+        if (e.digest && e.size <= maxBody) {
+          e.preloaded = o.load(e.digest, e.size);
+          e.preloaded.catch(() => {}); // surfaces when the entry is written
+          bytes += e.size;
+        }
+        window.push(e);
       }
-      const e: PrefetchedEntry = next.value;
-      if (e.digest && e.size <= maxBody) {
-        e.preloaded = o.load(e.digest, e.size);
-        e.preloaded.catch(() => {}); // surfaces when the entry is written
-        bytes += e.size;
-      }
-      window.push(e);
+      const e = window.shift();
+      if (!e) return;
+      if (e.preloaded) bytes -= e.size;
+      yield e;
     }
-    const e = window.shift();
-    if (!e) return;
-    if (e.preloaded) bytes -= e.size;
-    yield e;
+  } finally {
+    if (!ended) await it.return?.();
   }
 }

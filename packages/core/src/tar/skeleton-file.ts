@@ -6,9 +6,10 @@
 import { decodeMultiStream, encode } from '@msgpack/msgpack';
 import { createReadStream } from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
-import { FerryError } from '../errors.js';
+import { FerryError, toFerryError } from '../errors.js';
 import { bytesToDigest, digestToBytes, isDigest, type Digest } from '../util/digest.js';
 import { zstdCompressStream, zstdDecode } from '../util/zstd.js';
+import { scanMsgpackStream } from '../bundle/msgpack-scan.js';
 import type { SkeletonEntry, SkeletonTrailer } from './skeleton.js';
 
 const MAGIC = 'ferry-skeleton';
@@ -22,6 +23,9 @@ export const SKELETON_LIMITS = {
   maxMapLength: 16,
   maxExtLength: 0,
 } as const;
+
+/** Skeleton records are flat (an array of 6 fields, or a map of 4): 1 deep. */
+const SKELETON_SCAN = { maxDepth: 1, maxElements: 64 };
 
 /** Streaming skeleton encoder: push entries, then finish with the trailer. */
 export class SkeletonWriter {
@@ -43,6 +47,16 @@ export class SkeletonWriter {
   /** Appends an entry. */
   add(e: SkeletonEntry): void {
     this.write([e.raw, e.path, e.type, e.size, e.digest ? digestToBytes(e.digest) : null, e.linkname ?? null]);
+  }
+
+  /** True when records are piling up: the caller should wait for {@link drain} before adding more. */
+  get backedUp(): boolean {
+    return this.input.writableNeedDrain;
+  }
+
+  /** Resolves when the buffered records have been taken by the compressor. */
+  drain(): Promise<void> {
+    return new Promise((resolve) => this.input.once('drain', resolve));
   }
 
   /** Appends the trailer and ends the stream. */
@@ -95,7 +109,8 @@ export function readSkeleton(source: AsyncIterable<Uint8Array>): SkeletonReader 
     let seen = 0;
     let bytes = 0;
     try {
-      for await (const rec of decodeMultiStream<undefined>(zstdDecode(source, 1 << 30), SKELETON_LIMITS)) {
+      const scanned = scanMsgpackStream(zstdDecode(source, 1 << 30), SKELETON_SCAN, 'skeleton');
+      for await (const rec of decodeMultiStream<undefined>(scanned, SKELETON_LIMITS)) {
         if (trailer) throw bad('records after the trailer');
         if (first) {
           const head = rec as Record<string, unknown>;
@@ -116,7 +131,9 @@ export function readSkeleton(source: AsyncIterable<Uint8Array>): SkeletonReader 
         }
       }
     } catch (err) {
-      if (err instanceof FerryError) throw err;
+      if (err instanceof FerryError && err.code !== 'FERRY_ERR_MSGPACK_INVALID') throw err;
+      // the file could not be read (EACCES, EIO): an I/O failure, not a malformed skeleton
+      if (typeof (err as NodeJS.ErrnoException).syscall === 'string') throw toFerryError(err, 'reading a skeleton');
       throw new FerryError('FERRY_ERR_SKELETON_INVALID', `skeleton cannot be decoded: ${(err as Error).message}`, { cause: err });
     }
     if (!trailer) throw bad('no trailer (truncated)');

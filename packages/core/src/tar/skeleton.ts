@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import { FerryError } from '../errors.js';
 import { ByteReader } from '../util/byte-reader.js';
 import { hashToDigest, type Digest } from '../util/digest.js';
-import { BLOCK, isZeroBlock, parseHeader, parsePax, pathString } from './header.js';
+import { HeaderGroupParser, paddingAfter, type MemberInfo } from './group.js';
+import { BLOCK, isZeroBlock } from './header.js';
 
 /** One tar member in a skeleton. Metadata members (pax, GNU long names) fold into `raw`. */
 export interface SkeletonEntry {
@@ -59,19 +60,6 @@ export interface SplitHandler {
   onEntry(entry: SkeletonEntry): void | Promise<void>;
 }
 
-/** Typeflags that never carry data whatever their size field says (as Go's archive/tar reads them). */
-const HEADER_ONLY = new Set(['1', '2', '3', '4', '5', '6']);
-const META = new Set(['x', 'g', 'L', 'K']);
-
-function padded(n: number): number {
-  return Math.ceil(n / BLOCK) * BLOCK;
-}
-
-function cstr(b: Buffer): Buffer {
-  const i = b.indexOf(0);
-  return i === -1 ? b : b.subarray(0, i);
-}
-
 async function* hashed(source: AsyncIterable<Uint8Array>, state: { hash: ReturnType<typeof createHash>; size: number }): AsyncGenerator<Uint8Array> {
   for await (const chunk of source) {
     state.hash.update(chunk);
@@ -116,73 +104,64 @@ export async function splitLayer(source: AsyncIterable<Uint8Array>, handler: Spl
   }
 }
 
+/** Header-group bytes the splitter holds, bounded (DESIGN.md section 8). */
+class Pending {
+  parts: Buffer[] = [];
+  bytes = 0;
+
+  constructor(private readonly max: number) {}
+
+  keep(b: Buffer, position: number): void {
+    this.parts.push(b);
+    this.bytes += b.length;
+    if (this.bytes > this.max) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `tar header group at byte ${position} exceeds ${this.max} bytes`);
+  }
+
+  take(): Buffer {
+    const out = Buffer.concat(this.parts);
+    this.parts = [];
+    this.bytes = 0;
+    return out;
+  }
+}
+
+/**
+ * Reads the next header group into `pending` (header-group.ts parses it). Returns the member, or
+ * undefined at the end of the archive: a zero block, or no input, where a header block belongs.
+ */
+async function readGroup(reader: ByteReader, pending: Pending, maxMeta: number): Promise<MemberInfo | undefined> {
+  const p = new HeaderGroupParser({ offset: reader.position, maxMetaSize: maxMeta });
+  for (let need = p.next(); need; need = p.next()) {
+    const offset = reader.position;
+    let piece: Buffer;
+    if (need.kind === 'header') {
+      piece = await reader.readUpTo(BLOCK);
+      if (piece.length === 0) return undefined; // no end-of-archive marker: accepted, the tail is what we have
+      if (piece.length < BLOCK) throw new FerryError('FERRY_ERR_TAR_TRUNCATED', `tar ended inside a header block at byte ${offset}`);
+      if (isZeroBlock(piece)) {
+        pending.keep(Buffer.from(piece), offset);
+        return undefined;
+      }
+      piece = Buffer.from(piece);
+    } else {
+      piece = await reader.readExactly(need.bytes, 'tar');
+    }
+    p.push(piece);
+    pending.keep(piece, offset);
+  }
+  return p.result();
+}
+
 async function splitFrom(reader: ByteReader, whole: { hash: ReturnType<typeof createHash>; size: number }, handler: SplitHandler, limits: SplitLimits): Promise<SkeletonTrailer> {
   const maxMeta = limits.maxMetaSize ?? 1024 * 1024;
   const maxTail = limits.maxTailSize ?? 16 * 1024 * 1024;
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  const keep = (b: Buffer): void => {
-    pending.push(b);
-    pendingBytes += b.length;
-    if (pendingBytes > maxMeta + 64 * BLOCK) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `tar header group at byte ${reader.position} exceeds ${maxMeta} bytes`);
-  };
-  let pax = new Map<string, Buffer>();
-  let longName: Buffer | undefined;
-  let longLink: Buffer | undefined;
+  const pending = new Pending(maxMeta + 64 * BLOCK);
   let count = 0;
   for (;;) {
-    const offset = reader.position;
-    const block = await reader.readUpTo(BLOCK);
-    if (block.length === 0) break; // no end-of-archive marker: accepted, the tail is what we have
-    if (block.length < BLOCK) throw new FerryError('FERRY_ERR_TAR_TRUNCATED', `tar ended inside a header block at byte ${offset}`);
-    if (isZeroBlock(block)) {
-      keep(Buffer.from(block));
-      pendingBytes = 0; // the tail has its own limit
-      let tailBytes = 0;
-      for await (const rest of reader.rest()) {
-        tailBytes += rest.length;
-        if (tailBytes > maxTail) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `tar has more than ${maxTail} bytes after its end-of-archive block`);
-        pending.push(Buffer.from(rest));
-      }
-      break;
-    }
-    const h = parseHeader(block, offset);
-    keep(Buffer.from(block));
-    let extended = h.gnuSparseExtended;
-    while (extended) {
-      const ext = await reader.readExactly(BLOCK, 'tar');
-      keep(ext);
-      extended = ext[504] !== 0;
-    }
-    if (META.has(h.type)) {
-      if (h.size > maxMeta) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `tar ${h.type} header data at byte ${offset} is ${h.size} bytes, over the ${maxMeta} limit`);
-      const data = await reader.readExactly(padded(h.size), 'tar');
-      keep(data);
-      const body = data.subarray(0, h.size);
-      if (h.type === 'x') pax = new Map([...pax, ...parsePax(body)]);
-      else if (h.type === 'L') longName = cstr(body);
-      else if (h.type === 'K') longLink = cstr(body);
-      continue;
-    }
-    const paxSize = pax.get('size');
-    let size = paxSize !== undefined ? Number(paxSize.toString('latin1')) : h.size;
-    if (!Number.isSafeInteger(size) || size < 0) throw new FerryError('FERRY_ERR_TAR_BAD_HEADER', `tar entry at byte ${offset} has a bad size`);
-    if (HEADER_ONLY.has(h.type)) size = 0;
-    // GNU sparse 0.1/1.0 (pax format) store the member under a made-up "GNUSparseFile.N/" name and
-    // the real one in GNU.sparse.name, which wins over path (GNU tar and Go's archive/tar read it so)
-    const path = pathString(pax.get('GNU.sparse.name') ?? pax.get('path') ?? longName ?? h.name);
-    const linkBytes = pax.get('linkpath') ?? longLink ?? h.linkname;
-    const entry: SkeletonEntry = {
-      raw: Buffer.concat(pending),
-      path,
-      type: h.type,
-      linkname: linkBytes.length > 0 ? pathString(linkBytes) : undefined,
-      size,
-    };
-    pending = [];
-    pendingBytes = 0;
-    pax = new Map();
-    longName = longLink = undefined;
+    const member = await readGroup(reader, pending, maxMeta);
+    if (!member) break;
+    const { path, size } = member;
+    const entry: SkeletonEntry = { raw: pending.take(), ...member };
     if (size > 0) {
       const start = reader.position;
       const bodyHash = handler.hashesBodies ? undefined : createHash('sha256');
@@ -192,13 +171,20 @@ async function splitFrom(reader: ByteReader, whole: { hash: ReturnType<typeof cr
       if (bodyHash) entry.digest = hashToDigest(bodyHash);
       else if (given) entry.digest = given;
       else throw new FerryError('FERRY_ERR_INTERNAL', 'split handler promised body digests but returned none');
-      const padding = await readPadding(reader, padded(size) - size);
-      if (padding.length > 0) keep(padding);
+      const padding = await readPadding(reader, paddingAfter(size));
+      if (padding.length > 0) pending.keep(padding, reader.position);
     }
     count++;
     await handler.onEntry(entry);
   }
-  return { tail: Buffer.concat(pending), diffId: hashToDigest(whole.hash), size: whole.size, count };
+  const tail = [pending.take()];
+  let tailBytes = 0;
+  for await (const rest of reader.rest()) {
+    tailBytes += rest.length;
+    if (tailBytes > maxTail) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `tar has more than ${maxTail} bytes after its end-of-archive block`);
+    tail.push(Buffer.from(rest));
+  }
+  return { tail: Buffer.concat(tail), diffId: hashToDigest(whole.hash), size: whole.size, count };
 }
 
 /** Opens a content body by digest for reassembly. */

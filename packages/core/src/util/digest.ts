@@ -46,19 +46,20 @@ export function bytesToDigest(b: Uint8Array): Digest {
 
 /**
  * A pass-through stream that hashes and counts what flows. After it ends, `digest` and `size`
- * hold the result; `expect` (optional) makes it fail at the end on a mismatch.
+ * hold the result; `expect` (optional) makes it fail at the end on a mismatch. With
+ * `countOnly`, it only counts (a size check where the digest is verified elsewhere).
  */
 export class HashingStream extends Transform {
   private readonly hash = createHash('sha256');
   size = 0;
   digest: Digest | undefined;
 
-  constructor(private readonly expect?: { digest?: Digest; size?: number; what?: string }) {
+  constructor(private readonly expect?: { digest?: Digest; size?: number; what?: string; countOnly?: boolean }) {
     super();
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.hash.update(chunk);
+    if (!this.expect?.countOnly) this.hash.update(chunk);
     this.size += chunk.length;
     if (this.expect?.size !== undefined && this.size > this.expect.size) {
       done(new FerryError('FERRY_ERR_SIZE_MISMATCH', `${this.expect.what ?? 'stream'} is larger than the declared ${this.expect.size} bytes`));
@@ -68,7 +69,7 @@ export class HashingStream extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
-    this.digest = hashToDigest(this.hash);
+    this.digest = this.expect?.countOnly ? undefined : hashToDigest(this.hash);
     const what = this.expect?.what ?? 'stream';
     if (this.expect?.size !== undefined && this.size !== this.expect.size) {
       done(new FerryError('FERRY_ERR_SIZE_MISMATCH', `${what} is ${this.size} bytes, declared ${this.expect.size}`));

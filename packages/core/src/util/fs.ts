@@ -88,12 +88,17 @@ export async function writeStreamAtomic(
   }
 }
 
-/** True when a path exists. */
+/**
+ * True when a path exists, false when it (or a directory above it) does not. Any other failure
+ * (EACCES, EIO, ...) is FERRY_ERR_IO: a file that cannot be checked is not a missing one.
+ */
 export async function exists(path: string): Promise<boolean> {
   try {
     await access(path);
     return true;
-  } catch {
-    return false;
+  } catch (err) {
+    const errno = (err as NodeJS.ErrnoException).code;
+    if (errno === 'ENOENT' || errno === 'ENOTDIR') return false;
+    throw toFerryError(err, `checking ${path}`);
   }
 }

@@ -35,21 +35,31 @@ export function zstdCompressStream(params: CompressParameters = STORE_ZSTD): Tra
 /** Idle decompression contexts: allocating one per small content dominates decoding it. */
 const idleDCtx: binding.DCtx[] = [];
 
-function newDCtx(): binding.DCtx {
-  const reused = idleDCtx.pop();
-  if (reused) return reused;
-  const dctx = new binding.DCtx();
-  dctx.setParameter(binding.DParameter.windowLogMax, ZSTD_WINDOW_LOG_MAX);
+function newDCtx(windowLogMax = ZSTD_WINDOW_LOG_MAX): binding.DCtx {
+  const dctx = idleDCtx.pop() ?? new binding.DCtx();
+  dctx.setParameter(binding.DParameter.windowLogMax, windowLogMax);
   return dctx;
 }
 
-/** Returns a context after a clean, complete decode (no dictionary loaded) for reuse. */
-function releaseDCtx(dctx: binding.DCtx): void {
-  if (idleDCtx.length < 8) idleDCtx.push(dctx);
+/**
+ * Returns a context after a clean, complete decode for reuse. A context that held a dictionary is
+ * reset first: the reset frees zstd's copy of the dictionary (a patch reference of megabytes),
+ * which would otherwise live until the garbage collector finalises the context.
+ */
+function releaseDCtx(dctx: binding.DCtx, hadDictionary = false): void {
+  if (hadDictionary) dctx.reset(binding.ResetDirective.sessionAndParameters);
+  if (idleDCtx.length < 4) idleDCtx.push(dctx);
 }
 
-function corrupt(err: unknown): FerryError {
-  return new FerryError('FERRY_ERR_ZSTD_CORRUPT', `zstd data is corrupt: ${(err as Error).message}`, { cause: err });
+/** zstd's message when a frame's window is over the windowLogMax set on the decoder. */
+const WINDOW_TOO_LARGE = /too much memory/i;
+
+function corrupt(err: unknown, windowLogMax = ZSTD_WINDOW_LOG_MAX): FerryError {
+  const message = (err as Error).message;
+  if (WINDOW_TOO_LARGE.test(message)) {
+    return new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `zstd frame needs a window over the 2^${windowLogMax}-byte cap of this decoder`, { cause: err, details: { windowLogMax } });
+  }
+  return new FerryError('FERRY_ERR_ZSTD_CORRUPT', `zstd data is corrupt: ${message}`, { cause: err });
 }
 
 /** Decoder state across input chunks. */
@@ -57,6 +67,7 @@ interface DecodeState {
   total: number;
   inFrame: boolean;
   maxSize: number;
+  windowLogMax: number;
 }
 
 /** Feeds one input chunk to `dctx`, yielding every output piece it produces (bounded pieces). */
@@ -68,7 +79,7 @@ function* decodeChunk(dctx: binding.DCtx, input: Uint8Array, st: DecodeState): G
     try {
       [ret, produced, consumed] = dctx.decompressStream(dst, src);
     } catch (err) {
-      throw corrupt(err);
+      throw corrupt(err, st.windowLogMax);
     }
     src = src.subarray(consumed);
     st.inFrame = ret !== 0;
@@ -85,47 +96,101 @@ function finish(st: DecodeState, sawInput: boolean): void {
   if (st.inFrame || !sawInput) throw corrupt(new Error(sawInput ? 'input ended inside a frame' : 'empty input'));
 }
 
+/** Options of {@link zstdDecode}. */
+export interface ZstdDecodeOptions {
+  /** Raw-content dictionary: makes it a patch-from decoder (see zstdPatchEncode). */
+  dictionary?: Uint8Array | undefined;
+  /**
+   * Largest window accepted, as a power of two (default ZSTD_WINDOW_LOG_MAX): the decoder's
+   * memory. A frame that needs more is FERRY_ERR_LIMIT_EXCEEDED before any of it is decoded.
+   */
+  windowLogMax?: number | undefined;
+  /** Checked before each input chunk and output piece: an abort stops the decode promptly. */
+  signal?: AbortSignal | undefined;
+}
+
 /**
  * Decodes a zstd stream as an async generator, so output is produced only as fast as the consumer
  * pulls it: memory stays bounded even for a highly compressible (bomb-like) input. The window is
  * capped before the first byte and the total output is capped at `maxSize` (DESIGN.md section 8).
- * A stream that ends inside a frame is FERRY_ERR_ZSTD_CORRUPT. `dictionary` makes it a patch-from
- * decoder (see zstdPatchEncode).
+ * A stream that ends inside a frame is FERRY_ERR_ZSTD_CORRUPT.
  */
-export async function* zstdDecode(source: AsyncIterable<Uint8Array>, maxSize = Number.MAX_SAFE_INTEGER, dictionary?: Uint8Array): AsyncGenerator<Buffer> {
-  const dctx = newDCtx();
+export async function* zstdDecode(source: AsyncIterable<Uint8Array>, maxSize = Number.MAX_SAFE_INTEGER, options: ZstdDecodeOptions = {}): AsyncGenerator<Buffer> {
+  const { dictionary, signal } = options;
+  const windowLogMax = options.windowLogMax ?? ZSTD_WINDOW_LOG_MAX;
+  signal?.throwIfAborted();
+  const dctx = newDCtx(windowLogMax);
   if (dictionary) dctx.loadDictionary(dictionary);
-  const st: DecodeState = { total: 0, inFrame: false, maxSize };
+  const st: DecodeState = { total: 0, inFrame: false, maxSize, windowLogMax };
   let sawInput = false;
+  let clean = false;
   try {
     for await (const chunk of source) {
       if (chunk.byteLength > 0) sawInput = true;
-      yield* decodeChunk(dctx, chunk, st);
+      for (const piece of decodeChunk(dctx, chunk, st)) {
+        signal?.throwIfAborted();
+        yield piece;
+      }
     }
     finish(st, sawInput);
-    if (!dictionary) releaseDCtx(dctx);
+    clean = true;
   } finally {
-    // zstd holds its own copy of a dictionary (a patch reference can be tens of MB): free it now
-    // rather than when the context is garbage-collected
-    if (dictionary) dctx.reset(binding.ResetDirective.sessionAndParameters);
+    // a context left mid-frame is dropped; one that held a dictionary is reset before reuse
+    if (clean) releaseDCtx(dctx, dictionary !== undefined);
+    else if (dictionary) dctx.reset(binding.ResetDirective.sessionAndParameters);
   }
 }
 
-/** Decodes a whole zstd buffer, capped at `maxSize` bytes of output. */
+/**
+ * Decodes a whole zstd buffer, capped at `maxSize` bytes of output. A frame that states its
+ * content size (every one-shot compressed store object does) is decoded in one call straight
+ * into a buffer of that size; others stream in pieces.
+ */
 export function zstdDecompress(data: Uint8Array, maxSize: number): Buffer {
   const dctx = newDCtx();
-  const st: DecodeState = { total: 0, inFrame: false, maxSize };
+  const known = frameContentSize(data);
+  if (known !== undefined && known <= maxSize) {
+    const out = Buffer.allocUnsafe(known);
+    let n: number;
+    try {
+      n = dctx.decompress(out, data);
+    } catch (err) {
+      throw corrupt(err);
+    }
+    releaseDCtx(dctx);
+    if (n !== known) throw corrupt(new Error(`frame declares ${known} bytes and decodes to ${n}`));
+    return out;
+  }
+  if (known !== undefined) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `zstd output exceeds ${maxSize} bytes`);
+  const st: DecodeState = { total: 0, inFrame: false, maxSize, windowLogMax: ZSTD_WINDOW_LOG_MAX };
   const parts = [...decodeChunk(dctx, data, st)];
   finish(st, data.length > 0);
   releaseDCtx(dctx);
   return Buffer.concat(parts, st.total);
 }
 
+/** The content size a single zstd frame declares, when it declares one and is the only frame. */
+function frameContentSize(data: Uint8Array): number | undefined {
+  try {
+    const size = binding.getFrameContentSize(data);
+    if (size === null || !Number.isSafeInteger(size)) return undefined;
+    return binding.findFrameCompressedSize(data) === data.length ? size : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Magic that makes zstd parse a dictionary as a formatted one rather than raw content. */
 const DICT_MAGIC = 0xec30a437;
 
-/** Largest reference plus target a patch may span: the decoder's window limit. */
-export const PATCH_SPAN_MAX = 2 ** ZSTD_WINDOW_LOG_MAX;
+/**
+ * Largest reference plus target a patch-from frame may span. The applier decodes a patch in one
+ * call, the reference used in place and the output written straight into its buffer, so its
+ * memory is the span (plus the patch bytes): 32 MiB keeps an apply inside its 128 MB budget
+ * (DESIGN.md section 5) while the large single files that patch best (an 8.9 MB compiler bundle
+ * against its old version) still fit. Larger targets get bsdiff, which streams its output.
+ */
+export const PATCH_SPAN_MAX = 32 * 1024 * 1024;
 
 /** True when `ref` can serve as a raw-content patch reference for a target of `targetSize`. */
 export function canPatchFrom(ref: Uint8Array, targetSize: number): boolean {
@@ -154,7 +219,7 @@ let patchOut = Buffer.alloc(0);
 
 /**
  * zstd patch-from: compresses `target` with `ref` as a raw-content dictionary, the window set to
- * span both (as `zstd --patch-from` does). The result decodes with zstdDecode(..., ref).
+ * span both (as `zstd --patch-from` does). The result decodes with zstdPatchDecode.
  */
 export function zstdPatchEncode(ref: Uint8Array, target: Uint8Array, level = 19): Buffer {
   const span = ref.length + target.length;
@@ -217,4 +282,30 @@ export async function* zstdCompressSized(source: AsyncIterable<Uint8Array>, size
   }
   if (seen !== size) throw new FerryError('FERRY_ERR_SIZE_MISMATCH', `frame source is ${seen} bytes, ${size} were pledged`);
   yield* step(Buffer.alloc(0), true);
+}
+
+/**
+ * Decodes a patch-from frame (zstdPatchEncode) in one call: `ref` is used in place as the
+ * raw-content dictionary (no copy) and the output goes straight into a buffer of `size` bytes, so
+ * memory is the reference, the patch and the output, whatever window the frame declares. Refused
+ * before decoding: a span over PATCH_SPAN_MAX (FERRY_ERR_LIMIT_EXCEEDED). A frame that does not
+ * decode to exactly `size` bytes is FERRY_ERR_ZSTD_CORRUPT.
+ */
+export function zstdPatchDecode(patch: Uint8Array, ref: Uint8Array, size: number): Buffer {
+  if (ref.length + size > PATCH_SPAN_MAX) {
+    throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `a patch of ${size} bytes against a ${ref.length}-byte reference spans over the ${PATCH_SPAN_MAX}-byte cap`);
+  }
+  const known = frameContentSize(patch);
+  if (known !== size) throw corrupt(new Error(`patch frame declares ${known ?? 'no'} content size, the payload says ${size}`));
+  const out = Buffer.allocUnsafe(size);
+  const dctx = newDCtx();
+  let n: number;
+  try {
+    n = dctx.decompressUsingDict(out, patch, ref);
+  } catch (err) {
+    throw corrupt(err);
+  }
+  releaseDCtx(dctx, true);
+  if (n !== size) throw corrupt(new Error(`patch decodes to ${n} bytes, expected ${size}`));
+  return out;
 }

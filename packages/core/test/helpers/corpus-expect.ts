@@ -3,8 +3,7 @@
  * and lookups of entry metadata with messages that name what was there instead.
  */
 import { expect } from 'vitest';
-import { isFerryError, normalizePath, parseHeader, sha256, type SkeletonEntry } from '../../src/index.js';
-import { parseHeaderGroup } from '../../src/tar/group.js';
+import { headerBlockOffsets, normalizePath, parseHeaderGroup, sha256, type SkeletonEntry } from '../../src/index.js';
 import { entryAt, type RoundTrip } from './roundtrip.js';
 
 /** A round trip stripped of bodies, cached per tar so metadata tests reuse it. */
@@ -72,17 +71,9 @@ export function expectTypes(entries: readonly SkeletonEntry[], types: Record<str
 
 /** Typeflags of the header blocks folded into `raw` (metadata members such as 'x', 'g', 'L' stay there). */
 export function rawTypeflags(raw: Uint8Array): string[] {
-  const out: string[] = [];
-  // raw is the previous body's padding, then whole blocks
-  for (let off = raw.length % 512; off + 512 <= raw.length; off += 512) {
-    const block = Buffer.from(raw.buffer, raw.byteOffset + off, 512);
-    try {
-      out.push(parseHeader(block, off).type);
-    } catch {
-      // a data block of a metadata member, not a header
-    }
-  }
-  return out;
+  // raw is the previous body's padding, then one header group
+  const group = Buffer.from(raw.buffer, raw.byteOffset + (raw.length % 512), raw.length - (raw.length % 512));
+  return headerBlockOffsets(group).map((off) => String.fromCharCode(group[off + 156]!));
 }
 
 /** A copy of `data` with the byte at `at` inverted. */
@@ -92,13 +83,4 @@ export function flipped(data: Uint8Array, at: number): Buffer {
   return out;
 }
 
-/** The error code a promise rejects with; fails when it resolves or rejects with a non-ferry error. */
-export async function rejectionCode(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    if (!isFerryError(err)) throw new Error(`expected a FerryError, got ${String(err)}`, { cause: err });
-    return err.code;
-  }
-  throw new Error('expected a rejection, the promise resolved');
-}
+export { rejectionCode } from '@ferry/test-support';

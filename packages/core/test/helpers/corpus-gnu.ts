@@ -4,7 +4,7 @@
  */
 import { access, appendFile, copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { requireTool, run } from './corpus-tools.js';
+import { requireTool, runTool } from '@ferry/test-support';
 import { buildSourceTree, type TreeFacts } from './corpus-tree.js';
 
 /** One generated tar. */
@@ -47,7 +47,7 @@ const COMMON = ['--sort=name', '--sparse'];
 /** Generates the tree under `work/src` and every GNU tar in GNU_TARS under `work`. */
 export async function makeGnuCorpus(work: string): Promise<GnuCorpus> {
   const tar = requireTool('tar');
-  const version = (await run(tar, ['--version'])).stdout;
+  const version = (await runTool('tar', ['--version'])).stdout;
   if (!/GNU tar/.test(version)) throw new Error(`skeleton corpus needs GNU tar at ${tar}, found: ${version.split('\n')[0]}`);
   const src = join(work, 'src');
   const tree = await buildSourceTree(src);
@@ -55,7 +55,7 @@ export async function makeGnuCorpus(work: string): Promise<GnuCorpus> {
   // exit 2 means "some members were not dumped": formats that cannot represent a case say so
   const make = async (name: GnuTarName, args: string[], members: string[] = ['.'], allow = [0]): Promise<void> => {
     const path = join(work, `${name}.tar`);
-    const r = await run(tar, [...args, '-C', src, '-cf', path, ...members], { allow, cwd: work });
+    const r = await runTool('tar', [...args, '-C', src, '-cf', path, ...members], { allow, cwd: work });
     if (!(await exists(path))) throw new Error(`tar ${args.join(' ')} wrote no archive: ${r.stderr}`);
     tars[name] = { path, warnings: r.stderr };
   };

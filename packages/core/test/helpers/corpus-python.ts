@@ -3,7 +3,7 @@
  * a PAX archive whose extended header is larger than the default meta-size limit.
  */
 import { join } from 'node:path';
-import { requireTool, run } from './corpus-tools.js';
+import { runTool } from '@ferry/test-support';
 
 /** Names of the Python corpus members. */
 export const PYTHON_TARS = ['python-pax', 'python-gnu', 'python-ustar'] as const;
@@ -68,9 +68,8 @@ export type PythonHugeName = 'python-pax-huge-x' | 'python-pax-huge-g';
 
 /** Writes the Python tars into `dir`; returns paths by name. */
 export async function makePythonCorpus(dir: string): Promise<Record<PythonTarName | PythonHugeName, string>> {
-  const python = requireTool('python3');
   const f = PYTHON_FACTS;
-  await run(python, ['-c', SCRIPT, dir, f.longFile, f.midFile, f.nonAscii, f.symlink, f.longTarget, f.shortTarget, f.hardlink, String(f.bigId)]);
+  await runTool('python3', ['-c', SCRIPT, dir, f.longFile, f.midFile, f.nonAscii, f.symlink, f.longTarget, f.shortTarget, f.hardlink, String(f.bigId)]);
   return {
     'python-pax': join(dir, 'python-pax.tar'),
     'python-gnu': join(dir, 'python-gnu.tar'),

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { link, mkdir, open, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { requireTool, run } from './corpus-tools.js';
+import { runTool } from '@ferry/test-support';
 
 /** Paths in the tree (relative, as strings; non-UTF-8 ones in pathString form). */
 export interface TreeFacts {
@@ -60,9 +60,6 @@ async function makeSparse(path: string): Promise<void> {
 
 /** Builds the tree under `root` (which must not exist yet). Needs root for mknod. */
 export async function buildSourceTree(root: string): Promise<TreeFacts> {
-  const setfattr = requireTool('setfattr');
-  const mknod = requireTool('mknod');
-  const mkfifo = requireTool('mkfifo');
   const longDir = join('long', SEG_A, SEG_B, SEG_C);
   const midDir = join('mid', 'm'.repeat(70));
   const facts: TreeFacts = {
@@ -107,13 +104,13 @@ export async function buildSourceTree(root: string): Promise<TreeFacts> {
   await mkdir(bad(dirBytes));
   await writeFile(bad(dirBytes, [0x2f, 0x66, 0xfe, 0xfd, ...Buffer.from('.txt')]), 'latin-1 bytes in the name\n');
   await writeFile(bad(dirBytes, [0x2f, ...new Array<number>(110).fill(0xe9)]), 'long non-UTF-8 name\n');
-  await run(mkfifo, [join(root, 'fifo')]);
-  await run(mknod, [join(root, 'chr'), 'c', '1', '3']);
-  await run(mknod, [join(root, 'blk'), 'b', '7', '0']);
+  await runTool('mkfifo', [join(root, 'fifo')]);
+  await runTool('mknod', [join(root, 'chr'), 'c', '1', '3']);
+  await runTool('mknod', [join(root, 'blk'), 'b', '7', '0']);
   try {
-    await run(setfattr, ['-n', 'user.ferry', '-v', 'xattr value', join(root, 'small.txt')]);
-    await run(setfattr, ['-n', 'user.big', '-v', 'x'.repeat(1500), join(root, 'empty')]);
-    await run(setfattr, ['-n', 'user.dir', '-v', '1', join(root, 'opq')]);
+    await runTool('setfattr', ['-n', 'user.ferry', '-v', 'xattr value', join(root, 'small.txt')]);
+    await runTool('setfattr', ['-n', 'user.big', '-v', 'x'.repeat(1500), join(root, 'empty')]);
+    await runTool('setfattr', ['-n', 'user.dir', '-v', '1', join(root, 'opq')]);
   } catch (err) {
     throw new Error(`skeleton corpus: ${root} must allow user.* xattrs (tmpfs before Linux 6.6 does not); point TMPDIR at ext4 or xfs`, { cause: err });
   }

@@ -5,7 +5,7 @@
 import { chown, link, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { requireTool, run } from './corpus-tools.js';
+import { runTool } from '@ferry/test-support';
 import { pseudoRandom } from './corpus-tree.js';
 
 /** Names of the umoci corpus members, in layer order. */
@@ -41,9 +41,6 @@ function blobPath(layout: string, digest: string): string {
 
 async function populate(rootfs: string): Promise<void> {
   const f = UMOCI_FACTS;
-  const mkfifo = requireTool('mkfifo');
-  const mknod = requireTool('mknod');
-  const setfattr = requireTool('setfattr');
   await mkdir(join(rootfs, f.longFile, '..'), { recursive: true });
   await mkdir(join(rootfs, f.deletedDir), { recursive: true });
   await mkdir(join(rootfs, f.opaqueDir, 'old'), { recursive: true });
@@ -57,9 +54,9 @@ async function populate(rootfs: string): Promise<void> {
   await writeFile(join(rootfs, f.opaqueDir, 'old', 'file'), 'hidden by the opaque layer\n');
   await symlink(f.longTarget, join(rootfs, f.symlink));
   await link(join(rootfs, f.longFile), join(rootfs, f.hardlink));
-  await run(mkfifo, [join(rootfs, 'srv/fifo')]);
-  await run(mknod, [join(rootfs, 'srv/null'), 'c', '1', '3']);
-  await run(setfattr, ['-n', 'user.ferry', '-v', 'from umoci', join(rootfs, 'srv/empty')]);
+  await runTool('mkfifo', [join(rootfs, 'srv/fifo')]);
+  await runTool('mknod', [join(rootfs, 'srv/null'), 'c', '1', '3']);
+  await runTool('setfattr', ['-n', 'user.ferry', '-v', 'from umoci', join(rootfs, 'srv/empty')]);
   // ids beyond 8^7 need a pax record (or base-256); a non-UTF-8 name is raw bytes in a pax path
   await chown(join(rootfs, 'srv/big-ids'), 3_000_000_000, 3_000_000_000);
   await writeFile(Buffer.concat([Buffer.from(join(rootfs, 'srv/latin1-')), Buffer.from([0xe9, 0xff])]), 'non-UTF-8 name\n');
@@ -73,24 +70,23 @@ export interface UmociCorpus {
 
 /** Builds an OCI layout with umoci under `dir` and returns each layer, gunzipped, as a tar path. */
 export async function makeUmociCorpus(dir: string): Promise<UmociCorpus> {
-  const umoci = requireTool('umoci');
   const layout = join(dir, 'layout');
   const bundle = join(dir, 'bundle');
   const image = `${layout}:t`;
-  await run(umoci, ['init', '--layout', layout]);
-  await run(umoci, ['new', '--image', image]);
-  await run(umoci, ['unpack', '--image', image, bundle]);
+  await runTool('umoci', ['init', '--layout', layout]);
+  await runTool('umoci', ['new', '--image', image]);
+  await runTool('umoci', ['unpack', '--image', image, bundle]);
   const rootfs = join(bundle, 'rootfs');
   await populate(rootfs);
-  await run(umoci, ['repack', '--refresh-bundle', '--image', image, bundle]);
+  await runTool('umoci', ['repack', '--refresh-bundle', '--image', image, bundle]);
   await rm(join(rootfs, UMOCI_FACTS.deletedFile));
   await rm(join(rootfs, UMOCI_FACTS.deletedDir), { recursive: true });
   await writeFile(join(rootfs, 'srv/added.txt'), 'added in layer 2\n');
-  await run(umoci, ['repack', '--image', image, bundle]);
+  await runTool('umoci', ['repack', '--image', image, bundle]);
   const replacement = join(dir, 'replacement');
   await mkdir(replacement);
   await writeFile(join(replacement, 'new'), 'only file left after the opaque layer\n');
-  await run(umoci, ['insert', '--opaque', '--image', image, replacement, `/${UMOCI_FACTS.opaqueDir}`]);
+  await runTool('umoci', ['insert', '--opaque', '--image', image, replacement, `/${UMOCI_FACTS.opaqueDir}`]);
   return extractLayers(layout, dir);
 }
 

@@ -3,7 +3,7 @@
  * one new file) and changes the app layer, so most bodies are shared across images and layers,
  * one is duplicated inside v1, and one is larger than the store's small-body limit.
  */
-import { digestOf, seededBytes, seededText, type Digest, type FileSpec } from './images.js';
+import { digestOf, seededBytes, seededText, type Digest, type FileSpec } from '@ferry/test-support';
 
 /** Files of the two images: a shared base, app files that differ, a few bodies common to both. */
 export const shared = Array.from({ length: 12 }, (_, i) => seededBytes(`shared-${i}`, 2000 + i * 3001));

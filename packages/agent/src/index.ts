@@ -1,0 +1,11 @@
+export * from './options.js';
+export * from './progress.js';
+export * from './fetcher.js';
+export * from './cache.js';
+export { PartialChunk, type RestartNote } from './partial.js';
+export { TokenBucket } from './bucket.js';
+export { StallWatch, type StallLimits } from './watchdog.js';
+export { createHttpTransport, type HttpResponse, type HttpTransport, type HttpTransportOptions } from './http.js';
+export { parseRetryAfter } from './http-source.js';
+export { parseSource, type Source } from './sources.js';
+export type { ChunkRef } from './run.js';

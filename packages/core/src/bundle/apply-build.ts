@@ -1,0 +1,265 @@
+/**
+ * Turning one layer's payload ops into skeleton entries, new contents and the layer's bytes
+ * (docs/format.md section 5). Every size is checked before the bytes it announces are decoded:
+ * an entry's body against its header's size, and the layer's running total against the size the
+ * signed header gives the layer, so no decoder (zstd patch-from, bspatch, literal collection) can
+ * be made to produce more than the layer holds (DESIGN.md section 8).
+ */
+import { FerryError } from '../errors.js';
+import { bytesToDigest, digestToBytes, type Digest } from '../util/digest.js';
+import { zstdPatchDecode } from '../util/zstd.js';
+import { bspatch } from '../delta/bspatch.js';
+import { parseHeaderGroup, paddingAfter, recomputeChecksums, type MemberInfo } from '../tar/group.js';
+import type { SkeletonWriter } from '../tar/skeleton-file.js';
+import type { ContentBatch } from '../store/contents.js';
+import type { Store } from '../store/store.js';
+import type { BaselineTable, TableEntry } from './baseline.js';
+import { contentError, type LayerOutput } from './apply-output.js';
+import { LayerGroups } from './apply-refset.js';
+import { patchBytes, type DecodedBody, type HeaderSource, type PayloadOp } from './payload.js';
+
+/** Bodies up to this size are held whole (hashed and handed to a content worker); larger stream. */
+const HOLD_MAX = 4 * 1024 * 1024;
+
+function bad(msg: string): FerryError {
+  return new FerryError('FERRY_ERR_BUNDLE_INVALID', `payload is malformed: ${msg}`);
+}
+
+/** Bodies of the entries so far, for back references: 32 digest bytes and a size each. */
+class History {
+  private digests = Buffer.alloc(32 * 1024);
+  private sizes = new Float64Array(1024);
+  length = 0;
+
+  push(digest: Digest | undefined, size: number): void {
+    if (this.length === this.sizes.length) {
+      const d = Buffer.alloc(this.digests.length * 2);
+      this.digests.copy(d);
+      this.digests = d;
+      const s = new Float64Array(this.sizes.length * 2);
+      s.set(this.sizes);
+      this.sizes = s;
+    }
+    if (digest) digestToBytes(digest).forEach((b, i) => (this.digests[this.length * 32 + i] = b));
+    this.sizes[this.length++] = digest ? size : -1;
+  }
+
+  /** The body of the entry `k` places back. */
+  back(k: number): { digest: Digest; size: number } {
+    if (k > this.length) throw bad('back reference before the layer start');
+    const i = this.length - k;
+    const size = this.sizes[i]!;
+    if (size < 0) throw bad('back reference to an entry without a body');
+    return { digest: bytesToDigest(this.digests.subarray(i * 32, i * 32 + 32)), size };
+  }
+}
+
+/** What a layer build works with. */
+export interface BuildContext {
+  store: Store;
+  table: BaselineTable;
+  batch: ContentBatch;
+  writer: SkeletonWriter;
+  out: LayerOutput;
+  /** The size the signed header gives the layer: the cap of everything decoded. */
+  layerSize: number;
+  /** Largest delta reference read into memory (PATCH_REFERENCE_MAX or lower). */
+  maxReference: number;
+  /** Resolves when the skeleton writer may take more (or rejects when its file failed). */
+  drained: () => Promise<void>;
+  signal?: AbortSignal | undefined;
+}
+
+/** One entry's header, as the op sources it. */
+interface Header {
+  bytes: Buffer;
+  base?: TableEntry | undefined;
+}
+
+/** Rebuilds one layer's entries from its ops. */
+export class LayerBuild {
+  private readonly history = new History();
+  private prevSize = 0;
+  /** Entries so far. */
+  count = 0;
+  /** Tar bytes of the entries so far (paddings, header groups, bodies). */
+  bytes = 0;
+  /** GROUP and MEMBER bodies (format v2, apply-refset.ts). */
+  private readonly groups: LayerGroups;
+
+  constructor(private readonly c: BuildContext) {
+    this.groups = new LayerGroups({ ...c, back: (k) => this.history.back(k) });
+  }
+
+  /** Runs every op; returns the layer's tail bytes. */
+  async run(ops: AsyncIterable<PayloadOp>): Promise<Uint8Array> {
+    let tail: Uint8Array | undefined;
+    for await (const op of ops) {
+      this.c.signal?.throwIfAborted();
+      if (op.op === 'run' || op.op === 'patchrun') {
+        if (op.start + op.count > this.c.table.length) throw bad(`a run of ${op.count} entries from ${op.start} runs past the ${this.c.table.length}-entry baseline`);
+        for (let i = op.start; i < op.start + op.count; i++) {
+          const b = this.c.table.entry(i);
+          const header = op.op === 'run' ? b.header : patched(b.header, op.patch, true);
+          await this.stored(undefined, header, b.digest, b.size);
+        }
+      } else if (op.op === 'entry') {
+        await this.entry(op.pad, this.header(op.header), op.body);
+      } else {
+        tail = op.bytes; // the op reader checks that no record follows
+      }
+    }
+    if (!tail) throw bad('frame ended before its tail record');
+    this.groups.finish();
+    if (this.bytes + tail.length !== this.c.layerSize) {
+      throw new FerryError('FERRY_ERR_DIGEST_MISMATCH', `the payload rebuilds ${this.bytes + tail.length} bytes of a ${this.c.layerSize}-byte layer`, { details: { size: this.bytes + tail.length } });
+    }
+    await this.c.out.bytes(tail);
+    return tail;
+  }
+
+  private header(h: HeaderSource): Header {
+    if (h.kind === 'literal') return { bytes: Buffer.from(h.bytes) };
+    const base = this.c.table.entry(h.index);
+    if (h.kind === 'base') return { bytes: base.header, base };
+    return { bytes: patched(base.header, h.patch, h.fixChecksum ?? false), base };
+  }
+
+  /**
+   * Starts an entry: checks its padding and that its header's size fits in the layer, then
+   * outputs padding and header group. Nothing of the body is decoded before this passes.
+   */
+  private async begin(pad: Uint8Array | undefined, header: Buffer): Promise<{ raw: Buffer; info: MemberInfo }> {
+    const padLen = paddingAfter(this.prevSize);
+    const padding = pad ?? Buffer.alloc(padLen);
+    if (padding.length !== padLen) throw bad('padding has the wrong length');
+    const info = parseHeaderGroup(header);
+    const after = this.bytes + padLen + header.length + info.size;
+    if (after > this.c.layerSize) {
+      throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `entry ${info.path} (${info.size} bytes) takes the rebuilt layer past its ${this.c.layerSize} bytes`, { details: { size: this.c.layerSize } });
+    }
+    const raw = Buffer.concat([padding, header]);
+    await this.c.out.bytes(raw);
+    return { raw, info };
+  }
+
+  private async finish(raw: Buffer, info: MemberInfo, digest: Digest | undefined): Promise<void> {
+    this.c.writer.add({ raw, path: info.path, type: info.type, linkname: info.linkname, size: info.size, digest });
+    if (this.c.writer.backedUp) await this.c.drained();
+    this.history.push(digest, info.size);
+    this.prevSize = info.size;
+    this.count++;
+    this.bytes += raw.length + info.size;
+  }
+
+  /** An entry whose body is a stored content (or none). */
+  private async stored(pad: Uint8Array | undefined, header: Buffer, digest: Digest | undefined, size: number): Promise<void> {
+    const { raw, info } = await this.begin(pad, header);
+    if (info.size !== (digest ? size : 0)) throw bad(`body of ${info.path} is ${digest ? size : 0} bytes, its header says ${info.size}`);
+    if (digest) await this.c.out.content(digest, size);
+    await this.finish(raw, info, digest);
+  }
+
+  private async entry(pad: Uint8Array | undefined, h: Header, b: DecodedBody): Promise<void> {
+    switch (b.kind) {
+      case 'none':
+        return this.stored(pad, h.bytes, undefined, 0);
+      case 'same':
+        if (!h.base) throw bad('"same body" with a literal header');
+        return this.stored(pad, h.bytes, h.base.digest, h.base.size);
+      case 'copy': {
+        const c = this.c.table.entry(b.index);
+        if (!c.digest) throw bad(`copy from baseline entry ${b.index}, which has no body`);
+        return this.stored(pad, h.bytes, c.digest, c.size);
+      }
+      case 'back': {
+        const r = this.history.back(b.k);
+        return this.stored(pad, h.bytes, r.digest, r.size);
+      }
+      case 'member': {
+        const m = this.groups.next(b.d);
+        return this.stored(pad, h.bytes, m.digest, m.size);
+      }
+      case 'digest': {
+        const { raw, info } = await this.begin(pad, h.bytes);
+        if (info.size === 0) throw bad(`entry ${info.path} has no body but the payload names one`);
+        await this.c.out.content(b.digest, info.size);
+        return this.finish(raw, info, b.digest);
+      }
+      default:
+        return this.carried(pad, h.bytes, b);
+    }
+  }
+
+  /** An entry whose body the payload carries: literal, patch-from, bsdiff or a group's frame. */
+  private async carried(pad: Uint8Array | undefined, header: Buffer, b: Extract<DecodedBody, { data: unknown }>): Promise<void> {
+    const { raw, info } = await this.begin(pad, header);
+    // the op declares the output size; the header group in the same op declares the entry's:
+    // they must agree before a byte of the body is decoded
+    if (b.size !== info.size) throw bad(`body of ${info.path} is declared ${b.size} bytes, its header says ${info.size}`);
+    let digest: Digest;
+    if (b.kind === 'literal') {
+      digest = info.size <= HOLD_MAX ? await this.hold(await collect(b.data, info.size)) : await this.c.batch.put(this.c.out.through(b.data), info.size);
+    } else if (b.kind === 'group') {
+      digest = (await this.groups.open(b, this.c.layerSize - this.bytes - raw.length)).digest;
+      await this.c.out.content(digest, info.size);
+    } else if (b.kind === 'patch') {
+      const ref = this.reference(b.index, info.path);
+      const limit = info.size + (info.size >> 8) + 1024;
+      if (b.patchSize > limit) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `patch of ${info.path} is ${b.patchSize} bytes, over the ${limit}-byte cap for a ${info.size}-byte body`);
+      const patch = await collect(b.data, b.patchSize);
+      digest = await this.hold(zstdPatchDecode(patch, await this.load(ref), info.size));
+    } else {
+      const ref = this.reference(b.index, info.path);
+      const out = bspatch(await this.load(ref), b.data, info.size, this.c.signal);
+      digest = info.size <= HOLD_MAX ? await this.hold(await collect(out, info.size)) : await this.c.batch.put(this.c.out.through(out), info.size);
+    }
+    await this.finish(raw, info, digest);
+  }
+
+  /** A body held whole: hashed into the layer, written as a content. */
+  private async hold(body: Uint8Array): Promise<Digest> {
+    await this.c.out.bytes(body);
+    return this.c.batch.putBuffer(body);
+  }
+
+  /** The baseline entry a delta uses, checked against the reference cap before it is read. */
+  private reference(index: number, path: string): TableEntry & { digest: Digest } {
+    const ref = this.c.table.entry(index);
+    if (!ref.digest) throw bad(`the reference of ${path}'s delta has no body`);
+    if (ref.size > this.c.maxReference) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `the reference of ${path}'s delta is ${ref.size} bytes, over the ${this.c.maxReference}-byte cap`);
+    return ref as TableEntry & { digest: Digest };
+  }
+
+  private async load(ref: TableEntry & { digest: Digest }): Promise<Buffer> {
+    try {
+      return await this.c.store.readContent(ref.digest, ref.size, true);
+    } catch (err) {
+      const e = contentError(err, ref.digest);
+      if (e instanceof FerryError && e.code === 'FERRY_ERR_OBJECT_CORRUPT') {
+        throw new FerryError('FERRY_ERR_BASELINE_MISSING', `baseline content ${ref.digest} is corrupt: ${e.message}`, { cause: e, details: { digest: ref.digest } });
+      }
+      throw e;
+    }
+  }
+}
+
+/** A baseline header group with a byte patch applied (and its checksums recomputed when asked). */
+function patched(base: Buffer, patch: Uint8Array, fixChecksum: boolean): Buffer {
+  const out = patchBytes(base, patch);
+  if (fixChecksum && !recomputeChecksums(out, base)) throw bad('a patched header checksum does not fit its field');
+  return out;
+}
+
+/** Collects exactly `size` bytes (the sources check their own totals) into one buffer. */
+async function collect(source: AsyncIterable<Uint8Array>, size: number): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for await (const c of source) {
+    if (at + c.length > size) throw bad(`a body runs past its ${size} bytes`);
+    out.set(c, at);
+    at += c.length;
+  }
+  if (at !== size) throw bad(`a body is ${at} bytes, declared ${size}`);
+  return out;
+}

@@ -1,0 +1,5 @@
+/** The network protocol (docs/protocol.md): shapes, validators and shared constants. */
+export * from './constants.js';
+export * from './schemas.js';
+export * from './validate.js';
+export * from './client.js';

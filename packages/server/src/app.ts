@@ -1,0 +1,91 @@
+/**
+ * The fastify app: timeouts and body limits set (fastify has no timeouts by default), errors
+ * answered as ferry error bodies, the repository routes without authentication, and the API
+ * routes behind a per-token rate limit. Every group of routes is a plugin, so more (the
+ * operator's views) register the same way: `app.register(plugin(ctx))`.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import { FerryError } from '@ferry/core';
+import { bearer } from './auth.js';
+import type { ServerContext } from './context.js';
+import { clientErrorHandler, installErrorHandlers } from './http-errors.js';
+import { hashToken } from './state/tokens.js';
+import { adminRoutes } from './routes/admin.js';
+import { agentRoutes } from './routes/agent.js';
+import { publishRoutes } from './routes/publish.js';
+import { releaseRoutes } from './routes/releases.js';
+import { repoRoutes } from './routes/repo.js';
+
+function loggerOptions(logger: ServerContext['options']['logger']): { logger?: unknown; loggerInstance?: FastifyBaseLogger } {
+  if (typeof logger === 'object' && logger !== null && typeof (logger as FastifyBaseLogger).info === 'function' && typeof (logger as FastifyBaseLogger).child === 'function') {
+    return { loggerInstance: logger as FastifyBaseLogger };
+  }
+  return { logger };
+}
+
+/** The fastify instance with its server options (timeouts, TLS, limits). */
+function createFastify(ctx: ServerContext): FastifyInstance {
+  const { timeouts, tls, bodyLimit } = ctx.options;
+  const serverOptions = { headersTimeout: timeouts.headers, requestTimeout: timeouts.request, connectionsCheckingInterval: timeouts.checkInterval };
+  return Fastify({
+    ...(loggerOptions(ctx.options.logger) as object),
+    bodyLimit,
+    connectionTimeout: timeouts.connection,
+    keepAliveTimeout: timeouts.keepAlive,
+    requestTimeout: timeouts.request,
+    forceCloseConnections: 'idle',
+    // requests that arrive while closing get a ferry error body (installShutdownAnswer), not fastify's
+    return503OnClosing: false,
+    http: serverOptions,
+    ...(tls ? { https: { ...serverOptions, cert: tls.cert, key: tls.key } } : {}),
+    clientErrorHandler,
+  } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
+}
+
+/** The API routes (agents, publishing, releases, admin) behind the rate limit. */
+function apiRoutes(ctx: ServerContext) {
+  return async function plugin(api: FastifyInstance): Promise<void> {
+    if (ctx.options.rateLimit) {
+      await api.register(rateLimit, {
+        max: ctx.options.rateLimit.max,
+        timeWindow: ctx.options.rateLimit.windowMs,
+        keyGenerator: (request: FastifyRequest) => {
+          const token = bearer(request);
+          return token ? `t:${hashToken(token)}` : `a:${request.ip}`;
+        },
+        errorResponseBuilder: (_request, c) => new FerryError('FERRY_ERR_RATE_LIMITED', `more than ${c.max} requests in ${Math.round(Number(c.ttl) / 1000)} s; retry after ${c.after}`),
+      });
+    }
+    await api.register(agentRoutes(ctx));
+    await api.register(publishRoutes(ctx));
+    await api.register(releaseRoutes(ctx));
+    await api.register(adminRoutes(ctx));
+  };
+}
+
+/**
+ * While the server shuts down, a request that still arrives (pipelined, or on a busy keep-alive
+ * connection) is answered 503 FERRY_ERR_SERVER_BUSY with Retry-After, and its connection closed.
+ */
+function installShutdownAnswer(app: FastifyInstance): void {
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close');
+    throw new FerryError('FERRY_ERR_SERVER_BUSY', 'the server is shutting down; retry (another server may answer)');
+  });
+}
+
+/** Builds the app (not listening yet); the caller registers more plugins, then listens. */
+export async function buildApp(ctx: ServerContext): Promise<FastifyInstance> {
+  const app = createFastify(ctx);
+  installErrorHandlers(app);
+  installShutdownAnswer(app);
+  await app.register(repoRoutes(ctx));
+  await app.register(apiRoutes(ctx));
+  return app;
+}

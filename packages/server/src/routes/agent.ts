@@ -1,0 +1,63 @@
+/**
+ * The agent API (docs/protocol.md section 3): check-in and reports. The token must be the agent's
+ * own; the request counter must grow (replays are refused before anything is recorded).
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AGENT_ID_RE, FerryError, inventoryDigest, protocol, type CheckinAnswer, type CheckinRequest, type Digest, type ReportsAnswer } from '@ferry/core';
+import { authorizeAgent } from '../auth.js';
+import { assign } from '../assign.js';
+import type { ServerContext } from '../context.js';
+
+type AgentRequest = FastifyRequest<{ Params: { id: string } }>;
+
+function agentId(request: AgentRequest): string {
+  const { id } = request.params;
+  if (!AGENT_ID_RE.test(id)) throw new FerryError('FERRY_ERR_PROTOCOL_INVALID', `${JSON.stringify(id.slice(0, 70))} is not an agent id`);
+  return id;
+}
+
+/** The repository URL announced to agents: the configured one, or this server's own /repo/. */
+export function repositoryUrl(ctx: ServerContext, request: FastifyRequest): string {
+  if (ctx.options.repoUrl) return ctx.options.repoUrl;
+  return `${request.protocol}://${request.host}/repo/`;
+}
+
+/** The agent's layers: sent now (already checked against their digest; kept), or known from before. */
+async function inventoryOf(ctx: ServerContext, req: CheckinRequest): Promise<Digest[] | undefined> {
+  const { digest, layers } = req.inventory;
+  if (!layers) return ctx.state.agents.getInventory(digest);
+  await ctx.state.agents.putInventory(digest, layers);
+  return layers;
+}
+
+async function checkin(ctx: ServerContext, request: AgentRequest): Promise<CheckinAnswer> {
+  const id = agentId(request);
+  await authorizeAgent(ctx, request, id);
+  const req = protocol.checkinRequest(request.body);
+  const { digest, layers: sent } = req.inventory;
+  if (sent && inventoryDigest(sent) !== digest) throw new FerryError('FERRY_ERR_PROTOCOL_INVALID', `inventory digest ${digest} is not the digest of the layers sent`);
+  const installed = req.installed ?? {};
+  await ctx.state.agents.acceptCounter(id, req.counter, { channels: req.channels, installed, inventory: digest, version: req.agent?.version });
+  const layers = await inventoryOf(ctx, req);
+  if (req.reports && req.reports.length > 0) await ctx.state.agents.recordReports(id, req.reports);
+  const now = Math.floor(ctx.options.now() / 1000);
+  if (!layers) return { now, retryAfter: 0, needInventory: true, assignments: [] };
+  const { assignments, retryAfter } = await assign(ctx, req.channels, installed, layers, repositoryUrl(ctx, request));
+  return { now, retryAfter, needInventory: false, assignments };
+}
+
+async function reports(ctx: ServerContext, request: AgentRequest): Promise<ReportsAnswer> {
+  const id = agentId(request);
+  await authorizeAgent(ctx, request, id);
+  const req = protocol.reportsRequest(request.body);
+  await ctx.state.agents.acceptCounter(id, req.counter);
+  return ctx.state.agents.recordReports(id, req.reports);
+}
+
+/** Registers the agent routes. */
+export function agentRoutes(ctx: ServerContext) {
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    app.post<{ Params: { id: string } }>('/v1/agents/:id/checkin', (request) => checkin(ctx, request));
+    app.post<{ Params: { id: string } }>('/v1/agents/:id/reports', (request) => reports(ctx, request));
+  };
+}
