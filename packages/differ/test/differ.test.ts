@@ -46,6 +46,7 @@ describe('determinism', () => {
     const c = await createBundle(pub, opts(['app:v1'], 'app:v2', { workers: 3 }));
     try {
       expect(a.stats.bodies.patch.files, 'the pair exercises patches').toBeGreaterThan(0);
+      expect(a.stats.bodies.group.files + a.stats.bodies.member.files, 'the pair exercises reference-set groups').toBeGreaterThan(0);
       for (const other of [b, c]) {
         expect(Buffer.from(other.signed.envelope).equals(Buffer.from(a.signed.envelope))).toBe(true);
         expect(other.signed.id).toBe(a.signed.id);
