@@ -85,23 +85,6 @@ export function sketchOf(bytes: Uint8Array): Uint32Array {
   return s.digest();
 }
 
-/** How many fingerprints two sorted sketches share. */
-export function shared(a: Uint32Array, b: Uint32Array): number {
-  let i = 0;
-  let j = 0;
-  let n = 0;
-  while (i < a.length && j < b.length) {
-    const x = a[i]!;
-    const y = b[j]!;
-    if (x === y) {
-      n++;
-      i++;
-      j++;
-    } else if (x < y) i++;
-    else j++;
-  }
-  return n;
-}
 
 const ELF = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
 const SNIFF = 8192;

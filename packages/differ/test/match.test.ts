@@ -4,25 +4,12 @@
  * set by sketch coverage.
  */
 import { describe, expect, it } from 'vitest';
-import { DpkgOwners, Sketcher, chooseReferenceSet, dpkgListPackage, dpkgListPaths, npmPackage, shared, sketchOf, unitOf, versionless, type Candidate } from '@ferry/differ';
+import { DpkgOwners, Sketcher, chooseReferenceSet, dpkgListPackage, dpkgListPaths, hitsOf, npmPackage, sketchOf, unitOf, versionless, type Candidate } from '@ferry/differ';
+
+/** How many fingerprints two sorted sketches share. */
+const shared = (a: Uint32Array, b: Uint32Array): number => hitsOf(a, b).length;
 import { seededBytes } from '@ferry/test-support';
-
-const VOCABULARY = ['const', 'function', 'return', 'value', 'index', 'export', 'import', 'from', 'await', 'async', 'length', 'buffer', 'module', 'default', 'object', 'string', 'number', 'if', 'else', 'for', 'while', 'new', 'this', 'null', 'true', 'false', '=', '(', ')', '{', '}', ';'];
-
-/** Deterministic code-like text: words, numbers and line breaks drawn from a seeded stream. */
-export function prose(seed: string, size: number): Buffer {
-  const noise = seededBytes(seed, size);
-  const parts: string[] = [];
-  let n = 0;
-  for (let i = 0; n < size; i++) {
-    const r = noise[i % noise.length]!;
-    const w = r % 7 === 0 ? String(noise[(i * 31) % noise.length]! * 97) : VOCABULARY[r % VOCABULARY.length]!;
-    const p = w + (r % 11 === 0 ? '\n' : ' ');
-    parts.push(p);
-    n += p.length;
-  }
-  return Buffer.from(parts.join('').slice(0, size));
-}
+import { prose } from './helpers.js';
 
 describe('units', () => {
   it('name npm packages by the innermost node_modules, wherever they are hoisted', () => {
