@@ -271,12 +271,17 @@ describe('GroupMembers', () => {
     expect(src.opened).toBe(0);
   });
 
-  it('refuses a frame that decodes to fewer or more bytes than its members', async () => {
+  it('refuses a frame that decodes to fewer or more bytes than its members, or is too large for them', async () => {
     const frame = zstdPatchEncode(bodies[0]!, members[0]!);
     const short = { ...groupBody([0], [members[0]!], frame), sizes: [members[0]!.length + 10] };
-    expect(await code(new GroupMembers().open(short, context(source(bodies))))).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await code(new GroupMembers().open(short, context(source(bodies))))).toBe('FERRY_ERR_ZSTD_CORRUPT');
     const long = { ...groupBody([0], [members[0]!], frame), sizes: [members[0]!.length - 10] };
-    expect(await code(new GroupMembers().open(long, context(source(bodies))))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+    expect(await code(new GroupMembers().open(long, context(source(bodies))))).toBe('FERRY_ERR_ZSTD_CORRUPT');
+    // a frame far larger than its members could need is refused before the set is read
+    const src = source(bodies);
+    const huge = { ...groupBody([0], [members[0]!.subarray(0, 100)], Buffer.alloc(4096)) };
+    expect(await code(new GroupMembers().open(huge, context(src)))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+    expect(src.opened).toBe(0);
   });
 
   it(`refuses more than ${MAX_OPEN_GROUPS} groups open at once`, async () => {

@@ -1,13 +1,13 @@
 /**
  * Decoding GROUP and MEMBER bodies (docs/format.md section 5.3): one zstd patch-from frame against
  * a reference set rebuilds the bodies of several entries. The set is checked before anything is
- * read, the frame's output is capped at the members' total before it is decoded, and each member
- * streams into the content writer as it is produced, so memory is the set plus zstd's window.
+ * read, the frame is decoded in one call with the set used in place as its dictionary, into one
+ * buffer of the members' total, so memory is the set, the frame and the members (their sum is
+ * capped by PATCH_SPAN_MAX, as a single patch's is).
  */
 import { FerryError } from '../errors.js';
 import type { Digest } from '../util/digest.js';
-import { ByteReader } from '../util/byte-reader.js';
-import { PATCH_SPAN_MAX, zstdDecode } from '../util/zstd.js';
+import { PATCH_SPAN_MAX, zstdPatchDecode } from '../util/zstd.js';
 import { loadReferenceSet, resolveReferenceSet, type ReferencePart, type ReferenceSource } from './reference.js';
 import type { DecodedBody } from './payload.js';
 
@@ -24,6 +24,23 @@ export interface GroupContext {
   /** Largest reference set accepted (bytes). */
   maxReference: number;
   signal?: AbortSignal | undefined;
+}
+
+async function* once(b: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield b;
+}
+
+/** Collects a frame of exactly `size` bytes. */
+async function collect(source: AsyncIterable<Uint8Array>, size: number): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for await (const c of source) {
+    if (at + c.length > size) throw bad('group frame data runs past its size');
+    out.set(c, at);
+    at += c.length;
+  }
+  if (at !== size) throw bad('group frame data is shorter than its size');
+  return out;
 }
 
 /** A rebuilt body: its content digest and size. */
@@ -63,16 +80,19 @@ export class GroupMembers {
     if (parts.length === 0) throw bad('a group has an empty reference');
     const total = body.sizes.reduce((a, s) => a + s, 0);
     if (refSize + total > PATCH_SPAN_MAX) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `group of ${total} bytes against a ${refSize}-byte reference exceeds the ${PATCH_SPAN_MAX}-byte patch span`);
-    let ref: Buffer | undefined = await loadReferenceSet(ctx.source, parts, refSize, { signal: ctx.signal });
-    const out = new ByteReader(zstdDecode(body.data, total, { dictionary: ref, signal: ctx.signal }));
-    ref = undefined;
+    const cap = total + (total >> 8) + 1024;
+    if (body.frameSize > cap) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `group frame of ${body.frameSize} bytes is over the ${cap}-byte cap for ${total} bytes of members`);
+    const ref = await loadReferenceSet(ctx.source, parts, refSize, { signal: ctx.signal });
+    const frame = await collect(body.data, body.frameSize);
+    // one call with the reference used in place (no dictionary copy): memory is the reference,
+    // the frame and the members, at most PATCH_SPAN_MAX plus the frame
+    const out = zstdPatchDecode(frame, ref, total);
     const bodies: GroupBody[] = [];
-    try {
-      for (const size of body.sizes) bodies.push({ digest: await ctx.put(out.stream(size, 'group frame'), size), size });
-      for await (const extra of out.rest()) if (extra.length > 0) throw bad('group frame decodes to more than its members');
-    } catch (err) {
-      if (err instanceof FerryError && err.code === 'FERRY_ERR_TAR_TRUNCATED') throw bad('group frame decodes to fewer bytes than its members');
-      throw err;
+    let at = 0;
+    for (const size of body.sizes) {
+      ctx.signal?.throwIfAborted();
+      bodies.push({ digest: await ctx.put(once(out.subarray(at, at + size)), size), size });
+      at += size;
     }
     const n = this.opened++;
     if (bodies.length > 1) this.pending.set(n, bodies.slice(1));
