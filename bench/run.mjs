@@ -1,6 +1,8 @@
 // Runs the benches and writes bench/results/latest.json (gitignored).
-// Usage: node bench/run.mjs [store] [dataset] [bundle] [--sizes=512,1024] [--pairs=a,b] [--quick]
+// Usage: node bench/run.mjs [store] [dataset] [bundle] [server] [link] [--sizes=512,1024] [--pairs=a,b] [--quick]
 //        [--rebuild-dataset] [--no-ref-cache]
+//        server: [--agents=1000] [--duration=10] [--rate=1000] [--no-postgres]
+//        link: [--link-rate=1Mbit --up=20 --down=10 --latency=0 --size=96 --pair=NAME --curl-max=150]
 // With no bench named, runs store and bundle (bundle builds the dataset first if it is missing).
 import { execFileSync } from 'node:child_process';
 import { hostname, cpus, totalmem, loadavg } from 'node:os';
@@ -13,14 +15,15 @@ const flags = Object.fromEntries(args.filter((a) => a.startsWith('--')).map((a) 
   return [k, v ?? true];
 }));
 const names = args.filter((a) => !a.startsWith('--'));
-const known = ['store', 'dataset', 'bundle'];
+const known = ['store', 'dataset', 'bundle', 'server', 'link'];
 for (const n of names) if (!known.includes(n)) {
   console.error(`unknown bench ${n}; choose from ${known.join(', ')}`);
   process.exit(2);
 }
 const selected = names.length > 0 ? names : ['store', 'bundle'];
 if (flags.help) {
-  console.log('node bench/run.mjs [store] [dataset] [bundle] [--sizes=512,1024] [--pairs=dep-bump,security-update,noop-rebuild,cross-image] [--quick] [--rebuild-dataset] [--no-ref-cache]');
+  // pair names: bench/dataset/pairs.mjs (an unknown name is refused with the list)
+  console.log('node bench/run.mjs [store] [dataset] [bundle] [server] [link] [--sizes=512,1024] [--pairs=NAME,...] [--quick] [--rebuild-dataset] [--no-ref-cache] [server: --agents=1000 --duration=10 --rate=1000 --no-postgres] [link: --link-rate=1Mbit --up=20 --down=10 --latency=MS --size=MIB | --pair=NAME --curl-max=S]');
   process.exit(0);
 }
 
@@ -65,6 +68,19 @@ if (selected.includes('bundle')) {
   const s = performance.now();
   out.bundle = await runBundle(out.dataset, { pairs, refCache: !flags['no-ref-cache'] });
   timings.bundle = (performance.now() - s) / 1000;
+}
+if (selected.includes('server')) {
+  const { runServer } = await import('./server.mjs');
+  const num = (name) => (typeof flags[name] === 'string' ? Number(flags[name]) : undefined);
+  const s = performance.now();
+  out.server = await runServer({ agents: num('agents'), duration: num('duration'), rate: num('rate'), postgres: !flags['no-postgres'], prof: process.env.FERRY_BENCH_CPU_PROF || undefined });
+  timings.server = (performance.now() - s) / 1000;
+}
+if (selected.includes('link')) {
+  const { runLink } = await import('./link.mjs');
+  const s = performance.now();
+  out.link = await runLink(flags);
+  timings.link = (performance.now() - s) / 1000;
 }
 out.run.seconds = (performance.now() - t0) / 1000;
 out.run.benchSeconds = timings;

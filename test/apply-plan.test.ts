@@ -6,9 +6,8 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { digestHex, isFerryError, planApply, verifyHeader, type PlanOptions, type Store, type VerifiedHeader } from '@ferry/core';
-import { signBundle, writeFerryFile } from '@ferry/differ';
-import { CHUNK, cloneDevice, contentSnapshot, makeApplyFixture, type ApplyFixture } from './helpers/apply-fixture.js';
+import { digestHex, isFerryError, openBundle, planApply, verifyHeader, type PlanOptions, type Store, type VerifiedHeader } from '@ferry/core';
+import { CHUNK, cloneDevice, contentSnapshot, frameBase, makeApplyFixture, signVariant, type ApplyFixture } from './helpers/apply-fixture.js';
 import { remove } from '@ferry/test-support';
 
 let fx: ApplyFixture;
@@ -37,10 +36,8 @@ async function planCode(store: Store, header: VerifiedHeader, opts: PlanOptions 
 
 /** A header signed by the fixture key over the fixture payload, with some fields changed. */
 async function resigned(name: string, change: { need?: number; layers?: VerifiedHeader['layers'] }): Promise<VerifiedHeader> {
-  const h = fx.header;
-  const signed = await signBundle({ release: h.release, releaseKeys: [fx.key], headerKeys: [fx.key], manifest: h.manifest, config: h.config, baseline: h.baseline, layers: change.layers ?? h.layers, payloadFile: fx.bundle.signed.payloadFile, need: change.need ?? h.need, chunkSize: CHUNK, created: h.created });
-  await writeFerryFile(join(fx.work, `${name}.ferry`), signed);
-  return verifyHeader(signed.envelope, { trust: fx.trust });
+  const source = await openBundle(await signVariant(frameBase(fx), name, change));
+  return verifyHeader(source.headerBytes, { trust: fx.trust });
 }
 
 describe('planApply', () => {

@@ -11,14 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, Store, applyBundle, chunkPath, headerPath, inventoryDigest, openBundleDir, parsePublicKey, protocol, rolePolicy, verifyHeader, type CheckinAnswer } from '@ferry/core';
 import { startServer, type RunningServer } from '@ferry/server';
 import { writeImagePair } from '@ferry/imagegen';
-import { ensureBuilt, ferryJson as ferryRun } from '@ferry/test-support';
-
-/** Runs `ferry ARGS --json`; fails the test with the output when it exits non-zero. */
-async function ferryJson<T = any>(args: string[]): Promise<T> {
-  const { run, json } = await ferryRun<T>(args);
-  if (run.code !== 0) throw new Error(`ferry ${args.join(' ')} exited ${run.code}: ${run.stderr}`);
-  return json;
-}
+import { ensureBuilt, ferryJsonOk as ferryJson } from '@ferry/test-support';
 
 let work: string;
 let server: RunningServer;

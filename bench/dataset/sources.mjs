@@ -1,7 +1,9 @@
 // What the real-artifact dataset is made of: npm packages at two published versions a few months
-// apart (late 2023 -> spring 2024) and Debian bookworm packages whose versions are resolved from
-// apt at build time (see debian.mjs). Changing anything here changes the dataset id, so the cache
-// is rebuilt.
+// apart (late 2023 -> spring 2024), a frontend build toolchain before and after a round of major
+// versions (with its whole npm install tree), Debian bookworm packages whose versions are resolved
+// from apt at build time (see debian.mjs), the same set in trixie, and the apt layers of a python
+// service and of a node runtime. Changing anything here changes the dataset id, so a new dataset
+// directory is built.
 
 /**
  * The "web" app's dependencies: [name, version in v1, version in v2]. Same version in both means
@@ -96,5 +98,56 @@ export const DEBIAN_PACKAGES = [
   'libpython3.11-minimal', 'libpython3.11-stdlib', 'libperl5.36', 'perl', 'perl-modules-5.36',
 ];
 
+/**
+ * The "build" image's direct dependencies (a frontend build toolchain), before and after a round of
+ * major versions: typescript 4.9 -> 5.4 (its compiler bundles restructured), webpack 4 -> 5,
+ * vite 4 -> 5 (rollup 3 -> 4 with native @rollup/* binaries, esbuild 0.18 -> 0.20), eslint 8 -> 9,
+ * babel-loader 8 -> 9, prettier 2 -> 3. Installed with every transitive dependency by a real
+ * `npm install --ignore-scripts` (npm.mjs), about 630 and 340 packages.
+ */
+export const BUILD_DEPS = {
+  v1: { typescript: '4.9.5', webpack: '4.47.0', 'webpack-cli': '4.10.0', vite: '4.5.3', eslint: '8.57.0', '@babel/core': '7.22.20', '@babel/preset-env': '7.22.20', 'babel-loader': '8.3.0', prettier: '2.8.8' },
+  v2: { typescript: '5.4.5', webpack: '5.91.0', 'webpack-cli': '5.1.4', vite: '5.2.12', eslint: '9.3.0', '@babel/core': '7.24.6', '@babel/preset-env': '7.24.6', 'babel-loader': '9.1.3', prettier: '3.2.5' },
+};
+
+/** Where the Debian major upgrade comes from: a private apt configuration (apt.mjs) naming only these. */
+export const TRIXIE_SOURCES = [
+  'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie trixie-updates main',
+  'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security trixie-security main',
+];
+
+/**
+ * Bookworm packages of DEBIAN_PACKAGES whose trixie successor has another name (soname or version
+ * bumps). The 64-bit time_t renames (libssl3 -> libssl3t64, libcurl4 -> libcurl4t64, ...) are
+ * found by trying `<name>t64` (debian.mjs resolveUpgrade).
+ */
+export const TRIXIE_RENAMES = {
+  'libapt-pkg6.0': 'libapt-pkg7.0',
+  libunistring2: 'libunistring5',
+  'libldap-2.5-0': 'libldap2',
+  libicu72: 'libicu76',
+  'python3.11-minimal': 'python3.13-minimal',
+  'libpython3.11-minimal': 'libpython3.13-minimal',
+  'libpython3.11-stdlib': 'libpython3.13-stdlib',
+  'libperl5.36': 'libperl5.40',
+  'perl-modules-5.36': 'perl-modules-5.40',
+};
+
+/**
+ * The bookworm packages a python (flask + gunicorn + SQLAlchemy + numpy) service installs on the
+ * base with `apt-get install`: the device's image in the cross-stack pair.
+ */
+export const PYTHON_DEBS = [
+  'python3', 'python3-minimal', 'python3.11', 'python3-pkg-resources', 'python3-packaging', 'python3-flask', 'python3-werkzeug',
+  'python3-jinja2', 'python3-markupsafe', 'python3-itsdangerous', 'python3-click', 'python3-blinker', 'python3-requests',
+  'python3-urllib3', 'python3-idna', 'python3-certifi', 'python3-charset-normalizer', 'python3-chardet', 'python3-sqlalchemy',
+  'python3-greenlet', 'python3-typing-extensions', 'python3-psycopg2', 'libpq5', 'gunicorn', 'python3-gunicorn', 'python3-yaml',
+  'libyaml-0-2', 'python3-dateutil', 'python3-six', 'python3-tz', 'python3-numpy', 'libblas3', 'liblapack3', 'libgfortran5',
+  'libquadmath0', 'media-types', 'readline-common', 'libreadline8',
+];
+
+/** The bookworm packages of Debian's node runtime (`apt-get install nodejs`): the target's runtime layer in the cross-stack pair. */
+export const NODE_DEBS = ['nodejs', 'libnode108', 'libuv1', 'libc-ares2', 'node-acorn', 'node-cjs-module-lexer', 'node-undici', 'node-busboy'];
+
 /** Version of how the dataset is built: bump it when dataset.mjs changes what it writes. */
-export const DATASET_FORMAT = 1;
+export const DATASET_FORMAT = 2;

@@ -57,21 +57,25 @@ export async function readJson(path) {
 
 export async function writeJson(path, value) {
   await mkdir(dirname(path), { recursive: true });
-  await writeFile(`${path}.tmp`, `${JSON.stringify(value, null, 2)}\n`);
-  await rename(`${path}.tmp`, path);
+  // per process: several bench runs may write one refs.json
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  await rename(tmp, path);
 }
 
 /**
  * Runs a command and waits for it. `stdout`/`stdin` may be file paths ('/dev/null' included);
- * otherwise stdout is collected and returned. Throws with stderr on a non-zero exit.
+ * otherwise stdout is collected and returned. Throws with stderr on a non-zero exit. `env` adds to
+ * the inherited environment; `dropEnv(name)` returning true leaves an inherited variable out.
  */
-export function run(cmd, args, { stdout, stdin, cwd, env, quiet = false } = {}) {
+export function run(cmd, args, { stdout, stdin, cwd, env, dropEnv, quiet = false } = {}) {
   return new Promise((resolve, reject) => {
     const fds = [];
     const io = ['ignore', 'pipe', 'pipe'];
     if (stdin) io[0] = fds[fds.push(openSync(stdin, 'r')) - 1];
     if (stdout) io[1] = fds[fds.push(openSync(stdout, 'w')) - 1];
-    const child = spawn(cmd, args, { stdio: io, cwd, env: env ? { ...process.env, ...env } : process.env });
+    const inherited = dropEnv ? Object.fromEntries(Object.entries(process.env).filter(([k]) => !dropEnv(k))) : process.env;
+    const child = spawn(cmd, args, { stdio: io, cwd, env: env ? { ...inherited, ...env } : inherited });
     const out = [];
     const err = [];
     child.stdout?.on('data', (c) => out.push(c));

@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeImagePair } from '@ferry/imagegen';
-import { openBundle, verifyHeader, type BundleSource, type ChunkSource, type Digest, type PrivateKey, type Store, type TrustPolicy, type VerifiedHeader } from '@ferry/core';
-import { createBundle, writeFerryFile, type ComputedBundle } from '@ferry/differ';
+import { openBundle, verifyHeader, type BundleHeader, type BundleSource, type ChunkSource, type Digest, type PrivateKey, type Store, type TrustPolicy, type VerifiedHeader } from '@ferry/core';
+import { createBundle, signBundle, writeFerryFile, type ComputedBundle } from '@ferry/differ';
 import { buildPackages, cloneStore, createStore, expected, importTags, newKey, scratch, trustOf, type ExpectedImage } from '@ferry/test-support';
 
 /** What makeApplyFixture made. */
@@ -31,8 +31,14 @@ export interface ApplyFixture {
 /** Chunk size of the fixture bundle: small, so layers span several chunks. */
 export const CHUNK = 4 * 1024;
 
+/** Options of makeApplyFixture. */
+export interface ApplyFixtureOptions {
+  /** false: the differ's single-file references (format version 1's matching) instead of reference sets. */
+  referenceSets?: boolean | undefined;
+}
+
 /** Builds the packages, the pair, the stores and the bundle (v1 -> v2, channel stable, release 2). */
-export async function makeApplyFixture(prefix: string): Promise<ApplyFixture> {
+export async function makeApplyFixture(prefix: string, opts: ApplyFixtureOptions = {}): Promise<ApplyFixture> {
   buildPackages();
   const work = await scratch(prefix);
   const layout = join(work, 'layout');
@@ -44,7 +50,7 @@ export async function makeApplyFixture(prefix: string): Promise<ApplyFixture> {
   const key = newKey();
   const trust = trustOf(key);
   const expires = Math.floor(Date.now() / 1000) + 86_400;
-  const bundle = await createBundle(pub, { from: ['app:v1'], to: 'app:v2', channel: 'stable', release: 2, expires, releaseKeys: [key], headerKeys: [key], chunkSize: CHUNK });
+  const bundle = await createBundle(pub, { from: ['app:v1'], to: 'app:v2', channel: 'stable', release: 2, expires, releaseKeys: [key], headerKeys: [key], chunkSize: CHUNK, referenceSets: opts.referenceSets });
   const ferry = join(work, 'v2.ferry');
   await writeFerryFile(ferry, bundle.signed);
   const keyFile = join(work, 'key.pub');
@@ -85,6 +91,45 @@ export async function contentSnapshot(root: string): Promise<Record<string, stri
   };
   await walk(root, '');
   return out;
+}
+
+/** What a bundle with a replaced frame is signed from. */
+export interface FrameBase {
+  header: BundleHeader;
+  payloadFile: string;
+  key: PrivateKey;
+  chunkSize: number;
+  work: string;
+}
+
+/** A signed `.ferry` file of the same target with some header fields or the payload changed. */
+export async function signVariant(base: FrameBase, name: string, change: { layers?: BundleHeader['layers']; need?: number; payloadFile?: string }): Promise<string> {
+  const h = base.header;
+  const signed = await signBundle({ release: h.release, releaseKeys: [base.key], headerKeys: [base.key], manifest: h.manifest, config: h.config, baseline: h.baseline, layers: change.layers ?? h.layers, payloadFile: change.payloadFile ?? base.payloadFile, need: change.need ?? h.need, chunkSize: base.chunkSize, created: h.created });
+  const path = join(base.work, `${name}.ferry`);
+  await writeFerryFile(path, signed);
+  return path;
+}
+
+/**
+ * A signed `.ferry` file for the same target whose first rebuilt layer's frame is `frame` (other
+ * frames moved to fit): a payload that lies with valid chunks and signatures.
+ */
+export async function withFrame(base: FrameBase, name: string, frame: Uint8Array): Promise<string> {
+  const h = base.header;
+  const first = h.layers.findIndex((l) => l.mode === 'rebuild');
+  const old = await readFile(base.payloadFile);
+  const f = h.layers[first]!;
+  const delta = frame.length - (f.end - f.start);
+  const payloadFile = join(base.work, `${name}.payload`);
+  await writeFile(payloadFile, Buffer.concat([old.subarray(0, f.start), frame, old.subarray(f.end)]));
+  const layers = h.layers.map((l, i) => (i < first ? l : i === first ? { ...l, end: l.start + frame.length } : { ...l, start: l.start + delta, end: l.end + delta }));
+  return signVariant(base, name, { layers, payloadFile });
+}
+
+/** What variants of the fixture bundle are signed from. */
+export function frameBase(fx: ApplyFixture): FrameBase {
+  return { header: fx.header, payloadFile: fx.bundle.signed.payloadFile, key: fx.key, chunkSize: CHUNK, work: fx.work };
 }
 
 /** A chunk source that holds chunk `index` until `release()` is called; `asked` resolves when it is requested. */

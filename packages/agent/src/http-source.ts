@@ -144,7 +144,7 @@ async function readBody(ctx: TransferContext, res: HttpResponse, url: URL, parti
   const got = partial.offset - start;
   if (got < expected) {
     ctx.stats.resets++;
-    throw new FerryError('FERRY_ERR_FETCH_CONNECTION', `${url.href}: the answer ended after ${got} of ${expected} bytes`);
+    throw new FerryError('FERRY_ERR_NETWORK', `${url.href}: the answer ended after ${got} of ${expected} bytes`);
   }
 }
 
@@ -158,7 +158,7 @@ function classify(err: unknown, url: URL, ctx: TransferContext, stalled: string 
   if (err instanceof FerryError) return err;
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (err as Error).message === 'aborted') ctx.stats.resets++;
-  return new FerryError('FERRY_ERR_FETCH_CONNECTION', `${url.href}: ${(err as Error).message ?? String(err)}`, { cause: err, details: { errno: code } });
+  return new FerryError('FERRY_ERR_NETWORK', `${url.href}: ${(err as Error).message ?? String(err)}`, { cause: err, details: { errno: code } });
 }
 
 /**

@@ -9,3 +9,7 @@ export { createHttpTransport, type HttpResponse, type HttpTransport, type HttpTr
 export { parseRetryAfter } from './http-source.js';
 export { parseSource, type Source } from './sources.js';
 export type { ChunkRef } from './run.js';
+export * from './agent-options.js';
+export { Agent, type SyncOutcome } from './daemon.js';
+export { ReportBuffer } from './report-buffer.js';
+export { pickAssignment, preemptor, type ReadyAssignment } from './priority.js';

@@ -14,12 +14,16 @@ import { keygenCommand } from './commands/keygen.js';
 import { bundleCommand } from './commands/bundle.js';
 import { bundleInspectCommand } from './commands/bundle-inspect.js';
 import { applyCommand } from './commands/apply.js';
-import { demoCommand } from './commands/demo.js';
+import { offlineDemoCommand } from './commands/demo.js';
+import { demoCommand } from './commands/demo-live.js';
 import { linksimCommand } from './commands/linksim.js';
 import { serveCommand } from './commands/serve.js';
+import { relayCommand } from './commands/relay.js';
 import { pushCommand } from './commands/push.js';
 import { releaseCommand } from './commands/release.js';
 import { agentsAddCommand, tokensAddCommand } from './commands/admin.js';
+import { statusCommand } from './commands/status.js';
+import { agentCommand } from './commands/agent.js';
 
 /** Every command, in the order `ferry --help` lists them. */
 export const COMMANDS: CommandSpec[] = [
@@ -36,11 +40,15 @@ export const COMMANDS: CommandSpec[] = [
   applyCommand,
   linksimCommand,
   serveCommand,
+  relayCommand,
   pushCommand,
   releaseCommand,
   agentsAddCommand,
   tokensAddCommand,
+  statusCommand,
+  agentCommand,
   demoCommand,
+  offlineDemoCommand,
 ];
 
 /** The text of `ferry --help`. */

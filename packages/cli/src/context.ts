@@ -58,3 +58,20 @@ export function writeJson(ctx: CliContext, value: unknown): void {
 export function writeLines(ctx: CliContext, lines: string[]): void {
   if (lines.length > 0) ctx.stdout.write(lines.join('\n') + '\n');
 }
+
+/**
+ * Waits for the signal (SIGINT/SIGTERM in the CLI), or `ms` when given: how a long-running command
+ * (serve, relay, linksim) waits before its graceful shutdown. Resolves at once with neither.
+ */
+export function until(signal: AbortSignal | undefined, ms?: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted || (!signal && ms === undefined)) return resolve();
+    const timer = ms === undefined ? undefined : setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

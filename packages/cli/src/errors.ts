@@ -77,9 +77,10 @@ export const EXIT_BY_CODE: Partial<Record<ErrorCode, ExitCode>> = {
   FERRY_ERR_IO: EXIT.io,
   FERRY_ERR_DISK_FULL: EXIT.io,
   FERRY_ERR_STORE_LOCKED: EXIT.locked,
+  FERRY_ERR_AGENT_RUNNING: EXIT.locked,
+  FERRY_ERR_AGENT_HOOK: EXIT.failure,
   FERRY_ERR_FETCH_HTTP: EXIT.network,
   FERRY_ERR_FETCH_RANGE: EXIT.network,
-  FERRY_ERR_FETCH_CONNECTION: EXIT.network,
   FERRY_ERR_FETCH_STALLED: EXIT.network,
   FERRY_ERR_PROTOCOL_INVALID: EXIT.integrity,
   FERRY_ERR_NOT_FOUND: EXIT.notFound,
@@ -92,6 +93,7 @@ export const EXIT_BY_CODE: Partial<Record<ErrorCode, ExitCode>> = {
   FERRY_ERR_TIMEOUT: EXIT.network,
   FERRY_ERR_SERVER_BUSY: EXIT.network,
   FERRY_ERR_NETWORK: EXIT.network,
+  FERRY_ERR_UPSTREAM_UNAVAILABLE: EXIT.network,
 };
 
 /** The exit code for an error code (unknown codes: 1). */

@@ -7,7 +7,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { PROTOCOL_LIMITS, protocol, type ApiClient, type Digest, type Progress, type Store, type StoredImage } from '@ferry/core';
+import { PROTOCOL_LIMITS, protocol, type ApiClient, type Digest, type Progress, type SourceImage, type SourceLayerInfo, type Store, type StoredImage } from '@ferry/core';
 
 /** What a push sent. */
 export interface PushResult {
@@ -26,6 +26,11 @@ export interface PushOptions {
   concurrency?: number;
   signal?: AbortSignal | undefined;
   onProgress?: (p: Progress) => void;
+  /**
+   * The image's layers as its source declared them, compressed (what docker pull of it sends);
+   * the server compares bundles with them. Uncompressed source layers are left out.
+   */
+  sourceLayers?: SourceLayerInfo[];
 }
 
 const hex = (d: Digest): string => d.slice(7);
@@ -81,6 +86,12 @@ export async function pushImage(store: Store, ref: string, client: ApiClient, o:
   });
   for (const l of lacking) await upload(client, `/v1/skeletons/${hex(l)}`, store.skeletonPath(l), { 'content-type': 'application/octet-stream' }, o.signal);
   for (const d of [image.configDigest, image.manifestDigest]) await upload(client, `/v1/blobs/${hex(d)}`, store.blobPath(d), { 'content-type': 'application/octet-stream' }, o.signal);
-  await client.request({ method: 'PUT', path: `/v1/refs/${encodeURIComponent(ref)}`, json: { manifest: image.manifestDigest }, signal: o.signal });
+  const source = o.sourceLayers && o.sourceLayers.length > 0 ? { layers: o.sourceLayers } : undefined;
+  await client.request({ method: 'PUT', path: `/v1/refs/${encodeURIComponent(ref)}`, json: { manifest: image.manifestDigest, ...(source ? { source } : {}) }, signal: o.signal });
   return { ref, manifest: image.manifestDigest, config: image.configDigest, layers: { total: diffIds.length, sent: lacking.length }, contents: { total: sizes.size, sent: toSend.length }, bytesSent };
+}
+
+/** The compressed layers a source image declares (OCI descriptors of gzip or zstd blobs). */
+export function declaredLayers(source: SourceImage): SourceLayerInfo[] {
+  return source.layers.filter((l) => l.compression !== 'none' && l.size !== undefined && l.mediaType !== undefined).map((l) => ({ diffId: l.diffId, mediaType: l.mediaType!, size: l.size! }));
 }

@@ -1,4 +1,4 @@
-/** `ferry demo` end to end (what `npm run demo` runs): one run, default image size. */
+/** `ferry demo offline` end to end (the offline walk-through): one run, default image size. */
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ afterAll(async () => {
 
 it('runs the update path, says the image IDs match and prints the comparison table', { timeout: 300_000 }, async () => {
   const dir = join(work, 'demo');
-  const r = await ferry(['demo', '--dir', dir]);
+  const r = await ferry(['demo', 'offline', '--dir', dir]);
   expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
   expect(r.stderr).toBe('');
   for (const n of [1, 2, 3, 4, 5, 6]) expect(r.stdout).toMatch(new RegExp(`^${n}\\. `, 'm'));
@@ -31,6 +31,6 @@ it('runs the update path, says the image IDs match and prints the comparison tab
   // without --keep, what the demo wrote is gone; the directory it was given stays
   expect(await readdir(dir)).toEqual([]);
   // --dir must be empty
-  const again = await ferry(['demo', '--dir', work]);
+  const again = await ferry(['demo', 'offline', '--dir', work]);
   expect(again.code).toBe(2);
 });

@@ -36,7 +36,7 @@ describe('help and version', () => {
   it('ferry --help lists every command and the exit codes', async () => {
     const r = await ferry(['--help']);
     expect(r.code).toBe(0);
-    for (const c of ['import', 'images', 'export', 'inspect', 'rm', 'fsck', 'gc', 'keygen', 'bundle', 'bundle inspect', 'apply', 'linksim', 'serve', 'push', 'release', 'agents add', 'tokens add', 'demo']) expect(r.stdout).toMatch(new RegExp(`^  ${c}\\s`, 'm'));
+    for (const c of ['import', 'images', 'export', 'inspect', 'rm', 'fsck', 'gc', 'keygen', 'bundle', 'bundle inspect', 'apply', 'linksim', 'serve', 'push', 'release', 'agents add', 'tokens add', 'status', 'agent', 'demo', 'demo offline']) expect(r.stdout).toMatch(new RegExp(`^  ${c}\\s`, 'm'));
     for (const code of [0, 1, 2, 3, 4, 5, 6, 7]) expect(r.stdout).toMatch(new RegExp(`^  ${code}  \\S`, 'm'));
     expect(r.stdout).toContain('FERRY_DEBUG');
   });
@@ -53,7 +53,9 @@ describe('help and version', () => {
     bundle: ['--from', '--to', '--key', '--bundle-key', '--out', '--channel', '--release', '--expires', '--install-as', '--chunk-size', '--max-patch-ref', '--level', 'bundle inspect'],
     'bundle inspect': ['--link', '--trust', '--bundle', '--top', 'signature'],
     apply: ['--trust', '--channel', '--ref', '--bundle', 'threshold'],
-    demo: ['--dir', '--keep'],
+    demo: ['--link', '--up', '--down', '--image-size', '--kill-at', 'demo offline'],
+    'demo offline': ['--dir', '--keep'],
+    agent: ['--config', '--server', '--id', '--token', '--token-file', '--channel', '--trust', '--state', '--cache', '--source', '--bandwidth', '--concurrency', '--on-commit', '--once', 'FERRY_ERR_AGENT_RUNNING'],
   };
   for (const [cmd, opts] of Object.entries(options)) {
     it(`ferry ${cmd} --help mentions its options`, async () => {

@@ -28,6 +28,8 @@ export const ERROR_CODES = {
   FERRY_ERR_IMAGE_LAYER_CORRUPT: { retryable: false, text: 'a layer blob cannot be decompressed (truncated gzip/zstd)' },
   FERRY_ERR_STORE_INVALID: { retryable: false, text: 'the directory is not a ferry store, or its version is unknown' },
   FERRY_ERR_STORE_LOCKED: { retryable: true, text: 'another process holds the store lock' },
+  FERRY_ERR_AGENT_RUNNING: { retryable: false, text: 'another ferry agent already runs on this store' },
+  FERRY_ERR_AGENT_HOOK: { retryable: false, text: "the agent's on-commit command failed (the image is installed; the failure is reported)" },
   FERRY_ERR_REF_INVALID: { retryable: false, text: 'an image reference is not of the form name:tag' },
   FERRY_ERR_REF_NOT_FOUND: { retryable: false, text: 'no image with that reference is in the store' },
   FERRY_ERR_OBJECT_MISSING: { retryable: false, text: 'an object the store needs is missing' },
@@ -47,7 +49,6 @@ export const ERROR_CODES = {
   FERRY_ERR_CHUNK_MISSING: { retryable: true, text: 'a chunk the payload needs is not available' },
   FERRY_ERR_FETCH_HTTP: { retryable: true, text: 'a source answered with an HTTP status the fetcher cannot use (5xx, 408 and 429 are retried; other 4xx are not)' },
   FERRY_ERR_FETCH_RANGE: { retryable: true, text: 'a ranged answer does not match the range asked for (Content-Range, 416); the chunk restarts' },
-  FERRY_ERR_FETCH_CONNECTION: { retryable: true, text: 'the connection failed, or was reset or closed before the answer was complete' },
   FERRY_ERR_FETCH_STALLED: { retryable: true, text: 'no byte arrived for the stall timeout, or too few in the low-speed window (a slow link)' },
   FERRY_ERR_PROTOCOL_INVALID: { retryable: false, text: "a request or answer does not have the protocol's shape (malformed JSON, wrong field, over a cap)" },
   FERRY_ERR_PROTOCOL_REPLAY: { retryable: false, text: 'a request or report counter is not higher than the last one the server accepted from that agent' },
@@ -59,7 +60,8 @@ export const ERROR_CODES = {
   FERRY_ERR_RATE_LIMITED: { retryable: true, text: 'too many requests; retry after the delay the server gives' },
   FERRY_ERR_TIMEOUT: { retryable: true, text: 'a request or answer did not arrive in time' },
   FERRY_ERR_SERVER_BUSY: { retryable: true, text: 'the server cannot take the request now (shutting down, queue full)' },
-  FERRY_ERR_NETWORK: { retryable: true, text: 'the server could not be reached, or the connection failed' },
+  FERRY_ERR_NETWORK: { retryable: true, text: 'a server or source could not be reached, or the connection failed, was reset or closed before the answer was complete' },
+  FERRY_ERR_UPSTREAM_UNAVAILABLE: { retryable: true, text: 'a relay cannot reach its upstream server now and has no valid answer of its own' },
 } as const satisfies Record<string, { retryable: boolean; text: string }>;
 
 /** A stable error code. */

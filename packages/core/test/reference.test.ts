@@ -1,17 +1,21 @@
 /**
  * Reference sets and groups (docs/format.md section 5.3): the set codec, the checks made before
- * anything is read, loading a set from a store-like source, the GROUP and MEMBER records of the
- * payload codec, and decoding groups (interleaved members, hostile sets and frames).
+ * anything is read, the GROUP and MEMBER records of the
+ * payload codec, and decoding groups against a real store with the applier's DeltaDecoder
+ * (interleaved members, hostile sets and frames, missing references).
  */
-import { describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   FerryError,
   GroupMembers,
+  Store,
   MAX_OPEN_GROUPS,
   MAX_PENDING_MEMBERS,
   OpWriter,
   REFERENCE_SET_MAX_ENTRIES,
-  loadReferenceSet,
   packU32,
   readOps,
   resolveReferenceSet,
@@ -23,8 +27,9 @@ import {
   type DecodedBody,
   type GroupContext,
   type ReferencePart,
-  type ReferenceSource,
 } from '../src/index.js';
+import { ContentBatch } from '../src/store/contents.js';
+import { DeltaDecoder } from '../src/bundle/apply-delta.js';
 import { seededBytes, seededText } from '@ferry/test-support';
 
 async function code(p: Promise<unknown> | (() => unknown)): Promise<string | undefined> {
@@ -37,25 +42,28 @@ async function code(p: Promise<unknown> | (() => unknown)): Promise<string | und
   }
 }
 
-/** A content source over a map of bodies; counts the bodies opened. */
-function source(bodies: Buffer[]): ReferenceSource & { opened: number; byDigest: Map<Digest, Buffer> } {
-  const byDigest = new Map(bodies.map((b) => [sha256(b), b]));
-  return {
-    byDigest,
-    opened: 0,
-    async *openContent(d: Digest, options: { maxSize?: number } = {}) {
-      this.opened++;
-      const b = byDigest.get(d);
-      if (!b) throw new FerryError('FERRY_ERR_OBJECT_MISSING', `content ${d} is missing`);
-      if (options.maxSize !== undefined && b.length > options.maxSize) throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', 'too long');
-      for (let i = 0; i < b.length; i += 1000) yield b.subarray(i, i + 1000);
-    },
-  };
-}
-
 const bodies = [seededText('ref-a', 30_000), seededBytes('ref-b', 20_000), seededText('ref-c', 25_000)];
 const table: ReferencePart[] = [{ digest: sha256(bodies[0]!), size: 30_000 }, { size: 0 }, { digest: sha256(bodies[1]!), size: 20_000 }, { digest: sha256(bodies[2]!), size: 25_000 }];
 const lookup = (i: number): ReferencePart | undefined => table[i];
+/** Bodies of the layer in the earlier-entries test. */
+const produced = [seededText('new-a', 40_000), seededBytes('new-b', 10_000)];
+const tiny = Buffer.from('a small reference body');
+
+let work: string;
+/** A real store holding every body above: groups decode against it with the applier's DeltaDecoder. */
+let store: Store;
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'ferry-refset-'));
+  store = await Store.open(join(work, 'store'), { create: true });
+  const batch = new ContentBatch(store);
+  for (const b of [...bodies, ...produced, tiny]) await batch.put((async function* () { yield b; })(), b.length);
+  await batch.flush();
+});
+
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
 
 describe('reference set codec', () => {
   it('round-trips index and size lists', () => {
@@ -84,23 +92,6 @@ describe('resolveReferenceSet', () => {
     expect(await code(() => resolveReferenceSet([1], lookup, 1 << 20))).toBe('FERRY_ERR_BUNDLE_INVALID');
     expect(await code(() => resolveReferenceSet([0, 2, 3], lookup, 74_999))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
     expect(resolveReferenceSet([0, 2, 3], lookup, 75_000).size).toBe(75_000);
-  });
-});
-
-describe('loadReferenceSet', () => {
-  it('concatenates the bodies in set order into one buffer', async () => {
-    const src = source(bodies);
-    const { parts, size } = resolveReferenceSet([3, 0, 2], lookup, 1 << 20);
-    const buf = await loadReferenceSet(src, parts, size);
-    expect(buf.equals(Buffer.concat([bodies[2]!, bodies[0]!, bodies[1]!]))).toBe(true);
-  });
-
-  it('refuses a missing body, or one longer or shorter than the table says, as FERRY_ERR_BASELINE_MISSING', async () => {
-    const src = source(bodies.slice(1));
-    expect(await code(loadReferenceSet(src, [table[2]!, table[0]!], 50_000))).toBe('FERRY_ERR_BASELINE_MISSING');
-    const full = source(bodies);
-    expect(await code(loadReferenceSet(full, [{ digest: table[0]!.digest, size: 29_999 }], 29_999))).toBe('FERRY_ERR_BASELINE_MISSING');
-    expect(await code(loadReferenceSet(full, [{ digest: table[0]!.digest, size: 30_001 }], 30_001))).toBe('FERRY_ERR_BASELINE_MISSING');
   });
 });
 
@@ -170,24 +161,34 @@ describe('GROUP and MEMBER records', () => {
   });
 });
 
+/** A group context's record of what it did: decodes started, and the bodies written (first or stashed). */
+interface Trace {
+  decodes: number;
+  stored: Map<Digest, Buffer>;
+  firsts: Digest[];
+}
+
 /**
- * A group context over `src` whose put collects bodies by digest; `layer` holds the bodies of the
- * entries before the group (the last one is 1 place back).
+ * A group context over the real store and DeltaDecoder; put collects bodies by digest. `layer`
+ * holds the bodies of the entries before the group (the last one is 1 place back).
  */
-function context(src: ReferenceSource, maxReference = 1 << 20, layer: ReferencePart[] = []): GroupContext & { stored: Map<Digest, Buffer> } {
-  const stored = new Map<Digest, Buffer>();
+function context(maxReference = 1 << 20, layer: ReferencePart[] = [], look = lookup): GroupContext & { trace: Trace } {
+  const deltas = new DeltaDecoder(store);
+  const trace: Trace = { decodes: 0, stored: new Map(), firsts: [] };
   return {
-    stored,
-    lookup,
+    trace,
+    lookup: look,
     earlier: (k) => (k >= 1 && k <= layer.length ? layer[layer.length - k] : undefined),
-    source: src,
     maxReference,
-    async put(body, size) {
-      const parts: Uint8Array[] = [];
-      for await (const p of body) parts.push(p);
-      const b = Buffer.concat(parts);
-      expect(b.length).toBe(size);
-      stored.set(sha256(b), b);
+    decode(ref, layerParts, data, frameSize, size, use) {
+      trace.decodes++;
+      expect(layerParts).toBeLessThanOrEqual(ref.parts.length);
+      return deltas.patch(ref, data, frameSize, size, use);
+    },
+    async put(body, first) {
+      const b = Buffer.from(body);
+      trace.stored.set(sha256(b), b);
+      if (first) trace.firsts.push(sha256(b));
       return sha256(b);
     },
   };
@@ -209,35 +210,35 @@ describe('GroupMembers', () => {
     const ref = Buffer.concat([bodies[1]!, bodies[0]!, bodies[2]!]);
     const frame = zstdPatchEncode(ref, Buffer.concat(members), 19);
     expect(frame.length).toBeLessThan(2000);
-    const ctx = context(source(bodies));
+    const ctx = context();
     const g = new GroupMembers();
     const first = await g.open(groupBody([2, 0, 3], members, frame), ctx);
     expect(first).toEqual({ digest: sha256(members[0]!), size: members[0]!.length });
     expect(g.next(0)).toEqual({ digest: sha256(members[1]!), size: members[1]!.length });
     expect(g.next(0).digest).toBe(sha256(members[2]!));
     g.finish();
-    for (const m of members) expect(ctx.stored.get(sha256(m))?.equals(m)).toBe(true);
+    for (const m of members) expect(ctx.trace.stored.get(sha256(m))?.equals(m)).toBe(true);
+    // the first member enters the layer at the group's entry; the others are stashed for theirs
+    expect(ctx.trace.firsts).toEqual([sha256(members[0]!)]);
   });
 
   it('appends the bodies of earlier entries of the layer to the set', async () => {
-    const produced = [seededText('new-a', 40_000), seededBytes('new-b', 10_000)];
-    const src = source([...bodies, ...produced]);
     // the layer so far: new-a, an entry without a body, new-b (1 place back)
     const layer: ReferencePart[] = [{ digest: sha256(produced[0]!), size: 40_000 }, { size: 0 }, { digest: sha256(produced[1]!), size: 10_000 }];
     const target = Buffer.concat([produced[0]!.subarray(1000, 30_000), bodies[2]!.subarray(0, 9_000), produced[1]!]);
     const frame = zstdPatchEncode(Buffer.concat([bodies[2]!, produced[0]!, produced[1]!]), target);
     expect(frame.length).toBeLessThan(1000);
-    const ctx = context(src, 1 << 20, layer);
+    const ctx = context(1 << 20, layer);
     const b = await new GroupMembers().open(groupBody([3], [target], frame, [3, 1]), ctx);
     expect(b.digest).toBe(sha256(target));
     // an earlier entry that does not exist, has no body, or is named twice; the cap counts both parts
-    for (const earlier of [[4], [2], [1, 1]]) expect(await code(new GroupMembers().open(groupBody([3], [target], frame, earlier), context(src, 1 << 20, layer)))).toBe('FERRY_ERR_BUNDLE_INVALID');
-    expect(await code(new GroupMembers().open(groupBody([3], [target], frame, [3, 1]), context(src, 25_000 + 40_000, layer)))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
-    expect(await code(new GroupMembers().open(groupBody([], [target], frame, []), context(src, 1 << 20, layer)))).toBe('FERRY_ERR_BUNDLE_INVALID');
+    for (const earlier of [[4], [2], [1, 1]]) expect(await code(new GroupMembers().open(groupBody([3], [target], frame, earlier), context(1 << 20, layer)))).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await code(new GroupMembers().open(groupBody([3], [target], frame, [3, 1]), context(25_000 + 40_000, layer)))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+    expect(await code(new GroupMembers().open(groupBody([], [target], frame, []), context(1 << 20, layer)))).toBe('FERRY_ERR_BUNDLE_INVALID');
   });
 
   it('keeps interleaved groups apart by distance', async () => {
-    const ctx = context(source(bodies));
+    const ctx = context();
     const g = new GroupMembers();
     const a = [bodies[0]!.subarray(0, 100), bodies[0]!.subarray(100, 300)];
     const b = [bodies[2]!.subarray(0, 50), bodies[2]!.subarray(50, 70)];
@@ -252,51 +253,56 @@ describe('GroupMembers', () => {
 
   it('refuses a layer that ends with untaken members', async () => {
     const g = new GroupMembers();
-    await g.open(groupBody([0], members.slice(0, 2), zstdPatchEncode(bodies[0]!, Buffer.concat(members.slice(0, 2)))), context(source(bodies)));
+    await g.open(groupBody([0], members.slice(0, 2), zstdPatchEncode(bodies[0]!, Buffer.concat(members.slice(0, 2)))), context());
     expect(await code(() => g.finish())).toBe('FERRY_ERR_BUNDLE_INVALID');
   });
 
   it('refuses a hostile set before reading any body', async () => {
-    const src = source(bodies);
+    const ctx = context();
     const frame = zstdPatchEncode(bodies[0]!, members[0]!);
     const refused = async (set: number[], maxReference?: number, sizes?: number[]): Promise<string | undefined> =>
-      code(new GroupMembers().open({ ...groupBody(set, [members[0]!], frame), ...(sizes ? { sizes } : {}) }, context(src, maxReference)));
+      code(new GroupMembers().open({ ...groupBody(set, [members[0]!], frame), ...(sizes ? { sizes } : {}) }, { ...ctx, maxReference: maxReference ?? ctx.maxReference }));
     expect(await refused([0, 0])).toBe('FERRY_ERR_BUNDLE_INVALID');
     expect(await refused([9])).toBe('FERRY_ERR_BUNDLE_INVALID');
     expect(await refused([1])).toBe('FERRY_ERR_BUNDLE_INVALID');
     expect(await refused([0, 2], 40_000)).toBe('FERRY_ERR_LIMIT_EXCEEDED');
     expect(await refused([0], undefined, [2 ** 27])).toBe('FERRY_ERR_LIMIT_EXCEEDED');
-    expect(src.opened).toBe(0);
     expect(await refused([0, 2], 49_999)).toBe('FERRY_ERR_LIMIT_EXCEEDED');
-    expect(src.opened).toBe(0);
+    expect(ctx.trace.decodes).toBe(0);
   });
 
   it('refuses a frame that decodes to fewer or more bytes than its members, or is too large for them', async () => {
     const frame = zstdPatchEncode(bodies[0]!, members[0]!);
     const short = { ...groupBody([0], [members[0]!], frame), sizes: [members[0]!.length + 10] };
-    expect(await code(new GroupMembers().open(short, context(source(bodies))))).toBe('FERRY_ERR_ZSTD_CORRUPT');
+    expect(await code(new GroupMembers().open(short, context()))).toBe('FERRY_ERR_ZSTD_CORRUPT');
     const long = { ...groupBody([0], [members[0]!], frame), sizes: [members[0]!.length - 10] };
-    expect(await code(new GroupMembers().open(long, context(source(bodies))))).toBe('FERRY_ERR_ZSTD_CORRUPT');
+    expect(await code(new GroupMembers().open(long, context()))).toBe('FERRY_ERR_ZSTD_CORRUPT');
     // a frame far larger than its members could need is refused before the set is read
-    const src = source(bodies);
+    const ctx = context();
     const huge = { ...groupBody([0], [members[0]!.subarray(0, 100)], Buffer.alloc(4096)) };
-    expect(await code(new GroupMembers().open(huge, context(src)))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
-    expect(src.opened).toBe(0);
+    expect(await code(new GroupMembers().open(huge, ctx))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+    expect(ctx.trace.decodes).toBe(0);
+  });
+
+  it('refuses a reference body the store lacks, or one of another size than the table says, as FERRY_ERR_BASELINE_MISSING', async () => {
+    const frame = zstdPatchEncode(bodies[0]!, members[0]!);
+    const absent = seededText('never-stored', 30_000);
+    for (const part of [{ digest: sha256(absent), size: 30_000 }, { digest: table[0]!.digest, size: 29_999 }, { digest: table[0]!.digest, size: 30_001 }]) {
+      expect(await code(new GroupMembers().open(groupBody([0], [members[0]!], frame), context(1 << 20, [], () => part)))).toBe('FERRY_ERR_BASELINE_MISSING');
+    }
   });
 
   it(`refuses more than ${MAX_OPEN_GROUPS} groups open at once`, async () => {
     const g = new GroupMembers();
-    const tiny = Buffer.from('a small reference body');
     const two = [tiny.subarray(0, 10), tiny.subarray(10, 20)];
     const frame = zstdPatchEncode(tiny, Buffer.concat(two));
-    const ctx = { ...context(source([tiny])), lookup: () => ({ digest: sha256(tiny), size: tiny.length }) };
+    const ctx = context(1 << 20, [], () => ({ digest: sha256(tiny), size: tiny.length }));
     for (let i = 0; i < MAX_OPEN_GROUPS; i++) await g.open(groupBody([0], two, frame), ctx);
     expect(await code(g.open(groupBody([0], two, frame), ctx))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
   });
 
   it(`refuses more than ${MAX_PENDING_MEMBERS} members waiting for their entries, before decoding`, async () => {
-    const tiny = Buffer.from('a small reference body');
-    const ctx = { ...context(source([tiny])), lookup: () => ({ digest: sha256(tiny), size: tiny.length }) };
+    const ctx = context(1 << 20, [], () => ({ digest: sha256(tiny), size: tiny.length }));
     const g = new GroupMembers();
     // 1 + 40,000 waiting, then 1 + 30,000 more: over the cap, refused before its frame is read
     const many = (n: number): Buffer[] => Array.from({ length: n }, () => tiny.subarray(0, 1));

@@ -1,7 +1,8 @@
 /**
  * Reference sets on small crafted trees (DESIGN.md section 5, "Matching"; docs/format.md section
  * 5.3): a package whose main file split into several, a package hoisted to another node_modules
- * level, a version-renamed directory that gained a file, and a soname bump. Each asserts the
+ * level, a version-renamed directory that gained a file, a build variant of a new file, and a
+ * soname bump. Each asserts the
  * reference the differ chose, that the bundle is smaller than with single-file references
  * (format version 1's matching), and that it applies to a device bit for bit.
  */
@@ -103,6 +104,32 @@ describe('reference sets', () => {
       expect(refOf(refs, 'usr/lib/python3.13/json/decoder.py').reference).toContain('usr/lib/python3.11/json/decoder.py');
       expect(refOf(refs, 'usr/lib/python3.13/json/_shared.py').reference).toEqual(expect.arrayContaining(['usr/lib/python3.11/json/encoder.py', 'usr/lib/python3.11/json/decoder.py']));
       expect(sets.signed.payloadSize * 2).toBeLessThan(single.signed.payloadSize);
+    } finally {
+      await Promise.all([sets.dispose(), single.dispose()]);
+    }
+  });
+
+  it('a build variant made of a new file before it in the layer: that body joins the reference (the applier flushes it first)', async () => {
+    const pkg = 'app/node_modules/widget';
+    const fresh = prose('variant-main', 300_000);
+    const v1: TarEntry[] = [dir('app/'), dir('app/node_modules/'), dir(`${pkg}/`), { path: `${pkg}/package.json`, body: '{"name":"widget","version":"1.0.0"}\n' }, dir(`${pkg}/dist/`), { path: `${pkg}/dist/legacy.js`, body: prose('variant-legacy', 50_000) }];
+    const v2: TarEntry[] = [
+      ...v1.slice(0, 3),
+      { path: `${pkg}/package.json`, body: '{"name":"widget","version":"2.0.0"}\n' },
+      dir(`${pkg}/dist/`),
+      { path: `${pkg}/dist/widget.js`, body: fresh },
+      { path: `${pkg}/dist/widget.variant.js`, body: edited(fresh, 'variant') },
+    ];
+    const { sets, single, refs } = await both('variant', v1, v2);
+    try {
+      // widget.js is new to the device (a literal, still in the writer's temp file when the variant's group is decoded)
+      expect(refOf(refs, `${pkg}/dist/widget.js`).kind).toBe('literal');
+      const variant = refOf(refs, `${pkg}/dist/widget.variant.js`);
+      expect(variant.kind).toBe('group');
+      expect(variant.reference).toContain(`+${pkg}/dist/widget.js`);
+      // no size claim: the payload frame's window holds widget.js too, so single-file references
+      // cost about the same here; the point is the apply (both() rebuilt the image bit for bit)
+      expect(single.signed.payloadSize).toBeGreaterThan(0);
     } finally {
       await Promise.all([sets.dispose(), single.dispose()]);
     }

@@ -6,22 +6,40 @@
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
+import type { LoggerOptions } from 'pino';
 import { FerryError } from '@ferry/core';
-import { bearer } from './auth.js';
+import { bearerOrQuery } from './auth.js';
 import type { ServerContext } from './context.js';
 import { clientErrorHandler, installErrorHandlers } from './http-errors.js';
 import { hashToken } from './state/tokens.js';
+import { EventHub } from './events.js';
 import { adminRoutes } from './routes/admin.js';
+import { dashboardRoutes } from './routes/dashboard.js';
+import { eventRoutes } from './routes/events.js';
+import { metricsRoute } from './routes/metrics.js';
+import { operatorRoutes } from './routes/operator.js';
 import { agentRoutes } from './routes/agent.js';
 import { publishRoutes } from './routes/publish.js';
 import { releaseRoutes } from './routes/releases.js';
 import { repoRoutes } from './routes/repo.js';
 
+/** A request URL as logs show it: a `token=` query value (the live events' token) is hidden. */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&]token=)[^&#]*/g, '$1[redacted]');
+}
+
+/** What the request log shows of a request (fastify's fields, the URL redacted). */
+function requestSerializer(request: FastifyRequest): Record<string, unknown> {
+  return { method: request.method, url: redactUrl(request.url), host: request.host, remoteAddress: request.ip, remotePort: request.socket?.remotePort };
+}
+
 function loggerOptions(logger: ServerContext['options']['logger']): { logger?: unknown; loggerInstance?: FastifyBaseLogger } {
   if (typeof logger === 'object' && logger !== null && typeof (logger as FastifyBaseLogger).info === 'function' && typeof (logger as FastifyBaseLogger).child === 'function') {
     return { loggerInstance: logger as FastifyBaseLogger };
   }
-  return { logger };
+  if (logger === false) return { logger };
+  const o = (typeof logger === 'object' && logger !== null ? logger : {}) as LoggerOptions;
+  return { logger: { ...o, serializers: { ...o.serializers, req: requestSerializer } } };
 }
 
 /** The fastify instance with its server options (timeouts, TLS, limits). */
@@ -43,24 +61,29 @@ function createFastify(ctx: ServerContext): FastifyInstance {
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
 }
 
-/** The API routes (agents, publishing, releases, admin) behind the rate limit. */
-function apiRoutes(ctx: ServerContext) {
+/**
+ * The API routes behind the rate limit: agents, admin, the operator's views and metrics.
+ * Publishing and releasing are not limited by count: a push sends one request per content the
+ * server lacks (thousands for a real image), and those routes refuse anything but a publisher token.
+ */
+function apiRoutes(ctx: ServerContext, hub: EventHub) {
   return async function plugin(api: FastifyInstance): Promise<void> {
     if (ctx.options.rateLimit) {
       await api.register(rateLimit, {
         max: ctx.options.rateLimit.max,
         timeWindow: ctx.options.rateLimit.windowMs,
         keyGenerator: (request: FastifyRequest) => {
-          const token = bearer(request);
+          const token = bearerOrQuery(request);
           return token ? `t:${hashToken(token)}` : `a:${request.ip}`;
         },
         errorResponseBuilder: (_request, c) => new FerryError('FERRY_ERR_RATE_LIMITED', `more than ${c.max} requests in ${Math.round(Number(c.ttl) / 1000)} s; retry after ${c.after}`),
       });
     }
     await api.register(agentRoutes(ctx));
-    await api.register(publishRoutes(ctx));
-    await api.register(releaseRoutes(ctx));
     await api.register(adminRoutes(ctx));
+    await api.register(operatorRoutes(ctx));
+    await api.register(eventRoutes(ctx, hub));
+    await api.register(metricsRoute(ctx));
   };
 }
 
@@ -85,7 +108,15 @@ export async function buildApp(ctx: ServerContext): Promise<FastifyInstance> {
   const app = createFastify(ctx);
   installErrorHandlers(app);
   installShutdownAnswer(app);
+  ctx.metrics.install(app);
+  const { state, options } = ctx;
+  const hub = new EventHub({ state, events: options.events, now: options.now, checkinInterval: options.checkinInterval, log: app.log, onClients: (n) => ctx.metrics.sseClients.set(n) });
+  // live streams never end by themselves: close them first, or closing would wait for them
+  app.addHook('preClose', async () => hub.close());
   await app.register(repoRoutes(ctx));
-  await app.register(apiRoutes(ctx));
+  await app.register(dashboardRoutes());
+  await app.register(publishRoutes(ctx));
+  await app.register(releaseRoutes(ctx));
+  await app.register(apiRoutes(ctx, hub));
   return app;
 }

@@ -7,6 +7,8 @@ import { FerryError, type TokenRole } from '@ferry/core';
 import type { ServerContext } from './context.js';
 import type { TokenGrant } from './state/tokens.js';
 
+const TOKEN_RE = /^[A-Za-z0-9_-]{1,128}$/;
+
 /** The bearer token of a request, or undefined. */
 export function bearer(request: FastifyRequest): string | undefined {
   const h = request.headers.authorization;
@@ -16,11 +18,24 @@ export function bearer(request: FastifyRequest): string | undefined {
 }
 
 /**
+ * The token of a request that may also carry it as `?token=` (the live events: EventSource cannot
+ * set headers); the header wins.
+ */
+export function bearerOrQuery(request: FastifyRequest): string | undefined {
+  const q = (request.query as { token?: unknown } | undefined)?.token;
+  return bearer(request) ?? (typeof q === 'string' && TOKEN_RE.test(q) ? q : undefined);
+}
+
+/**
  * Checks the request's token: none or unknown is FERRY_ERR_AUTH_REQUIRED (401), a role not in
  * `roles` FERRY_ERR_AUTH_FORBIDDEN (403). Admin tokens pass everywhere but agent routes.
  */
-export async function authorize(ctx: ServerContext, request: FastifyRequest, roles: TokenRole[]): Promise<TokenGrant> {
-  const token = bearer(request);
+export async function authorize(ctx: ServerContext, request: FastifyRequest, roles: readonly TokenRole[]): Promise<TokenGrant> {
+  return authorizeToken(ctx, bearer(request), roles);
+}
+
+/** authorize for a token found elsewhere than the Authorization header. */
+export async function authorizeToken(ctx: ServerContext, token: string | undefined, roles: readonly TokenRole[]): Promise<TokenGrant> {
   if (!token) throw new FerryError('FERRY_ERR_AUTH_REQUIRED', 'this request needs Authorization: Bearer <token>');
   const grant = await ctx.state.tokens.verify(token);
   if (!grant) throw new FerryError('FERRY_ERR_AUTH_REQUIRED', 'the token is not valid on this server');

@@ -5,7 +5,7 @@
  * and writes chunks then header into the repository (docs/format.md section 6).
  */
 import type { FastifyBaseLogger } from 'fastify';
-import { decodeRelease, parseEnvelope, type PrivateKey, type Store } from '@ferry/core';
+import { decodeRelease, parseEnvelope, type Digest, type LayerPlan, type PrivateKey, type Store } from '@ferry/core';
 import { createBundle, writeBundleDir } from '@ferry/differ';
 import type { BuildQueue } from './context.js';
 import type { BuildOptions } from './options.js';
@@ -23,6 +23,25 @@ export interface BuilderOptions {
   instanceId: string;
   now: () => number;
   log: FastifyBaseLogger;
+  /** Told of every finished build: whether it succeeded and how long it took (metrics). */
+  onBuilt?: (ok: boolean, ms: number) => void;
+}
+
+/**
+ * What docker pull would send for the layers a bundle rebuilds: the compressed sizes the pushed
+ * image's source declared (ImageState), else the gzip size the differ measured when it did;
+ * null when a layer has neither (the views then show no comparison rather than a guess).
+ */
+async function pullSize(state: State, manifest: Digest, layers: readonly LayerPlan[]): Promise<number | null> {
+  const declared = (await state.images.sourceLayers([manifest])).get(manifest);
+  let sum = 0;
+  for (const l of layers) {
+    if (l.mode !== 'rebuild') continue;
+    const size = declared?.get(l.diffId)?.size ?? (l.gzipSize > 0 ? l.gzipSize : undefined);
+    if (size === undefined) return null;
+    sum += size;
+  }
+  return sum;
 }
 
 /** Builds queued bundles in the background; `close` waits for builds in progress. */
@@ -100,13 +119,15 @@ export class BundleBuilder implements BuildQueue {
       } finally {
         await b.dispose();
       }
-      const pullBytes = b.layers.filter((l) => l.mode === 'rebuild').reduce((a, l) => a + l.gzipSize, 0);
+      const pullBytes = await pullSize(state, statement.manifest, b.layers);
       const s = b.signed;
       await state.bundles.finish(job.key, this.o.instanceId, { bundleId: s.id, payloadSize: s.payloadSize, chunkSize: s.chunkSize, chunks: s.chunks.length, headerSize: s.envelope.length, pullBytes });
       this.built++;
+      this.o.onBuilt?.(true, this.o.now() - started);
       log.info({ bundle: s.id, channel: job.channel, release: job.release, baseline: job.baseline.length, payload: s.payloadSize, ms: this.o.now() - started }, 'bundle built');
     } catch (err) {
       log.error({ err, channel: job.channel, release: job.release }, 'bundle build failed');
+      this.o.onBuilt?.(false, this.o.now() - started);
       await state.bundles.fail(job.key, this.o.instanceId, (err as Error).message ?? String(err)).catch(() => {});
     }
   }

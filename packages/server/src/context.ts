@@ -1,5 +1,6 @@
 /** What every route plugin works with: the state, the store, the repository and the builder. */
 import type { RolePolicy, Store } from '@ferry/core';
+import type { Metrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import type { State } from './state/state.js';
 
@@ -18,4 +19,5 @@ export interface ServerContext {
   /** Keys trusted to sign release statements. */
   releaseTrust: RolePolicy;
   builds: BuildQueue;
+  metrics: Metrics;
 }

@@ -41,6 +41,9 @@ export const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   FERRY_ERR_RATE_LIMITED: 429,
   FERRY_ERR_SERVER_BUSY: 503,
   FERRY_ERR_STORE_LOCKED: 503,
+  FERRY_ERR_UPSTREAM_UNAVAILABLE: 503,
+  // a relay refusing what its upstream served (the fetcher retries a 502)
+  FERRY_ERR_CHUNK_INVALID: 502,
 };
 
 /** The HTTP status for a code (anything unlisted is a server-side failure: 500). */

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { LoggerOptions } from 'pino';
 import type { FastifyBaseLogger } from 'fastify';
 import { PROTOCOL_LIMITS, type PublicKey } from '@ferry/core';
+import type { EventOptions } from './events.js';
 
 /** Timeouts in milliseconds (fastify sets none by default; a slow client must not hold a socket). */
 export interface TimeoutOptions {
@@ -65,6 +66,12 @@ export interface ServerOptions {
   releaseThreshold?: number;
   /** Repository base URL announced to agents (default: this server's `/repo/`). */
   repoUrl?: string;
+  /**
+   * Pending connections the kernel queues (listen backlog; default 4096, capped by
+   * net.core.somaxconn): a fleet reconnecting after an outage must not get its SYNs dropped
+   * (each drop costs the agent a 1 s, then 3 s retransmission).
+   */
+  backlog?: number;
   /** Seconds between an agent's check-ins (default 60). */
   checkinInterval?: number;
   /** Seconds an agent waits for a bundle being built (default 5). */
@@ -74,6 +81,10 @@ export interface ServerOptions {
   rateLimit?: Partial<RateLimitOptions> | false;
   /** Largest JSON body (default 1 MiB). */
   bodyLimit?: number;
+  /** The dashboard's live events: client and buffer bounds, pacing. */
+  events?: Partial<EventOptions>;
+  /** Export the process's own metrics (CPU, memory, event loop) at /metrics too (default true). */
+  processMetrics?: boolean;
   /** pino options, a logger, or false (default: info level to stdout). */
   logger?: LoggerOptions | FastifyBaseLogger | boolean;
   /** Names this process in bundle claims (default host:pid:random). */
@@ -83,13 +94,14 @@ export interface ServerOptions {
 }
 
 /** Options with every default filled in. */
-export interface ResolvedOptions extends Required<Omit<ServerOptions, 'databaseUrl' | 'tls' | 'repoUrl' | 'timeouts' | 'build' | 'rateLimit'>> {
+export interface ResolvedOptions extends Required<Omit<ServerOptions, 'databaseUrl' | 'tls' | 'repoUrl' | 'timeouts' | 'build' | 'rateLimit' | 'events'>> {
   databaseUrl: string | undefined;
   tls: ServerOptions['tls'];
   repoUrl: string | undefined;
   timeouts: TimeoutOptions;
   build: BuildOptions;
   rateLimit: RateLimitOptions | false;
+  events: EventOptions;
 }
 
 /** Merges the defaults (the one place they live). */
@@ -103,12 +115,15 @@ export function resolveOptions(o: ServerOptions): ResolvedOptions {
     releaseKeys: o.releaseKeys,
     releaseThreshold: o.releaseThreshold ?? 1,
     repoUrl: o.repoUrl,
+    backlog: o.backlog ?? 4096,
     checkinInterval: o.checkinInterval ?? 60,
     buildRetryAfter: o.buildRetryAfter ?? 5,
     timeouts: { connection: 60_000, request: 600_000, headers: 15_000, keepAlive: 5_000, checkInterval: 1_000, ...o.timeouts },
     build: { concurrency: 1, maxQueued: 64, staleMs: 30 * 60_000, retryFailedMs: 10 * 60_000, pollMs: 2_000, workers: undefined, level: undefined, chunkSize: undefined, ...o.build },
     rateLimit: o.rateLimit === false ? false : { max: 600, windowMs: 60_000, ...o.rateLimit },
     bodyLimit: o.bodyLimit ?? PROTOCOL_LIMITS.jsonBody,
+    events: { maxClients: 32, maxBuffered: 4 * 1024 * 1024, flushMs: 500, heartbeatMs: 15_000, summaryMs: 2_000, ...o.events },
+    processMetrics: o.processMetrics ?? true,
     logger: o.logger ?? true,
     instanceId: o.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
     now: o.now ?? Date.now,

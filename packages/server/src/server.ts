@@ -7,6 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import { FerryError, Store, rolePolicy } from '@ferry/core';
 import { buildApp } from './app.js';
+import { Metrics } from './metrics.js';
 import { BundleBuilder } from './builder.js';
 import type { ServerContext } from './context.js';
 import { loadAdminToken, loadBundleKey, prepareDataDir, type DataPaths } from './data-dir.js';
@@ -36,14 +37,15 @@ export async function createServer(options: ServerOptions): Promise<Omit<Running
   const paths = await prepareDataDir(o.dataDir);
   const store = await Store.open(paths.store, { create: true });
   const key = await loadBundleKey(paths);
-  const state = await openState({ sqlitePath: paths.sqlite, url: o.databaseUrl, now: o.now });
+  const state = await openState({ sqlitePath: paths.sqlite, url: o.databaseUrl, now: o.now, instanceId: o.instanceId });
   try {
     const admin = await loadAdminToken(paths);
     await state.tokens.ensure('admin', 'admin', admin.token);
     const builds = { notify: () => builder.notify() };
-    const ctx: ServerContext = { options: o, state, store, repoDir: paths.repo, releaseTrust, builds };
+    const metrics = new Metrics({ state, checkinInterval: o.checkinInterval, processMetrics: o.processMetrics });
+    const ctx: ServerContext = { options: o, state, store, repoDir: paths.repo, releaseTrust, builds, metrics };
     const app = await buildApp(ctx);
-    const builder = new BundleBuilder({ state, store, repoDir: paths.repo, headerKey: key.key, build: o.build, instanceId: o.instanceId, now: o.now, log: app.log });
+    const builder = new BundleBuilder({ state, store, repoDir: paths.repo, headerKey: key.key, build: o.build, instanceId: o.instanceId, now: o.now, log: app.log, onBuilt: (ok, ms) => metrics.built(ok, ms) });
     let closing: Promise<void> | undefined;
     const close = (): Promise<void> =>
       (closing ??= (async () => {
@@ -55,7 +57,7 @@ export async function createServer(options: ServerOptions): Promise<Omit<Running
         }
       })());
     const listen = async (): Promise<string> => {
-      await app.listen({ host: o.host, port: o.port });
+      await app.listen({ host: o.host, port: o.port, backlog: o.backlog });
       builder.start();
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : o.port;

@@ -181,12 +181,24 @@ describe('connections', () => {
     const limited = await startTestServer({ rateLimit: { max: 3, windowMs: 60_000 } });
     try {
       const statuses = [];
-      for (let i = 0; i < 4; i++) statuses.push(await call(limited.url, 'GET', '/v1/channels/x', { token: limited.admin }));
+      for (let i = 0; i < 4; i++) statuses.push(await call(limited.url, 'GET', '/v1/agents', { token: limited.admin }));
       expect(statuses.slice(0, 3).map((a) => a.status)).toEqual([200, 200, 200]);
       expect(statusCode(statuses[3]!)).toEqual([429, 'FERRY_ERR_RATE_LIMITED']);
       expect(Number(statuses[3]!.headers.get('retry-after'))).toBeGreaterThan(0);
       // the repository is not rate limited: chunks are static files
       expect((await call(limited.url, 'GET', `/repo/chunks/${'b'.repeat(64)}`)).status).toBe(404);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('publishing is not counted by the rate limit (a push sends one request per content), and still needs a publisher token', async () => {
+    const limited = await startTestServer({ rateLimit: { max: 2, windowMs: 60_000 } });
+    try {
+      const publisher = await token(limited, 'publisher', 'ci');
+      const query = { layers: [], contents: [`sha256:${'c'.repeat(64)}`] };
+      for (let i = 0; i < 5; i++) expect((await call(limited.url, 'POST', '/v1/push/missing', { token: publisher, json: query })).status).toBe(200);
+      expect(statusCode(await call(limited.url, 'POST', '/v1/push/missing', { json: query }))[0]).toBe(401);
     } finally {
       await limited.close();
     }

@@ -5,7 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Store, encodeRelease, generateKeyPair, importImage, openImage, parsePlatform, parsePrivateKey, signEnvelope, type PrivateKey, type ReleaseStatement, type StoredImage } from '@ferry/core';
+import { Store, encodeRelease, generateKeyPair, importImage, openImage, parsePlatform, parsePrivateKey, signEnvelope, type PrivateKey, type ReleaseStatement, type Report, type StoredImage } from '@ferry/core';
 import { writeImagePair } from '@ferry/imagegen';
 import { createServer, type RunningServer, type ServerOptions } from '../src/index.js';
 
@@ -106,4 +106,57 @@ export async function agent(t: TestServer, id: string): Promise<string> {
   const a = await call(t.url, 'POST', '/v1/agents', { token: t.admin, json: { id } });
   if (a.status !== 201) throw new Error(`agent: ${a.status} ${a.text}`);
   return a.json.token as string;
+}
+
+/** A progress report as an agent sends it (docs/protocol.md section 3.2); `fields` override. */
+export function report(counter: number, fields: Partial<Report> = {}): Report {
+  return { counter, at: new Date().toISOString(), state: 'fetching', bytesDone: 0, bytesTotal: 0, chunksDone: 0, chunksTotal: 0, rate: 0, eta: null, error: null, ...fields };
+}
+
+/** One server-sent event. */
+export interface SseEvent {
+  event: string;
+  data: any;
+}
+
+/** A reader of `GET /v1/events`: `next` waits for the next event that matches. */
+export interface EventStream {
+  status: number;
+  next(match?: (e: SseEvent) => boolean, timeoutMs?: number): Promise<SseEvent>;
+  close(): void;
+}
+
+/** Opens the live events with the token in the query, as the dashboard does. */
+export async function openEvents(url: string, token: string): Promise<EventStream> {
+  const ac = new AbortController();
+  const res = await fetch(`${url}/v1/events?token=${encodeURIComponent(token)}`, { signal: ac.signal });
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  const frames: SseEvent[] = [];
+  const read = async (): Promise<void> => {
+    const { value, done } = await reader.read();
+    if (done) throw new Error('the event stream ended');
+    buffer += decoder.decode(value, { stream: true });
+    for (let i = buffer.indexOf('\n\n'); i >= 0; i = buffer.indexOf('\n\n')) {
+      const lines = buffer.slice(0, i).split('\n');
+      buffer = buffer.slice(i + 2);
+      const event = lines.find((l) => l.startsWith('event: '))?.slice(7);
+      const data = lines.find((l) => l.startsWith('data: '))?.slice(6);
+      if (event && data !== undefined) frames.push({ event, data: JSON.parse(data) });
+    }
+  };
+  return {
+    status: res.status,
+    async next(match = () => true, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const i = frames.findIndex(match);
+        if (i >= 0) return frames.splice(0, i + 1).at(-1)!;
+        if (Date.now() > deadline) throw new Error('no matching event in time');
+        await read();
+      }
+    },
+    close: () => ac.abort(),
+  };
 }

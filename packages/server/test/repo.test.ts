@@ -3,13 +3,11 @@
  * end), strong ETag = digest, immutable caching, conditional requests, and only regular files.
  * The same directory served by Debian's nginx answers ranges that verify against the digests.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, toolsOrSkip } from '@ferry/test-support';
+import { startNginx, toolsOrSkip, type RunningNginx } from '@ferry/test-support';
 import { call, startTestServer, statusCode, type TestServer } from './helpers.js';
 
 let t: TestServer;
@@ -85,51 +83,16 @@ const tools = toolsOrSkip('nginx');
 
 
 describe.skipIf(!tools)('the repository directory behind nginx', () => {
-  let nginx: ChildProcess | undefined;
-  let prefix: string;
+  let nginx: RunningNginx;
   let base: string;
 
   beforeAll(async () => {
-    prefix = await mkdtemp(join(tmpdir(), 'ferry-nginx-'));
-    await mkdir(join(prefix, 'logs'));
-    const port = await freePort();
-    const conf = [
-      'daemon off;',
-      'master_process off;',
-      `pid ${join(prefix, 'nginx.pid')};`,
-      `error_log ${join(prefix, 'logs', 'error.log')};`,
-      'events { worker_connections 64; }',
-      'http {',
-      `  access_log ${join(prefix, 'logs', 'access.log')};`,
-      ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((k) => `  ${k}_temp_path ${join(prefix, `${k}-temp`)};`),
-      '  sendfile on;',
-      `  server {`,
-      `    listen 127.0.0.1:${port};`,
-      `    location /repo/ {`,
-      `      alias ${join(t.dir, 'repo')}/;`,
-      '      default_type application/octet-stream;',
-      '      add_header Cache-Control "public, max-age=31536000, immutable";',
-      '    }',
-      '  }',
-      '}',
-    ].join('\n');
-    await writeFile(join(prefix, 'nginx.conf'), conf);
-    execFileSync(tools!.nginx, ['-t', '-p', prefix, '-c', join(prefix, 'nginx.conf')], { stdio: 'ignore' });
-    nginx = spawn(tools!.nginx, ['-p', prefix, '-c', join(prefix, 'nginx.conf')], { stdio: 'ignore' });
-    base = `http://127.0.0.1:${port}`;
-    for (let i = 0; i < 100; i++) {
-      if (await fetch(`${base}/repo/`).then(() => true, () => false)) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    nginx = await startNginx({ root: join(t.dir, 'repo'), location: '/repo/' });
+    base = nginx.url;
   });
 
   afterAll(async () => {
-    if (nginx && nginx.exitCode === null) {
-      const exited = new Promise((r) => nginx!.once('exit', r));
-      nginx.kill('SIGTERM');
-      await exited;
-    }
-    await rm(prefix, { recursive: true, force: true });
+    await nginx?.stop();
   });
 
   it('fetches chunks in ranged pieces through nginx and they verify against their digests', async () => {

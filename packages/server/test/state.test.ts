@@ -75,9 +75,19 @@ describe('agents', () => {
     expect(await state.agents.recordReports('edge-1', Array.from({ length: 150 }, (_, i) => r(i + 1)))).toEqual({ accepted: 150, dropped: 0 });
     expect(await state.agents.recordReports('edge-1', [r(150), r(3), r(151)])).toEqual({ accepted: 1, dropped: 2 });
     expect((await state.agents.get('edge-1'))?.report?.counter).toBe(151);
-    const recent = await state.agents.recentReports('edge-1', 500);
-    expect(recent).toHaveLength(100);
-    expect(recent[0]!.counter).toBe(151);
+    // the history was cut to the newest 100 when the batch arrived; single reports are trimmed
+    // 16 at a time, so it holds 100 to 115 and never loses the newest
+    const held = async (): Promise<number[]> => (await state.agents.recentReports('edge-1', 500)).map((x) => x.counter);
+    const sizes = [(await held()).length];
+    for (let c = 152; c <= 182; c++) {
+      await state.agents.recordReports('edge-1', [r(c)]);
+      const h = await held();
+      expect(h[0]).toBe(c);
+      sizes.push(h.length);
+    }
+    expect(Math.min(...sizes)).toBe(100);
+    expect(Math.max(...sizes)).toBe(115);
+    expect(sizes.filter((n) => n === 100).length).toBeGreaterThanOrEqual(2);
     await expect(state.agents.acceptCounter('edge-9', 1)).rejects.toMatchObject({ code: 'FERRY_ERR_NOT_FOUND' });
   });
 });

@@ -116,3 +116,10 @@ export async function ferryJson<T = Record<string, unknown>>(args: string[], opt
     throw new Error(`ferry ${args.join(' ')} --json printed no JSON (exit ${run.code}): ${run.stdout}\n${run.stderr}`);
   }
 }
+
+/** Runs `ferry ARGS --json` and returns its JSON; throws with the output when it exits non-zero. */
+export async function ferryJsonOk<T = any>(args: string[], opts: RunOptions = {}): Promise<T> {
+  const { run, json } = await ferryJson<T>(args, opts);
+  if (run.code !== 0) throw new Error(`ferry ${args.join(' ')} exited ${run.code}: ${run.stderr}`);
+  return json;
+}

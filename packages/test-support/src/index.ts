@@ -2,6 +2,7 @@ export * from './tools.js';
 export * from './repo-server.js';
 export * from './chunk-repo.js';
 export * from './postgres.js';
+export * from './nginx.js';
 export * from './images.js';
 export * from './verify.js';
 export * from './big-image.js';

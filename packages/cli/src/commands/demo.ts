@@ -154,7 +154,7 @@ async function verify(d: Demo, publisher: Store, device: Store, applied: Digest)
  * A throwaway demo runs in memory when /dev/shm exists: its stores fsync every write (DESIGN.md
  * section 8), which on a busy disk would take longer than the work itself. A kept one goes to tmpdir.
  */
-async function tempRoot(keep: boolean): Promise<string> {
+export async function tempRoot(keep: boolean): Promise<string> {
   if (keep) return tmpdir();
   return access('/dev/shm', constants.W_OK).then(() => '/dev/shm', () => tmpdir());
 }
@@ -167,7 +167,7 @@ async function workDir(inv: Invocation, keep: boolean): Promise<{ dir: string; r
   }
   const dir = userPath(inv, given);
   await mkdir(dir, { recursive: true });
-  if ((await readdir(dir)).length > 0) throw usage(`${dir} is not empty; ferry demo --dir needs an empty or new directory`);
+  if ((await readdir(dir)).length > 0) throw usage(`${dir} is not empty; ferry demo offline --dir needs an empty or new directory`);
   // only what the demo wrote goes; the directory the user named stays
   return { dir, remove: async () => { for (const f of await readdir(dir)) await rm(join(dir, f), { recursive: true, force: true }); } };
 }
@@ -196,9 +196,9 @@ async function run(inv: Invocation): Promise<number> {
   }
 }
 
-/** The demo command. */
-export const demoCommand: CommandSpec = {
-  name: 'demo',
+/** The offline demo command (the walk-through `ferry demo` was before the live demo). */
+export const offlineDemoCommand: CommandSpec = {
+  name: 'demo offline',
   summary: 'Run the whole update path on generated sample images: import, keygen, bundle v1 -> v2, apply on a device store, verify the image ID, and compare with docker pull at 64 kbit/s.',
   args: '',
   positionals: { min: 0, max: 0 },

@@ -1,7 +1,7 @@
 /** `ferry linksim`: a userspace TCP proxy that emulates a DIL link (packages/linksim). */
 import { startLinkSim, type LinkSchedule, type LinkSimOptions, type LinkStats } from '@ferry/linksim';
 import { requiredOpt, stringOpt, type CommandSpec } from '../command.js';
-import type { Invocation } from '../context.js';
+import { until, type Invocation } from '../context.js';
 import { EXIT, usage } from '../errors.js';
 import { formatDuration, formatRate, parseDuration, parseHostPort, parseRate, parseWhole } from '../units.js';
 
@@ -64,20 +64,6 @@ function describeLink(o: LinkSimOptions): string {
 
 function statsLine(s: LinkStats): string {
   return `link ${s.up ? 'up' : 'DOWN'}: ${s.bytesDown} B down, ${s.bytesUp} B up; ${s.connections} connections (${s.open} open), ${s.resets} reset, ${s.refused} refused; ${s.outages} outages, ${s.stalls} stalls, ${s.corruptedBytes} corrupted bytes`;
-}
-
-/** Waits for the signal, or `ms` when given. */
-function until(signal: AbortSignal | undefined, ms: number | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = ms === undefined ? undefined : setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 async function run(inv: Invocation): Promise<number> {

@@ -5,19 +5,19 @@ import { writeJson, writeLines, type Invocation } from '../context.js';
 import { EXIT } from '../errors.js';
 import { humanBytes, plural, shortDigest } from '../format.js';
 import { createProgress } from '../progress.js';
-import { pushImage } from '../push.js';
+import { declaredLayers, pushImage } from '../push.js';
 import { REMOTE_OPTIONS, apiClient } from '../remote.js';
 import { importFromSource } from './import.js';
 
 async function run(inv: Invocation): Promise<number> {
   const { ctx, global } = inv;
   const client = apiClient(inv);
-  const { result: imported } = await importFromSource(inv);
+  const { result: imported, source } = await importFromSource(inv);
   const store = await Store.open(global.store);
   const progress = createProgress(ctx, { json: global.json });
   let r;
   try {
-    r = await pushImage(store, imported.ref, client, { signal: ctx.signal, onProgress: progress.update });
+    r = await pushImage(store, imported.ref, client, { signal: ctx.signal, onProgress: progress.update, sourceLayers: declaredLayers(source) });
   } finally {
     progress.stop();
   }

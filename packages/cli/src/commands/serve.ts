@@ -8,7 +8,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { FerryError, parsePublicKey, type PublicKey } from '@ferry/core';
 import type { ServerOptions } from '@ferry/server';
 import { listOpt, stringOpt, userPath, type CommandSpec } from '../command.js';
-import { writeJson, writeLines, type Invocation } from '../context.js';
+import { until, writeJson, writeLines, type Invocation } from '../context.js';
 import { EXIT, usage } from '../errors.js';
 import { parseWhole } from '../units.js';
 
@@ -93,10 +93,7 @@ async function run(inv: Invocation): Promise<number> {
       '  stop with Ctrl-C or SIGTERM (in-flight requests finish first)',
     ]);
   }
-  await new Promise<void>((resolve) => {
-    if (!ctx.signal || ctx.signal.aborted) return resolve();
-    ctx.signal.addEventListener('abort', () => resolve(), { once: true });
-  });
+  await until(ctx.signal);
   await server.close();
   return EXIT.ok;
 }

@@ -7,19 +7,14 @@
  */
 import { FerryError } from '../errors.js';
 import { bytesToDigest, digestToBytes, type Digest } from '../util/digest.js';
-import { zstdPatchDecode } from '../util/zstd.js';
-import { bspatch } from '../delta/bspatch.js';
 import { parseHeaderGroup, paddingAfter, recomputeChecksums, type MemberInfo } from '../tar/group.js';
 import type { SkeletonWriter } from '../tar/skeleton-file.js';
-import type { ContentBatch } from '../store/contents.js';
 import type { Store } from '../store/store.js';
 import type { BaselineTable, TableEntry } from './baseline.js';
-import { contentError, type LayerOutput } from './apply-output.js';
+import type { LayerSink } from './apply-sink.js';
+import { DeltaDecoder, resolveReference } from './apply-delta.js';
 import { LayerGroups } from './apply-refset.js';
 import { patchBytes, type DecodedBody, type HeaderSource, type PayloadOp } from './payload.js';
-
-/** Bodies up to this size are held whole (hashed and handed to a content worker); larger stream. */
-const HOLD_MAX = 4 * 1024 * 1024;
 
 function bad(msg: string): FerryError {
   return new FerryError('FERRY_ERR_BUNDLE_INVALID', `payload is malformed: ${msg}`);
@@ -58,9 +53,9 @@ class History {
 export interface BuildContext {
   store: Store;
   table: BaselineTable;
-  batch: ContentBatch;
   writer: SkeletonWriter;
-  out: LayerOutput;
+  /** Where the layer's bytes go (hashed, read, written on the writer thread). */
+  out: LayerSink;
   /** The size the signed header gives the layer: the cap of everything decoded. */
   layerSize: number;
   /** Largest delta reference read into memory (PATCH_REFERENCE_MAX or lower). */
@@ -79,6 +74,7 @@ interface Header {
 /** Rebuilds one layer's entries from its ops. */
 export class LayerBuild {
   private readonly history = new History();
+  private readonly deltas: DeltaDecoder;
   private prevSize = 0;
   /** Entries so far. */
   count = 0;
@@ -88,7 +84,8 @@ export class LayerBuild {
   private readonly groups: LayerGroups;
 
   constructor(private readonly c: BuildContext) {
-    this.groups = new LayerGroups({ ...c, back: (k) => this.history.back(k) });
+    this.deltas = new DeltaDecoder(c.store);
+    this.groups = new LayerGroups({ ...c, deltas: this.deltas, back: (k) => this.history.back(k) });
   }
 
   /** Runs every op; returns the layer's tail bytes. */
@@ -199,48 +196,20 @@ export class LayerBuild {
     if (b.size !== info.size) throw bad(`body of ${info.path} is declared ${b.size} bytes, its header says ${info.size}`);
     let digest: Digest;
     if (b.kind === 'literal') {
-      digest = info.size <= HOLD_MAX ? await this.hold(await collect(b.data, info.size)) : await this.c.batch.put(this.c.out.through(b.data), info.size);
+      digest = await this.c.out.body(info.size, b.data);
     } else if (b.kind === 'group') {
+      // the first member enters the layer here (the others are stashed for their MEMBER entries)
       digest = (await this.groups.open(b, this.c.layerSize - this.bytes - raw.length)).digest;
-      await this.c.out.content(digest, info.size);
     } else if (b.kind === 'patch') {
-      const ref = this.reference(b.index, info.path);
+      const ref = resolveReference(this.c.table, b.index, this.c.maxReference, info.path);
       const limit = info.size + (info.size >> 8) + 1024;
       if (b.patchSize > limit) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `patch of ${info.path} is ${b.patchSize} bytes, over the ${limit}-byte cap for a ${info.size}-byte body`);
-      const patch = await collect(b.data, b.patchSize);
-      digest = await this.hold(zstdPatchDecode(patch, await this.load(ref), info.size));
+      digest = await this.deltas.patch(ref, b.data, b.patchSize, info.size, (out) => this.c.out.body(info.size, [out]));
     } else {
-      const ref = this.reference(b.index, info.path);
-      const out = bspatch(await this.load(ref), b.data, info.size, this.c.signal);
-      digest = info.size <= HOLD_MAX ? await this.hold(await collect(out, info.size)) : await this.c.batch.put(this.c.out.through(out), info.size);
+      const ref = resolveReference(this.c.table, b.index, this.c.maxReference, info.path);
+      digest = await this.deltas.bsdiff(ref, b.data, info.size, this.c.signal, (out) => this.c.out.body(info.size, out));
     }
     await this.finish(raw, info, digest);
-  }
-
-  /** A body held whole: hashed into the layer, written as a content. */
-  private async hold(body: Uint8Array): Promise<Digest> {
-    await this.c.out.bytes(body);
-    return this.c.batch.putBuffer(body);
-  }
-
-  /** The baseline entry a delta uses, checked against the reference cap before it is read. */
-  private reference(index: number, path: string): TableEntry & { digest: Digest } {
-    const ref = this.c.table.entry(index);
-    if (!ref.digest) throw bad(`the reference of ${path}'s delta has no body`);
-    if (ref.size > this.c.maxReference) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `the reference of ${path}'s delta is ${ref.size} bytes, over the ${this.c.maxReference}-byte cap`);
-    return ref as TableEntry & { digest: Digest };
-  }
-
-  private async load(ref: TableEntry & { digest: Digest }): Promise<Buffer> {
-    try {
-      return await this.c.store.readContent(ref.digest, ref.size, true);
-    } catch (err) {
-      const e = contentError(err, ref.digest);
-      if (e instanceof FerryError && e.code === 'FERRY_ERR_OBJECT_CORRUPT') {
-        throw new FerryError('FERRY_ERR_BASELINE_MISSING', `baseline content ${ref.digest} is corrupt: ${e.message}`, { cause: e, details: { digest: ref.digest } });
-      }
-      throw e;
-    }
   }
 }
 
@@ -248,18 +217,5 @@ export class LayerBuild {
 function patched(base: Buffer, patch: Uint8Array, fixChecksum: boolean): Buffer {
   const out = patchBytes(base, patch);
   if (fixChecksum && !recomputeChecksums(out, base)) throw bad('a patched header checksum does not fit its field');
-  return out;
-}
-
-/** Collects exactly `size` bytes (the sources check their own totals) into one buffer. */
-async function collect(source: AsyncIterable<Uint8Array>, size: number): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  for await (const c of source) {
-    if (at + c.length > size) throw bad(`a body runs past its ${size} bytes`);
-    out.set(c, at);
-    at += c.length;
-  }
-  if (at !== size) throw bad(`a body is ${at} bytes, declared ${size}`);
   return out;
 }

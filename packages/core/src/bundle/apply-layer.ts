@@ -10,10 +10,10 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { FerryError, toFerryError } from '../errors.js';
+import type { Digest } from '../util/digest.js';
 import { join } from 'node:path';
 import { fsyncFile, tempPathFor } from '../util/fs.js';
 import { SkeletonWriter, readSkeletonFile } from '../tar/skeleton-file.js';
-import { ContentBatch } from '../store/contents.js';
 import type { Progress } from '../store/import.js';
 import type { Store } from '../store/store.js';
 import { BaselineTable } from './baseline.js';
@@ -22,7 +22,7 @@ import { checkExpiry } from './header.js';
 import { readOps } from './payload.js';
 import { PATCH_REFERENCE_MAX } from './limits.js';
 import { LayerBuild } from './apply-build.js';
-import { LayerOutput } from './apply-output.js';
+import { LayerSink } from './apply-sink.js';
 import { RebuildSession, type LockTiming } from './apply-session.js';
 import { pendingRoot } from './apply-pending.js';
 import type { ApplyPlan, PlannedLayer } from './apply-plan.js';
@@ -68,9 +68,8 @@ export async function openBaselineTable(store: Store, plan: ApplyPlan, opts: { s
 }
 
 /** Verifies a rebuilt layer's digest; on a mismatch, names a damaged content if there is one. */
-async function checkDigest(store: Store, out: LayerOutput, layer: PlannedLayer, staged: string): Promise<void> {
-  const got = out.digest();
-  if (got === layer.diffId && out.size === layer.size) return;
+async function checkDigest(store: Store, got: { digest: Digest; size: number }, layer: PlannedLayer, staged: string): Promise<void> {
+  if (got.digest === layer.diffId && got.size === layer.size) return;
   // the stored contents were decoded without their own hash (zstd's checksum covers them): a
   // mismatch is the payload's or a damaged content's; re-hashing each content says which
   const r = readSkeletonFile(staged);
@@ -80,7 +79,7 @@ async function checkDigest(store: Store, out: LayerOutput, layer: PlannedLayer, 
       // reading is the check (FERRY_ERR_OBJECT_CORRUPT names the content)
     }
   }
-  throw new FerryError('FERRY_ERR_DIGEST_MISMATCH', `rebuilt layer hashes to ${got} (${out.size} bytes), expected ${layer.diffId} (${layer.size} bytes)`, { details: { expected: layer.diffId, actual: got } });
+  throw new FerryError('FERRY_ERR_DIGEST_MISMATCH', `rebuilt layer hashes to ${got.digest} (${got.size} bytes), expected ${layer.diffId} (${layer.size} bytes)`, { details: { expected: layer.diffId, actual: got.digest } });
 }
 
 /** The frame's decoded bytes at most: header groups and records around bodies of a layer this size. */
@@ -88,41 +87,49 @@ function frameCap(layer: PlannedLayer): number {
   return 4 * layer.size + (1 << 20);
 }
 
+/** Reports the layer's bytes rebuilt so far, about every MiB. */
+function reporter(plan: ApplyPlan, layer: PlannedLayer, lb: LayerBuild, onProgress: RebuildOptions['onProgress']): (() => void) | undefined {
+  if (!onProgress) return undefined;
+  let last = 0;
+  return () => {
+    if (lb.bytes - last < 1 << 20) return;
+    last = lb.bytes;
+    onProgress({ phase: `layer ${layer.index + 1}/${plan.layers.length}`, done: lb.bytes, total: layer.size });
+  };
+}
+
 async function build(store: Store, plan: ApplyPlan, layer: PlannedLayer, chunks: ChunkSource, session: RebuildSession, table: BaselineTable, opts: RebuildOptions): Promise<{ files: number; bytes: number }> {
-  const batch = new ContentBatch(store, { tempDir: session.dir });
-  session.attach(batch);
+  const out = new LayerSink(store, session.dir);
+  session.attach(out);
   const writer = new SkeletonWriter();
   const staged = tempPathFor(join(session.dir, 'x'));
   const written = pipeline(writer.output, createWriteStream(staged, { flags: 'wx' }));
   written.catch(() => {});
-  const out = new LayerOutput(store, batch);
-  let lastReport = 0;
-  const progress = opts.onProgress && ((): void => {
-    if (out.size - lastReport < 1 << 20) return;
-    lastReport = out.size;
-    opts.onProgress!({ phase: `layer ${layer.index + 1}/${plan.layers.length}`, done: out.size, total: layer.size });
-  });
   const drained = (): Promise<void> => Promise.race([writer.drain(), written.then(() => {})]);
   const maxReference = Math.min(opts.maxPatchReference ?? PATCH_REFERENCE_MAX, PATCH_REFERENCE_MAX);
-  const lb = new LayerBuild({ store, table, batch, writer, out, layerSize: layer.size, maxReference, drained, signal: opts.signal });
+  const lb = new LayerBuild({ store, table, writer, out, layerSize: layer.size, maxReference, drained, signal: opts.signal });
+  const progress = reporter(plan, layer, lb, opts.onProgress);
   try {
     const ops = readOps(payloadRange(plan.header, session.guard(chunks), layer.start, layer.end, opts.signal), frameCap(layer), { signal: opts.signal });
     const tail = await lb.run(progress ? tap(ops, progress) : ops);
-    await out.drain();
+    const got = await out.finish();
     writer.finish({ tail, diffId: layer.diffId, size: layer.size, count: lb.count });
     await written;
     await fsyncFile(staged);
-    await batch.flush();
-    await checkDigest(store, out, layer, staged);
+    await out.flush();
+    await checkDigest(store, got, layer, staged);
     await session.commit(staged, store.skeletonPath(layer.diffId));
     return { files: lb.count, bytes: lb.bytes };
   } catch (err) {
     writer.destroy(err as Error);
     await written.catch(() => {});
-    // contents already written are harmless (gc takes them unless the progress list names them)
-    await batch.flush().catch(() => {});
+    // new bodies written so far are kept for a rerun when the lock is still held (gc takes them
+    // unless a progress list names them)
+    if (session.holdsLock) await out.flush().catch(() => {});
     await rm(staged, { force: true });
     throw toFerryError(err, `rebuilding layer ${layer.diffId}`);
+  } finally {
+    await out.close();
   }
 }
 

@@ -3,7 +3,7 @@
  * writing, never across a network wait"). The rebuild holds the lock while it writes; when the
  * chunk source does not answer within `idleMs`, the session
  *
- *   1. flushes the content batch (every content written so far is durable under its name),
+ *   1. flushes the layer's writes (every content written so far is durable under its name),
  *   2. appends the digests of every content the layer has named so far to its progress list in
  *      the pending-apply directory and syncs it (gc keeps them: resume progress),
  *   3. releases the lock, and waits for the chunk;
@@ -20,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { FerryError, isFerryError, toFerryError } from '../errors.js';
 import { fsyncDir } from '../util/fs.js';
 import { acquireLock } from '../store/lock.js';
-import type { ContentBatch } from '../store/contents.js';
+import type { Digest } from '../util/digest.js';
 import type { Store } from '../store/store.js';
 import type { ChunkSource } from './container.js';
 import { checkExpiry } from './header.js';
@@ -33,6 +33,12 @@ export interface LockTiming {
   idleMs?: number | undefined;
   /** How long to wait to take the lock back after a wait before failing with FERRY_ERR_STORE_LOCKED (default 10 min). */
   lockWaitMs?: number | undefined;
+}
+
+/** Content writes a pause makes durable, and the digests they named since the last pause. */
+export interface DurableWrites {
+  flush(): Promise<void>;
+  takeWritten(): Digest[];
 }
 
 /** Resolves with the value if `p` settles within `ms`, with undefined after that. */
@@ -58,7 +64,7 @@ export class RebuildSession {
   readonly dir: string;
   /** Times the lock was released for a wait. */
   waits = 0;
-  private batch: ContentBatch | undefined;
+  private batch: DurableWrites | undefined;
   private readonly progress: string;
 
   private constructor(
@@ -105,8 +111,8 @@ export class RebuildSession {
     });
   }
 
-  /** The batch whose contents a wait makes durable and records. */
-  attach(batch: ContentBatch): void {
+  /** The writes a wait makes durable and records. */
+  attach(batch: DurableWrites): void {
     this.batch = batch;
   }
 
@@ -165,6 +171,11 @@ export class RebuildSession {
     await rename(staged, final);
     await fsyncDir(dirname(final));
     await removeProgress(this.dir, this.layer.diffId);
+  }
+
+  /** True while this rebuild holds the store lock (not during a wait). */
+  get holdsLock(): boolean {
+    return this.release !== undefined;
   }
 
   /** Releases the lock if held. */

@@ -97,8 +97,10 @@ const READ_WINDOW = 256 * 1024;
  * that walk the baseline in order (runs, which are most of them) read it sequentially.
  */
 export class BaselineTable {
-  private window = Buffer.alloc(0);
+  /** The read-ahead window, allocated once; `windowLength` bytes from `windowStart` are valid. */
+  private readonly window = Buffer.allocUnsafe(READ_WINDOW);
   private windowStart = 0;
+  private windowLength = 0;
 
   private constructor(
     private readonly fh: FileHandle,
@@ -175,17 +177,18 @@ export class BaselineTable {
     return { header, size: stored, digest: bytesToDigest(bytes.subarray(headerLength)) };
   }
 
+  /** Bytes [pos, pos + len) of the file: a view valid until the next read (entry() copies). */
   private read(pos: number, len: number): Buffer {
-    if (pos >= this.windowStart && pos + len <= this.windowStart + this.window.length) {
+    if (pos >= this.windowStart && pos + len <= this.windowStart + this.windowLength) {
       return this.window.subarray(pos - this.windowStart, pos - this.windowStart + len);
     }
-    const size = Math.max(len, READ_WINDOW);
-    const buf = Buffer.allocUnsafe(size);
-    const got = readSync(this.fh.fd, buf, 0, size, pos);
+    const big = len > READ_WINDOW;
+    const buf = big ? Buffer.allocUnsafe(len) : this.window;
+    const got = readSync(this.fh.fd, buf, 0, big ? len : READ_WINDOW, pos);
     if (got < len) throw new FerryError('FERRY_ERR_INTERNAL', `baseline table file is short at ${pos}`);
-    if (len <= READ_WINDOW) {
-      this.window = buf.subarray(0, got);
+    if (!big) {
       this.windowStart = pos;
+      this.windowLength = got;
     }
     return buf.subarray(0, len);
   }

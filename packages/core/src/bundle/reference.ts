@@ -1,8 +1,9 @@
 /**
  * Reference sets (docs/format.md section 5.3): a patch reference made of several baseline bodies
- * concatenated in the order the set names them. The differ picks the bodies; the applier rebuilds
- * the same bytes from its store into one buffer, bounded by a cap both sides share, after checking
- * the whole set (DESIGN.md section 5 "Matching", section 8 "limits set before reading").
+ * concatenated in the order the set names them. The differ picks the bodies; the applier checks
+ * the whole set against a cap both sides share before reading a byte (DESIGN.md section 5
+ * "Matching", section 8 "limits set before reading"), then its DeltaDecoder (apply-delta.ts) reads
+ * the parts one after the other into one buffer.
  */
 import { FerryError } from '../errors.js';
 import type { Digest } from '../util/digest.js';
@@ -14,11 +15,6 @@ export const REFERENCE_SET_MAX_ENTRIES = 65_536;
 export interface ReferencePart {
   digest?: Digest | undefined;
   size: number;
-}
-
-/** Where reference bodies are read from: the store's content reader (a subset, so tests can pass their own). */
-export interface ReferenceSource {
-  openContent(d: Digest, options?: { maxSize?: number }): AsyncIterable<Uint8Array>;
 }
 
 function bad(msg: string): FerryError {
@@ -69,38 +65,4 @@ export function resolveReferenceSet(indexes: readonly number[], lookup: (i: numb
     parts.push(p);
   }
   return { parts, size };
-}
-
-/** Options for loadReferenceSet. */
-export interface LoadReferenceOptions {
-  signal?: AbortSignal | undefined;
-}
-
-/**
- * Reads checked parts (resolveReferenceSet) into one buffer of exactly their total size, each body
- * streamed into place and refused the moment it runs past its declared size. A body that is
- * missing, corrupt or of another size is FERRY_ERR_BASELINE_MISSING: the device's store no longer
- * holds what the bundle was made against.
- */
-export async function loadReferenceSet(source: ReferenceSource, parts: readonly ReferencePart[], size: number, opts: LoadReferenceOptions = {}): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  for (const p of parts) {
-    opts.signal?.throwIfAborted();
-    const end = at + p.size;
-    try {
-      for await (const c of source.openContent(p.digest!, { maxSize: p.size })) {
-        if (at + c.length > end) throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `content ${p.digest} is longer than ${p.size} bytes`);
-        out.set(c, at);
-        at += c.length;
-      }
-      if (at !== end) throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `content ${p.digest} is shorter than ${p.size} bytes`);
-    } catch (err) {
-      if (err instanceof FerryError && (err.code === 'FERRY_ERR_OBJECT_CORRUPT' || err.code === 'FERRY_ERR_OBJECT_MISSING')) {
-        throw new FerryError('FERRY_ERR_BASELINE_MISSING', `reference body ${p.digest} is ${err.code === 'FERRY_ERR_OBJECT_MISSING' ? 'missing' : 'damaged'}: ${err.message}`, { cause: err, details: { digest: p.digest } });
-      }
-      throw err;
-    }
-  }
-  return out;
 }

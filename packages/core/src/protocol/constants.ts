@@ -20,6 +20,8 @@ export const PROTOCOL_LIMITS = {
   inventoryLayers: 16_384,
   /** Buffered reports in one request. */
   reports: 256,
+  /** Layers of one image (a ref request's declared source layers). */
+  imageLayers: 4096,
   /** Digests in each list of a push query. */
   pushList: 65_536,
   /** A release envelope (base64 text). */

@@ -38,6 +38,17 @@ export const LinkStatsSchema = Type.Object({
   rtt: Nullable(Type.Number({ minimum: 0, maximum: 86_400 })),
 });
 
+/** A transfer's progress, as a report carries it and an operator view shows it. */
+export const PROGRESS_FIELDS = {
+  bytesDone: Uint,
+  bytesTotal: Uint,
+  chunksDone: Uint,
+  chunksTotal: Uint,
+  rate: Type.Number({ minimum: 0, maximum: 1e12 }),
+  eta: Nullable(Type.Number({ minimum: 0, maximum: 1e9 })),
+  error: Nullable(ErrorInfoSchema),
+};
+
 /** One progress report (docs/protocol.md section 3.2). */
 export const ReportSchema = Type.Object({
   counter: Counter,
@@ -46,13 +57,7 @@ export const ReportSchema = Type.Object({
   channel: Type.Optional(Nullable(Channel)),
   release: Type.Optional(Nullable(Uint)),
   bundle: Type.Optional(Nullable(DigestSchema)),
-  bytesDone: Uint,
-  bytesTotal: Uint,
-  chunksDone: Uint,
-  chunksTotal: Uint,
-  rate: Type.Number({ minimum: 0, maximum: 1e12 }),
-  eta: Nullable(Type.Number({ minimum: 0, maximum: 1e9 })),
-  error: Nullable(ErrorInfoSchema),
+  ...PROGRESS_FIELDS,
   link: Type.Optional(LinkStatsSchema),
 });
 
@@ -110,8 +115,17 @@ export const PushMissingSchema = Type.Object({
   contents: Type.Array(DigestSchema, { maxItems: L.pushList }),
 });
 
-/** `PUT /v1/refs/<name:tag>` body. */
-export const RefRequestSchema = Type.Object({ manifest: DigestSchema });
+/** A layer as the pushed image's source manifest declared it (compressed blob). */
+export const SourceLayerSchema = Type.Object({ diffId: DigestSchema, mediaType: Type.String({ maxLength: 200 }), size: Uint });
+
+/**
+ * `PUT /v1/refs/<name:tag>` body. `source.layers`: the compressed sizes the image's source declared
+ * (what docker pull of it sends; the operator's views compare bundles with them).
+ */
+export const RefRequestSchema = Type.Object({
+  manifest: DigestSchema,
+  source: Type.Optional(Type.Object({ layers: Type.Array(SourceLayerSchema, { maxItems: L.imageLayers }) })),
+});
 
 /** `POST /v1/releases` body. */
 export const ReleaseRequestSchema = Type.Object({
@@ -156,6 +170,7 @@ export type ReportsRequest = Static<typeof ReportsRequestSchema>;
 export type ReportsAnswer = Static<typeof ReportsAnswerSchema>;
 export type PushMissing = Static<typeof PushMissingSchema>;
 export type RefRequest = Static<typeof RefRequestSchema>;
+export type SourceLayerInfo = Static<typeof SourceLayerSchema>;
 export type ReleaseRequest = Static<typeof ReleaseRequestSchema>;
 export type ReleaseInfo = Static<typeof ReleaseInfoSchema>;
 export type CreateAgentRequest = Static<typeof CreateAgentRequestSchema>;

@@ -7,6 +7,7 @@ import type { Static, TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { ERROR_CODES, FerryError, type ErrorCode } from '../errors.js';
 import * as S from './schemas.js';
+import * as O from './operator.js';
 
 const compiled = new Map<TSchema, TypeCheck<TSchema>>();
 
@@ -51,6 +52,11 @@ export const protocol = {
   createAgentAnswer: (v: unknown): S.CreateAgentAnswer => checkShape(S.CreateAgentAnswerSchema, v, 'agent answer'),
   createTokenRequest: (v: unknown): S.CreateTokenRequest => checkShape(S.CreateTokenRequestSchema, v, 'token request'),
   createTokenAnswer: (v: unknown): S.CreateTokenAnswer => checkShape(S.CreateTokenAnswerSchema, v, 'token answer'),
+  agentsAnswer: (v: unknown): O.AgentsAnswer => checkShape(O.AgentsAnswerSchema, v, 'agents answer'),
+  agentDetailAnswer: (v: unknown): O.AgentDetailAnswer => checkShape(O.AgentDetailAnswerSchema, v, 'agent answer'),
+  channelsAnswer: (v: unknown): O.ChannelsAnswer => checkShape(O.ChannelsAnswerSchema, v, 'channels answer'),
+  releasesAnswer: (v: unknown): O.ReleasesAnswer => checkShape(O.ReleasesAnswerSchema, v, 'releases answer'),
+  bundlesAnswer: (v: unknown): O.BundlesAnswer => checkShape(O.BundlesAnswerSchema, v, 'bundles answer'),
 };
 
 /** The error body the server sends for a FerryError (docs/protocol.md section 1). */

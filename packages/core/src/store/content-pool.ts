@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { FerryError, toFerryError } from '../errors.js';
 import { compiledSibling } from '../util/module.js';
-import type { ContentJob, ContentJobResult } from './content-worker.js';
+import type { ContentJob, ContentJobResult, ReadItem } from './content-worker.js';
 
 type Pending = { resolve: (r: ContentJobResult) => void; reject: (e: unknown) => void };
 
@@ -64,7 +64,8 @@ class ContentPool {
     slot.pending.delete(r.id);
     this.refWhileBusy();
     if (!p) return;
-    if (r.error) p.reject(toFerryError(Object.assign(new Error(r.error.message), r.error), 'writing contents'));
+    // a failed read is mapped by its caller, which knows the content it was reading
+    if (r.error && !r.failed) p.reject(toFerryError(Object.assign(new Error(r.error.message), r.error), 'writing contents'));
     else p.resolve(r);
   }
 
@@ -92,6 +93,15 @@ class ContentPool {
     const id = this.next++;
     const copy = new Uint8Array(data); // a standalone buffer to transfer
     return this.send({ id, op: 'write', path, data: copy }, id, [copy.buffer as ArrayBuffer]);
+  }
+
+  /**
+   * Reads and decodes contents in a worker: resolves with their bodies in one buffer and each
+   * one's length, or with `failed` and `error` saying which item failed and how.
+   */
+  read(items: ReadItem[], verify: boolean): Promise<ContentJobResult> {
+    const id = this.next++;
+    return this.send({ id, op: 'read', items, verify }, id);
   }
 
   /** fsyncs the temp files and renames them into place, the list shared among the workers. */

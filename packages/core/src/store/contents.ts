@@ -26,25 +26,9 @@ export interface ContentStats {
   storedBytes: number;
 }
 
-/** Options of a ContentBatch. */
-export interface ContentBatchOptions {
-  /** Simultaneous small writes (default 16). */
-  concurrency?: number;
-  /**
-   * Directory of the temp files of large (streamed) bodies, on the store's file system (default
-   * the store's contents/). The applier puts them in its pending-apply directory, where gc leaves
-   * the temp files of a live process alone while that process waits for the network.
-   */
-  tempDir?: string | undefined;
-}
-
 /** A batch of content writes into one store. */
 export class ContentBatch {
   readonly stats: ContentStats = { added: 0, deduplicated: 0, storedBytes: 0 };
-  /** Every digest put since the last takeWritten (new or already present). */
-  private written: Digest[] = [];
-  private readonly concurrency: number;
-  private readonly tempDir: string | undefined;
   private readonly inflight = new Map<Digest, Promise<void>>();
   /** Written but not yet durable: temp files awaiting flush's fsync and rename. */
   private readonly staged = new Map<Digest, { tmp: string; path: string }>();
@@ -54,55 +38,17 @@ export class ContentBatch {
 
   constructor(
     private readonly store: Store,
-    options: ContentBatchOptions | number = {},
-  ) {
-    const o = typeof options === 'number' ? { concurrency: options } : options;
-    this.concurrency = o.concurrency ?? 16;
-    this.tempDir = o.tempDir;
-  }
-
-  /**
-   * The digests put since the last call (including bodies the store already held): what an apply
-   * that is about to release the store lock records for gc to keep.
-   */
-  takeWritten(): Digest[] {
-    const out = this.written;
-    this.written = [];
-    return out;
-  }
-
-  /**
-   * The temp file holding a content this batch put and has not flushed yet (after its write
-   * finished), or undefined when the content is under its name (or was never put here).
-   */
-  async stagedPath(digest: Digest): Promise<string | undefined> {
-    const job = this.inflight.get(digest);
-    if (job) await job;
-    if (this.failure) throw this.failure;
-    return this.staged.get(digest)?.tmp;
-  }
+    private readonly concurrency = 16,
+  ) {}
 
   /** Stores one body; resolves with its digest once the bytes are hashed (small) or written (large). */
   async put(body: AsyncIterable<Uint8Array>, size: number): Promise<Digest> {
     if (this.failure) throw this.failure;
-    if (size > SMALL_BODY) {
-      const digest = await this.putLarge(body);
-      this.written.push(digest);
-      return digest;
-    }
+    if (size > SMALL_BODY) return this.putLarge(body);
     const parts: Uint8Array[] = [];
     for await (const c of body) parts.push(c);
-    return this.putBuffer(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
-  }
-
-  /**
-   * Stores one body held whole in memory: hashed here, compressed and written by a worker in the
-   * background. Resolves with its digest once the write is queued.
-   */
-  async putBuffer(data: Uint8Array): Promise<Digest> {
-    if (this.failure) throw this.failure;
+    const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     const digest = sha256(data);
-    this.written.push(digest);
     if (this.inflight.has(digest) || this.staged.has(digest)) {
       this.stats.deduplicated++;
       return digest;
@@ -144,7 +90,7 @@ export class ContentBatch {
         yield c;
       }
     }
-    const tmp = tempPathFor(join(this.tempDir ?? join(this.store.root, 'contents'), 'x'));
+    const tmp = tempPathFor(join(this.store.root, 'contents', 'x'));
     await writeStreamAtomic(tmp, hashing(), { syncDir: false, transforms: [zstdCompressStream()] });
     const digest = hashToDigest(hash);
     const final = this.store.contentPath(digest);
@@ -175,6 +121,7 @@ export class ContentBatch {
     await Promise.all(this.inflight.values());
     if (this.failure) throw this.failure;
     if (this.staged.size > 0) {
+      // fsynced many at once by the workers (concurrent fsyncs share journal commits), then renamed
       await contentPool().commit([...this.staged.values()]);
       this.staged.clear();
     }

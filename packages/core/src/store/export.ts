@@ -21,6 +21,7 @@ import type { SkeletonReader } from '../tar/skeleton-file.js';
 import { prefetchBodies } from '../tar/prefetch.js';
 import { MT } from '../image/media.js';
 import type { Progress } from './import.js';
+import { ContentReader } from './content-reader.js';
 import { parseRef } from './refs.js';
 import type { StoredImage, Store } from './store.js';
 
@@ -28,6 +29,32 @@ import type { StoredImage, Store } from './store.js';
 export interface ExportOptions {
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
+}
+
+/** Output pieces are gathered up to this size: one write and one hash update per piece, not per header and small body. */
+const OUT_PIECE = 256 * 1024;
+
+/** Joins small chunks into pieces of about OUT_PIECE bytes; large chunks pass as they are. */
+async function* coalesce(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let parts: Uint8Array[] = [];
+  let bytes = 0;
+  for await (const c of source) {
+    if (c.byteLength >= OUT_PIECE / 4) {
+      if (bytes > 0) yield Buffer.concat(parts, bytes);
+      parts = [];
+      bytes = 0;
+      yield c;
+      continue;
+    }
+    parts.push(c);
+    bytes += c.byteLength;
+    if (bytes >= OUT_PIECE) {
+      yield Buffer.concat(parts, bytes);
+      parts = [];
+      bytes = 0;
+    }
+  }
+  if (bytes > 0) yield Buffer.concat(parts, bytes);
 }
 
 /**
@@ -39,8 +66,9 @@ export interface ExportOptions {
 export async function* reassembleVerified(store: Store, skel: SkeletonReader, diffId: Digest, size: number | undefined, verifyContents: boolean): AsyncGenerator<Uint8Array> {
   const hash = createHash('sha256');
   let total = 0;
-  const entries = prefetchBodies(skel.entries, { load: (d, n) => store.readContent(d, n, verifyContents) });
-  for await (const c of reassembleLayer(entries, () => skel.trailer(), (d) => store.openContent(d, { verify: verifyContents }))) {
+  const reader = new ContentReader(store, { verify: verifyContents });
+  const entries = prefetchBodies(skel.entries, { load: (d, n) => reader.load(d, n), depth: 512, maxBytes: 8 * 1024 * 1024 });
+  for await (const c of coalesce(reassembleLayer(entries, () => skel.trailer(), (d) => store.openContent(d, { verify: verifyContents })))) {
     hash.update(c);
     total += c.byteLength;
     yield c;

@@ -22,6 +22,7 @@ import { zstdDecode, zstdDecompress } from '../util/zstd.js';
 import { readSkeletonFile, type SkeletonReader } from '../tar/skeleton-file.js';
 import { configDiffIds, parseJsonObject, toDescriptor, toDescriptors } from '../image/json.js';
 import { MT } from '../image/media.js';
+import { contentReadError } from './content-reader.js';
 import { acquireLock } from './lock.js';
 import { checkMarker } from './marker.js';
 import { isChannelName, parseRef, refFileName, refFromFileName } from './refs.js';
@@ -133,20 +134,20 @@ export class Store {
    * check the whole layer's diff_id instead.
    */
   async readContent(d: Digest, size: number, verify = false): Promise<Buffer> {
+    const path = this.contentPath(d);
     let z: Buffer;
     try {
-      z = await readFile(this.contentPath(d));
+      z = await readFile(path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new FerryError('FERRY_ERR_OBJECT_MISSING', `content ${d} is missing from the store`, { details: { digest: d } });
-      throw toFerryError(err, `reading content ${d}`);
+      throw contentReadError(d, path, 'io', err);
     }
     let body: Buffer;
     try {
       body = zstdDecompress(z, size);
     } catch (err) {
-      throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `content ${d} is corrupt (${(err as Error).message})`, { cause: err, details: { digest: d, path: this.contentPath(d) } });
+      throw contentReadError(d, path, 'corrupt', err);
     }
-    if (verify && sha256(body) !== d) throw new FerryError('FERRY_ERR_OBJECT_CORRUPT', `content ${d} does not match its digest`, { details: { digest: d, path: this.contentPath(d) } });
+    if (verify && sha256(body) !== d) throw contentReadError(d, path, 'digest', undefined);
     return body;
   }
 

@@ -22,7 +22,8 @@ export interface PrefetchOptions {
 }
 
 /**
- * Yields `entries` in order, with bodies of upcoming small entries loading in the background.
+ * Yields `entries` in order, with bodies of upcoming small entries loading in the background. The
+ * window is refilled when half of it has been consumed, all the refill's loads at once.
  * However it ends (done, a consumer that stops early, a failed body), the upstream iterator is
  * closed, so a skeleton file read ahead does not stay open.
  */
@@ -36,7 +37,10 @@ export async function* prefetchBodies(entries: AsyncIterable<SkeletonEntry>, o: 
   let ended = false;
   try {
     for (;;) {
-      while (!ended && window.length < depth && bytes < maxBytes) {
+      // refill in strides (once half the window is used), so the loads of one refill go out
+      // together and a batching loader can serve them in one job
+      const low = window.length <= depth / 2 && bytes <= maxBytes / 2;
+      while (low && !ended && window.length < depth && bytes < maxBytes) {
         const next = await it.next();
         if (next.done) {
           ended = true;

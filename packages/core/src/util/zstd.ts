@@ -169,6 +169,41 @@ export function zstdDecompress(data: Uint8Array, maxSize: number): Buffer {
   return Buffer.concat(parts, st.total);
 }
 
+/**
+ * Decodes a whole zstd buffer into `dst` (no allocation: for callers that reuse their buffers);
+ * returns the bytes written. Output that does not fit `dst` is FERRY_ERR_LIMIT_EXCEEDED; a
+ * truncated or corrupt frame FERRY_ERR_ZSTD_CORRUPT.
+ */
+export function zstdDecompressInto(data: Uint8Array, dst: Uint8Array): number {
+  const dctx = newDCtx();
+  const known = frameContentSize(data);
+  if (known !== undefined && known > dst.length) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `zstd output exceeds ${dst.length} bytes`);
+  let written = 0;
+  try {
+    if (known !== undefined) {
+      written = dctx.decompress(dst.subarray(0, known), data);
+      if (written !== known) throw new Error(`frame declares ${known} bytes and decodes to ${written}`);
+    } else {
+      let src = data;
+      let ret = 1;
+      while (src.length > 0 || ret !== 0) {
+        if (written === dst.length && ret !== 0) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `zstd output exceeds ${dst.length} bytes`);
+        const [r, produced, consumed] = dctx.decompressStream(dst.subarray(written), src);
+        ret = r;
+        written += produced;
+        src = src.subarray(consumed);
+        if (produced === 0 && consumed === 0) break;
+      }
+      if (ret !== 0) throw new Error('input ended inside a frame');
+    }
+  } catch (err) {
+    if (err instanceof FerryError) throw err;
+    throw corrupt(err);
+  }
+  releaseDCtx(dctx);
+  return written;
+}
+
 /** The content size a single zstd frame declares, when it declares one and is the only frame. */
 function frameContentSize(data: Uint8Array): number | undefined {
   try {
@@ -289,15 +324,16 @@ export async function* zstdCompressSized(source: AsyncIterable<Uint8Array>, size
  * raw-content dictionary (no copy) and the output goes straight into a buffer of `size` bytes, so
  * memory is the reference, the patch and the output, whatever window the frame declares. Refused
  * before decoding: a span over PATCH_SPAN_MAX (FERRY_ERR_LIMIT_EXCEEDED). A frame that does not
- * decode to exactly `size` bytes is FERRY_ERR_ZSTD_CORRUPT.
+ * decode to exactly `size` bytes is FERRY_ERR_ZSTD_CORRUPT. `into`, when large enough, receives the
+ * output (a caller's reused buffer).
  */
-export function zstdPatchDecode(patch: Uint8Array, ref: Uint8Array, size: number): Buffer {
+export function zstdPatchDecode(patch: Uint8Array, ref: Uint8Array, size: number, into?: Uint8Array): Uint8Array {
   if (ref.length + size > PATCH_SPAN_MAX) {
     throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `a patch of ${size} bytes against a ${ref.length}-byte reference spans over the ${PATCH_SPAN_MAX}-byte cap`);
   }
   const known = frameContentSize(patch);
   if (known !== size) throw corrupt(new Error(`patch frame declares ${known ?? 'no'} content size, the payload says ${size}`));
-  const out = Buffer.allocUnsafe(size);
+  const out = into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
   const dctx = newDCtx();
   let n: number;
   try {

@@ -37,12 +37,14 @@ async function checkin(ctx: ServerContext, request: AgentRequest): Promise<Check
   const { digest, layers: sent } = req.inventory;
   if (sent && inventoryDigest(sent) !== digest) throw new FerryError('FERRY_ERR_PROTOCOL_INVALID', `inventory digest ${digest} is not the digest of the layers sent`);
   const installed = req.installed ?? {};
-  await ctx.state.agents.acceptCounter(id, req.counter, { channels: req.channels, installed, inventory: digest, version: req.agent?.version });
+  const accepted = await ctx.state.agents.acceptCounter(id, req.counter, { channels: req.channels, installed, inventory: digest, version: req.agent?.version });
   const layers = await inventoryOf(ctx, req);
-  if (req.reports && req.reports.length > 0) await ctx.state.agents.recordReports(id, req.reports);
+  if (req.reports && req.reports.length > 0) await ctx.state.agents.recordReports(id, req.reports, accepted.reportCounter);
   const now = Math.floor(ctx.options.now() / 1000);
   if (!layers) return { now, retryAfter: 0, needInventory: true, assignments: [] };
   const { assignments, retryAfter } = await assign(ctx, req.channels, installed, layers, repositoryUrl(ctx, request));
+  // the interval it was told decides when it counts as stale (3 missed check-ins)
+  await ctx.state.agents.setInterval(id, retryAfter, accepted.interval);
   return { now, retryAfter, needInventory: false, assignments };
 }
 
@@ -50,8 +52,8 @@ async function reports(ctx: ServerContext, request: AgentRequest): Promise<Repor
   const id = agentId(request);
   await authorizeAgent(ctx, request, id);
   const req = protocol.reportsRequest(request.body);
-  await ctx.state.agents.acceptCounter(id, req.counter);
-  return ctx.state.agents.recordReports(id, req.reports);
+  const { reportCounter } = await ctx.state.agents.acceptCounter(id, req.counter);
+  return ctx.state.agents.recordReports(id, req.reports, reportCounter);
 }
 
 /** Registers the agent routes. */

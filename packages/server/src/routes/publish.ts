@@ -36,12 +36,17 @@ function created(reply: FastifyReply, isNew: boolean, digest: Digest): { digest:
 
 async function putRef(ctx: ServerContext, ref: string, body: unknown): Promise<{ ref: string; manifest: Digest; config: Digest }> {
   parseRef(ref);
-  const { manifest } = protocol.refRequest(body);
+  const { manifest, source } = protocol.refRequest(body);
   if (!(await exists(ctx.store.blobPath(manifest)))) throw new FerryError('FERRY_ERR_OBJECT_MISSING', `the server lacks manifest ${manifest}; push it first`);
   const image = await ctx.store.imageByManifest(ref, manifest);
   const lacking = [];
   for (const l of image.layers) if (!(await ctx.store.hasSkeleton(l.diffId))) lacking.push(l.diffId);
   if (lacking.length > 0) throw new FerryError('FERRY_ERR_OBJECT_MISSING', `the server lacks ${lacking.length} layer(s) of ${ref} (first ${lacking[0]}); push them first`);
+  const declared = source?.layers ?? [];
+  const layers = new Set(image.layers.map((l) => l.diffId));
+  const stranger = declared.find((l) => !layers.has(l.diffId));
+  if (stranger) throw new FerryError('FERRY_ERR_PROTOCOL_INVALID', `source layer ${stranger.diffId} is not a layer of ${ref}`);
+  await ctx.state.images.putSourceLayers(manifest, declared);
   await ctx.store.setRef(ref, manifest);
   return { ref, manifest, config: image.configDigest };
 }

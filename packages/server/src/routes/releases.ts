@@ -7,12 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { CHANNEL_RE, FerryError, decodeRelease, exists, openEnvelope, parseRef, protocol, type ReleaseInfo, type ReleaseStatement } from '@ferry/core';
 import { authorize } from '../auth.js';
 import type { ServerContext } from '../context.js';
-import type { StoredRelease } from '../state/releases.js';
-
-/** A release as the API shows it (without its envelope). */
-export function releaseInfo(r: StoredRelease): ReleaseInfo {
-  return { channel: r.channel, release: r.release, ref: r.ref, manifest: r.manifest, config: r.config, expires: r.expires, created: r.created, urgent: r.urgent };
-}
+import { releaseInfo } from '../state/releases.js';
 
 /** Checks that the store holds the whole image the statement names. */
 async function checkImage(ctx: ServerContext, s: ReleaseStatement): Promise<void> {

@@ -42,7 +42,14 @@ function pickRange(request: FastifyRequest, etag: string, size: number): { start
   return { start: ranges[0]!.start, end: ranges[0]!.end };
 }
 
-async function serve(request: FastifyRequest<{ Params: { kind: string; hex: string } }>, reply: FastifyReply, repoDir: string): Promise<FastifyReply> {
+/** Request params of a repository route: `<kind>/<hex>`. */
+export type RepoParams = { kind: string; hex: string };
+
+/**
+ * Answers `GET/HEAD <repo>/<kind>/<hex>` from a repository directory (`headers/`, `chunks/`): the
+ * server's own route, and the relay's once it holds the object.
+ */
+export async function serveRepoObject(request: FastifyRequest<{ Params: RepoParams }>, reply: FastifyReply, repoDir: string): Promise<FastifyReply> {
   const { kind, hex } = request.params;
   if (!KINDS.has(kind)) throw new FerryError('FERRY_ERR_NOT_FOUND', `no repository folder ${kind.slice(0, 40)}`);
   const digest = digestFromHex(hex);
@@ -71,7 +78,7 @@ export function repoRoutes(ctx: ServerContext) {
       method: ['GET', 'HEAD'],
       url: '/repo/:kind/:hex',
       exposeHeadRoute: false,
-      handler: (request, reply) => serve(request, reply, ctx.repoDir),
+      handler: (request, reply) => serveRepoObject(request, reply, ctx.repoDir),
     });
   };
 }

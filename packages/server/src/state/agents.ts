@@ -2,13 +2,30 @@
  * Agents: registration, request counters (replay protection), check-in facts, inventories and
  * reports (docs/protocol.md sections 3.1-3.2), and the queries an operator view needs.
  */
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { FerryError, type Digest, type Report } from '@ferry/core';
+import { TtlCache } from './cache.js';
+import type { ChangeFeed } from './changes.js';
 import type { AgentsTable, Database } from './schema.js';
 import type { TokenState } from './tokens.js';
 
-/** Reports kept per agent for its recent history. */
+/** Reports kept per agent for its recent history (at least; trimmed every TRIM_EVERY reports). */
 const HISTORY = 100;
+/**
+ * Reports an agent adds between two trims of its history by this process: trimming is the
+ * costliest statement of a report (an index walk past HISTORY rows), so it runs once per batch.
+ */
+const TRIM_EVERY = 16;
+/** Inventory layers kept in memory at most (inventories are immutable: named by their digest). */
+const INVENTORY_CACHE_LAYERS = 256 * 1024;
+
+/** What accepting a request counter tells about the agent. */
+export interface Accepted {
+  /** Counter of the report kept so far (reports at or below it are dropped). */
+  reportCounter: number;
+  /** Seconds the previous check-in answer told it to wait, if any. */
+  interval: number | undefined;
+}
 
 /** What a check-in tells about an agent. */
 export interface CheckinFacts {
@@ -30,34 +47,47 @@ export interface AgentView {
   /** The report with the highest counter, when any arrived. */
   report: Report | undefined;
   state: string | undefined;
+  /** Seconds its last check-in answer told it to wait. */
+  interval: number | undefined;
 }
 
 const parse = <T>(s: string | null, fallback: T): T => (s === null ? fallback : (JSON.parse(s) as T));
 
 /** Agents in the state database. */
 export class AgentState {
+  private readonly inventories = new TtlCache<Digest, Digest[]>({ ttlMs: Infinity, maxWeight: INVENTORY_CACHE_LAYERS, weigh: (l) => Math.max(1, l.length) });
+  /** Reports stored per agent since this process last trimmed its history (absent: trim at the next). */
+  private readonly untrimmed = new Map<string, number>();
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly tokens: TokenState,
     private readonly now: () => number,
+    private readonly changes: ChangeFeed,
   ) {}
 
   /** Registers an agent and returns its token (shown once); a taken id is FERRY_ERR_ALREADY_EXISTS. */
   async create(id: string): Promise<string> {
     const r = await this.db.insertInto('agents').values({ id, created: this.now(), last_seen: null, channels: null, installed: null, inventory: null, version: null, report: null, state: null }).onConflict((oc) => oc.column('id').doNothing()).executeTakeFirst();
     if (Number(r.numInsertedOrUpdatedRows ?? 0n) === 0) throw new FerryError('FERRY_ERR_ALREADY_EXISTS', `agent ${id} exists`);
-    return this.tokens.create('agent', `agent:${id}`, id);
+    const token = await this.tokens.create('agent', `agent:${id}`, id);
+    this.changes.emit({ kind: 'agent', key: id });
+    return token;
   }
 
   /**
    * Accepts a request counter only when it is higher than the last accepted one (atomically, so
    * two servers sharing the database cannot both accept it): otherwise FERRY_ERR_PROTOCOL_REPLAY.
-   * A check-in's facts are recorded by the same statement.
+   * A check-in's facts are recorded by the same statement, which also returns what the rest of
+   * the request needs to know about the agent (one round trip).
    */
-  async acceptCounter(id: string, counter: number, facts?: CheckinFacts): Promise<void> {
+  async acceptCounter(id: string, counter: number, facts?: CheckinFacts): Promise<Accepted> {
     const set = facts ? { channels: JSON.stringify(facts.channels), installed: JSON.stringify(facts.installed), inventory: facts.inventory, version: facts.version ?? null } : {};
-    const r = await this.db.updateTable('agents').set({ counter, last_seen: this.now(), ...set }).where('id', '=', id).where('counter', '<', counter).executeTakeFirst();
-    if (Number(r.numUpdatedRows) > 0) return;
+    const r = await this.db.updateTable('agents').set({ counter, last_seen: this.now(), ...set }).where('id', '=', id).where('counter', '<', counter).returning(['report_counter', 'checkin_interval']).executeTakeFirst();
+    if (r) {
+      this.changes.emit({ kind: 'agent', key: id });
+      return { reportCounter: r.report_counter, interval: r.checkin_interval ?? undefined };
+    }
     const row = await this.db.selectFrom('agents').select('counter').where('id', '=', id).executeTakeFirst();
     if (!row) throw new FerryError('FERRY_ERR_NOT_FOUND', `no agent ${id}`);
     throw new FerryError('FERRY_ERR_PROTOCOL_REPLAY', `request counter ${counter} is not higher than ${row.counter}, the last accepted from ${id}`, { details: { counter, last: row.counter } });
@@ -68,28 +98,57 @@ export class AgentState {
     await this.db.insertInto('inventories').values({ digest, layers: JSON.stringify([...new Set(layers)].sort()), count: layers.length, created: this.now() }).onConflict((oc) => oc.column('digest').doNothing()).execute();
   }
 
-  /** The layers of a known inventory. */
+  /** The layers of a known inventory (kept in memory: an inventory never changes). */
   async getInventory(digest: Digest): Promise<Digest[] | undefined> {
+    const cached = this.inventories.get(digest);
+    if (cached) return cached;
     const row = await this.db.selectFrom('inventories').select('layers').where('digest', '=', digest).executeTakeFirst();
-    return row ? (JSON.parse(row.layers) as Digest[]) : undefined;
+    if (!row) return undefined;
+    const layers = JSON.parse(row.layers) as Digest[];
+    this.inventories.set(digest, layers);
+    return layers;
+  }
+
+  /** Records the check-in interval an answer gave the agent (written only when it changed). */
+  async setInterval(id: string, seconds: number, previous: number | undefined): Promise<void> {
+    if (seconds === previous) return;
+    await this.db.updateTable('agents').set({ checkin_interval: seconds }).where('id', '=', id).execute();
+    this.changes.emit({ kind: 'agent', key: id });
   }
 
   /**
    * Keeps the reports whose counter is higher than the last kept one (docs/protocol.md section
-   * 3.2); replayed or reordered ones are dropped. The agent row keeps the highest.
+   * 3.2); replayed or reordered ones are dropped. The agent row keeps the highest. `kept` is the
+   * counter of the report kept so far when the caller already read it (acceptCounter).
    */
-  async recordReports(id: string, reports: Report[]): Promise<{ accepted: number; dropped: number }> {
-    const row = await this.db.selectFrom('agents').select('report_counter').where('id', '=', id).executeTakeFirst();
-    if (!row) throw new FerryError('FERRY_ERR_NOT_FOUND', `no agent ${id}`);
-    const fresh = [...new Map(reports.filter((r) => r.counter > row.report_counter).map((r) => [r.counter, r])).values()].sort((a, b) => a.counter - b.counter);
-    const last = fresh.at(-1);
-    if (!last) return { accepted: 0, dropped: reports.length };
+  async recordReports(id: string, reports: Report[], kept?: number): Promise<{ accepted: number; dropped: number }> {
+    const last = kept ?? (await this.db.selectFrom('agents').select('report_counter').where('id', '=', id).executeTakeFirst())?.report_counter;
+    if (last === undefined) throw new FerryError('FERRY_ERR_NOT_FOUND', `no agent ${id}`);
+    const fresh = [...new Map(reports.filter((r) => r.counter > last).map((r) => [r.counter, r])).values()].sort((a, b) => a.counter - b.counter);
+    const newest = fresh.at(-1);
+    if (!newest) return { accepted: 0, dropped: reports.length };
     const received = this.now();
     await this.db.insertInto('reports').values(fresh.map((r) => ({ agent_id: id, counter: r.counter, received, report: JSON.stringify(r) }))).onConflict((oc) => oc.doNothing()).execute();
-    await this.db.updateTable('agents').set({ report: JSON.stringify(last), report_counter: last.counter, state: last.state }).where('id', '=', id).where('report_counter', '<', last.counter).execute();
-    const cut = await this.db.selectFrom('reports').select('counter').where('agent_id', '=', id).orderBy('counter', 'desc').offset(HISTORY).limit(1).executeTakeFirst();
-    if (cut) await this.db.deleteFrom('reports').where('agent_id', '=', id).where('counter', '<=', cut.counter).execute();
+    await this.db.updateTable('agents').set({ report: JSON.stringify(newest), report_counter: newest.counter, state: newest.state }).where('id', '=', id).where('report_counter', '<', newest.counter).execute();
+    await this.trimHistory(id, fresh.length);
+    this.changes.emit({ kind: 'agent', key: id });
     return { accepted: fresh.length, dropped: reports.length - fresh.length };
+  }
+
+  /**
+   * Keeps the newest HISTORY reports of an agent, trimming once TRIM_EVERY reports were added since
+   * this process last did (the first time it sees the agent too, so a restart trims at once).
+   */
+  private async trimHistory(id: string, added: number): Promise<void> {
+    const since = this.untrimmed.get(id);
+    if (since !== undefined && since + added < TRIM_EVERY) {
+      this.untrimmed.set(id, since + added);
+      return;
+    }
+    // one statement: the cut is a subquery
+    const cut = this.db.selectFrom('reports').select('counter').where('agent_id', '=', id).orderBy('counter', 'desc').offset(HISTORY).limit(1);
+    await this.db.deleteFrom('reports').where('agent_id', '=', id).where('counter', '<=', cut).execute();
+    this.untrimmed.set(id, 0);
   }
 
   /** One agent, or undefined. */
@@ -98,9 +157,40 @@ export class AgentState {
     return row ? toView(row) : undefined;
   }
 
-  /** Every agent, by id. */
-  async list(): Promise<AgentView[]> {
-    return (await this.db.selectFrom('agents').selectAll().orderBy('id').execute()).map(toView);
+  /** Agents by id, a page at a time: ids after `after`, at most `limit`. */
+  async list(o: { after?: string | undefined; limit?: number | undefined } = {}): Promise<AgentView[]> {
+    let q = this.db.selectFrom('agents').selectAll().orderBy('id');
+    if (o.after !== undefined) q = q.where('id', '>', o.after);
+    if (o.limit !== undefined) q = q.limit(o.limit);
+    return (await q.execute()).map(toView);
+  }
+
+  /** The agents with these ids (unknown ids are left out). */
+  async many(ids: readonly string[]): Promise<AgentView[]> {
+    const out: AgentView[] = [];
+    for (let i = 0; i < ids.length; i += 500) {
+      const rows = await this.db.selectFrom('agents').selectAll().where('id', 'in', ids.slice(i, i + 500)).execute();
+      out.push(...rows.map(toView));
+    }
+    return out;
+  }
+
+  /**
+   * How many agents are in each reported state ('unknown' before any report), and how many are
+   * stale: not seen for 3 of their check-in intervals (`fallback` seconds when they have none).
+   */
+  async counts(fallback: number): Promise<{ states: Record<string, number>; stale: number }> {
+    const states: Record<string, number> = {};
+    const rows = await this.db.selectFrom('agents').select(['state', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('state').execute();
+    for (const r of rows) states[r.state ?? 'unknown'] = Number(r.n);
+    const now = this.now();
+    const stale = await this.db
+      .selectFrom('agents')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('last_seen', 'is not', null)
+      .where(sql<boolean>`last_seen + 3000 * coalesce(checkin_interval, ${fallback}) < ${now}`)
+      .executeTakeFirstOrThrow();
+    return { states, stale: Number(stale.n) };
   }
 
   /** An agent's recent reports, newest first. */
@@ -121,5 +211,6 @@ function toView(row: Selectable<AgentsTable>): AgentView {
     version: row.version ?? undefined,
     report: parse<Report | undefined>(row.report, undefined),
     state: row.state ?? undefined,
+    interval: row.checkin_interval ?? undefined,
   };
 }

@@ -6,6 +6,8 @@
  */
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { sha256, type Digest } from '@ferry/core';
+import { TtlCache } from './cache.js';
+import type { ChangeFeed } from './changes.js';
 import type { Engine } from './db.js';
 import type { BundlesTable, Database } from './schema.js';
 
@@ -39,7 +41,8 @@ export interface BuiltBundle {
   chunkSize: number;
   chunks: number;
   headerSize: number;
-  pullBytes: number;
+  /** What docker pull would send instead; null when unknown. */
+  pullBytes: number | null;
 }
 
 function toRow(r: Selectable<BundlesTable>): BundleRow {
@@ -70,14 +73,32 @@ export function bundleKey(channel: string, release: number, baselineDigest: Dige
 
 /** Bundle jobs in the state database. */
 export class BundleState {
+  /** Built bundles per release (asked by every check-in that needs one), dropped on any bundle change. */
+  private readonly readyCache: TtlCache<string, BundleRow[]>;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly engine: Engine,
     private readonly now: () => number,
-  ) {}
+    private readonly changes: ChangeFeed,
+    ttlMs: number,
+  ) {
+    this.readyCache = new TtlCache({ ttlMs, maxWeight: 100_000, weigh: (rows) => 1 + rows.reduce((a, b) => a + b.baseline.length, 0), now });
+    changes.on((c) => {
+      if (c.kind === 'bundle' || c.kind === 'resync') this.readyCache.clear();
+    });
+  }
+
+  private changed(key: string): void {
+    this.changes.emit({ kind: 'bundle', key });
+  }
 
   /** Built bundles of a release (candidates for any agent whose layers cover their baseline). */
-  async ready(channel: string, release: number): Promise<BundleRow[]> {
+  ready(channel: string, release: number): Promise<BundleRow[]> {
+    return this.readyCache.through(`${channel}\n${release}`, () => this.readReady(channel, release));
+  }
+
+  private async readReady(channel: string, release: number): Promise<BundleRow[]> {
     const rows = await this.db.selectFrom('bundles').selectAll().where('channel', '=', channel).where('release', '=', release).where('state', '=', 'ready').execute();
     return rows.map(toRow);
   }
@@ -102,6 +123,7 @@ export class BundleState {
       .values({ key, channel, release, baseline_digest: baselineDigest, baseline: JSON.stringify(baseline), baseline_count: baseline.length, state: 'queued', bundle_id: null, payload_size: null, chunk_size: null, chunks: null, header_size: null, pull_bytes: null, error: null, claimed_by: null, claimed_at: null, created: this.now(), built: null })
       .onConflict((oc) => oc.column('key').doNothing())
       .execute();
+    this.changed(key);
     return (await this.get(key))!;
   }
 
@@ -120,6 +142,7 @@ export class BundleState {
       )
       RETURNING *`.execute(this.db);
     const row = result.rows[0];
+    if (row) this.changed(row.key);
     return row ? toRow(row) : undefined;
   }
 
@@ -131,17 +154,21 @@ export class BundleState {
       .where('key', '=', key)
       .where('claimed_by', '=', worker)
       .execute();
+    this.changed(key);
   }
 
   /** Queues a failed job again (a failure may have been passing: a full disk); false if it was not failed. */
   async requeue(key: string): Promise<boolean> {
     const r = await this.db.updateTable('bundles').set({ state: 'queued', error: null, claimed_by: null, claimed_at: null }).where('key', '=', key).where('state', '=', 'failed').executeTakeFirst();
-    return Number(r.numUpdatedRows) > 0;
+    if (Number(r.numUpdatedRows) === 0) return false;
+    this.changed(key);
+    return true;
   }
 
   /** Records a failed build. */
   async fail(key: string, worker: string, error: string): Promise<void> {
     await this.db.updateTable('bundles').set({ state: 'failed', error: error.slice(0, 2000), built: this.now() }).where('key', '=', key).where('claimed_by', '=', worker).execute();
+    this.changed(key);
   }
 
   /** Every job and bundle, newest first. */

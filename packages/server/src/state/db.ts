@@ -31,16 +31,18 @@ export interface DatabaseOptions {
   url?: string;
   /** Connections in the PostgreSQL pool (default 10). */
   poolSize?: number;
+  /** PostgreSQL application_name of the pool's connections. */
+  applicationName?: string;
 }
 
 /** bigint columns (counters, times, sizes) come back as numbers; they stay below 2^53. */
 const INT8_OID = 20;
 
-function postgres(url: string, poolSize: number): Kysely<Database> {
+function postgres(url: string, poolSize: number, applicationName: string | undefined): Kysely<Database> {
   const types = {
     getTypeParser: (oid: number, format?: 'text' | 'binary') => (oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format ?? 'text')),
   };
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, types: types as pg.CustomTypesConfig });
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, types: types as pg.CustomTypesConfig, ...(applicationName ? { application_name: applicationName } : {}) });
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
@@ -76,7 +78,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
   if (options.url) {
     if (!/^postgres(ql)?:\/\//.test(options.url)) throw new FerryError('FERRY_ERR_USAGE', `--database takes a postgres:// URL, got ${JSON.stringify(options.url.slice(0, 40))}`);
     engine = 'postgres';
-    db = postgres(options.url, options.poolSize ?? 10);
+    db = postgres(options.url, options.poolSize ?? 10, options.applicationName);
   } else if (options.sqlitePath) {
     engine = 'sqlite';
     db = sqlite(options.sqlitePath);
@@ -84,7 +86,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
     throw new FerryError('FERRY_ERR_USAGE', 'the state database needs a SQLite path or a postgres:// URL');
   }
   try {
-    const { error, results } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
+    const { error, results } = await new Migrator({ db, provider: migrationProvider(engine) }).migrateToLatest();
     if (error) {
       const failed = results?.find((r) => r.status === 'Error')?.migrationName;
       throw new FerryError('FERRY_ERR_INTERNAL', `state migration ${failed ?? ''} failed: ${(error as Error).message}`, { cause: error });

@@ -2,7 +2,9 @@
  * Schema migrations, the same for SQLite and PostgreSQL (Kysely's Migrator records which ran, in
  * both engines, under a lock). Add a migration; never edit one that has shipped.
  */
-import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import type { Engine } from './db.js';
+import { CHANGES_CHANNEL } from './changes.js';
 
 const initial: Migration = {
   async up(db: Kysely<unknown>): Promise<void> {
@@ -90,10 +92,53 @@ const initial: Migration = {
   },
 };
 
-/** Every migration, by name (names sort in the order they run). */
-export const MIGRATIONS: Record<string, Migration> = { '0001-initial': initial };
+/**
+ * The operator's views (issue 8): each agent's check-in interval (stale = not seen for 3 of them),
+ * the compressed layer sizes a pushed image's source declared (what docker pull would send), and on
+ * PostgreSQL the triggers that NOTIFY every server process of changes (state/changes.ts).
+ */
+function operator(engine: Engine): Migration {
+  return {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('agents').addColumn('checkin_interval', 'integer').execute();
+      await db.schema
+        .createTable('source_layers')
+        .addColumn('manifest', 'text', (c) => c.notNull())
+        .addColumn('diff_id', 'text', (c) => c.notNull())
+        .addColumn('media_type', 'text', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('source_layers_pk', ['manifest', 'diff_id'])
+        .execute();
+      if (engine === 'postgres') for (const statement of NOTIFY_TRIGGERS) await sql.raw(statement).execute(db);
+    },
+  };
+}
+
+/**
+ * Row triggers that publish `{"k": kind, "v": key, "o": application_name}` on the
+ * `ferry_changes` channel; delivered at commit, in commit order, to every listening server
+ * (`o` lets a server skip its own changes, which it already saw).
+ */
+const NOTIFY_TRIGGERS = [
+  `CREATE FUNCTION ferry_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+   DECLARE r jsonb;
+   BEGIN
+     IF TG_OP = 'DELETE' THEN r := to_jsonb(OLD); ELSE r := to_jsonb(NEW); END IF;
+     PERFORM pg_notify('${CHANGES_CHANNEL}', json_build_object('k', TG_ARGV[0], 'v', r ->> TG_ARGV[1], 'o', current_setting('application_name'))::text);
+     RETURN NULL;
+   END $$`,
+  `CREATE TRIGGER agents_notify AFTER INSERT OR UPDATE ON agents FOR EACH ROW EXECUTE FUNCTION ferry_notify('agent', 'id')`,
+  `CREATE TRIGGER channels_notify AFTER INSERT OR UPDATE ON channels FOR EACH ROW EXECUTE FUNCTION ferry_notify('channel', 'name')`,
+  `CREATE TRIGGER bundles_notify AFTER INSERT OR UPDATE ON bundles FOR EACH ROW EXECUTE FUNCTION ferry_notify('bundle', 'key')`,
+  `CREATE TRIGGER tokens_notify AFTER DELETE ON tokens FOR EACH ROW EXECUTE FUNCTION ferry_notify('token', 'hash')`,
+];
+
+/** Every migration of an engine, by name (names sort in the order they run). */
+export function migrations(engine: Engine): Record<string, Migration> {
+  return { '0001-initial': initial, '0002-operator': operator(engine) };
+}
 
 /** The provider the Migrator reads. */
-export const migrationProvider: MigrationProvider = {
-  getMigrations: async () => MIGRATIONS,
-};
+export function migrationProvider(engine: Engine): MigrationProvider {
+  return { getMigrations: async () => migrations(engine) };
+}

@@ -5,6 +5,8 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import { FerryError, type Digest, type ReleaseInfo, type ReleaseStatement } from '@ferry/core';
+import { TtlCache } from './cache.js';
+import type { ChangeFeed } from './changes.js';
 import type { Engine } from './db.js';
 import type { Database, ReleasesTable } from './schema.js';
 
@@ -19,6 +21,11 @@ export interface StoredRelease extends ReleaseInfo {
 export interface ChannelView {
   name: string;
   release: StoredRelease | undefined;
+}
+
+/** A release as the API shows it (without its envelope). */
+export function releaseInfo(r: StoredRelease): ReleaseInfo {
+  return { channel: r.channel, release: r.release, ref: r.ref, manifest: r.manifest, config: r.config, expires: r.expires, created: r.created, urgent: r.urgent };
 }
 
 function toRelease(r: Selectable<ReleasesTable>): StoredRelease {
@@ -38,11 +45,22 @@ function toRelease(r: Selectable<ReleasesTable>): StoredRelease {
 
 /** Releases and channels in the state database. */
 export class ReleaseState {
+  /** Each channel's latest release (asked by every check-in), dropped when the channel changes. */
+  private readonly latestCache: TtlCache<string, StoredRelease | undefined>;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly engine: Engine,
     private readonly now: () => number,
-  ) {}
+    private readonly changes: ChangeFeed,
+    ttlMs: number,
+  ) {
+    this.latestCache = new TtlCache({ ttlMs, maxWeight: 10_000, now });
+    changes.on((c) => {
+      if (c.kind === 'channel') this.latestCache.delete(c.key);
+      else if (c.kind === 'resync') this.latestCache.clear();
+    });
+  }
 
   /** Adds a verified release; a number not above the channel's last is FERRY_ERR_BUNDLE_ROLLBACK. */
   async add(s: ReleaseStatement, envelope: Uint8Array, urgent: boolean): Promise<StoredRelease> {
@@ -64,11 +82,16 @@ export class ReleaseState {
         .execute();
       await trx.updateTable('channels').set({ release: s.release, updated: published }).where('name', '=', s.channel).execute();
     });
+    this.changes.emit({ kind: 'channel', key: s.channel });
     return { ...s, urgent, envelope: Buffer.from(envelope), published };
   }
 
   /** The latest release of a channel, or undefined. */
-  async latest(channel: string): Promise<StoredRelease | undefined> {
+  latest(channel: string): Promise<StoredRelease | undefined> {
+    return this.latestCache.through(channel, () => this.readLatest(channel));
+  }
+
+  private async readLatest(channel: string): Promise<StoredRelease | undefined> {
     const row = await this.db
       .selectFrom('channels')
       .innerJoin('releases', (j) => j.onRef('releases.channel', '=', 'channels.name').onRef('releases.release', '=', 'channels.release'))

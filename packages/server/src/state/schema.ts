@@ -32,6 +32,8 @@ export interface AgentsTable {
   report: string | null;
   /** Its state, for queries. */
   state: string | null;
+  /** Seconds the last check-in answer told it to wait (stale after 3 of them). */
+  checkin_interval: number | null;
 }
 
 /** Inventories by digest: the layers an agent's store holds. */
@@ -97,6 +99,14 @@ export interface BundlesTable {
   built: number | null;
 }
 
+/** Compressed layer sizes a pushed image's source manifest declared (what docker pull sends). */
+export interface SourceLayersTable {
+  manifest: string;
+  diff_id: string;
+  media_type: string;
+  size: number;
+}
+
 /** The database. */
 export interface Database {
   tokens: TokensTable;
@@ -106,4 +116,5 @@ export interface Database {
   releases: ReleasesTable;
   channels: ChannelsTable;
   bundles: BundlesTable;
+  source_layers: SourceLayersTable;
 }

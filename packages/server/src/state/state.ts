@@ -1,10 +1,13 @@
 /**
- * The server's state API: tokens, agents, releases and channels, bundle jobs, over one database
- * (SQLite or PostgreSQL). Routes and the operator's views use only this, never SQL.
+ * The server's state API: tokens, agents, releases and channels, bundle jobs, declared image
+ * layers, over one database (SQLite or PostgreSQL), with the change feed that keeps its caches
+ * and the dashboard current. Routes and the operator's views use only this, never SQL.
  */
 import { openDatabase, type DatabaseOptions, type Engine } from './db.js';
 import { AgentState } from './agents.js';
 import { BundleState } from './bundles.js';
+import { ChangeFeed, PgChangeListener } from './changes.js';
+import { ImageState } from './images.js';
 import { ReleaseState } from './releases.js';
 import { TokenState } from './tokens.js';
 
@@ -12,6 +15,14 @@ import { TokenState } from './tokens.js';
 export interface StateOptions extends DatabaseOptions {
   /** Clock in unix milliseconds (tests inject one). */
   now?: () => number;
+  /**
+   * Milliseconds a cached token grant, latest release or built-bundle list may be used without
+   * a change notification (default 5 s): how long a change another server made can go unseen
+   * while the notification listener is down.
+   */
+  cacheTtlMs?: number;
+  /** Names this process to PostgreSQL (application_name), so it skips its own notifications. */
+  instanceId?: string;
 }
 
 /** The open state. */
@@ -21,20 +32,49 @@ export interface State {
   agents: AgentState;
   releases: ReleaseState;
   bundles: BundleState;
+  images: ImageState;
+  /** What changed, here and (on PostgreSQL) in every other server on the database. */
+  changes: ChangeFeed;
   close(): Promise<void>;
+}
+
+/** PostgreSQL's application_name: printable ASCII, at most 63 bytes. */
+function applicationName(id: string): string {
+  return `ferry:${id}`.replace(/[^\x20-\x7e]/g, '_').slice(0, 56);
 }
 
 /** Opens (and migrates) the state. */
 export async function openState(options: StateOptions): Promise<State> {
-  const { db, engine, close } = await openDatabase(options);
+  const origin = applicationName(options.instanceId ?? `${process.pid}:${Math.random().toString(36).slice(2, 8)}`);
+  const { db, engine, close } = await openDatabase({ ...options, applicationName: origin });
   const now = options.now ?? Date.now;
-  const tokens = new TokenState(db, now);
+  const ttl = options.cacheTtlMs ?? 5_000;
+  const changes = new ChangeFeed();
+  let listener: PgChangeListener | undefined;
+  if (engine === 'postgres' && options.url) {
+    listener = new PgChangeListener({ url: options.url, origin, feed: changes });
+    try {
+      await listener.start();
+    } catch (err) {
+      await close();
+      throw err;
+    }
+  }
+  const tokens = new TokenState(db, now, changes, ttl);
   return {
     engine,
     tokens,
-    agents: new AgentState(db, tokens, now),
-    releases: new ReleaseState(db, engine, now),
-    bundles: new BundleState(db, engine, now),
-    close,
+    agents: new AgentState(db, tokens, now, changes),
+    releases: new ReleaseState(db, engine, now, changes, ttl),
+    bundles: new BundleState(db, engine, now, changes, ttl),
+    images: new ImageState(db),
+    changes,
+    async close() {
+      try {
+        await listener?.close();
+      } finally {
+        await close();
+      }
+    },
   };
 }

@@ -1,12 +1,20 @@
 /**
  * Bearer tokens (docs/protocol.md section 1): random, prefixed by role, stored only as their
  * sha256. A token is looked up by its hash and the stored hash is then compared in constant time.
+ * What a valid token grants is cached briefly (every check-in presents one): a revocation removes
+ * the entry at once in this process and, through the change feed, in every other server; the TTL
+ * bounds the rest (a missed notification).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { FerryError, TOKEN_PREFIX, tokenRole, type TokenRole } from '@ferry/core';
+import { TtlCache } from './cache.js';
+import type { ChangeFeed } from './changes.js';
 import type { Database } from './schema.js';
+
+/** Valid tokens cached at most (unknown tokens are never cached, so guessing cannot fill it). */
+const TOKEN_CACHE = 100_000;
 
 /** What a valid token grants. */
 export interface TokenGrant {
@@ -28,10 +36,20 @@ export function newToken(role: TokenRole): string {
 
 /** Tokens in the state database. */
 export class TokenState {
+  private readonly grants: TtlCache<string, TokenGrant | undefined>;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly now: () => number,
-  ) {}
+    private readonly changes: ChangeFeed,
+    ttlMs: number,
+  ) {
+    this.grants = new TtlCache({ ttlMs, maxWeight: TOKEN_CACHE, now });
+    changes.on((c) => {
+      if (c.kind === 'token') this.grants.delete(c.key);
+      else if (c.kind === 'resync') this.grants.clear();
+    });
+  }
 
   /** Creates a token; a taken name is FERRY_ERR_ALREADY_EXISTS. Returns the token (shown once). */
   async create(role: TokenRole, name: string, agentId?: string, token = newToken(role)): Promise<string> {
@@ -51,15 +69,20 @@ export class TokenState {
     const role = tokenRole(token);
     if (!role || token.length > 128) return undefined;
     const hash = hashToken(token);
+    return this.grants.through(hash, () => this.lookup(hash, role), (g) => g !== undefined);
+  }
+
+  private async lookup(hash: string, role: TokenRole): Promise<TokenGrant | undefined> {
     const row = await this.db.selectFrom('tokens').selectAll().where('hash', '=', hash).executeTakeFirst();
     if (!row || row.role !== role) return undefined;
     if (!timingSafeEqual(Buffer.from(row.hash, 'hex'), Buffer.from(hash, 'hex'))) return undefined;
     return { name: row.name, role, agentId: row.agent_id ?? undefined };
   }
 
-  /** Revokes a token by name; unknown: FERRY_ERR_NOT_FOUND. */
+  /** Revokes a token by name; unknown: FERRY_ERR_NOT_FOUND. It stops working at once. */
   async revoke(name: string): Promise<void> {
-    const r = await this.db.deleteFrom('tokens').where('name', '=', name).executeTakeFirst();
-    if (Number(r.numDeletedRows) === 0) throw new FerryError('FERRY_ERR_NOT_FOUND', `no token named ${name}`);
+    const rows = await this.db.deleteFrom('tokens').where('name', '=', name).returning('hash').execute();
+    if (rows.length === 0) throw new FerryError('FERRY_ERR_NOT_FOUND', `no token named ${name}`);
+    for (const r of rows) this.changes.emit({ kind: 'token', key: r.hash });
   }
 }

@@ -1,0 +1,116 @@
+// Server bench (issue 8 item 9): 1,000 simulated agents checking in and fetching chunks, against
+// one `ferry serve` on SQLite and two on one PostgreSQL, with nginx serving the same repository
+// directory in the same run. Prints requests/s, p50/p99 latency, server RSS and chunk MB/s, with
+// the targets MET/MISSED (never asserted). Every server runs in its own process (serve-child.mjs).
+import { readFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { findTool, startPostgres } from '@ferry/test-support';
+import { cpuOf, prepareData, rssOf, setupFleet, startServerChild, writeChunks, nginxFor } from './lib/fleet.mjs';
+import { checkinLoad, chunkLoad } from './lib/load.mjs';
+import { check, printTable } from './lib/table.mjs';
+import { cleanWork, freshDir } from './lib/util.mjs';
+
+const CHUNK_SIZE = 64 * 1024;
+
+/** Server options of the bench: the rate limit stays on (its cost is measured) but is raised above the bench's traffic. */
+const serverOptions = (data, releasePub, extra = {}) => ({ dataDir: data, releasePub, rateLimit: { max: 1e9, windowMs: 60_000 }, build: { level: 3, workers: 1, pollMs: 200 }, buildRetryAfter: 1, ...extra });
+
+const ms = (v) => (v === undefined ? '-' : `${v.toFixed(v < 10 ? 1 : 0)} ms`);
+/** A run's figures, or none when no answer arrived within the run (latencies of nothing are not 0). */
+const answered = (r) => (r && r.requests > 0 ? r : undefined);
+const mb = (v) => `${(v / 1e6).toFixed(1)} MB`;
+const mbs = (v) => `${(v / 1e6).toFixed(1)} MB/s`;
+
+/**
+ * Runs one load; adds the servers' RSS and their CPU time per request (user + system, all server
+ * processes): unlike latencies, it does not depend on how much of the shared machine they got.
+ */
+async function measure(label, servers, fn) {
+  const cpu = async () => (await Promise.all(servers.map((s) => cpuOf(s.pid)))).reduce((a, b) => a + b, 0);
+  const before = await cpu();
+  const r = await fn();
+  const cpuMs = ((await cpu()) - before) * 1000;
+  const rss = await Promise.all(servers.map((s) => rssOf(s.pid)));
+  return { label, ...r, cpuMsPerRequest: r.requests > 0 ? cpuMs / r.requests : undefined, rss: rss.map((x) => x.rss), peakRss: rss.map((x) => x.peak) };
+}
+
+/** Check-ins (closed loop, then open loop at `rate`) and chunk fetches against `servers`; nginx beside them. */
+async function runSuite(name, servers, fleet, o) {
+  const urls = servers.map((s) => s.url);
+  const rows = [];
+  const common = { layers: fleet.layers, bundle: fleet.bundle, duration: o.duration };
+  // warm up: every connection opened, every token cached, statements prepared
+  await checkinLoad(urls, fleet.agents, { ...common, duration: 2 });
+  // one agent at a time: the service time of a check-in without queueing
+  rows.push(await measure(`${name}: check-in, 1 connection`, servers, () => checkinLoad(urls, fleet.agents.slice(0, urls.length), common)));
+  rows.push(await measure(`${name}: check-in, closed loop`, servers, () => checkinLoad(urls, fleet.agents, common)));
+  rows.push(await measure(`${name}: check-in, ${o.rate}/s offered`, servers, () => checkinLoad(urls, fleet.agents, { ...common, rate: o.rate })));
+  rows.push(await measure(`${name}: chunks`, servers, () => chunkLoad(urls, o.chunks, { connections: fleet.agents.length, duration: o.duration })));
+  return rows;
+}
+
+export async function runServer({ agents = 1000, duration = 10, rate = 1000, postgres = true, prof } = {}) {
+  const work = await freshDir('server');
+  const prepared = await prepareData(work);
+  const chunks = await writeChunks(join(prepared.data, 'repo'), 512, CHUNK_SIZE);
+  const o = { duration, rate, chunks };
+  const results = { agents, duration, rate, chunkSize: CHUNK_SIZE, rows: [] };
+  try {
+    const sqlite = await startServerChild(serverOptions(prepared.data, prepared.releasePub), { prof, name: 'sqlite' });
+    try {
+      const admin = (await readFile(join(prepared.data, 'admin.token'), 'utf8')).trim();
+      const fleet = await setupFleet([sqlite.url], admin, agents, prepared);
+      results.rows.push(...(await runSuite('SQLite, 1 server', [sqlite], fleet, o)));
+    } finally {
+      await sqlite.stop();
+    }
+    if (findTool('nginx')) {
+      const nginx = await nginxFor(join(prepared.data, 'repo'));
+      try {
+        results.rows.push(await measure('nginx (1 process, sendfile): chunks', [nginx], () => chunkLoad([nginx.url], chunks, { connections: agents, duration })));
+      } finally {
+        await nginx.stop();
+      }
+    }
+    if (postgres && findTool('initdb')) results.rows.push(...(await runPostgres(work, o, agents, prof)));
+  } finally {
+    await cleanWork('server');
+  }
+  print(results);
+  return results;
+}
+
+async function runPostgres(work, o, agents, prof) {
+  const db = await startPostgres();
+  const prepared = await prepareData(join(work, 'pg'));
+  await writeChunks(join(prepared.data, 'repo'), 0, CHUNK_SIZE);
+  const servers = [];
+  try {
+    for (const id of ['pg-a', 'pg-b']) servers.push(await startServerChild(serverOptions(prepared.data, prepared.releasePub, { databaseUrl: db.url, instanceId: id }), { prof, name: id }));
+    const admin = (await readFile(join(prepared.data, 'admin.token'), 'utf8')).trim();
+    const fleet = await setupFleet(servers.map((s) => s.url), admin, agents, prepared);
+    return await runSuite('PostgreSQL, 2 servers', servers, fleet, { ...o, chunks: await writeChunks(join(prepared.data, 'repo'), 512, CHUNK_SIZE) });
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
+    await db.stop();
+  }
+}
+
+function print(results) {
+  printTable(
+    `server bench: ${results.agents} simulated agents (connections), ${results.duration} s per run, chunks of ${results.chunkSize / 1024} KiB`,
+    ['run', 'req/s', 'p50', 'p99', 'MB/s', 'server CPU/req', 'non-2xx', 'errors (timeouts)', 'server RSS (peak)'],
+    results.rows.map((r) => [r.label, r.rps.toFixed(0), ms(answered(r)?.p50), ms(answered(r)?.p99), mbs(r.bytesPerSecond), r.cpuMsPerRequest === undefined ? '-' : `${r.cpuMsPerRequest.toFixed(2)} ms`, String(r.non2xx), `${r.errors} (${r.timeouts})`, r.rss.map((x, i) => `${mb(x)} (${mb(r.peakRss[i])})`).join(' + ')]),
+    [`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores (autocannon shares them): compare rows of one run and CPU per request, not latencies across machines`],
+  );
+  const row = (re) => answered(results.rows.find((r) => re.test(r.label)));
+  const nginx = row(/^nginx/);
+  const ferry = row(/^SQLite.*chunks/);
+  const open = row(/^SQLite.*offered/);
+  const targets = [
+    ['chunk serving >= 0.5x nginx', ferry && nginx ? `${(ferry.bytesPerSecond / nginx.bytesPerSecond).toFixed(2)}x` : '-', check(ferry && nginx ? ferry.bytesPerSecond >= 0.5 * nginx.bytesPerSecond : undefined)],
+    [`check-in p99 < 50 ms at ${results.agents} agents (SQLite, ${results.rate}/s offered)`, open ? ms(open.p99) : '-', check(open ? open.p99 < 50 : undefined)],
+  ];
+  printTable('targets', ['target', 'measured', ''], targets);
+}

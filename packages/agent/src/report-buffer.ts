@@ -1,0 +1,74 @@
+/**
+ * Reports made while the server cannot be reached, kept durably in the agent's state directory
+ * (`reports.json`, written atomically) and sent at the next contact, oldest first, each with the
+ * counter it was made with (docs/protocol.md section 3.2). Bounded: past the cap the oldest go,
+ * since the server keeps only the newest state of an agent anyway.
+ */
+import { join } from 'node:path';
+import { checkShape, isFerryError, readRegularFile, ReportSchema, writeFileAtomic, type Report } from '@ferry/core';
+
+/** A generous cap on one report's JSON (its strings are capped by the schema). */
+const REPORT_MAX_BYTES = 8 * 1024;
+
+/** The durable report queue. */
+export class ReportBuffer {
+  private constructor(
+    private readonly file: string,
+    private readonly cap: number,
+    private queue: Report[],
+  ) {}
+
+  /**
+   * Opens the buffer in `stateDir`, keeping at most `cap` reports. A damaged file (a crash cannot
+   * make one: it is written atomically) is dropped, as are entries without a report's shape.
+   */
+  static async open(stateDir: string, cap: number): Promise<ReportBuffer> {
+    const file = join(stateDir, 'reports.json');
+    let queue: Report[] = [];
+    try {
+      const text = (await readRegularFile(file, { what: 'report buffer', missing: 'FERRY_ERR_NOT_FOUND', notRegular: 'FERRY_ERR_IO', maxBytes: cap * REPORT_MAX_BYTES })).toString('utf8');
+      const parsed = JSON.parse(text) as unknown;
+      if (Array.isArray(parsed)) queue = parsed.filter(isReport).slice(-cap);
+    } catch (err) {
+      if (!isFerryError(err, 'FERRY_ERR_NOT_FOUND') && !(err instanceof SyntaxError) && !isFerryError(err, 'FERRY_ERR_LIMIT_EXCEEDED')) throw err;
+    }
+    return new ReportBuffer(file, cap, queue);
+  }
+
+  /** Reports waiting, oldest first. */
+  get size(): number {
+    return this.queue.length;
+  }
+
+  /** Adds a report (durably); the oldest goes when the buffer is full. */
+  async push(report: Report): Promise<void> {
+    this.queue.push(report);
+    if (this.queue.length > this.cap) this.queue.splice(0, this.queue.length - this.cap);
+    await this.save();
+  }
+
+  /** The oldest `n` reports (a copy). */
+  peek(n: number): Report[] {
+    return this.queue.slice(0, n);
+  }
+
+  /** Removes the reports the server took (those with a counter up to `last`). */
+  async ack(last: number): Promise<void> {
+    const before = this.queue.length;
+    this.queue = this.queue.filter((r) => r.counter > last);
+    if (this.queue.length !== before) await this.save();
+  }
+
+  private save(): Promise<void> {
+    return writeFileAtomic(this.file, JSON.stringify(this.queue));
+  }
+}
+
+function isReport(v: unknown): v is Report {
+  try {
+    checkShape(ReportSchema, v, 'buffered report');
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The agent's small parts: which assignment goes first and what preempts a transfer, the durable
+ * report buffer (bounded, in order, surviving a reopen, a damaged file dropped), and the request
+ * counter (never reused across a reopen, even when its file is lost).
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Assignment, Report } from '@ferry/core';
+import { pickAssignment, preemptor, ReportBuffer, type ReadyAssignment } from '../src/index.js';
+import { Counter } from '../src/agent-state.js';
+
+const bundle = (n: number) => ({ id: `sha256:${String(n).repeat(64).slice(0, 64)}` as const, payloadSize: 1, chunkSize: 1, chunks: 1, baseline: 0 });
+const ready = (channel: string, n: number, urgent = false): Assignment => ({ channel, state: 'ready', release: n, urgent, bundle: bundle(n), repository: 'http://x/repo/' });
+
+describe('priority', () => {
+  it('picks urgent first, then the channel order; skips bundles left alone and assignments not ready', () => {
+    const list: Assignment[] = [ready('b', 2), { channel: 'c', state: 'building' }, ready('a', 1)];
+    expect(pickAssignment(list, ['a', 'b', 'c'])?.channel).toBe('a');
+    expect(pickAssignment(list, ['b', 'a', 'c'])?.channel).toBe('b');
+    expect(pickAssignment([...list, ready('c', 3, true)], ['a', 'b', 'c'])?.channel).toBe('c');
+    expect(pickAssignment(list, ['a', 'b'], (id) => id === bundle(1).id)?.channel).toBe('b');
+    expect(pickAssignment([{ channel: 'a', state: 'current' }], ['a'])).toBeUndefined();
+  });
+
+  it('preempts only for an urgent release of another bundle, and never an urgent transfer', () => {
+    const current = ready('a', 1) as ReadyAssignment;
+    expect(preemptor([ready('a', 1), ready('b', 2)], current, ['a', 'b'])).toBeUndefined();
+    expect(preemptor([ready('a', 1), ready('b', 2, true)], current, ['a', 'b'])?.channel).toBe('b');
+    expect(preemptor([ready('a', 1, true)], { ...current, urgent: true }, ['a'])).toBeUndefined();
+    expect(preemptor([ready('b', 2, true)], ready('c', 3, true) as ReadyAssignment, ['b', 'c'])).toBeUndefined();
+  });
+});
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ferry-agent-units-'));
+});
+afterEach(() => rm(dir, { recursive: true, force: true }));
+
+const report = (counter: number): Report => ({ counter, at: new Date(0).toISOString(), state: 'fetching', bytesDone: counter, bytesTotal: 100, chunksDone: 0, chunksTotal: 1, rate: 0, eta: null, error: null });
+
+describe('report buffer', () => {
+  it('keeps the newest reports up to its cap, in order, across a reopen, and drops acknowledged ones', async () => {
+    const b = await ReportBuffer.open(dir, 3);
+    for (const c of [1, 2, 3, 4, 5]) await b.push(report(c));
+    expect(b.peek(10).map((r) => r.counter)).toEqual([3, 4, 5]);
+    const again = await ReportBuffer.open(dir, 3);
+    expect(again.peek(10).map((r) => r.counter)).toEqual([3, 4, 5]);
+    await again.ack(4);
+    expect((await ReportBuffer.open(dir, 3)).peek(10).map((r) => r.counter)).toEqual([5]);
+  });
+
+  it('drops a damaged file and entries that are not reports', async () => {
+    await writeFile(join(dir, 'reports.json'), '[{"counter": 1}, ');
+    expect((await ReportBuffer.open(dir, 5)).size).toBe(0);
+    await writeFile(join(dir, 'reports.json'), JSON.stringify([{ counter: 'x' }, report(7)]));
+    expect((await ReportBuffer.open(dir, 5)).peek(5).map((r) => r.counter)).toEqual([7]);
+  });
+});
+
+describe('request counter', () => {
+  it('never hands out a number twice across reopens, even when its file is lost', async () => {
+    const a = await Counter.open(dir);
+    const first = [await a.take(), await a.take()];
+    const b = await Counter.open(dir);
+    const next = await b.take();
+    expect(next).toBeGreaterThan(first[1]!);
+    await rm(join(dir, 'counter'));
+    const c = await Counter.open(dir);
+    expect(await c.take()).toBeGreaterThan(first[1]!);
+  });
+});

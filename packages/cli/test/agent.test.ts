@@ -1,0 +1,111 @@
+/**
+ * `ferry agent` end to end on loopback: a server with v2 released, an agent holding v1. The
+ * agent (the built CLI, a child process) syncs once and ends with v2's image ID, having received
+ * exactly the payload bytes it needed; a second agent on the same store is refused; reports made
+ * while the server is unreachable are kept on disk and arrive, in order, at the next contact; the
+ * on-commit command runs with the ref, and its failure is reported, not fatal.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Agent, ReportBuffer } from '@ferry/agent';
+import { Store, type Report } from '@ferry/core';
+import { ensureBuilt, ferry } from '@ferry/test-support';
+import { startFleet, type Fleet } from '../src/demo/fleet.js';
+import { loadTrust } from '../src/trust.js';
+
+let fleet: Fleet;
+let agent: { token: string; store: string };
+
+beforeAll(async () => {
+  await ensureBuilt();
+  fleet = await startFleet({ targetBytes: 2 * 1024 * 1024 });
+  await fleet.release('app:v2', 'stable');
+  agent = await fleet.addAgent('edge-1');
+});
+
+afterAll(async () => {
+  await fleet?.close();
+});
+
+const args = (id: string, token: string, store: string): string[] => ['agent', '--server', fleet.url, '--id', id, '--token', token, '--channel', 'stable', ...fleet.trust.flatMap((t) => ['--trust', t]), '--store', store];
+
+/** The JSON lines of `ferry agent --json`: its reports and its result. */
+function parseLines(stdout: string): { reports: Report[]; result: { committed: { ref: string; config: string }[] } | undefined } {
+  const lines = stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { report?: Report; committed?: { ref: string; config: string }[] });
+  return { reports: lines.flatMap((l) => (l.report ? [l.report] : [])), result: lines.find((l) => l.committed) as never };
+}
+
+describe('ferry agent --once', () => {
+  it('brings v2 into a store holding v1, fetching each needed byte once', async () => {
+    const hookOut = join(fleet.work, 'hook-out');
+    const run = await ferry([...args('edge-1', agent.token, agent.store), '--once', '--json', '--on-commit', `printf '%s' {ref} > ${hookOut}`]);
+    expect(run.code, run.stderr).toBe(0);
+    const { reports, result } = parseLines(run.stdout);
+    expect(result?.committed.map((c) => [c.ref, c.config])).toEqual([['app:v2', fleet.configs['app:v2']]]);
+    const store = await Store.open(agent.store);
+    expect((await store.resolve('app:v2')).configDigest).toBe(fleet.configs['app:v2']);
+    const done = reports.find((r) => r.state === 'committed')!;
+    expect(done.bytesTotal).toBeGreaterThan(0);
+    expect([done.bytesDone, done.chunksDone]).toEqual([done.bytesTotal, done.chunksTotal]);
+    // every chunk crossed once: the bytes received are the payload bytes the plan needed
+    expect(done.link!.bytesReceived).toBe(done.bytesTotal);
+    expect(reports.map((r) => r.counter)).toEqual([...reports.map((r) => r.counter)].sort((a, b) => a - b));
+
+    expect(await readFile(hookOut, 'utf8')).toBe('app:v2');
+
+    // the same agent from a config file (paths relative to it), the command line adding --store
+    await writeFile(join(fleet.work, 'token'), agent.token + '\n');
+    await writeFile(join(fleet.work, 'agent.json'), JSON.stringify({ servers: [fleet.url], id: 'edge-1', tokenFile: 'token', channels: ['stable'], trust: fleet.trust.map((t) => relative(fleet.work, t)), bandwidth: '1mbit' }));
+    const again = await ferry(['agent', '--config', join(fleet.work, 'agent.json'), '--store', agent.store, '--once']);
+    expect([again.code, again.stdout, again.stderr]).toEqual([0, 'up to date\n', expect.stringMatching(/^idle\s*\n$/)]);
+    await writeFile(join(fleet.work, 'bad.json'), JSON.stringify({ servers: [fleet.url], chanels: ['stable'] }));
+    const bad = await ferry(['agent', '--config', join(fleet.work, 'bad.json'), '--once']);
+    expect([bad.code, bad.stderr]).toEqual([2, expect.stringMatching(/FERRY_ERR_USAGE: .*unknown key\(s\) chanels/)]);
+  });
+
+  it('refuses a second agent on the same store', async () => {
+    const trust = await loadTrust(fleet.trust);
+    const o = { servers: [fleet.url], id: 'edge-1', token: agent.token, channels: ['stable'], trust, store: agent.store };
+    const first = await Agent.open(o);
+    try {
+      await expect(Agent.open(o)).rejects.toMatchObject({ code: 'FERRY_ERR_AGENT_RUNNING' });
+    } finally {
+      await first.close();
+    }
+    const run = await ferry([...args('edge-1', agent.token, agent.store), '--once']);
+    expect(run.code).toBe(0);
+  });
+
+  it('keeps reports made offline on disk and sends them, in order, at the next contact', async () => {
+    const second = await fleet.addAgent('edge-2');
+    const trust = await loadTrust(fleet.trust);
+    const o = { id: 'edge-2', token: second.token, channels: ['stable'], trust, store: second.store, maxBackoffSeconds: 1 };
+    const offline = await Agent.open({ ...o, servers: ['http://127.0.0.1:9'] });
+    let outcomes;
+    try {
+      outcomes = [await offline.sync(), await offline.sync()];
+    } finally {
+      await offline.close();
+    }
+    expect(outcomes.map((x) => (x.kind === 'failed' ? x.error.code : x.kind))).toEqual(['FERRY_ERR_NETWORK', 'FERRY_ERR_NETWORK']);
+    const buffered = (await ReportBuffer.open(`${second.store}/agent`, 256)).peek(256);
+    expect(buffered.map((r) => [r.state, r.error?.code])).toEqual([['failed', 'FERRY_ERR_NETWORK'], ['failed', 'FERRY_ERR_NETWORK']]);
+
+    const seen: Report[] = [];
+    const online = await Agent.open({ ...o, servers: [fleet.url], onReport: (r) => seen.push(r), onCommit: async () => { throw new Error('docker is not running'); } });
+    try {
+      await online.runOnce();
+    } finally {
+      await online.close();
+    }
+    const kept = await fleet.server.state.agents.recentReports('edge-2', 100);
+    const offlineCounters = buffered.map((r) => r.counter);
+    expect(kept.filter((r) => offlineCounters.includes(r.counter)).map((r) => r.counter).reverse()).toEqual(offlineCounters);
+    // what is left is the last state, made after the last contact (it goes at the next one)
+    expect((await ReportBuffer.open(`${second.store}/agent`, 256)).peek(256).map((r) => r.state)).toEqual(['idle']);
+    // the on-commit failure is reported; the image is installed all the same
+    expect(seen.filter((r) => r.state === 'committed').map((r) => r.error?.code ?? null)).toEqual([null, 'FERRY_ERR_AGENT_HOOK']);
+    expect((await (await Store.open(second.store)).resolve('app:v2')).configDigest).toBe(fleet.configs['app:v2']);
+  });
+});
