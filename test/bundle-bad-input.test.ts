@@ -28,6 +28,7 @@ import {
   loadBaseline,
   openBundle,
   openEnvelope,
+  packU32,
   payloadRange,
   readOps,
   signEnvelope,
@@ -436,7 +437,7 @@ describe('signed headers that lie (the signature passes, the body is malformed)'
     }
     await expectRefused('signed header without its type tag', await signedFerry('missing-type', rawMap(docFields({ type: undefined }))), {}, 'FERRY_ERR_BUNDLE_INVALID');
     await expectRefused('signed header of another type', await signedFerry('other-type', rawMap(docFields({ type: 'ferry-release' }))), {}, 'FERRY_ERR_BUNDLE_INVALID');
-    await expectRefused('signed header of format version 2', await signedFerry('version-2', rawMap(docFields({ v: 2 }))), {}, 'FERRY_ERR_BUNDLE_VERSION');
+    await expectRefused('signed header of format version 3', await signedFerry('version-3', rawMap(docFields({ v: 3 }))), {}, 'FERRY_ERR_BUNDLE_VERSION');
   });
 
   it('refuses headers whose fields disagree with each other: FERRY_ERR_BUNDLE_INVALID', async () => {
@@ -519,6 +520,28 @@ describe('payloads that lie (valid chunks, malformed ops)', () => {
     ];
     for (const [what, bytes, codes] of cases) {
       await expectRefused(`payload: ${what}`, await withFrame(`ops-${what.replace(/\W+/g, '-')}`, bytes), {}, ...codes);
+    }
+  });
+
+  it('refuses hostile reference sets (format v2 GROUP) before reading a body or decoding the frame', async () => {
+    // baseline entries of the bundle's table: one with a body over 4 KiB, one without a body
+    const table = await loadBaseline(pub, header.baseline);
+    const withBody = table.findIndex((e) => e.digest !== undefined && e.size > 4096);
+    const bodiless = table.findIndex((e) => e.digest === undefined);
+    expect(withBody).toBeGreaterThanOrEqual(0);
+    expect(bodiless).toBeGreaterThanOrEqual(0);
+    // frame bytes that are not zstd: reading them would fail with FERRY_ERR_ZSTD_CORRUPT, not the code asserted
+    const junk = Buffer.alloc(64, 0x5a);
+    const group = (set: number[], sizes = [100]): Buffer => frame([1, tarHeader({ name: 'grouped.js', size: sizes[0]! }), [6, packU32(set), packU32(sizes), junk.length]], junk, [2, Buffer.alloc(1024)]);
+    const cases: [string, Buffer, Partial<ApplyOptions>, string][] = [
+      ['a set naming an entry twice', group([withBody, withBody]), {}, 'FERRY_ERR_BUNDLE_INVALID'],
+      ['a set naming an entry past the baseline', group([table.length + 5]), {}, 'FERRY_ERR_BUNDLE_INVALID'],
+      ['a set naming an entry without a body', group([bodiless]), {}, 'FERRY_ERR_BUNDLE_INVALID'],
+      ['a set over the device\'s reference cap', group([withBody]), { maxPatchReference: 4096 }, 'FERRY_ERR_LIMIT_EXCEEDED'],
+      ['members past the layer\'s size', group([withBody], [100, 2 ** 31]), {}, 'FERRY_ERR_LIMIT_EXCEEDED'],
+    ];
+    for (const [what, bytes, opts, code] of cases) {
+      await expectRefused(`group: ${what}`, await withFrame(`group-${what.replace(/\W+/g, '-')}`, bytes), opts, code);
     }
   });
 

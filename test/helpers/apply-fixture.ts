@@ -31,8 +31,14 @@ export interface ApplyFixture {
 /** Chunk size of the fixture bundle: small, so layers span several chunks. */
 export const CHUNK = 4 * 1024;
 
+/** Options of makeApplyFixture. */
+export interface ApplyFixtureOptions {
+  /** false: the differ's single-file references (format version 1's matching) instead of reference sets. */
+  referenceSets?: boolean | undefined;
+}
+
 /** Builds the packages, the pair, the stores and the bundle (v1 -> v2, channel stable, release 2). */
-export async function makeApplyFixture(prefix: string): Promise<ApplyFixture> {
+export async function makeApplyFixture(prefix: string, opts: ApplyFixtureOptions = {}): Promise<ApplyFixture> {
   buildPackages();
   const work = await scratch(prefix);
   const layout = join(work, 'layout');
@@ -44,7 +50,7 @@ export async function makeApplyFixture(prefix: string): Promise<ApplyFixture> {
   const key = newKey();
   const trust = trustOf(key);
   const expires = Math.floor(Date.now() / 1000) + 86_400;
-  const bundle = await createBundle(pub, { from: ['app:v1'], to: 'app:v2', channel: 'stable', release: 2, expires, releaseKeys: [key], headerKeys: [key], chunkSize: CHUNK });
+  const bundle = await createBundle(pub, { from: ['app:v1'], to: 'app:v2', channel: 'stable', release: 2, expires, releaseKeys: [key], headerKeys: [key], chunkSize: CHUNK, referenceSets: opts.referenceSets });
   const ferry = join(work, 'v2.ferry');
   await writeFerryFile(ferry, bundle.signed);
   const keyFile = join(work, 'key.pub');

@@ -21,7 +21,7 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'ferry-cli-bundle-'));
   fx = await makeBundleFixture(work);
   file = join(work, 'app-v2.ferry');
-  const { run, json } = await ferryJson(['bundle', '--from', 'app:v1', '--to', 'app:v2', '--key', fx.keys.release.key, '--out', file, '--release', '100'], { store: fx.publisher });
+  const { run, json } = await ferryJson(['bundle', '--from', 'app:v1', '--to', 'app:v2', '--key', fx.keys.release.key, '--out', file, '--release', '100', '--compare-pull'], { store: fx.publisher });
   expect(run.code, run.stderr).toBe(0);
   made = json;
 });
@@ -78,13 +78,18 @@ describe('ferry bundle', () => {
 
   it('prints the id, sizes, layers and the ratio', async () => {
     const out = join(work, 'human.ferry');
-    const r = await ferry(['bundle', '--from', 'app:v1', '--to', 'app:v2', '--key', fx.keys.release.key, '--out', out], { store: fx.publisher });
+    const r = await ferry(['bundle', '--from', 'app:v1', '--to', 'app:v2', '--key', fx.keys.release.key, '--out', out, '--compare-pull'], { store: fx.publisher });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe(''); // no progress bar off a terminal
     expect(r.stdout).toMatch(/^bundle sha256:[0-9a-f]{64}$/m);
     expect(r.stdout).toMatch(/payload \d+(\.\d)? KiB \([\d,]+ bytes\) in \d+ chunks? of 64\.0 KiB, header/);
     expect(r.stdout).toMatch(/layers: \d+ rebuilt, 0 reused/);
     expect(r.stdout).toMatch(/^ {2}docker pull, full image \(\d+ layers\)\s+\d+(\.\d)? (KiB|MiB)\s+\d+x$/m);
+    // without --compare-pull no layer is gzipped, and the report says so
+    const quick = await ferry(['bundle', '--from', 'app:v1', '--to', 'app:v2', '--key', fx.keys.release.key, '--out', join(work, 'quick.ferry')], { store: fx.publisher });
+    expect(quick.code, quick.stderr).toBe(0);
+    expect(quick.stdout).toMatch(/docker pull: not measured \(--compare-pull/);
+    expect(quick.stdout).not.toMatch(/docker pull, full image/);
   });
 
   it('adds to a repository directory, skipping chunks it already holds; reuses shared layers', async () => {
@@ -100,7 +105,7 @@ describe('ferry bundle', () => {
     expect(second.json).toMatchObject({ chunksWritten: 0, chunksShared: first.json.chunks });
     expect((await readdir(join(repo, 'headers'))).length).toBe(2);
     // `other` shares v1's base layer: that layer is reused, and docker pull would skip it too
-    const other = await ferryJson<any>(['bundle', '--from', 'app:v1', '--to', 'app:other', '--key', fx.keys.release.key, '--out', join(work, 'other.ferry')], { store: fx.publisher });
+    const other = await ferryJson<any>(['bundle', '--from', 'app:v1', '--to', 'app:other', '--key', fx.keys.release.key, '--out', join(work, 'other.ferry'), '--compare-pull'], { store: fx.publisher });
     expect(other.json.reused).toBeGreaterThanOrEqual(1);
     expect(other.json.dockerPull.changedLayers.bytes).toBeLessThan(other.json.dockerPull.fullImage.bytes);
   });

@@ -4,15 +4,19 @@
  * frame; the payload is chunked and the header signed. Deterministic: the same store contents and
  * options give the same bytes.
  */
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGzip } from 'node:zlib';
 import { FerryError, PATCH_REFERENCE_MAX, isChannelName, layerStream, toFerryError, loadBaseline, parseRef, type Digest, type LayerPlan, type PrivateKey, type Progress, type StoredImage, type Store } from '@ferry/core';
-import { emitLayer, newStats, type EmitStats } from './emit.js';
-import { BaselineIndex } from './match.js';
+import { assignLayer } from './assign.js';
+import { emitLayer, frameWindowLog, newStats, type EmitContext, type EmitStats } from './emit.js';
+import { BaselineIndex, readDpkgLists } from './match.js';
 import { PatchPool } from './patch-pool.js';
 import { planLayer } from './plan.js';
+import { SketchCache } from './sketches.js';
+import { DpkgOwners } from './units.js';
 import { signBundle, type SignedBundle } from './writer.js';
 
 /** Options for createBundle. */
@@ -39,12 +43,21 @@ export interface BundleOptions {
   releaseKeys: PrivateKey[];
   headerKeys: PrivateKey[];
   chunkSize?: number | undefined;
-  /** Cap on patch references (default core's PATCH_REFERENCE_MAX, which every applier accepts). */
+  /** Cap on patch references and reference sets (default core's PATCH_REFERENCE_MAX, which every applier accepts). */
   maxPatchReference?: number | undefined;
   /** zstd level for payload frames and patches (default 19). */
   level?: number | undefined;
   /** Worker threads for patches (default: every core). */
   workers?: number | undefined;
+  /** Bytes the patch jobs running at once may need (default 256 MB; see PatchPool). */
+  memoryBudget?: number | undefined;
+  /**
+   * Measure each target layer's gzip size (what docker pull would send) for the header's reports:
+   * a full extra read and gzip of every layer, so off by default (the sizes are then 0).
+   */
+  pullSizes?: boolean | undefined;
+  /** false: patch each body against one similar file at most, as format version 1 did (for comparisons; default true). */
+  referenceSets?: boolean | undefined;
   /** Unix seconds stamped as creation time (default now; fix it for reproducible bytes). */
   created?: number | undefined;
   /** Directory for the temporary payload file (default the system temp directory). */
@@ -63,6 +76,7 @@ export interface ComputedBundle {
 }
 
 async function gzipSize(store: Store, diffId: Digest, size: number, signal?: AbortSignal): Promise<number> {
+  // only with BundleOptions.pullSizes: costs a full read and gzip of the layer
   const gz = createGzip({ level: 6 });
   let n = 0;
   const counting = (async () => {
@@ -89,6 +103,39 @@ function baselineLayers(images: StoredImage[]): Digest[] {
   return [...seen];
 }
 
+/** Peak memory of compressing a raw frame of `size` bytes at level 19 (window, tables, long-distance matcher). */
+function frameMemory(size: number): number {
+  return Math.min(size, 2 ** frameWindowLog(size)) + Math.min(90e6, 12 * size + 4e6);
+}
+
+/** Appends a file to the payload at `offset`; returns the new end. */
+async function append(out: FileHandle, offset: number, path: string): Promise<number> {
+  let pos = offset;
+  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    await out.write(c, 0, c.length, pos);
+    pos += c.length;
+  }
+  return pos;
+}
+
+/** Plans, emits and compresses one rebuilt layer into the payload; returns its frame's range. */
+async function rebuildLayer(ctx: EmitContext & { sketches: SketchCache; maxRef: number; owners: DpkgOwners; produced: Set<Digest>; dir: string; referenceSets: boolean }, diffId: Digest, out: FileHandle, offset: number): Promise<{ start: number; end: number }> {
+  const layer = await planLayer(await ctx.store.openSkeleton(diffId), ctx.index, { produced: ctx.produced, signal: ctx.signal });
+  const owners = new DpkgOwners(ctx.owners);
+  await readDpkgLists(ctx.store, layer.lists, owners);
+  const decisions = await assignLayer(layer.fresh, ctx.index, { maxPatchReference: ctx.maxRef, owners, sketches: ctx.sketches, referenceSets: ctx.referenceSets, signal: ctx.signal });
+  const raw = join(ctx.dir, 'raw');
+  const frame = join(ctx.dir, 'frame');
+  try {
+    const size = await emitLayer(ctx, layer, decisions, raw);
+    await ctx.pool.run({ kind: 'frame', raw, size, windowLog: frameWindowLog(size), out: frame }, frameMemory(size));
+    return { start: offset, end: await append(out, offset, frame) };
+  } finally {
+    await rm(raw, { force: true });
+    await rm(frame, { force: true });
+  }
+}
+
 /** Computes and signs a bundle from `from` to `to`. */
 export async function createBundle(store: Store, opts: BundleOptions): Promise<ComputedBundle> {
   const target = opts.toManifest ? await store.imageByManifest(opts.to, opts.toManifest) : await store.resolve(opts.to);
@@ -100,32 +147,33 @@ export async function createBundle(store: Store, opts: BundleOptions): Promise<C
   const baseline = [...new Set([...baselineLayers(bases), ...(opts.baselineLayers ?? [])])];
   const have = new Set(baseline);
   const entries = await loadBaseline(store, baseline);
-  const index = new BaselineIndex(entries);
+  const baseOwners = new DpkgOwners();
+  await readDpkgLists(store, entries, baseOwners);
+  const index = new BaselineIndex(entries, baseOwners);
   const level = opts.level ?? 19;
   const signal = opts.signal;
   const stats = newStats();
-  const produced = new Set<Digest>();
   const layers: LayerPlan[] = [];
   let pool: PatchPool | undefined;
   let dir: string | undefined;
   try {
     // workers and the temp directory start inside the try that ends them
-    pool = new PatchPool(store.root, level, opts.workers, signal);
+    pool = new PatchPool(store.root, level, { size: opts.workers, memoryBudget: opts.memoryBudget, signal });
     dir = await mkdtemp(join(opts.workDir ?? tmpdir(), 'ferry-bundle-'));
     const payloadFile = join(dir, 'payload');
+    const ctx = { store, pool, index, stats, signal, sketches: new SketchCache(pool), maxRef: opts.maxPatchReference ?? PATCH_REFERENCE_MAX, owners: baseOwners, produced: new Set<Digest>(), dir, referenceSets: opts.referenceSets ?? true };
     const fh = await open(payloadFile, 'w');
     let offset = 0;
     try {
       for (const [i, l] of target.layers.entries()) {
         signal?.throwIfAborted();
         opts.onProgress?.({ phase: `layer ${i + 1}/${target.layers.length}`, done: i, total: target.layers.length });
-        const gz = await gzipSize(store, l.diffId, l.size, signal);
+        const gz = opts.pullSizes ? await gzipSize(store, l.diffId, l.size, signal) : 0;
         if (have.has(l.diffId)) {
           layers.push({ diffId: l.diffId, size: l.size, mode: 'reuse', start: offset, end: offset, gzipSize: gz });
           continue;
         }
-        const ops = await planLayer(await store.openSkeleton(l.diffId), index, { maxPatchReference: opts.maxPatchReference ?? PATCH_REFERENCE_MAX, pool, produced, signal });
-        const range = await emitLayer(store, ops, fh, offset, { level, workers: Math.max(0, (opts.workers ?? 2) > 1 ? 2 : 0), signal }, stats);
+        const range = await rebuildLayer(ctx, l.diffId, fh, offset);
         offset = range.end;
         layers.push({ diffId: l.diffId, size: l.size, mode: 'rebuild', ...range, gzipSize: gz });
       }
@@ -135,6 +183,7 @@ export async function createBundle(store: Store, opts: BundleOptions): Promise<C
     }
     const now = opts.created ?? Math.floor(Date.now() / 1000);
     if (opts.expires <= now) throw new FerryError('FERRY_ERR_USAGE', 'the bundle would already be expired');
+    const b = stats.bodies;
     const signed = await signBundle({
       release: { channel: opts.channel, release: opts.release, ref: installAs, manifest: target.manifestDigest, config: target.configDigest, expires: opts.expires, created: now },
       releaseKeys: opts.releaseKeys,
@@ -145,7 +194,7 @@ export async function createBundle(store: Store, opts: BundleOptions): Promise<C
       baseline,
       layers,
       payloadFile,
-      need: stats.bodies.literal.bytes + stats.bodies.patch.bytes + stats.bodies.bsdiff.bytes + stats.entries * 256,
+      need: b.literal.bytes + b.patch.bytes + b.bsdiff.bytes + b.group.bytes + b.member.bytes + stats.entries * 256,
       chunkSize: opts.chunkSize,
       created: now,
     });

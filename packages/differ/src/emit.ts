@@ -1,147 +1,219 @@
 /**
- * Emitting planned ops as one zstd frame per layer, appended to the payload file; literal bodies
- * are read from the store as they are written (DESIGN.md section 5, docs/format.md section 5).
+ * Emitting a planned layer (docs/format.md section 5): its op records are written uncompressed to
+ * a temp file, literal bodies streamed from the store, patch and group bodies from the pool's jobs,
+ * which start in op order at most `lookahead` ahead of the writer (bounded memory whatever the layer
+ * holds). The raw stream is then compressed into the layer's payload frame by a pool job
+ * (patch-worker.ts `frame`), its window fitted to the stream's size.
  */
 import { once } from 'node:events';
-import type { FileHandle } from 'node:fs/promises';
-import type { Transform } from 'node:stream';
-import { OpWriter, payloadWindowLog, zstdCompressStream, type BodySource, type Store } from '@ferry/core';
-import type { PlannedOp } from './plan.js';
+import { createWriteStream } from 'node:fs';
+import { OpWriter, PAYLOAD_PART, payloadWindowLog, type BodySource, type Store } from '@ferry/core';
+import type { Decision, PlannedGroup } from './assign.js';
+import type { BaselineIndex } from './match.js';
+import { patchMemory, type PatchPool } from './patch-pool.js';
+import type { PatchResult } from './patch-worker.js';
+import type { FreshBody, LayerOps, PlannedOp } from './plan.js';
+import type { EmitStats } from './stats.js';
 
-/** Bytes and counts by op kind, for reports. */
-export interface EmitStats {
-  entries: number;
-  runEntries: number;
-  headerBytes: { base: number; patched: number; literal: number };
-  bodies: Record<'same' | 'copy' | 'back' | 'digest' | 'literal' | 'patch' | 'bsdiff', { files: number; bytes: number }>;
-  /** Raw data carried: literal bodies, patch-from frames and bsdiff deltas (before payload compression). */
-  literalBytes: number;
-  patchBytes: number;
-  bsdiffBytes: number;
-  /** The largest carried files: path, kind and carried bytes. */
-  top: { path: string; kind: 'literal' | 'patch' | 'bsdiff'; size: number; carried: number }[];
-}
+export { newStats, type EmitStats } from './stats.js';
 
-/** Fresh zero stats. */
-export function newStats(): EmitStats {
-  const z = () => ({ files: 0, bytes: 0 });
-  return { entries: 0, runEntries: 0, headerBytes: { base: 0, patched: 0, literal: 0 }, bodies: { same: z(), copy: z(), back: z(), digest: z(), literal: z(), patch: z(), bsdiff: z() }, literalBytes: 0, patchBytes: 0, bsdiffBytes: 0, top: [] };
-}
-
-async function readContent(store: Store, d: import('@ferry/core').Digest): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of store.openContent(d)) parts.push(c);
-  return Buffer.concat(parts);
-}
-
-async function bodySource(store: Store, op: Extract<PlannedOp, { kind: 'entry' }>, stats: EmitStats): Promise<BodySource> {
-  const b = op.body;
-  switch (b.kind) {
-    case 'none': case 'same': case 'copy': case 'back': case 'digest':
-      return b;
-    case 'literal': {
-      stats.literalBytes += b.size;
-      stats.top.push({ path: b.path, kind: 'literal', size: b.size, carried: b.size });
-      return { kind: 'literal', data: await readContent(store, b.digest) };
-    }
-    case 'patch': {
-      const r = await b.result;
-      if (r.kind === 'literal') {
-        stats.literalBytes += b.size;
-        stats.top.push({ path: b.path, kind: 'literal', size: b.size, carried: b.size });
-        return { kind: 'literal', data: await readContent(store, b.digest) };
-      }
-      stats.top.push({ path: b.path, kind: r.kind, size: b.size, carried: r.bytes.length });
-      if (r.kind === 'bsdiff') {
-        stats.bsdiffBytes += r.bytes.length;
-        return { kind: 'bsdiff', index: b.index, size: b.size, delta: r.bytes };
-      }
-      stats.patchBytes += r.bytes.length;
-      return { kind: 'patch', index: b.index, size: b.size, patch: r.bytes };
-    }
-  }
-}
-
-/** Compression of payload frames: high level, long window (DESIGN.md section 5). */
-export interface FrameOptions {
-  level: number;
-  workers: number;
-  /** Checked before every op; on abort the frame's compressor is destroyed. */
+/** What emitting needs. */
+export interface EmitContext {
+  store: Store;
+  pool: PatchPool;
+  index: BaselineIndex;
+  stats: EmitStats;
+  /** Jobs started ahead of the writer at most (default 4). */
+  lookahead?: number | undefined;
   signal?: AbortSignal | undefined;
 }
 
-/**
- * The frame's window: what its records decode to at most (carried bodies, literal headers and a
- * few bytes an op), capped by core's PAYLOAD_WINDOW_LOG_MAX, the window every applier accepts.
- */
-export function frameWindowLog(ops: PlannedOp[]): number {
-  let bytes = 0;
-  for (const op of ops) {
-    bytes += 64;
-    if (op.kind === 'entry') {
-      if (op.header.kind === 'literal') bytes += op.header.bytes.length;
-      if (op.body.kind === 'literal' || op.body.kind === 'patch') bytes += op.body.size;
-    } else if (op.kind === 'tail' || op.kind === 'patchrun') {
-      bytes += op.kind === 'tail' ? op.bytes.length : op.patch.length;
+type Job = { key: FreshBody | PlannedGroup; start: () => Promise<PatchResult>; result?: Promise<PatchResult> };
+
+/** Jobs in op order, started at most `lookahead` ahead of the one consumed. */
+class JobQueue {
+  private readonly jobs: Job[] = [];
+  private readonly at = new Map<FreshBody | PlannedGroup, number>();
+  private consumed = 0;
+
+  constructor(private readonly lookahead: number) {}
+
+  add(job: Job): void {
+    this.at.set(job.key, this.jobs.length);
+    this.jobs.push(job);
+  }
+
+  /** The result of `key`'s job; starts it and the next ones up to the lookahead. */
+  async take(key: FreshBody | PlannedGroup): Promise<PatchResult> {
+    const i = this.at.get(key)!;
+    this.consumed = i;
+    for (let j = i; j < Math.min(this.jobs.length, i + this.lookahead); j++) this.startAt(j);
+    const r = await this.jobs[i]!.result!;
+    this.jobs[i] = { key, start: this.jobs[i]!.start }; // drop the result once taken
+    return r;
+  }
+
+  private startAt(j: number): void {
+    const job = this.jobs[j]!;
+    if (job.result) return;
+    job.result = job.start();
+    job.result.catch(() => {}); // awaited by take
+  }
+
+  /** Starts the first jobs before writing begins. */
+  prime(): void {
+    for (let j = this.consumed; j < Math.min(this.jobs.length, this.lookahead); j++) this.startAt(j);
+  }
+}
+
+function jobsOf(ctx: EmitContext, layer: LayerOps, decisions: Map<FreshBody, Decision>, lookahead: number): JobQueue {
+  const q = new JobQueue(lookahead);
+  const seen = new Set<PlannedGroup>();
+  for (const f of layer.fresh) {
+    const d = decisions.get(f)!;
+    if (d.kind === 'delta') {
+      const ref = ctx.index.entries[d.ref]!;
+      const cost = Math.max(patchMemory(ref.size, f.size), 9 * ref.size + 2 * f.size);
+      q.add({ key: f, start: () => ctx.pool.run({ kind: 'delta', ref: { digest: ref.digest!, size: ref.size }, target: { digest: f.digest, size: f.size } }, cost) });
+    } else if (d.kind === 'group' && !seen.has(d.group)) {
+      const g = d.group;
+      seen.add(g);
+      const set = [...g.set.map((i) => ({ digest: ctx.index.entries[i]!.digest!, size: ctx.index.entries[i]!.size })), ...g.earlier.map((e) => ({ digest: e.digest, size: e.size }))];
+      q.add({ key: g, start: () => ctx.pool.run({ kind: 'group', set, members: g.members.map((m) => ({ digest: m.digest, size: m.size })) }, patchMemory(g.setBytes, g.bytes)) });
     }
   }
-  return payloadWindowLog(bytes);
+  return q;
 }
 
 /**
- * Writes one layer's ops as a zstd frame at the end of `out`; returns the frame's byte range.
+ * Re-cuts a body stream into records of exactly PAYLOAD_PART bytes (the last may be shorter),
+ * whatever the store's chunking. The buffer yielded is reused: the writer copies each record.
  */
-export async function emitLayer(store: Store, ops: PlannedOp[], out: FileHandle, offset: number, frame: FrameOptions, stats: EmitStats): Promise<{ start: number; end: number }> {
-  const z = zstdCompressStream({ compressionLevel: frame.level, windowLog: frameWindowLog(ops), enableLongDistanceMatching: true, checksumFlag: true, nbWorkers: frame.workers });
-  let pos = offset;
-  const drain = (async () => {
-    for await (const c of z as AsyncIterable<Buffer>) {
-      await out.write(c, 0, c.length, pos);
-      pos += c.length;
-    }
-  })();
-  // a failed write of the output (ENOSPC) stops the ops at once, instead of a wait for 'drain'
-  const halt = new AbortController();
-  drain.catch((err: unknown) => halt.abort(err));
-  const w = new OpWriter(z);
-  try {
-    await writeOps(store, ops, w, z, frame.signal ? AbortSignal.any([frame.signal, halt.signal]) : halt.signal, stats);
-  } catch (err) {
-    z.destroy();
-    await drain.catch(() => {});
-    throw halt.signal.aborted ? halt.signal.reason : err;
-  }
-  z.end();
-  await drain;
-  return { start: offset, end: pos };
-}
-
-async function writeOps(store: Store, ops: PlannedOp[], w: OpWriter, z: Transform, signal: AbortSignal, stats: EmitStats): Promise<void> {
-  for (const op of ops) {
-    signal.throwIfAborted();
-    if (op.kind === 'run') {
-      w.run(op.start, op.count);
-      stats.runEntries += op.count;
-      stats.entries += op.count;
-    } else if (op.kind === 'patchrun') {
-      w.patchRun(op.start, op.count, op.patch);
-      stats.runEntries += op.count;
-      stats.entries += op.count;
-      stats.headerBytes.patched += op.patch.length;
-    } else if (op.kind === 'entry') {
-      const body = await bodySource(store, op, stats);
-      w.entry(op.header, body, op.pad);
-      stats.entries++;
-      const hb = op.header.kind === 'literal' ? op.header.bytes.length : op.header.kind === 'patched' ? op.header.patch.length : 0;
-      stats.headerBytes[op.header.kind === 'base' ? 'base' : op.header.kind] += hb;
-      if (body.kind !== 'none') {
-        const key = body.kind;
-        stats.bodies[key].files++;
-        stats.bodies[key].bytes += body.kind === 'literal' ? body.data.length : body.kind === 'patch' || body.kind === 'bsdiff' ? body.size : 0;
+async function* parts(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const buf = Buffer.allocUnsafe(PAYLOAD_PART);
+  let n = 0;
+  for await (const c of source) {
+    let off = 0;
+    while (off < c.length) {
+      const take = Math.min(PAYLOAD_PART - n, c.length - off);
+      buf.set(c.subarray(off, off + take), n);
+      n += take;
+      off += take;
+      if (n === PAYLOAD_PART) {
+        yield buf;
+        n = 0;
       }
-    } else {
-      w.tail(op.bytes);
     }
-    if (z.writableNeedDrain) await once(z, 'drain', { signal });
   }
+  if (n > 0) yield buf.subarray(0, n);
+}
+
+/** Per-layer state of the writer: which groups were opened, and which travel as literals. */
+interface GroupState {
+  opened: Map<PlannedGroup, number>;
+  literal: Set<PlannedGroup>;
+  count: number;
+}
+
+/** The body record of a fresh entry, and the literal (if any) to stream after it. */
+async function freshBody(ctx: EmitContext, q: JobQueue, f: FreshBody, d: Decision, gs: GroupState): Promise<{ body: BodySource; literal?: FreshBody }> {
+  const s = ctx.stats;
+  const literal = (): { body: BodySource; literal: FreshBody } => {
+    s.literalBytes += f.size;
+    s.top.push({ path: f.path, kind: 'literal', size: f.size, carried: f.size });
+    return { body: { kind: 'literal', size: f.size }, literal: f };
+  };
+  if (d.kind === 'literal') return literal();
+  if (d.kind === 'delta') {
+    const r = await q.take(f);
+    if (r.job !== 'delta' || r.kind === 'literal') return literal();
+    s.top.push({ path: f.path, kind: r.kind, size: f.size, carried: r.bytes.length });
+    if (r.kind === 'bsdiff') {
+      s.bsdiffBytes += r.bytes.length;
+      return { body: { kind: 'bsdiff', index: d.ref, size: f.size, delta: r.bytes } };
+    }
+    s.patchBytes += r.bytes.length;
+    return { body: { kind: 'patch', index: d.ref, size: f.size, patch: r.bytes } };
+  }
+  const g = d.group;
+  if (gs.literal.has(g)) return literal();
+  const seq = gs.opened.get(g);
+  if (seq !== undefined) return { body: { kind: 'member', d: gs.count - 1 - seq } };
+  const r = await q.take(g);
+  if (r.job !== 'group' || !r.frame) {
+    gs.literal.add(g);
+    return literal();
+  }
+  gs.opened.set(g, gs.count++);
+  s.groupBytes += r.frame.length;
+  s.groups.push({ unit: g.unit, head: f.path, files: g.members.length, setFiles: g.set.length + g.earlier.length, setBytes: g.setBytes, bytes: g.bytes, frame: r.frame.length, covered: g.total === 0 ? 0 : g.covered / g.total });
+  for (const m of g.members) s.top.push({ path: m.path, kind: 'group', size: m.size, carried: Math.round((r.frame.length * m.size) / g.bytes) });
+  return { body: { kind: 'group', set: g.set, earlier: g.earlier.map((e) => f.pos - e.pos), sizes: g.members.map((m) => m.size), n: r.frame.length, frame: r.frame } };
+}
+
+function countEntry(s: EmitStats, op: Extract<PlannedOp, { kind: 'entry' }>, body: BodySource, size: number): void {
+  s.entries++;
+  const hb = op.header.kind === 'literal' ? op.header.bytes.length : op.header.kind === 'patched' ? op.header.patch.length : 0;
+  s.headerBytes[op.header.kind === 'base' ? 'base' : op.header.kind] += hb;
+  if (body.kind === 'none') return;
+  s.bodies[body.kind].files++;
+  if (body.kind === 'literal' || body.kind === 'patch' || body.kind === 'bsdiff' || body.kind === 'group' || body.kind === 'member') s.bodies[body.kind].bytes += size;
+}
+
+/**
+ * Writes one layer's ops, uncompressed, to `rawPath`; returns its size. The caller compresses it
+ * into the payload frame (a `frame` pool job).
+ */
+export async function emitLayer(ctx: EmitContext, layer: LayerOps, decisions: Map<FreshBody, Decision>, rawPath: string): Promise<number> {
+  const q = jobsOf(ctx, layer, decisions, ctx.lookahead ?? 4);
+  q.prime();
+  const out = createWriteStream(rawPath);
+  const closed = once(out, 'close');
+  closed.catch(() => {}); // a write error surfaces at the next drain wait or at the end
+  const w = new OpWriter(out);
+  const gs: GroupState = { opened: new Map(), literal: new Set(), count: 0 };
+  const s = ctx.stats;
+  try {
+    for (const op of layer.ops) {
+      ctx.signal?.throwIfAborted();
+      if (op.kind === 'run') {
+        w.run(op.start, op.count);
+        s.runEntries += op.count;
+        s.entries += op.count;
+      } else if (op.kind === 'patchrun') {
+        w.patchRun(op.start, op.count, op.patch);
+        s.runEntries += op.count;
+        s.entries += op.count;
+        s.headerBytes.patched += op.patch.length;
+      } else if (op.kind === 'entry') {
+        const b = op.body.kind === 'fresh' ? await freshBody(ctx, q, op.body.fresh, decisions.get(op.body.fresh)!, gs) : { body: op.body as BodySource };
+        w.entry(op.header, b.body, op.pad);
+        countEntry(s, op, b.body, op.body.kind === 'fresh' ? op.body.fresh.size : 0);
+        if (b.literal) {
+          for await (const p of parts(ctx.store.openContent(b.literal.digest, { maxSize: b.literal.size }))) {
+            w.part(p);
+            if (out.writableNeedDrain) await once(out, 'drain');
+          }
+        }
+      } else {
+        w.tail(op.bytes);
+      }
+      if (out.writableNeedDrain) await once(out, 'drain');
+    }
+  } catch (err) {
+    out.destroy();
+    await closed.catch(() => {});
+    throw err;
+  }
+  out.end();
+  await closed;
+  return out.bytesWritten;
+}
+
+/**
+ * The window a layer's payload frame is written with: fitted to the `rawSize` bytes the frame
+ * decodes to, capped by core's PAYLOAD_WINDOW_LOG_MAX (the window every applier accepts).
+ */
+export function frameWindowLog(rawSize: number): number {
+  return payloadWindowLog(rawSize);
 }

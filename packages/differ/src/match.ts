@@ -1,18 +1,21 @@
 /**
- * Matching target files to baseline sources (DESIGN.md section 5): exact content anywhere in the
- * baseline, else a similar file to patch from: same path, else the same path with version numbers
- * normalised, else the same basename with a similar size.
+ * Lookup tables over the baseline (DESIGN.md section 5, "Matching"): exact content anywhere in the
+ * baseline; a single similar file (same path, same path with version numbers normalised, same
+ * basename with a similar size); and every body of a unit (package or directory, units.ts), from
+ * which reference sets are drawn.
  */
-import { normalizePath, type BaselineEntry, type Digest } from '@ferry/core';
+import { normalizePath, type BaselineEntry, type Digest, type Store } from '@ferry/core';
+import { DpkgOwners, basename, dpkgListPackage, dpkgListPaths, unitOf, versionless } from './units.js';
 
-/** Version numbers in paths (`foo-1.2.3`, `python3.11`, `libssl.so.3`) collapse to `#`. */
-export function versionless(path: string): string {
-  return path.replace(/\d+(?:[._~+-]\d+)*/g, '#');
-}
 
-function basename(path: string): string {
-  const i = path.lastIndexOf('/');
-  return i === -1 ? path : path.slice(i + 1);
+/** Reads the dpkg file lists among `entries` (bodies from the store) into `owners`. */
+export async function readDpkgLists(store: Store, entries: Iterable<{ path: string; digest?: Digest | undefined; size: number }>, owners: DpkgOwners): Promise<void> {
+  for (const e of entries) {
+    const pkg = dpkgListPackage(e.path);
+    // a list is text of a few KB to a few MB; larger ones are not lists
+    if (pkg === undefined || !e.digest || e.size > 64 * 1024 * 1024) continue;
+    owners.add(pkg, dpkgListPaths(await store.readContent(e.digest, e.size)));
+  }
 }
 
 /** Lookup tables over the baseline entry table. */
@@ -21,19 +24,24 @@ export class BaselineIndex {
   private readonly byPath = new Map<string, number>();
   private readonly byVersionless = new Map<string, number>();
   private readonly byBasename = new Map<string, number[]>();
+  private readonly byUnit = new Map<string, number[]>();
 
-  constructor(readonly entries: BaselineEntry[]) {
+  /** `owners`: the baseline's dpkg file lists (readDpkgLists), for Debian package units. */
+  constructor(
+    readonly entries: BaselineEntry[],
+    readonly owners = new DpkgOwners(),
+  ) {
     entries.forEach((e, i) => {
       const p = normalizePath(e.path);
       // later layers win: a path's newest version is the one the device sees
       this.byPath.set(p, i);
       if (!e.digest) return;
-      if (!this.byDigest.has(e.digest)) this.byDigest.set(e.digest, i);
+      const first = !this.byDigest.has(e.digest);
+      if (first) this.byDigest.set(e.digest, i);
       this.byVersionless.set(versionless(p), i);
-      const b = basename(p);
-      const list = this.byBasename.get(b);
-      if (list) list.push(i);
-      else this.byBasename.set(b, [i]);
+      push(this.byBasename, basename(p), i);
+      // one entry per distinct body: a reference set never needs the same bytes twice
+      if (first && e.size > 0) push(this.byUnit, unitOf(p, owners), i);
     });
   }
 
@@ -45,6 +53,11 @@ export class BaselineIndex {
   /** The newest baseline entry at this path. */
   path(p: string): number | undefined {
     return this.byPath.get(normalizePath(p));
+  }
+
+  /** Entries with distinct bodies in a unit (units.ts), in baseline order. */
+  unit(key: string): readonly number[] {
+    return this.byUnit.get(key) ?? [];
   }
 
   /**
@@ -75,4 +88,10 @@ export class BaselineIndex {
     }
     return best;
   }
+}
+
+function push<K>(m: Map<K, number[]>, k: K, v: number): void {
+  const list = m.get(k);
+  if (list) list.push(v);
+  else m.set(k, [v]);
 }

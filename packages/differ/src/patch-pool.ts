@@ -1,25 +1,64 @@
-/** A pool of patch workers, one per core by default; results do not depend on scheduling. */
+/**
+ * A pool of patch workers (patch-worker.ts), one per core by default. Jobs start in the order they
+ * are asked for, while a worker is idle and the memory they are estimated to need fits the pool's
+ * budget (one job always may run, whatever its estimate), so two large patches never run at once
+ * on a small publisher. Results do not depend on scheduling.
+ */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { FerryError, compiledSibling, type Digest } from '@ferry/core';
+import { FerryError, PATCH_ONE_SHOT_REFERENCE, compiledSibling } from '@ferry/core';
 import type { PatchJob, PatchResult } from './patch-worker.js';
+
+/** A job without the fields the pool fills in. */
+export type PoolJob = PatchJob extends infer J ? (J extends PatchJob ? Omit<J, 'id' | 'root' | 'level'> : never) : never;
+
+/**
+ * Peak memory of compressing `target` bytes against `reference` bytes at a high level: both
+ * buffers, zstd's copy of the reference, its match tables (up to ~80 MB at level 19, twice on the
+ * long path of references over PATCH_ONE_SHOT_REFERENCE) and the output (measured in a worker:
+ * about 210 MB for a 7.5 MB reference on the long path).
+ */
+export function patchMemory(reference: number, target: number): number {
+  const tables = reference <= PATCH_ONE_SHOT_REFERENCE ? Math.min(80e6, 12 * (reference + target) + 4e6) : 180e6;
+  return 2 * reference + 2 * target + tables;
+}
+
+interface Queued {
+  job: PatchJob;
+  cost: number;
+  resolve: (r: PatchResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Options of a pool. */
+export interface PatchPoolOptions {
+  /** Worker threads (default: every core). */
+  size?: number | undefined;
+  /** Bytes the running jobs' estimates may add up to (default 256 MB). */
+  memoryBudget?: number | undefined;
+  /** Fails every job, running or queued, with FERRY_ERR_ABORTED when it fires. */
+  signal?: AbortSignal | undefined;
+}
 
 export class PatchPool {
   private readonly workers: Worker[] = [];
   private readonly idle: Worker[] = [];
-  private readonly queue: { job: PatchJob; resolve: (r: PatchResult) => void; reject: (e: unknown) => void }[] = [];
-  private readonly pending = new Map<number, { resolve: (r: PatchResult) => void; reject: (e: unknown) => void }>();
+  private readonly queue: Queued[] = [];
+  private readonly running = new Map<number, Queued>();
+  private readonly budget: number;
+  private inUse = 0;
   private nextId = 0;
+  private broken: unknown;
 
-  /** `signal` fails every job, sent or queued, with FERRY_ERR_ABORTED when it fires. */
   constructor(
     private readonly root: string,
     private readonly level: number,
-    size = availableParallelism(),
-    signal?: AbortSignal,
+    opts: PatchPoolOptions = {},
   ) {
+    this.budget = opts.memoryBudget ?? 256e6;
+    const signal = opts.signal;
     signal?.addEventListener('abort', () => this.fail(new FerryError('FERRY_ERR_ABORTED', 'aborted', { cause: signal.reason })), { once: true });
-    for (let i = 0; i < Math.max(1, size); i++) {
+    for (let i = 0; i < Math.max(1, opts.size ?? availableParallelism()); i++) {
       const w = new Worker(compiledSibling(import.meta.url, 'patch-worker'));
       w.on('message', (r: PatchResult) => this.done(w, r));
       w.on('error', (err) => this.fail(err));
@@ -28,20 +67,18 @@ export class PatchPool {
     }
   }
 
-  private broken: unknown;
-
-  /** A worker died: every job, sent or queued, fails, and so does every later one. */
+  /** A worker died: every job, running or queued, fails, and so does every later one. */
   private fail(err: unknown): void {
     this.broken ??= err instanceof FerryError ? err : new FerryError('FERRY_ERR_INTERNAL', `a patch worker failed: ${(err as Error).message ?? String(err)}`, { cause: err });
-    for (const p of this.pending.values()) p.reject(this.broken);
-    for (const q of this.queue) q.reject(this.broken);
-    this.pending.clear();
+    for (const p of [...this.running.values(), ...this.queue]) p.reject(this.broken);
+    this.running.clear();
     this.queue.length = 0;
   }
 
   private done(w: Worker, r: PatchResult): void {
-    const p = this.pending.get(r.id);
-    this.pending.delete(r.id);
+    const p = this.running.get(r.id);
+    this.running.delete(r.id);
+    if (p) this.inUse -= p.cost;
     if (r.error) p?.reject(new FerryError('FERRY_ERR_INTERNAL', `patch worker failed: ${r.error}`));
     else p?.resolve(r);
     this.idle.push(w);
@@ -50,18 +87,21 @@ export class PatchPool {
 
   private pump(): void {
     while (this.idle.length > 0 && this.queue.length > 0) {
-      const w = this.idle.pop()!;
-      const { job, resolve, reject } = this.queue.shift()!;
-      this.pending.set(job.id, { resolve, reject });
-      w.postMessage(job);
+      const next = this.queue[0]!;
+      if (this.running.size > 0 && this.inUse + next.cost > this.budget) return;
+      this.queue.shift();
+      this.inUse += next.cost;
+      this.running.set(next.job.id, next);
+      if (process.env.FERRY_DEBUG_POOL) process.stderr.write(`${Date.now()} start ${next.job.kind} ${next.job.id} cost ${(next.cost / 1e6).toFixed(0)} inUse ${(this.inUse / 1e6).toFixed(0)} rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} heap ${(process.memoryUsage().heapUsed / 1e6).toFixed(0)} ab ${(process.memoryUsage().arrayBuffers / 1e6).toFixed(0)}\n`);
+      this.idle.pop()!.postMessage(next.job);
     }
   }
 
-  /** The cheapest encoding of `target` against `ref`: patch-from, bsdiff, or the literal. */
-  patch(ref: Digest, target: Digest): Promise<PatchResult> {
+  /** Runs a job whose peak memory is estimated at `cost` bytes. */
+  run(job: PoolJob, cost: number): Promise<PatchResult> {
     return new Promise((resolve, reject) => {
       if (this.broken) return reject(this.broken);
-      this.queue.push({ job: { id: this.nextId++, root: this.root, ref, target, level: this.level }, resolve, reject });
+      this.queue.push({ job: { ...job, id: this.nextId++, root: this.root, level: this.level } as PatchJob, cost, resolve, reject });
       this.pump();
     });
   }

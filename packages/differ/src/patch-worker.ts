@@ -1,66 +1,170 @@
 /**
- * Worker thread computing one patch: zstd patch-from and bsdiff of a target content against a
- * reference content, and the literal, each costed as the bytes it would take on the link at the
- * job's zstd level (DESIGN.md section 5, "Encoding cost": chosen per file by size; a patch is kept
- * only when smaller than the literal). bsdiff is tried for references up to BSDIFF_MAX_REFERENCE.
+ * Worker thread of the patch pool. Jobs costed as the bytes the link pays at the job's zstd level
+ * (DESIGN.md section 5, "Encoding cost"), and the sketches matching needs (sketch.ts):
+ * - `delta`: one target against one reference: zstd patch-from, bsdiff (references up to
+ *   BSDIFF_MAX_REFERENCE) or the literal, whichever costs least;
+ * - `group`: several targets as one patch-from frame against a reference set (docs/format.md
+ *   section 5.3), or null when compressing them as literals would cost less;
+ * - `frame`: a layer's raw op stream (a temp file) compressed into its payload frame;
+ * - `sketch`: a body's sketch, and whether it looks binary.
+ * Bodies are read from the store by digest, so only digests cross the thread boundary.
  */
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { parentPort } from 'node:worker_threads';
-import { Store, canPatchFrom, zstdCompress, zstdPatchEncode, type Digest } from '@ferry/core';
+import { Store, canPatchFrom, zstdCompress, zstdCompressSized, zstdPatchEncode, type Digest } from '@ferry/core';
 import { BSDIFF_MAX_REFERENCE, bsdiff } from './delta/bsdiff.js';
+import { Sketcher, looksBinary } from './sketch.js';
 
-/** A patch job. */
-export interface PatchJob {
-  id: number;
-  root: string;
-  ref: Digest;
-  target: Digest;
-  level: number;
+/** A body named by digest, with its size. */
+export interface BodyRef {
+  digest: Digest;
+  size: number;
 }
 
+/** A job for the pool. */
+export type PatchJob =
+  | { kind: 'delta'; id: number; root: string; level: number; ref: BodyRef; target: BodyRef }
+  | { kind: 'group'; id: number; root: string; level: number; set: BodyRef[]; members: BodyRef[] }
+  | { kind: 'frame'; id: number; level: number; raw: string; size: number; windowLog: number; out: string }
+  | { kind: 'sketch'; id: number; root: string; body: BodyRef };
+
 /**
- * The cheapest encoding of a target: a zstd patch-from frame, a raw bsdiff delta (compressed later
- * by the payload frame), or the literal (read from the store when emitted, so no bytes here).
+ * The cheapest encoding of a delta job's target: a zstd patch-from frame, a raw bsdiff delta
+ * (compressed later by the payload frame), or the literal (read from the store when emitted).
  */
 export type PatchChoice = { kind: 'literal'; bytes: null } | { kind: 'patch' | 'bsdiff'; bytes: Uint8Array };
 
-/** A patch result: the winner, and the compressed literal size it was measured against. */
-export type PatchResult = PatchChoice & {
-  id: number;
-  literalSize: number;
-  error?: string;
-};
+/** A job's result. */
+export type PatchResult = { id: number; error?: string } & (
+  | ({ job: 'delta' } & PatchChoice)
+  /** `frame` null: the members cost less as literals than `literalEstimate`. */
+  | { job: 'group'; frame: Uint8Array | null; literalEstimate: number }
+  | { job: 'frame'; bytes: number }
+  | { job: 'sketch'; sketch: Uint32Array; binary: boolean }
+);
+
+/**
+ * A literal's cost in the payload frame, estimated cheaply: zstd level 3 alone, scaled by what
+ * level 19 with the layer's long window typically saves over it on code and text.
+ */
+const LITERAL_ESTIMATE_SCALE = 0.8;
+
+function literalEstimate(bytes: Uint8Array): number {
+  return Math.ceil(zstdCompress(bytes, { compressionLevel: 3 }).length * LITERAL_ESTIMATE_SCALE);
+}
 
 const stores = new Map<string, Promise<Store>>();
 
-async function load(store: Store, d: Digest): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of store.openContent(d)) parts.push(c);
-  return Buffer.concat(parts);
+async function storeAt(root: string): Promise<Store> {
+  let s = stores.get(root);
+  if (!s) stores.set(root, (s = Store.open(root)));
+  return s;
 }
 
-async function run(job: PatchJob): Promise<PatchResult> {
-  let s = stores.get(job.root);
-  if (!s) stores.set(job.root, (s = Store.open(job.root)));
-  const store = await s;
-  const [ref, target] = await Promise.all([load(store, job.ref), load(store, job.target)]);
-  const literalSize = zstdCompress(target, { compressionLevel: job.level }).length;
+/**
+ * Two buffers per worker, grown as needed and reused by every job: allocating tens of MB per job
+ * left the C heap fragmented, and the process's RSS grew job after job.
+ */
+const scratch: Buffer[] = [Buffer.alloc(0), Buffer.alloc(0)];
+
+/** The bodies concatenated into scratch buffer `slot`, as a view of exactly their total size. */
+async function concat(store: Store, bodies: BodyRef[], slot: 0 | 1): Promise<Buffer> {
+  const size = bodies.reduce((a, b) => a + b.size, 0);
+  if (scratch[slot]!.length < size) scratch[slot] = Buffer.allocUnsafeSlow(Math.ceil(size / 2 ** 20) * 2 ** 20);
+  const out = scratch[slot]!.subarray(0, size);
+  let at = 0;
+  for (const b of bodies) for await (const c of store.openContent(b.digest, { maxSize: b.size })) at += c.copy(out, at);
+  if (at !== out.length) throw new Error('a body is shorter than its size');
+  return out;
+}
+
+async function delta(job: Extract<PatchJob, { kind: 'delta' }>): Promise<PatchResult> {
+  const store = await storeAt(job.root);
+  const [ref, target] = await Promise.all([concat(store, [job.ref], 0), concat(store, [job.target], 1)]);
   let best: PatchChoice = { kind: 'literal', bytes: null };
-  let cost = literalSize;
+  let cost = literalEstimate(target);
   if (canPatchFrom(ref, target.length)) {
     const patch = zstdPatchEncode(ref, target, job.level);
     if (patch.length < cost) [best, cost] = [{ kind: 'patch', bytes: patch }, patch.length];
   }
   if (ref.length > 0 && ref.length <= BSDIFF_MAX_REFERENCE) {
-    const delta = bsdiff(ref, target);
-    const size = zstdCompress(delta, { compressionLevel: job.level }).length;
-    if (size < cost) [best, cost] = [{ kind: 'bsdiff', bytes: delta }, size];
+    const d = bsdiff(ref, target);
+    const size = zstdCompress(d, { compressionLevel: job.level }).length;
+    if (size < cost) [best, cost] = [{ kind: 'bsdiff', bytes: d }, size];
   }
-  return { id: job.id, ...best, literalSize };
+  return { id: job.id, job: 'delta', ...best };
+}
+
+async function group(job: Extract<PatchJob, { kind: 'group' }>): Promise<PatchResult> {
+  const store = await storeAt(job.root);
+  const [ref, target] = await Promise.all([concat(store, job.set, 0), concat(store, job.members, 1)]);
+  const estimate = literalEstimate(target);
+  if (!canPatchFrom(ref, target.length)) return { id: job.id, job: 'group', frame: null, literalEstimate: estimate };
+  const frame = zstdPatchEncode(ref, target, job.level);
+  return { id: job.id, job: 'group', frame: frame.length < estimate ? frame : null, literalEstimate: estimate };
+}
+
+async function frame(job: Extract<PatchJob, { kind: 'frame' }>): Promise<PatchResult> {
+  const out = await open(job.out, 'w');
+  let bytes = 0;
+  try {
+    const z = zstdCompressSized(createReadStream(job.raw, { highWaterMark: 1 << 20 }), job.size, { level: job.level, windowLog: job.windowLog, longDistanceMatching: true, checksum: true });
+    for await (const c of z) {
+      await out.write(c, 0, c.length, bytes);
+      bytes += c.length;
+    }
+  } finally {
+    await out.close();
+  }
+  return { id: job.id, job: 'frame', bytes };
+}
+
+async function sketch(job: Extract<PatchJob, { kind: 'sketch' }>): Promise<PatchResult> {
+  const store = await storeAt(job.root);
+  const s = new Sketcher();
+  let head: Uint8Array | undefined;
+  for await (const c of store.openContent(job.body.digest, { maxSize: job.body.size, verify: false })) {
+    head ??= c;
+    s.update(c);
+  }
+  return { id: job.id, job: 'sketch', sketch: s.digest(), binary: head !== undefined && looksBinary(head) };
+}
+
+async function run(job: PatchJob): Promise<PatchResult> {
+  if (job.kind === 'delta') return delta(job);
+  if (job.kind === 'group') return group(job);
+  if (job.kind === 'sketch') return sketch(job);
+  return frame(job);
+}
+
+/**
+ * The garbage collector, called after each patch job and every SKETCH_GC_BYTES of sketched bodies:
+ * zstd contexts and body buffers live outside the JS heap, and V8 left several jobs' worth
+ * (hundreds of MB) uncollected between jobs.
+ */
+setFlagsFromString('--expose-gc');
+const collect = runInNewContext('gc') as () => void;
+const SKETCH_GC_BYTES = 16 * 1024 * 1024;
+let sketched = 0;
+
+/** Collects garbage when due, then lets the event loop run the finalizers that free native memory. */
+async function collectAfter(job: PatchJob): Promise<void> {
+  if (job.kind === 'sketch') {
+    sketched += job.body.size;
+    if (sketched < SKETCH_GC_BYTES) return;
+  }
+  sketched = 0;
+  collect();
+  await new Promise((resolve) => setImmediate(resolve));
 }
 
 parentPort?.on('message', (job: PatchJob) => {
-  run(job).then(
+  run(job).finally(() => collectAfter(job)).then(
+    // results are copied, not transferred: small Buffers share Node's pool ArrayBuffer
     (r) => parentPort!.postMessage(r),
-    (err: unknown) => parentPort!.postMessage({ id: job.id, kind: 'literal', bytes: null, literalSize: 0, error: String((err as Error).message ?? err) }),
+    (err: unknown) => parentPort!.postMessage({ id: job.id, job: job.kind, error: String((err as Error).message ?? err) }),
   );
 });

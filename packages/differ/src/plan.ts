@@ -1,12 +1,21 @@
 /**
  * Planning one rebuilt layer: every target entry becomes a run of baseline entries, or an entry op
  * whose header and body are sourced as cheaply as the baseline allows (DESIGN.md section 5,
- * "Encoding cost"). Patch candidates are computed in the worker pool while planning goes on.
+ * "Encoding cost"). Bodies the baseline does not hold are left `fresh`: assign.ts decides how each
+ * travels once the whole layer is known.
  */
 import { diffBytes, diffRanges, encodePatch, headerBlockOffsets, patchBytes, recomputeChecksums, splitRaw, type Digest, type HeaderSource, type SkeletonReader } from '@ferry/core';
 import type { BaselineIndex } from './match.js';
-import type { PatchPool } from './patch-pool.js';
-import type { PatchChoice } from './patch-worker.js';
+import { dpkgListPackage } from './units.js';
+
+/** A body the baseline does not hold, in tar order within its layer. */
+export interface FreshBody {
+  digest: Digest;
+  size: number;
+  path: string;
+  /** The entry's position in its layer (reference sets name earlier entries by distance). */
+  pos: number;
+}
 
 /** A planned body. */
 export type PlannedBody =
@@ -15,8 +24,7 @@ export type PlannedBody =
   | { kind: 'copy'; index: number }
   | { kind: 'back'; k: number }
   | { kind: 'digest'; digest: Digest }
-  | { kind: 'literal'; digest: Digest; size: number; path: string }
-  | { kind: 'patch'; index: number; digest: Digest; size: number; path: string; result: Promise<PatchChoice> };
+  | { kind: 'fresh'; fresh: FreshBody };
 
 /** A planned op. */
 export type PlannedOp =
@@ -27,12 +35,17 @@ export type PlannedOp =
 
 /** Planning options. */
 export interface PlanOptions {
-  maxPatchReference: number;
-  pool: PatchPool;
   /** Contents produced by earlier layers of this bundle (grows as layers are planned). */
   produced: Set<Digest>;
   /** Checked before every entry. */
   signal?: AbortSignal | undefined;
+}
+
+/** A planned layer: its ops, its fresh bodies in tar order, and its dpkg file lists (units.ts). */
+export interface LayerOps {
+  ops: PlannedOp[];
+  fresh: FreshBody[];
+  lists: { path: string; digest?: Digest | undefined; size: number }[];
 }
 
 function allZero(b: Buffer): boolean {
@@ -92,15 +105,17 @@ function headerSource(index: BaselineIndex, base: number | undefined, header: Bu
 }
 
 /** Plans a layer from its target skeleton. */
-export async function planLayer(skeleton: SkeletonReader, index: BaselineIndex, opts: PlanOptions): Promise<PlannedOp[]> {
+export async function planLayer(skeleton: SkeletonReader, index: BaselineIndex, opts: PlanOptions): Promise<LayerOps> {
   const ops: PlannedOp[] = [];
   const seen = new Map<Digest, number>();
-  const fresh: Digest[] = [];
+  const fresh: FreshBody[] = [];
+  const lists: LayerOps['lists'] = [];
   let pos = 0;
   let prevSize = 0;
   let nextBase = 0;
   for await (const e of skeleton.entries) {
     opts.signal?.throwIfAborted();
+    if (dpkgListPackage(e.path) !== undefined) lists.push({ path: e.path, digest: e.digest, size: e.size });
     const { pad, header } = splitRaw(e.raw, prevSize);
     const pathBase = index.path(e.path);
     const exact = [nextBase, pathBase].find((i) => i !== undefined && i < index.entries.length && index.entries[i]!.header.equals(header) && index.entries[i]!.digest === e.digest);
@@ -130,11 +145,11 @@ export async function planLayer(skeleton: SkeletonReader, index: BaselineIndex, 
     prevSize = e.size;
   }
   ops.push({ kind: 'tail', bytes: skeleton.trailer().tail });
-  for (const d of fresh) opts.produced.add(d);
-  return ops;
+  for (const f of fresh) opts.produced.add(f.digest);
+  return { ops, fresh, lists };
 }
 
-function planBody(digest: Digest | undefined, size: number, path: string, hs: HeaderSource, index: BaselineIndex, seen: Map<Digest, number>, pos: number, opts: PlanOptions, fresh: Digest[]): PlannedBody {
+function planBody(digest: Digest | undefined, size: number, path: string, hs: HeaderSource, index: BaselineIndex, seen: Map<Digest, number>, pos: number, opts: PlanOptions, fresh: FreshBody[]): PlannedBody {
   if (size === 0 || !digest) return { kind: 'none' };
   if (hs.kind !== 'literal' && index.entries[hs.index]!.digest === digest) return { kind: 'same' };
   const copy = index.content(digest);
@@ -142,10 +157,7 @@ function planBody(digest: Digest | undefined, size: number, path: string, hs: He
   const earlier = seen.get(digest);
   if (earlier !== undefined) return { kind: 'back', k: pos - earlier };
   if (opts.produced.has(digest)) return { kind: 'digest', digest };
-  fresh.push(digest);
-  const ref = index.similar(path, size, opts.maxPatchReference);
-  if (ref === undefined) return { kind: 'literal', digest, size, path };
-  const result = opts.pool.patch(index.entries[ref]!.digest!, digest);
-  result.catch(() => {}); // awaited when emitted
-  return { kind: 'patch', index: ref, digest, size, path, result };
+  const f: FreshBody = { digest, size, path, pos };
+  fresh.push(f);
+  return { kind: 'fresh', fresh: f };
 }

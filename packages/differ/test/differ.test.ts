@@ -10,97 +10,34 @@ import { execFileSync } from 'node:child_process';
 import { readFile, readdir, utimes, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyBundle, loadBaseline, openBundle, payloadRange, readOps, verifyHeader, type Store } from '@ferry/core';
+import { applyBundle, loadBaseline, openBundle, verifyHeader } from '@ferry/core';
 import { createBundle, writeFerryFile, type BundleOptions, type ComputedBundle } from '@ferry/differ';
 import { writeImagePair } from '@ferry/imagegen';
-import {
-  BASE_MTIME,
-  buildPackages,
-  createStore,
-  expected,
-  imageOf,
-  importTags,
-  newKey,
-  remove,
-  scratch,
-  seededBytes,
-  seededText,
-  toolsOrSkip,
-  trustOf,
-  verifyExport,
-  writeLayout,
-  type TarEntry,
-} from '@ferry/test-support';
+import { BASE_MTIME, buildPackages, createStore, expected, imageOf, newKey, remove, scratch, seededBytes, seededText, toolsOrSkip, trustOf, verifyExport, writeLayout, type TarEntry } from '@ferry/test-support';
+import { bundleOptions, decodeRefs, roundTrip, stores, type DifferFixture } from './helpers.js';
 
 /** umoci writes Go archive/tar layers for one test; without it that test is skipped. */
 const umociBin = toolsOrSkip('umoci')?.umoci;
 
-const CREATED = 1_750_000_000;
-const key = newKey();
-const trust = trustOf(key);
-let work: string;
-let runs = 0;
+const fx: DifferFixture = { work: '', key: newKey(), runs: 0 };
+const trust = trustOf(fx.key);
 
 beforeAll(async () => {
   buildPackages();
-  work = await scratch('differ');
+  fx.work = await scratch('differ');
 });
 
 afterAll(async () => {
-  if (work) await remove(work);
+  if (fx.work) await remove(fx.work);
 });
 
-function opts(from: string[], to: string, more: Partial<BundleOptions> = {}): BundleOptions {
-  // level 9 keeps these tests quick; level 19 (the default) only changes how small the bytes get
-  return { from, to, channel: 'stable', release: 1, expires: 4_000_000_000, releaseKeys: [key], headerKeys: [key], created: CREATED, level: 9, ...more };
-}
-
-/** A publisher store holding `tags` of `layout`, and a device store holding `deviceTags`. */
-async function stores(layout: string, tags: string[], deviceTags: string[]): Promise<{ pub: Store; dev: Store }> {
-  const pub = await createStore(join(work, `pub-${runs}`));
-  await importTags(pub, layout, tags);
-  const dev = await createStore(join(work, `dev-${runs++}`));
-  await importTags(dev, layout, deviceTags);
-  return { pub, dev };
-}
-
-/** Writes the bundle as a .ferry file, applies it to `dev` and checks the exported image. */
-async function roundTrip(pub: Store, dev: Store, b: ComputedBundle, ref = 'app:v2'): Promise<void> {
-  const path = join(work, `bundle-${runs++}.ferry`);
-  await writeFerryFile(path, b.signed);
-  const r = await applyBundle(dev, await openBundle(path), { trust });
-  const want = await expected(pub, ref);
-  expect(r.manifestDigest).toBe(want.manifestDigest);
-  expect(r.configDigest).toBe(want.configDigest);
-  await verifyExport(dev, ref, want, work);
-}
-
-/** Decodes the payload ops of every rebuilt layer (with literal and patch data drained). */
-async function decodeOps(b: ComputedBundle): Promise<{ kind: string; index?: number; size?: number }[]> {
-  const path = join(work, `ops-${runs++}.ferry`);
-  await writeFerryFile(path, b.signed);
-  const h = verifyHeader(b.signed.envelope, { trust });
-  const chunks = (await openBundle(path)).chunks(h);
-  const out: { kind: string; index?: number; size?: number }[] = [];
-  for (const l of h.layers.filter((x) => x.mode === 'rebuild')) {
-    for await (const op of readOps(payloadRange(h, chunks, l.start, l.end), 4 * l.size + (1 << 20))) {
-      if (op.op !== 'entry') {
-        out.push({ kind: op.op });
-        continue;
-      }
-      const body = op.body;
-      if ('data' in body) for await (const _ of body.data) { /* drained in order */ }
-      out.push({ kind: body.kind, index: 'index' in body ? body.index : undefined, size: 'size' in body ? body.size : undefined });
-    }
-  }
-  return out;
-}
+const opts = (from: string[], to: string, more: Partial<BundleOptions> = {}): BundleOptions => bundleOptions(fx, from, to, more);
 
 describe('determinism', () => {
   it('gives byte-identical header envelopes and payloads for the same inputs and created time', async () => {
-    const layout = join(work, 'det-layout');
+    const layout = join(fx.work, 'det-layout');
     await writeImagePair(layout, { targetBytes: 2 * 1024 * 1024, tags: ['v1', 'v2'] });
-    const { pub, dev } = await stores(layout, ['v1', 'v2'], ['v1']);
+    const { pub, dev } = await stores(fx, layout, ['v1', 'v2'], ['v1']);
     const t0 = performance.now();
     const a = await createBundle(pub, opts(['app:v1'], 'app:v2'));
     const ms = performance.now() - t0;
@@ -109,13 +46,14 @@ describe('determinism', () => {
     const c = await createBundle(pub, opts(['app:v1'], 'app:v2', { workers: 3 }));
     try {
       expect(a.stats.bodies.patch.files, 'the pair exercises patches').toBeGreaterThan(0);
+      expect(a.stats.bodies.group.files + a.stats.bodies.member.files, 'the pair exercises reference-set groups').toBeGreaterThan(0);
       for (const other of [b, c]) {
         expect(Buffer.from(other.signed.envelope).equals(Buffer.from(a.signed.envelope))).toBe(true);
         expect(other.signed.id).toBe(a.signed.id);
         expect((await readFile(other.signed.payloadFile)).equals(await readFile(a.signed.payloadFile))).toBe(true);
       }
       console.log(`differ determinism: payload ${a.signed.payloadSize} bytes, ${a.signed.chunks.length} chunks, createBundle ${ms.toFixed(0)} ms`);
-      await roundTrip(pub, dev, a);
+      await roundTrip(fx, pub, dev, a);
     } finally {
       await Promise.all([a.dispose(), b.dispose(), c.dispose()]);
     }
@@ -124,9 +62,9 @@ describe('determinism', () => {
 
 describe('reuse', () => {
   it('reuses a target layer the baseline holds whole, and carries nothing for it', async () => {
-    const layout = join(work, 'reuse-layout');
+    const layout = join(fx.work, 'reuse-layout');
     await writeImagePair(layout, { targetBytes: 1024 * 1024, fileScale: 0.25, tags: ['v1', 'other'] });
-    const { pub, dev } = await stores(layout, ['v1', 'other'], ['v1']);
+    const { pub, dev } = await stores(fx, layout, ['v1', 'other'], ['v1']);
     const v1 = await pub.resolve('app:v1');
     const other = await pub.resolve('app:other');
     const shared = other.layers.filter((l) => v1.layers.some((x) => x.diffId === l.diffId));
@@ -138,11 +76,11 @@ describe('reuse', () => {
         expect(l.mode, l.diffId).toBe(isShared ? 'reuse' : 'rebuild');
         if (isShared) expect(l.end - l.start).toBe(0);
       }
-      const path = join(work, 'reuse.ferry');
+      const path = join(fx.work, 'reuse.ferry');
       await writeFerryFile(path, b.signed);
       const r = await applyBundle(dev, await openBundle(path), { trust });
       expect(r.layers.filter((l) => l.mode === 'reuse').every((l) => l.alreadyPresent)).toBe(true);
-      await verifyExport(dev, 'app:other', await expected(pub, 'app:other'), work);
+      await verifyExport(dev, 'app:other', await expected(pub, 'app:other'), fx.work);
     } finally {
       await b.dispose();
     }
@@ -166,11 +104,11 @@ function layerSize(b: ComputedBundle): number {
 
 describe('a no-op rebuild (same files, new mtimes)', () => {
   it('costs far less than 1% of the layer (tar-stream layer)', async () => {
-    const layout = join(work, 'noop-layout');
+    const layout = join(fx.work, 'noop-layout');
     const files = baseFiles(300);
     const later = files.map((f) => ({ ...f, mtime: (f.mtime ?? BASE_MTIME) + 86_400 * 30 }));
     await writeLayout(layout, { v1: await imageOf([files], 'noop v1'), v2: await imageOf([later], 'noop v2') });
-    const { pub, dev } = await stores(layout, ['v1', 'v2'], ['v1']);
+    const { pub, dev } = await stores(fx, layout, ['v1', 'v2'], ['v1']);
     const b = await createBundle(pub, opts(['app:v1'], 'app:v2'));
     try {
       const size = layerSize(b);
@@ -179,15 +117,15 @@ describe('a no-op rebuild (same files, new mtimes)', () => {
       expect(b.layers.map((l) => l.mode)).toEqual(['rebuild']);
       expect(ratio).toBeLessThan(0.01);
       expect(b.stats.literalBytes + b.stats.patchBytes).toBe(0);
-      await roundTrip(pub, dev, b);
+      await roundTrip(fx, pub, dev, b);
     } finally {
       await b.dispose();
     }
   });
 
   it.skipIf(!umociBin)('costs far less than 1% of the layer (umoci repack after touching every file)', async () => {
-    const layout = join(work, 'umoci-layout');
-    const bundleDir = join(work, 'umoci-bundle');
+    const layout = join(fx.work, 'umoci-layout');
+    const bundleDir = join(fx.work, 'umoci-bundle');
     const umoci = (...args: string[]): void => void execFileSync(umociBin!, args, { stdio: 'pipe' });
     umoci('init', '--layout', layout);
     umoci('new', '--image', `${layout}:v1`);
@@ -214,7 +152,7 @@ describe('a no-op rebuild (same files, new mtimes)', () => {
     };
     await touchAll(rootfs);
     umoci('repack', '--image', `${layout}:v2`, bundleDir);
-    const { pub, dev } = await stores(layout, ['v1', 'v2'], ['v1']);
+    const { pub, dev } = await stores(fx, layout, ['v1', 'v2'], ['v1']);
     const b = await createBundle(pub, opts(['app:v1'], 'app:v2'));
     try {
       // v2 = v1's layers (reused) + one layer holding every file again with new mtimes
@@ -224,7 +162,7 @@ describe('a no-op rebuild (same files, new mtimes)', () => {
       console.log(`no-op rebuild (umoci, Go archive/tar): payload ${b.signed.payloadSize} bytes for a ${size}-byte layer = ${(ratio * 100).toFixed(4)}%`);
       expect(ratio).toBeLessThan(0.01);
       expect(b.stats.literalBytes + b.stats.patchBytes).toBe(0);
-      await roundTrip(pub, dev, b);
+      await roundTrip(fx, pub, dev, b);
     } finally {
       await b.dispose();
     }
@@ -233,25 +171,25 @@ describe('a no-op rebuild (same files, new mtimes)', () => {
 
 describe('cross-image baseline', () => {
   it('copies bodies from another image the device holds (v1 absent)', async () => {
-    const layout = join(work, 'cross-layout');
+    const layout = join(fx.work, 'cross-layout');
     const shared = Array.from({ length: 6 }, (_, i) => seededBytes(`shared${i}`, 40_000 + i * 1000));
     const v1 = await imageOf([[{ path: 'app/', type: 'directory' }, { path: 'app/old.bin', body: seededBytes('old', 30_000) }]], 'cross v1');
     const v2 = await imageOf([[{ path: 'app/', type: 'directory' }, ...shared.map((body, i) => ({ path: `app/lib/mod${i}.so`, body })), { path: 'app/VERSION', body: '2.0.0\n' }]], 'cross v2');
     const other = await imageOf([[{ path: 'opt/', type: 'directory' }, ...shared.map((body, i) => ({ path: `opt/vendor/m${i}.bin`, body }))]], 'cross other');
     await writeLayout(layout, { v1, v2, other });
-    const { pub, dev } = await stores(layout, ['v1', 'v2', 'other'], ['other']);
+    const { pub, dev } = await stores(fx, layout, ['v1', 'v2', 'other'], ['other']);
     const fromOther = await createBundle(pub, opts(['app:other'], 'app:v2'));
     const fromV1 = await createBundle(pub, opts(['app:v1'], 'app:v2'));
     try {
       expect(fromOther.stats.bodies.copy.files).toBe(shared.length);
       expect(fromOther.stats.literalBytes).toBeLessThan(100);
-      const ops = await decodeOps(fromOther);
+      const ops = await decodeRefs(fx, pub, fromOther);
       expect(ops.filter((o) => o.kind === 'copy')).toHaveLength(shared.length);
       // v1 shares nothing: the same target costs the whole bodies
       expect(fromV1.stats.bodies.copy.files).toBe(0);
       expect(fromOther.signed.payloadSize * 20).toBeLessThan(fromV1.signed.payloadSize);
       console.log(`cross-image: payload ${fromOther.signed.payloadSize} bytes from 'other', ${fromV1.signed.payloadSize} from v1`);
-      await roundTrip(pub, dev, fromOther);
+      await roundTrip(fx, pub, dev, fromOther);
     } finally {
       await fromOther.dispose();
       await fromV1.dispose();
@@ -261,7 +199,7 @@ describe('cross-image baseline', () => {
 
 describe('patch reference cap', () => {
   it('never patches from a reference over maxPatchReference: the body goes literal', async () => {
-    const layout = join(work, 'cap-layout');
+    const layout = join(fx.work, 'cap-layout');
     const big = seededBytes('big', 300_000);
     const edited = Buffer.from(big);
     for (const at of [1_000, 150_000, 299_000]) edited.write('EDITED', at);
@@ -270,7 +208,7 @@ describe('patch reference cap', () => {
     const v1 = await imageOf([[{ path: 'data/big.bin', body: big }, { path: 'data/small.txt', body: small }]], 'cap v1');
     const v2 = await imageOf([[{ path: 'data/big.bin', body: edited }, { path: 'data/small.txt', body: smallEdited }]], 'cap v2');
     await writeLayout(layout, { v1, v2 });
-    const { pub, dev } = await stores(layout, ['v1', 'v2'], ['v1']);
+    const { pub, dev } = await stores(fx, layout, ['v1', 'v2'], ['v1']);
     const uncapped = await createBundle(pub, opts(['app:v1'], 'app:v2'));
     const capped = await createBundle(pub, opts(['app:v1'], 'app:v2', { maxPatchReference: 100_000 }));
     try {
@@ -278,22 +216,24 @@ describe('patch reference cap', () => {
       // a delta (zstd patch-from or bsdiff, whichever is smaller) while the reference is allowed
       expect(['patch', 'bsdiff']).toContain(kind(uncapped, 'data/big.bin'));
       expect(kind(capped, 'data/big.bin')).toBe('literal');
-      // the small file stays a delta under the cap
-      expect(['patch', 'bsdiff']).toContain(kind(capped, 'data/small.txt'));
+      // the small file stays a delta (its reference set: its old version) under the cap
+      expect(kind(capped, 'data/small.txt')).toBe('group');
       expect(capped.stats.literalBytes).toBeGreaterThanOrEqual(big.length);
       const table = await loadBaseline(pub, verifyHeader(capped.signed.envelope, { trust }).baseline);
-      for (const op of (await decodeOps(capped)).filter((o) => o.kind === 'patch' || o.kind === 'bsdiff')) expect(table[op.index!]!.size).toBeLessThanOrEqual(100_000);
+      const refs = (await decodeRefs(fx, pub, capped)).filter((o) => o.kind === 'patch' || o.kind === 'bsdiff' || o.kind === 'group');
+      expect(refs.length).toBeGreaterThan(0);
+      for (const op of refs) expect((op.set ?? [op.index!]).reduce((a, i) => a + table[i]!.size, 0)).toBeLessThanOrEqual(100_000);
       // a device whose cap is below the reference refuses the uncapped bundle, changing nothing
-      const path = join(work, 'uncapped.ferry');
+      const path = join(fx.work, 'uncapped.ferry');
       await writeFerryFile(path, uncapped.signed);
       const err = await applyBundle(dev, await openBundle(path), { trust, maxPatchReference: 100_000 }).catch((e: unknown) => e as { code: string });
       expect((err as { code: string }).code).toBe('FERRY_ERR_LIMIT_EXCEEDED');
       expect((await dev.listRefs()).map((r) => r.ref)).toEqual(['app:v1']);
       // and applies the capped one with that cap
-      const cpath = join(work, 'capped.ferry');
+      const cpath = join(fx.work, 'capped.ferry');
       await writeFerryFile(cpath, capped.signed);
       await applyBundle(dev, await openBundle(cpath), { trust, maxPatchReference: 100_000 });
-      await verifyExport(dev, 'app:v2', await expected(pub, 'app:v2'), work);
+      await verifyExport(dev, 'app:v2', await expected(pub, 'app:v2'), fx.work);
     } finally {
       await uncapped.dispose();
       await capped.dispose();
@@ -303,7 +243,7 @@ describe('patch reference cap', () => {
 
 describe('round trips', () => {
   it('rebuilds a release that adds, removes (whiteouts, opaque dir) and edits files', async () => {
-    const layout = join(work, 'rt-layout');
+    const layout = join(fx.work, 'rt-layout');
     const conf = seededText('conf', 5_000);
     const base: TarEntry[] = [
       { path: 'etc/', type: 'directory' },
@@ -334,22 +274,22 @@ describe('round trips', () => {
     const v1 = await imageOf([base], 'rt v1');
     const v2 = await imageOf([base, top], 'rt v2');
     await writeLayout(layout, { v1, v2 });
-    const { pub, dev } = await stores(layout, ['v1', 'v2'], ['v1']);
+    const { pub, dev } = await stores(fx, layout, ['v1', 'v2'], ['v1']);
     const b = await createBundle(pub, opts(['app:v1'], 'app:v2'));
     try {
       expect(b.layers.map((l) => l.mode)).toEqual(['reuse', 'rebuild']);
       expect(b.stats.bodies.patch.files + b.stats.bodies.same.files + b.stats.bodies.copy.files).toBeGreaterThan(0);
-      await roundTrip(pub, dev, b);
+      await roundTrip(fx, pub, dev, b);
     } finally {
       await b.dispose();
     }
   });
 
   it('rebuilds an imagegen release (rebuilt base, app changes, whiteouts) from an empty baseline and from v1', async () => {
-    const layout = join(work, 'ig-layout');
+    const layout = join(fx.work, 'ig-layout');
     await writeImagePair(layout, { targetBytes: 1024 * 1024, fileScale: 0.25, tags: ['v1', 'v2'] });
-    const { pub, dev } = await stores(layout, ['v1', 'v2'], ['v1']);
-    const empty = await createStore(join(work, `dev-empty-${runs++}`));
+    const { pub, dev } = await stores(fx, layout, ['v1', 'v2'], ['v1']);
+    const empty = await createStore(join(fx.work, `dev-empty-${fx.runs++}`));
     const fromV1 = await createBundle(pub, opts(['app:v1'], 'app:v2'));
     const fromNothing = await createBundle(pub, opts([], 'app:v2'));
     try {
@@ -358,8 +298,8 @@ describe('round trips', () => {
       expect(fromV1.signed.payloadSize).toBeLessThan(fromNothing.signed.payloadSize);
       const size = layerSize(fromV1);
       console.log(`imagegen release: payload ${fromV1.signed.payloadSize} bytes from v1 (${((fromV1.signed.payloadSize / size) * 100).toFixed(2)}% of ${size} rebuilt bytes), ${fromNothing.signed.payloadSize} from nothing`);
-      await roundTrip(pub, dev, fromV1);
-      await roundTrip(pub, empty, fromNothing);
+      await roundTrip(fx, pub, dev, fromV1);
+      await roundTrip(fx, pub, empty, fromNothing);
     } finally {
       await fromV1.dispose();
       await fromNothing.dispose();

@@ -53,6 +53,8 @@ const BODY_NAMES: Record<string, string> = {
   literal: 'literal (new bytes)',
   patch: 'zstd patch-from delta',
   bsdiff: 'bsdiff delta (executables)',
+  group: 'group: zstd patch-from of several files against a reference set (bytes: the whole frame)',
+  member: 'more files of a group',
 };
 
 function opLines(ins: BundleInspection): string[] {

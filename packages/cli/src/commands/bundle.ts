@@ -27,6 +27,8 @@ interface BundlePlan {
   chunkSize: number | undefined;
   maxPatchReference: number | undefined;
   level: number | undefined;
+  /** Gzip every target layer to compare with docker pull (a full extra read of the image). */
+  pullSizes: boolean;
 }
 
 async function outKind(path: string): Promise<'file' | 'dir'> {
@@ -67,6 +69,7 @@ async function plan(inv: Invocation): Promise<BundlePlan> {
     chunkSize,
     maxPatchReference: opt('max-patch-ref', (s) => parseSize(s, '--max-patch-ref')),
     level: opt('level', (s) => parseWhole(s, '--level', 1, 22)),
+    pullSizes: inv.values['compare-pull'] === true,
   };
 }
 
@@ -91,7 +94,7 @@ function humanReport(p: BundlePlan, b: ComputedBundle, w: Written, cmp: PullComp
     `  layers: ${rebuilt} rebuilt, ${b.layers.length - rebuilt} reused`,
     `  wrote ${p.container === 'file' ? p.out : `${p.out} (repository: headers/, chunks/)`}`,
     '',
-    ...comparisonLines(cmp),
+    ...(p.pullSizes ? comparisonLines(cmp) : ['  docker pull: not measured (--compare-pull gzips every target layer to compare)']),
     '',
     `details: ferry bundle inspect ${p.out}${p.container === 'dir' ? ` --bundle ${shortDigest(s.id)}` : ''} [--link RATE]`,
   ];
@@ -125,7 +128,7 @@ async function run(inv: Invocation): Promise<number> {
   const cmp = comparePull(s.envelope.length + s.payloadSize, b.layers);
   if (global.json) {
     const rebuilt = b.layers.filter((l) => l.mode === 'rebuild').length;
-    writeJson(ctx, { id: s.id, out: p.out, container: p.container, from: p.from, to: p.to, ref: p.installAs ?? p.to, channel: p.channel, release: p.release, expires: p.expires, configDigest: target.configDigest, manifestDigest: target.manifestDigest, headerBytes: s.envelope.length, payloadBytes: s.payloadSize, bundleBytes: cmp.bundleBytes, chunkSize: s.chunkSize, chunks: s.chunks.length, ...w, layers: layerJson(b.layers), rebuilt, reused: b.layers.length - rebuilt, dockerPull: cmp, stats: b.stats });
+    writeJson(ctx, { id: s.id, out: p.out, container: p.container, from: p.from, to: p.to, ref: p.installAs ?? p.to, channel: p.channel, release: p.release, expires: p.expires, configDigest: target.configDigest, manifestDigest: target.manifestDigest, headerBytes: s.envelope.length, payloadBytes: s.payloadSize, bundleBytes: cmp.bundleBytes, chunkSize: s.chunkSize, chunks: s.chunks.length, ...w, layers: layerJson(b.layers), rebuilt, reused: b.layers.length - rebuilt, ...(p.pullSizes ? { dockerPull: cmp } : {}), stats: b.stats });
   } else {
     writeLines(ctx, humanReport(p, b, w, cmp, target.configDigest));
   }
@@ -149,7 +152,8 @@ export const bundleCommand: CommandSpec = {
     expires: { type: 'string', arg: 'WHEN', description: 'expiry: a span (90d, 12h), a date (2026-12-31) or unix seconds (default 90d)' },
     'install-as': { type: 'string', arg: 'NAME:TAG', description: 'ref the device installs the image under (default: --to)' },
     'chunk-size': { type: 'string', arg: 'SIZE', description: 'payload chunk size (default 64KiB; see docs/format.md section 6.1)' },
-    'max-patch-ref': { type: 'string', arg: 'SIZE', description: 'largest baseline file used as a patch reference, bounding device memory (default 64MiB)' },
+    'max-patch-ref': { type: 'string', arg: 'SIZE', description: 'largest patch reference set (baseline files concatenated), bounding device memory; devices apply with the same cap (default 16MiB)' },
+    'compare-pull': { type: 'boolean', description: 'gzip every target layer to report what docker pull would send (a full extra read of the image)' },
     level: { type: 'string', arg: 'N', description: 'zstd level of the payload and patches, 1-22 (default 19)' },
   },
   notes: [

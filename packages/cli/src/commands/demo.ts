@@ -99,7 +99,7 @@ async function bundle(d: Demo, publisher: Store, privatePem: string): Promise<Bu
   const key = parsePrivateKey(privatePem);
   const now = Math.floor(Date.now() / 1000);
   return step(d, '4. Bundle v1 -> v2 on the publisher into edgeapp-v2.ferry', async (progress) => {
-    const b = await createBundle(publisher, { from: ['edgeapp:v1'], to: 'edgeapp:v2', channel: 'demo', release: now, expires: now + 7 * 86400, releaseKeys: [key], headerKeys: [key], onProgress: progress.update });
+    const b = await createBundle(publisher, { from: ['edgeapp:v1'], to: 'edgeapp:v2', channel: 'demo', release: now, expires: now + 7 * 86400, releaseKeys: [key], headerKeys: [key], pullSizes: true, onProgress: progress.update });
     try {
       await writeFerryFile(file, b.signed);
     } finally {

@@ -13,6 +13,7 @@ import type { Store } from '../store/store.js';
 import type { BaselineTable, TableEntry } from './baseline.js';
 import type { LayerSink } from './apply-sink.js';
 import { DeltaDecoder, resolveReference } from './apply-delta.js';
+import { LayerGroups } from './apply-refset.js';
 import { patchBytes, type DecodedBody, type HeaderSource, type PayloadOp } from './payload.js';
 
 function bad(msg: string): FerryError {
@@ -79,9 +80,12 @@ export class LayerBuild {
   count = 0;
   /** Tar bytes of the entries so far (paddings, header groups, bodies). */
   bytes = 0;
+  /** GROUP and MEMBER bodies (format v2, apply-refset.ts). */
+  private readonly groups: LayerGroups;
 
   constructor(private readonly c: BuildContext) {
     this.deltas = new DeltaDecoder(c.store);
+    this.groups = new LayerGroups({ ...c, deltas: this.deltas, back: (k) => this.history.back(k) });
   }
 
   /** Runs every op; returns the layer's tail bytes. */
@@ -103,6 +107,7 @@ export class LayerBuild {
       }
     }
     if (!tail) throw bad('frame ended before its tail record');
+    this.groups.finish();
     if (this.bytes + tail.length !== this.c.layerSize) {
       throw new FerryError('FERRY_ERR_DIGEST_MISMATCH', `the payload rebuilds ${this.bytes + tail.length} bytes of a ${this.c.layerSize}-byte layer`, { details: { size: this.bytes + tail.length } });
     }
@@ -168,6 +173,10 @@ export class LayerBuild {
         const r = this.history.back(b.k);
         return this.stored(pad, h.bytes, r.digest, r.size);
       }
+      case 'member': {
+        const m = this.groups.next(b.d);
+        return this.stored(pad, h.bytes, m.digest, m.size);
+      }
       case 'digest': {
         const { raw, info } = await this.begin(pad, h.bytes);
         if (info.size === 0) throw bad(`entry ${info.path} has no body but the payload names one`);
@@ -179,7 +188,7 @@ export class LayerBuild {
     }
   }
 
-  /** An entry whose body the payload carries: literal, patch-from or bsdiff. */
+  /** An entry whose body the payload carries: literal, patch-from, bsdiff or a group's frame. */
   private async carried(pad: Uint8Array | undefined, header: Buffer, b: Extract<DecodedBody, { data: unknown }>): Promise<void> {
     const { raw, info } = await this.begin(pad, header);
     // the op declares the output size; the header group in the same op declares the entry's:
@@ -188,6 +197,9 @@ export class LayerBuild {
     let digest: Digest;
     if (b.kind === 'literal') {
       digest = await this.c.out.body(info.size, b.data);
+    } else if (b.kind === 'group') {
+      // the first member enters the layer here (the others are stashed for their MEMBER entries)
+      digest = (await this.groups.open(b, this.c.layerSize - this.bytes - raw.length)).digest;
     } else if (b.kind === 'patch') {
       const ref = resolveReference(this.c.table, b.index, this.c.maxReference, info.path);
       const limit = info.size + (info.size >> 8) + 1024;

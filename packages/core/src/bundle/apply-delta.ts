@@ -39,7 +39,8 @@ function missing(digest: Digest, why: string, cause?: unknown): FerryError {
 
 /**
  * What a delta decodes against: the concatenation of `parts` (stored contents), `size` bytes in
- * all. Today an op names one baseline entry, so there is one part.
+ * all. A patch or bsdiff op names one baseline entry (one part); a GROUP's reference set names
+ * several, baseline entries and bodies of the layer (group.ts).
  */
 export interface PatchReference {
   parts: { digest: Digest; size: number }[];
@@ -47,10 +48,10 @@ export interface PatchReference {
 }
 
 /**
- * THE place where an op's patch reference is resolved: from the op's reference description (today
- * one baseline entry index) to the stored contents whose concatenation is the reference, checked
- * against the reference cap before a byte is read. A reference made of several baseline contents
- * plugs in here (its parts listed in order; DeltaDecoder reads them one after the other).
+ * Resolves a patch or bsdiff op's reference (one baseline entry index) to the stored content that
+ * is the reference, checked against the reference cap before a byte is read. A GROUP's reference
+ * set is resolved by resolveReferenceSet (reference.ts, the same checks over several parts) into
+ * the same PatchReference; DeltaDecoder reads the parts one after the other.
  */
 export function resolveReference(table: BaselineTable, index: number, maxReference: number, path: string): PatchReference {
   const entry = table.entry(index);

@@ -36,6 +36,12 @@ export const REC = {
   flush: 6,
   /** Answer 'done' with the layer's digest and size. */
   finish: 7,
+  /**
+   * A new body begins that is stored but is not (yet) part of the layer's bytes (its size follows
+   * as a float64): a group member decoded before its own entry, which later takes it as a content.
+   * Its data and end records are those of `begin`.
+   */
+  stash: 8,
 } as const;
 
 /** Largest payload of one record: bodies are cut into data records of at most this. */

@@ -85,7 +85,20 @@ export class LayerSink {
    * and written as a content by the writer. Returns its digest.
    */
   async body(size: number, source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Digest> {
-    await this.push(REC.begin, this.f64(size));
+    return this.write(REC.begin, size, source);
+  }
+
+  /**
+   * A new body of `size` bytes written as a content but not into the layer's bytes here: a group
+   * member decoded before its own entry, which later passes it to `content` (the writer reads it
+   * from its temp file until a flush names it). Returns its digest.
+   */
+  async stash(size: number, source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Digest> {
+    return this.write(REC.stash, size, source);
+  }
+
+  private async write(type: number, size: number, source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Digest> {
+    await this.push(type, this.f64(size));
     const hash = createHash('sha256');
     let got = 0;
     for await (const c of source) {

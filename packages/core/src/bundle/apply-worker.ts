@@ -4,11 +4,14 @@
  *   - hashes them all: the layer's diff_id, computed while the layer is written;
  *   - reads, decodes and hashes each stored content the layer uses (once, with reused buffers);
  *   - compresses each new body into a temp file in the pending-apply directory while hashing it,
- *     and at a flush makes the new bodies durable and renames them to their names.
+ *     and at a flush makes the new bodies durable and renames them to their names;
+ *   - writes a stashed body (a group member decoded before its own entry) the same way without
+ *     hashing it into the layer: its entry later reads it as a content, from its temp file until
+ *     a flush names it.
  * Every buffer is allocated once per rebuild, so the thread makes no garbage per record (memory
  * stays flat, DESIGN.md section 6: "bounded memory"), and the rebuild's main thread only decodes.
  *
- * Record payloads: content = digest (32) + size (float64 BE); begin = size (float64 BE);
+ * Record payloads: content = digest (32) + size (float64 BE); begin and stash = size (float64 BE);
  * end = digest (32); hash and data = bytes. Answers (postMessage): {type: 'flushed'},
  * {type: 'done', digest, size}, {type: 'error', code, message, details}.
  */
@@ -58,7 +61,8 @@ const outBuf = Buffer.allocUnsafe(PIECE);
 const zBuf = Buffer.allocUnsafe(PIECE);
 /** New bodies written and not yet flushed: digest hex -> temp file. */
 const staged = new Map<string, string>();
-let body: { fd: number; tmp: string; size: number; got: number } | undefined;
+/** The new body in progress; `layer` false for a stashed one (not hashed into the layer). */
+let body: { fd: number; tmp: string; size: number; got: number; layer: boolean } | undefined;
 let seq = 0;
 
 function contentPath(hex: string): string {
@@ -138,16 +142,16 @@ function compress(fd: number, input: Uint8Array, end: boolean): void {
   }
 }
 
-function begin(size: number): void {
+function begin(size: number, layer: boolean): void {
   const tmp = join(data.tempDir, `${data.tempPrefix}${seq++}`);
-  body = { fd: openSync(tmp, 'wx'), tmp, size, got: 0 };
+  body = { fd: openSync(tmp, 'wx'), tmp, size, got: 0, layer };
   cctx.reset(binding.ResetDirective.sessionOnly);
   cctx.setPledgedSrcSize(size);
 }
 
 function bodyData(r: RingRecord): void {
   for (const p of r.parts) {
-    hashed(p);
+    if (body!.layer) hashed(p);
     body!.got += p.length;
     compress(body!.fd, p, false);
   }
@@ -207,7 +211,8 @@ function handle(r: RingRecord): void {
       return readContent(b.toString('hex', 0, 32), b.readDoubleBE(32));
     }
     case REC.begin:
-      return begin(joined(r).readDoubleBE(0));
+    case REC.stash:
+      return begin(joined(r).readDoubleBE(0), r.type === REC.begin);
     case REC.data:
       return bodyData(r);
     case REC.end:

@@ -9,8 +9,15 @@ import { isChannelName, parseRef } from '../store/refs.js';
 import { check, decodeLimited, encodeMsgpack } from './msgpack.js';
 import { signBytes, verifySignatures, type PrivateKey, type RolePolicy, type Signature, type SigningRole } from './keys.js';
 
-/** Format version of headers and payloads. */
-export const BUNDLE_FORMAT_VERSION = 1;
+/**
+ * Format version of headers and payloads this ferry writes: 2 adds reference-set groups to the
+ * payload (docs/format.md section 5.3). Version 1 bundles (a subset) are still read.
+ */
+export const BUNDLE_FORMAT_VERSION = 2;
+/** Header and payload versions this ferry reads. */
+export const BUNDLE_FORMAT_VERSIONS_READ: readonly number[] = [1, 2];
+/** Format version of release statements (unchanged by payload versions: the engineer signs these offline). */
+export const RELEASE_FORMAT_VERSION = 1;
 /** Largest header (envelope) accepted, checked before any byte is decoded. */
 export const HEADER_MAX_BYTES = 16 * 1024 * 1024;
 
@@ -118,7 +125,7 @@ export function openEnvelope(role: SigningRole, bytes: Uint8Array, policy: RoleP
 
 /** Encodes a release statement (field order fixed: the bytes are what is signed). */
 export function encodeRelease(r: ReleaseStatement): Uint8Array {
-  return encodeMsgpack({ type: 'ferry-release', v: BUNDLE_FORMAT_VERSION, channel: r.channel, release: r.release, ref: r.ref, manifest: r.manifest, config: r.config, expires: r.expires, created: r.created });
+  return encodeMsgpack({ type: 'ferry-release', v: RELEASE_FORMAT_VERSION, channel: r.channel, release: r.release, ref: r.ref, manifest: r.manifest, config: r.config, expires: r.expires, created: r.created });
 }
 
 function digestField(v: unknown, what: string): Digest {
@@ -144,7 +151,7 @@ function refField(v: unknown): string {
 export function decodeRelease(bytes: Uint8Array): ReleaseStatement {
   const m = check.map(decodeLimited(bytes, RELEASE_LIMITS, 'release statement'), 'release statement');
   if (m.type !== 'ferry-release') throw new FerryError('FERRY_ERR_BUNDLE_INVALID', 'not a ferry release statement');
-  if (m.v !== BUNDLE_FORMAT_VERSION) throw new FerryError('FERRY_ERR_BUNDLE_VERSION', `release statement version ${String(m.v)} is not supported`);
+  if (m.v !== RELEASE_FORMAT_VERSION) throw new FerryError('FERRY_ERR_BUNDLE_VERSION', `release statement version ${String(m.v)} is not supported`);
   return {
     channel: channelField(m.channel),
     release: check.uint(m.release, 'release.release'),
@@ -205,12 +212,12 @@ export function decodeHeader(bytes: Uint8Array, releasePolicy: RolePolicy): Bund
 export function decodeHeaderWith(bytes: Uint8Array, openRelease: (envelope: Uint8Array) => Uint8Array): BundleHeader {
   const m = check.map(decodeLimited(bytes, HEADER_LIMITS, 'bundle header'), 'bundle header');
   if (m.type !== 'ferry-bundle') throw new FerryError('FERRY_ERR_BUNDLE_INVALID', 'not a ferry bundle header');
-  if (m.v !== BUNDLE_FORMAT_VERSION) throw new FerryError('FERRY_ERR_BUNDLE_VERSION', `bundle format version ${String(m.v)} is not supported (this ferry reads ${BUNDLE_FORMAT_VERSION})`);
+  if (typeof m.v !== 'number' || !BUNDLE_FORMAT_VERSIONS_READ.includes(m.v)) throw new FerryError('FERRY_ERR_BUNDLE_VERSION', `bundle format version ${String(m.v)} is not supported (this ferry reads ${BUNDLE_FORMAT_VERSIONS_READ.join(', ')})`);
   const releaseEnvelope = check.bin(m.release, 'header.release');
   const release = decodeRelease(openRelease(releaseEnvelope));
   const payload = check.array(m.payload, 'header.payload');
   const header: BundleHeader = {
-    version: BUNDLE_FORMAT_VERSION,
+    version: m.v,
     releaseEnvelope,
     release,
     manifest: check.bin(m.manifest, 'header.manifest'),

@@ -69,7 +69,10 @@ export interface LayerInspection {
   carried: number;
 }
 
-/** A file whose body the payload carries (literal or delta). */
+/**
+ * A file whose body the payload carries: a literal, a delta, or a group member (`kind` 'group'),
+ * charged its share of the group's frame by size as the differ charges it.
+ */
 export interface CarriedFile {
   path: string;
   layer: number;
@@ -156,8 +159,41 @@ async function drain(data: AsyncIterable<Uint8Array> | undefined): Promise<numbe
 
 type LooseOp = Loose & { header?: HeaderSource; body?: Loose; pad?: Uint8Array; bytes?: Uint8Array };
 
+/** Open groups whose frame shares are kept for their MEMBER entries, at most (past it the head keeps the whole frame). */
+const SHARED_GROUPS_MAX = 1024;
+
+/**
+ * The frame bytes each member of a layer's groups is charged, as the differ charges them (a
+ * group's frame split by member size, docs/format.md section 5.3): the head's share when the
+ * GROUP entry is counted, each later member's when its MEMBER entry is.
+ */
+class GroupShares {
+  /** Shares not yet taken, by group number; groups are numbered as they open. */
+  private readonly pending = new Map<number, number[]>();
+  private opened = 0;
+
+  /** A GROUP of `frame` bytes with members of `sizes`: returns the head's share. */
+  open(frame: number, sizes: readonly number[]): number {
+    const total = sizes.reduce((a, b) => a + b, 0);
+    const shares = sizes.map((size) => (total > 0 ? Math.round((frame * size) / total) : 0));
+    const n = this.opened++;
+    if (this.pending.size >= SHARED_GROUPS_MAX) return frame;
+    if (shares.length > 1) this.pending.set(n, shares.slice(1));
+    return shares[0] ?? frame;
+  }
+
+  /** A MEMBER of the group opened `d` groups before the latest: its share (0 when unknown). */
+  member(d: number): number {
+    const n = this.opened - 1 - d;
+    const list = this.pending.get(n);
+    const share = list?.shift() ?? 0;
+    if (list && list.length === 0) this.pending.delete(n);
+    return share;
+  }
+}
+
 /** Counts one ENTRY op; returns the data bytes it carried. Its body data is read here, in order. */
-async function countEntry(op: LooseOp, layer: number, acc: BundleInspection, carriedFiles: CarriedFile[], baseline: BaselineEntry[] | undefined): Promise<number> {
+async function countEntry(op: LooseOp, layer: number, acc: BundleInspection, carriedFiles: CarriedFile[], baseline: BaselineEntry[] | undefined, groups: GroupShares): Promise<number> {
   const h = op.header as HeaderSource & { kind: string; bytes?: unknown; patch?: unknown };
   const headerData = h.bytes instanceof Uint8Array ? h.bytes : h.patch instanceof Uint8Array ? h.patch : undefined;
   const hb = headerData?.length ?? 0;
@@ -177,7 +213,10 @@ async function countEntry(op: LooseOp, layer: number, acc: BundleInspection, car
   const pad = op.pad?.length ?? 0;
   if (pad > 0) acc.pads.count++;
   acc.pads.bytes += pad;
-  if (bytes > 0) carriedFiles.push({ path: where.path, layer, kind, size, carried: bytes });
+  const loose = body as { sizes?: unknown; d?: unknown };
+  if (kind === 'group' && Array.isArray(loose.sizes)) carriedFiles.push({ path: where.path, layer, kind, size, carried: groups.open(bytes, loose.sizes as number[]) });
+  else if (kind === 'member' && typeof loose.d === 'number') carriedFiles.push({ path: where.path, layer, kind: 'group', size, carried: groups.member(loose.d) });
+  else if (bytes > 0) carriedFiles.push({ path: where.path, layer, kind, size, carried: bytes });
   return hb + bytes + pad;
 }
 
@@ -196,10 +235,11 @@ function countRun(op: LooseOp & { count: number }, acc: BundleInspection): numbe
 async function inspectFrame(ops: AsyncIterable<unknown>, layer: number, acc: BundleInspection, carriedFiles: CarriedFile[], baseline: BaselineEntry[] | undefined): Promise<{ entries: number; carried: number }> {
   let entries = 0;
   let carried = 0;
+  const groups = new GroupShares();
   for await (const raw of ops) {
     const op = raw as LooseOp;
     if (op.op === 'entry') {
-      carried += await countEntry(op, layer, acc, carriedFiles, baseline);
+      carried += await countEntry(op, layer, acc, carriedFiles, baseline, groups);
       entries++;
     } else if (op.op === 'tail') {
       acc.tails.count++;

@@ -19,6 +19,14 @@
  *              [5, i, size, n] bsdiff: a bsdiff delta (delta/bsdiff.ts) against baseline entry i's
  *                             body; n raw delta bytes follow in bin records, compressed only by
  *                             this frame; output is `size` bytes
+ *              [6, set, sizes, n] or [6, set, sizes, n, earlier] (v2) GROUP: a zstd patch-from
+ *                             frame of n bytes (following in bin records) against the reference
+ *                             set `set` (bundle/reference.ts) followed by the bodies of the
+ *                             entries `earlier` places before this one, decoding to the member
+ *                             bodies of `sizes`; this entry's body is the first member, later
+ *                             MEMBER bodies take the others in order
+ *              [7, d]         (v2) MEMBER: the next body of the group opened d groups before
+ *                             the layer's latest one
  *        pad:  bin            the previous body's padding when it is not all zeros
  *   [2, tail]            TAIL: the layer's last bytes (padding, end-of-archive blocks); ends the frame
  *   [3, d, n, patch]     PATCHRUN: n entries equal to baseline entries cursor+d ... except that each
@@ -35,6 +43,7 @@ import { readUvarint, writeUvarint } from '../util/varint.js';
 import { zstdDecode } from '../util/zstd.js';
 import { PAYLOAD_WINDOW_LOG_MAX } from './limits.js';
 import { scanMsgpackStream } from './msgpack-scan.js';
+import { packU32, unpackU32 } from './reference.js';
 
 /** Largest bin record in a payload (body data is cut into parts of at most this). */
 export const PAYLOAD_PART = 1024 * 1024;
@@ -56,9 +65,16 @@ export type BodySource =
   | { kind: 'copy'; index: number }
   | { kind: 'back'; k: number }
   | { kind: 'digest'; digest: Digest }
+  /** Literal: whole `data`, or only `size` (the caller then writes the bytes with OpWriter.part). */
   | { kind: 'literal'; data: Uint8Array }
+  | { kind: 'literal'; size: number }
   | { kind: 'patch'; index: number; size: number; patch: Uint8Array }
-  | { kind: 'bsdiff'; index: number; size: number; delta: Uint8Array };
+  | { kind: 'bsdiff'; index: number; size: number; delta: Uint8Array }
+  /** Data may be omitted: the caller then writes `n` bytes with OpWriter.part. */
+  /** `earlier`: distances back to entries of this layer whose bodies follow the set's in the reference. */
+  | { kind: 'group'; set: readonly number[]; earlier?: readonly number[] | undefined; sizes: readonly number[]; n: number; frame?: Uint8Array | undefined }
+  /** `d`: groups opened after the one this member belongs to. */
+  | { kind: 'member'; d: number };
 
 /** A decoded op; literal, patch and bsdiff data stream from `data`, which must be consumed in order. */
 export type PayloadOp =
@@ -76,7 +92,10 @@ export type DecodedBody =
   | { kind: 'digest'; digest: Digest }
   | { kind: 'literal'; size: number; data: AsyncIterable<Uint8Array> }
   | { kind: 'patch'; index: number; size: number; patchSize: number; data: AsyncIterable<Uint8Array> }
-  | { kind: 'bsdiff'; index: number; size: number; deltaSize: number; data: AsyncIterable<Uint8Array> };
+  | { kind: 'bsdiff'; index: number; size: number; deltaSize: number; data: AsyncIterable<Uint8Array> }
+  /** `set`: baseline entry indexes (checked against the table by resolveReferenceSet); `sizes[0]` is this entry's body. */
+  | { kind: 'group'; set: number[]; earlier: number[]; sizes: number[]; size: number; frameSize: number; data: AsyncIterable<Uint8Array> }
+  | { kind: 'member'; d: number };
 
 /** Writes one layer's op records to `out` (a zstd compressing stream piped onwards). */
 export class OpWriter {
@@ -96,6 +115,14 @@ export class OpWriter {
 
   private parts(data: Uint8Array): void {
     for (let i = 0; i < data.length; i += PAYLOAD_PART) this.rec(data.subarray(i, i + PAYLOAD_PART));
+  }
+
+  /**
+   * One data record of the entry just written (1 to PAYLOAD_PART bytes), for bodies the caller
+   * streams instead of passing whole; the parts must add up to the size the entry declared.
+   */
+  part(data: Uint8Array): void {
+    this.rec(data);
   }
 
   /** n entries equal to baseline entries start..start+n-1. */
@@ -122,14 +149,17 @@ export class OpWriter {
       case 'copy': b = [0, body.index]; break;
       case 'back': b = [1, body.k]; break;
       case 'digest': b = [2, digestToBytes(body.digest)]; break;
-      case 'literal': b = [3, body.data.length]; break;
+      case 'literal': b = [3, 'data' in body ? body.data.length : body.size]; break;
       case 'patch': b = [4, body.index, body.size, body.patch.length]; break;
       case 'bsdiff': b = [5, body.index, body.size, body.delta.length]; break;
+      case 'group': b = body.earlier && body.earlier.length > 0 ? [6, packU32(body.set), packU32(body.sizes), body.n, packU32(body.earlier)] : [6, packU32(body.set), packU32(body.sizes), body.n]; break;
+      case 'member': b = [7, body.d]; break;
     }
     this.rec(pad && pad.length > 0 ? [1, hdr, b, pad] : [1, hdr, b]);
-    if (body.kind === 'literal') this.parts(body.data);
+    if (body.kind === 'literal' && 'data' in body) this.parts(body.data);
     if (body.kind === 'patch') this.parts(body.patch);
     if (body.kind === 'bsdiff') this.parts(body.delta);
+    if (body.kind === 'group' && body.frame) this.parts(body.frame);
   }
 
   /** The layer's tail; the last record. */
@@ -262,6 +292,18 @@ function decodeBody(b: unknown, parts: (n: number) => AsyncGenerator<Uint8Array>
       const deltaSize = int(b[3], 'bsdiff delta size', 1);
       return { kind: 'bsdiff', index: int(b[1], 'bsdiff index'), size: int(b[2], 'bsdiff output size', 1), deltaSize, data: parts(deltaSize) };
     }
+    case 6: {
+      if (!(b[1] instanceof Uint8Array) || !(b[2] instanceof Uint8Array)) throw bad('group set and sizes must be binary');
+      const sizes = unpackU32(b[2], 'group sizes');
+      if (sizes.some((s) => s === 0)) throw bad('a group member is empty');
+      const frameSize = int(b[3], 'group frame size', 1);
+      if (b[4] !== undefined && !(b[4] instanceof Uint8Array)) throw bad('group earlier entries must be binary');
+      const earlier = b[4] === undefined ? [] : unpackU32(b[4], 'earlier entries');
+      if (earlier.some((k) => k === 0)) throw bad('a group names its own entry as earlier');
+      return { kind: 'group', set: b[1].length === 0 ? [] : unpackU32(b[1], 'reference set'), earlier, sizes, size: sizes[0]!, frameSize, data: parts(frameSize) };
+    }
+    case 7:
+      return { kind: 'member', d: int(b[1], 'member group distance') };
     default:
       throw bad(`unknown body kind ${String(b[0])}`);
   }

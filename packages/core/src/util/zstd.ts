@@ -234,15 +234,89 @@ export function canPatchFrom(ref: Uint8Array, targetSize: number): boolean {
 }
 
 /**
+ * References up to this take zstd's one-shot dictionary call, with the level's own window (8 MiB
+ * at level 19) and no separate dictionary tables: half the memory of the long path below, and as
+ * small a patch, since a target's matches in its reference (the most similar part last) lie about
+ * the reference's size back. Larger references need the long window and long distance matching
+ * (measured: an 8.6 MB file against its 8.5 MB old version costs 73 KB one-shot, 33 KB long).
+ */
+export const PATCH_ONE_SHOT_REFERENCE = 7 * 1024 * 1024;
+
+/**
+ * Spans up to this reuse one context per thread (a fresh context per small patch costs more than
+ * the patch); larger ones get their own, freed once collected, so no thread keeps tens of MB of
+ * match tables between large patches.
+ */
+const REUSE_SPAN = 1 << 20;
+let small: binding.CCtx | undefined;
+/** Output buffer reused by every patch of this thread (results are copied out). */
+let patchOut = Buffer.alloc(0);
+
+/**
  * zstd patch-from: compresses `target` with `ref` as a raw-content dictionary, the window set to
  * span both (as `zstd --patch-from` does). The result decodes with zstdPatchDecode.
  */
 export function zstdPatchEncode(ref: Uint8Array, target: Uint8Array, level = 19): Buffer {
-  const windowLog = Math.min(Math.max(Math.ceil(Math.log2(ref.length + target.length + 1)), 10), ZSTD_WINDOW_LOG_MAX);
-  const c = new Compressor();
-  c.setParameters({ compressionLevel: level, windowLog, enableLongDistanceMatching: windowLog >= 24, checksumFlag: false, contentSizeFlag: true });
-  c.loadDictionary(ref);
-  return c.compress(target);
+  const span = ref.length + target.length;
+  const bound = binding.compressBound(target.length);
+  if (patchOut.length < bound) patchOut = Buffer.allocUnsafeSlow(Math.ceil(bound / 2 ** 20) * 2 ** 20);
+  let n: number;
+  if (ref.length <= PATCH_ONE_SHOT_REFERENCE) {
+    const cctx = span <= REUSE_SPAN ? (small ??= new binding.CCtx()) : new binding.CCtx();
+    n = cctx.compressUsingDict(patchOut, target, ref, level);
+  } else {
+    const windowLog = Math.min(Math.max(Math.ceil(Math.log2(span + 1)), 10), ZSTD_WINDOW_LOG_MAX);
+    const cctx = new binding.CCtx();
+    cctx.setParameter(binding.CParameter.compressionLevel, level);
+    cctx.setParameter(binding.CParameter.windowLog, windowLog);
+    cctx.setParameter(binding.CParameter.enableLongDistanceMatching, windowLog >= 24 ? 1 : 0);
+    cctx.setParameter(binding.CParameter.checksumFlag, 0);
+    cctx.setParameter(binding.CParameter.contentSizeFlag, 1);
+    cctx.loadDictionary(ref);
+    n = cctx.compress2(patchOut, target);
+  }
+  return Buffer.from(patchOut.subarray(0, n));
+}
+
+/** Parameters of a frame compressed from a source of known size. */
+export interface SizedFrameParameters {
+  level: number;
+  /** Largest window; the frame's own size lowers it (zstd fits tables and window to the pledged size). */
+  windowLog: number;
+  longDistanceMatching: boolean;
+  checksum: boolean;
+}
+
+/**
+ * Compresses exactly `size` bytes of `source` into one frame whose header records that size, so
+ * zstd fits its window and tables to the data (memory on both sides) and a decoder needs no
+ * bigger buffer than the content. Fewer or more bytes than `size` is FERRY_ERR_SIZE_MISMATCH.
+ */
+export async function* zstdCompressSized(source: AsyncIterable<Uint8Array>, size: number, p: SizedFrameParameters): AsyncGenerator<Buffer> {
+  const cctx = new binding.CCtx();
+  const windowLog = Math.min(p.windowLog, Math.max(10, Math.ceil(Math.log2(size + 1))));
+  cctx.setParameter(binding.CParameter.compressionLevel, p.level);
+  cctx.setParameter(binding.CParameter.windowLog, windowLog);
+  cctx.setParameter(binding.CParameter.enableLongDistanceMatching, p.longDistanceMatching && windowLog >= 24 ? 1 : 0);
+  cctx.setParameter(binding.CParameter.checksumFlag, p.checksum ? 1 : 0);
+  cctx.setPledgedSrcSize(size);
+  const out = Buffer.allocUnsafe(binding.cStreamOutSize());
+  let seen = 0;
+  const step = function* (src: Buffer, end: boolean): Generator<Buffer> {
+    for (;;) {
+      const [ret, produced, consumed] = cctx.compressStream2(out, src, end ? binding.EndDirective.end : binding.EndDirective.continue);
+      src = src.subarray(consumed);
+      if (produced > 0) yield Buffer.from(out.subarray(0, produced));
+      if (end ? ret === 0 : src.length === 0) return;
+    }
+  };
+  for await (const chunk of source) {
+    seen += chunk.byteLength;
+    if (seen > size) throw new FerryError('FERRY_ERR_SIZE_MISMATCH', `frame source is longer than the ${size} bytes pledged`);
+    yield* step(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength), false);
+  }
+  if (seen !== size) throw new FerryError('FERRY_ERR_SIZE_MISMATCH', `frame source is ${seen} bytes, ${size} were pledged`);
+  yield* step(Buffer.alloc(0), true);
 }
 
 /**
