@@ -25,6 +25,12 @@ export interface AgentOptions {
   stateDir?: string | undefined;
   /** The chunk cache (default `<stateDir>/cache`). */
   cacheDir?: string | undefined;
+  /**
+   * Keep every chunk and header after a commit (a cache copied onward to other devices). Default
+   * false: each commit prunes the headers whose release is installed and every chunk no other
+   * cached header names (cache-prune.ts).
+   */
+  keepCache?: boolean | undefined;
   /** Extra chunk sources tried before the assignment's repository: a relay URL, a USB stick directory. */
   sources?: string[] | undefined;
   /** Bandwidth cap for chunk transfers, bytes/s (default none). */
@@ -72,6 +78,7 @@ export function resolveAgentOptions(o: AgentOptions): ResolvedAgentOptions {
     stateDir,
     cacheDir: o.cacheDir ?? join(stateDir, 'cache'),
     sources: o.sources ?? [],
+    keepCache: o.keepCache ?? false,
     concurrency: o.concurrency ?? 3,
     checkinSeconds: o.checkinSeconds ?? 60,
     transferCheckinSeconds: o.transferCheckinSeconds ?? 30,

@@ -73,7 +73,10 @@ export async function loadHeader(id: Digest, cacheDir: string, sources: string[]
   const dirs = [cacheDir, ...sources.map(parseSource).flatMap((s) => (s.kind === 'file' ? [s.dir] : []))];
   for (const dir of dirs) {
     const bytes = await readHeaderFile(join(dir, headerPath(id)), signal);
-    if (bytes && sha256(bytes) === id) return bytes;
+    if (!bytes || sha256(bytes) !== id) continue;
+    // a copy in the cache keeps the transfer's chunks when the cache is pruned (cache-prune.ts)
+    if (dir !== cacheDir) await writeFileAtomic(join(cacheDir, headerPath(id)), bytes, { signal });
+    return bytes;
   }
   const http = sources.map(parseSource).filter((s) => s.kind === 'http');
   if (http.length === 0) throw new FerryError('FERRY_ERR_NOT_FOUND', `no source holds header ${id}`);
@@ -96,7 +99,8 @@ export async function loadHeader(id: Digest, cacheDir: string, sources: string[]
   throw last!;
 }
 
-async function readHeaderFile(path: string, signal?: AbortSignal): Promise<Buffer | undefined> {
+/** A cached or source header file, read bounded; undefined when it is missing or not one. */
+export async function readHeaderFile(path: string, signal?: AbortSignal): Promise<Buffer | undefined> {
   try {
     return await readRegularFile(path, { what: 'bundle header', missing: 'FERRY_ERR_NOT_FOUND', notRegular: 'FERRY_ERR_BUNDLE_INVALID', maxBytes: HEADER_MAX_BYTES, signal });
   } catch (err) {

@@ -12,6 +12,7 @@ import { resolveAgentOptions, type AgentOptions, type ResolvedAgentOptions } fro
 import { Counter, lockAgent } from './agent-state.js';
 import { AgentApi, loadHeader } from './api.js';
 import { backoffMs } from './backoff.js';
+import { pruneCache } from './cache-prune.js';
 import { preemptor, pickAssignment, type ReadyAssignment } from './priority.js';
 import { ReportBuffer } from './report-buffer.js';
 import { Reporter } from './reporter.js';
@@ -185,6 +186,7 @@ export class Agent {
         signal: ac.signal,
       });
       await this.reporter.make('committed', subject, last?.p, null);
+      if (!this.o.keepCache) await pruneCache(this.o.cacheDir, this.store, this.o.trust, Math.floor(this.o.now())).catch(() => undefined); // a failed prune loses nothing: the next commit prunes again
       const hookError = await this.runHook(result.ref, signal);
       await this.reporter.flush(signal);
       return { kind: 'committed', result, hookError };

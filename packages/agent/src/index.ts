@@ -12,5 +12,6 @@ export { parseSource, type Source } from './sources.js';
 export type { ChunkRef } from './run.js';
 export * from './agent-options.js';
 export { Agent, type SyncOutcome } from './daemon.js';
+export { pruneCache, type PruneReport } from './cache-prune.js';
 export { ReportBuffer } from './report-buffer.js';
 export { pickAssignment, preemptor, type ReadyAssignment } from './priority.js';

@@ -29,9 +29,10 @@ export interface AgentConfig {
   concurrency?: number;
   checkinInterval?: number;
   onCommit?: string;
+  keepCache?: boolean;
 }
 
-const CONFIG_KEYS = new Set(['servers', 'id', 'token', 'tokenFile', 'channels', 'trust', 'store', 'stateDir', 'cacheDir', 'sources', 'bandwidth', 'concurrency', 'checkinInterval', 'onCommit']);
+const CONFIG_KEYS = new Set(['servers', 'id', 'token', 'tokenFile', 'channels', 'trust', 'store', 'stateDir', 'cacheDir', 'sources', 'bandwidth', 'concurrency', 'checkinInterval', 'onCommit', 'keepCache']);
 const SMALL = 1024 * 1024;
 
 async function readConfig(inv: Invocation): Promise<{ config: AgentConfig; base: string }> {
@@ -95,6 +96,7 @@ export async function agentOptions(inv: Invocation): Promise<{ options: AgentOpt
     sources: list('source', config.sources).map((s) => (/^[a-z]+:/i.test(s) ? s : userPath(inv, s))),
     maxBytesPerSecond: bandwidth === undefined ? undefined : typeof bandwidth === 'number' ? bandwidth : parseRate(bandwidth, '--bandwidth') / 8,
     concurrency: concurrency !== undefined ? parseWhole(concurrency, '--concurrency', 1, 64) : config.concurrency,
+    keepCache: inv.values['keep-cache'] === true || config.keepCache === true,
     checkinSeconds: interval !== undefined ? parseWhole(interval, '--checkin-interval', 1, 86_400) : config.checkinInterval,
   };
   return { options, onCommit: stringOpt(inv, 'on-commit') ?? config.onCommit };

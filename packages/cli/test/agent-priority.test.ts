@@ -4,6 +4,8 @@
  * on hotfix: at its next check-in the agent gives the stable transfer up, installs the hotfix, then
  * resumes stable from the bytes it had (Range), fetching no byte of it twice.
  */
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '@ferry/agent';
 import { Store, type Report } from '@ferry/core';
@@ -79,5 +81,8 @@ describe('an urgent release', () => {
     const stableTotal = reports.filter((r) => r.channel === 'stable' && r.state === 'committed').pop()!.bytesTotal;
     const stableBytes = [...stablePaths].reduce((n, p) => n + (proxy.chunkBytesByPath.get(p) ?? 0), 0);
     expect(stableBytes).toBe(stableTotal);
+    // the hotfix's commit pruned the cache but kept the preempted stable transfer's chunks (the
+    // line above: none crossed twice); stable's commit then left nothing
+    expect(await readdir(join(store, 'agent', 'cache', 'chunks'))).toEqual([]);
   });
 });

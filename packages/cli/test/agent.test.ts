@@ -3,9 +3,10 @@
  * agent (the built CLI, a child process) syncs once and ends with v2's image ID, having received
  * exactly the payload bytes it needed; a second agent on the same store is refused; reports made
  * while the server is unreachable are kept on disk and arrive, in order, at the next contact; the
- * on-commit command runs with the ref, and its failure is reported, not fatal.
+ * on-commit command runs with the ref, and its failure is reported, not fatal; a commit prunes the
+ * chunk cache unless keepCache is set.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, ReportBuffer } from '@ferry/agent';
@@ -53,6 +54,9 @@ describe('ferry agent --once', () => {
     expect(reports.map((r) => r.counter)).toEqual([...reports.map((r) => r.counter)].sort((a, b) => a - b));
 
     expect(await readFile(hookOut, 'utf8')).toBe('app:v2');
+    // the commit pruned the cache: nothing is pending, so no chunk or header is kept
+    const cache = join(agent.store, 'agent', 'cache');
+    expect([await readdir(join(cache, 'chunks')), await readdir(join(cache, 'headers')), await readdir(join(cache, 'partial'))]).toEqual([[], [], []]);
 
     // the same agent from a config file (paths relative to it), the command line adding --store
     await writeFile(join(fleet.work, 'token'), agent.token + '\n');
@@ -93,7 +97,7 @@ describe('ferry agent --once', () => {
     expect(buffered.map((r) => [r.state, r.error?.code])).toEqual([['failed', 'FERRY_ERR_NETWORK'], ['failed', 'FERRY_ERR_NETWORK']]);
 
     const seen: Report[] = [];
-    const online = await Agent.open({ ...o, servers: [fleet.url], onReport: (r) => seen.push(r), onCommit: async () => { throw new Error('docker is not running'); } });
+    const online = await Agent.open({ ...o, keepCache: true, servers: [fleet.url], onReport: (r) => seen.push(r), onCommit: async () => { throw new Error('docker is not running'); } });
     try {
       await online.runOnce();
     } finally {
@@ -107,5 +111,8 @@ describe('ferry agent --once', () => {
     // the on-commit failure is reported; the image is installed all the same
     expect(seen.filter((r) => r.state === 'committed').map((r) => r.error?.code ?? null)).toEqual([null, 'FERRY_ERR_AGENT_HOOK']);
     expect((await (await Store.open(second.store)).resolve('app:v2')).configDigest).toBe(fleet.configs['app:v2']);
+    // keepCache: every chunk the transfer verified is still in the cache after the commit
+    const done = seen.find((r) => r.state === 'committed')!;
+    expect((await readdir(join(second.store, 'agent', 'cache', 'chunks'))).length).toBe(done.chunksTotal);
   });
 });

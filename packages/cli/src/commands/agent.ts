@@ -74,7 +74,7 @@ export const agentCommand: CommandSpec = {
   args: '',
   positionals: { min: 0, max: 0 },
   options: {
-    config: { type: 'string', arg: 'FILE', description: 'JSON config: servers, id, token or tokenFile, channels, trust, store, stateDir, cacheDir, sources, bandwidth, concurrency, checkinInterval, onCommit (paths relative to the file; options below win)' },
+    config: { type: 'string', arg: 'FILE', description: 'JSON config: servers, id, token or tokenFile, channels, trust, store, stateDir, cacheDir, sources, bandwidth, concurrency, checkinInterval, onCommit, keepCache (paths relative to the file; options below win)' },
     server: { type: 'string', multiple: true, arg: 'URL', description: 'server (or relay) URL, tried in order (repeatable; default $FERRY_SERVER)' },
     id: { type: 'string', arg: 'ID', description: 'this agent\'s id (ferry agents add ID)' },
     token: { type: 'string', arg: 'TOKEN', description: 'the agent token (default $FERRY_TOKEN); prefer --token-file' },
@@ -83,6 +83,7 @@ export const agentCommand: CommandSpec = {
     trust: { type: 'string', multiple: true, arg: 'FILE', description: 'trusted keys: the release key and the server\'s bundle key (.pub each), or a JSON trust file (repeatable)' },
     state: { type: 'string', arg: 'DIR', description: 'agent state: lock, request counter, buffered reports (default STORE/agent)' },
     cache: { type: 'string', arg: 'DIR', description: 'chunk cache, in the repository layout chunks/<hex> (default STATE/cache)' },
+    'keep-cache': { type: 'boolean', description: 'keep every chunk after a commit (a cache copied onward to other devices); by default a commit removes the chunks no pending transfer needs' },
     source: { type: 'string', multiple: true, arg: 'URL|DIR', description: 'extra chunk source tried before the server\'s repository: a relay URL or a directory such as a USB stick (repeatable)' },
     bandwidth: { type: 'string', arg: 'RATE', description: 'bandwidth cap for chunk transfers (256kbit, 2Mbit/s, 50kB/s); leaves room for the link\'s other traffic' },
     concurrency: { type: 'string', arg: 'N', description: 'chunks in flight at once (default 3; more fills long-latency links)' },
