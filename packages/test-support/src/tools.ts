@@ -64,8 +64,8 @@ export function toolsRequired(): boolean {
 const announced = new Set<ToolName>();
 
 /**
- * The tools' paths when all are installed; otherwise prints one line per missing tool naming its
- * apt package (once per test process) and returns undefined, so the caller skips
+ * The tools' paths when all are installed; otherwise prints one line naming the missing tools and
+ * their apt packages (each tool once per test process) and returns undefined, so the caller skips
  * (`describe.skipIf(!tools)`). Under FERRY_REQUIRE_TOOLS=1 a missing tool throws instead.
  */
 export function toolsOrSkip<T extends ToolName>(...names: T[]): Record<T, string> | undefined {
@@ -81,10 +81,12 @@ export function toolsOrSkip<T extends ToolName>(...names: T[]): Record<T, string
     const pkgs = [...new Set(missing.map((n) => TOOLS[n].pkg))];
     throw new Error(`${missing.join(', ')} not installed (apt-get install ${pkgs.join(' ')}); FERRY_REQUIRE_TOOLS=1 forbids skipping the tests that need them`);
   }
-  for (const n of missing) {
-    if (announced.has(n)) continue;
-    announced.add(n);
-    process.stderr.write(`skipped: tests that need ${n} (not installed: apt-get install ${TOOLS[n].pkg})\n`);
+  // one line per skip, naming each tool not announced yet in this process and its package
+  const fresh = missing.filter((n) => !announced.has(n));
+  for (const n of fresh) announced.add(n);
+  if (fresh.length > 0) {
+    const pkgs = [...new Set(fresh.map((n) => TOOLS[n].pkg))];
+    process.stderr.write(`skipped: tests that need ${fresh.join(', ')} (not installed: apt-get install ${pkgs.join(' ')})\n`);
   }
   return undefined;
 }
