@@ -149,12 +149,17 @@ async function outcome(inv: Invocation, screen: Screen, x: Outcome): Promise<num
   const store = await Store.open(x.device);
   const got = (await store.resolve('app:v2')).configDigest;
   const want = x.fleet.configs['app:v2']!;
-  const header = verifyHeader(await readFile(join(x.device, 'agent', 'cache', headerPath(x.t.bundle!))), { trust: await loadTrust(x.fleet.trust) });
-  const cmp = comparePull(header.payloadSize, header.layers);
+  // from the server's repository: the agent's cache no longer holds it once the commit pruned it
+  const header = verifyHeader(await readFile(join(x.fleet.server.paths.repo, headerPath(x.t.bundle!))), { trust: await loadTrust(x.fleet.trust) });
+  // what docker pull sends: the compressed sizes the pushed image declared (the server's bundles
+  // carry no gzip sizes of their own: the differ no longer gzips every layer to print them)
+  const declared = (await x.fleet.server.state.images.sourceLayers([header.release.manifest])).get(header.release.manifest);
+  const layers = header.layers.map((l) => ({ ...l, gzipSize: l.gzipSize || (declared?.get(l.diffId)?.size ?? 0) }));
+  const cmp = comparePull(header.payloadSize, layers);
   const uptime = x.o.upMs / (x.o.upMs + x.o.downMs);
   const ideal = (bytes: number): number => (bytes * 8) / x.o.rate / uptime;
   const perUp = (x.o.rate / 8) * (x.o.upMs / 1000);
-  const biggest = Math.max(...header.layers.filter((l) => l.mode === 'rebuild').map((l) => l.gzipSize));
+  const biggest = Math.max(...layers.filter((l) => l.mode === 'rebuild').map((l) => l.gzipSize));
   const result = { imageId: got, expected: want, match: got === want, payloadBytes: header.payloadSize, wireBytes: x.wire, seconds: x.t.seconds, killedAtBytes: x.t.killedAt ?? null, dockerPull: { bytes: cmp.changedLayers.bytes, layers: cmp.changedLayers.layers, idealSeconds: ideal(cmp.changedLayers.bytes), biggestLayer: biggest }, totalSeconds: x.total };
   if (inv.global.json) inv.ctx.stdout.write(JSON.stringify(result) + '\n');
   screen.say('');
