@@ -24,6 +24,11 @@ export interface PullComparison {
   link?: { bitsPerSecond: number; seconds: { bundle: number; changedLayers: number; fullImage: number } } | undefined;
 }
 
+/** Whether a bundle recorded docker pull's size of every layer (`ferry bundle --compare-pull`): 0 means not measured. */
+export function pullKnown(layers: readonly Pick<LayerPlan, 'gzipSize'>[]): boolean {
+  return layers.every((l) => l.gzipSize > 0);
+}
+
 /** Compares a bundle of `bundleBytes` with docker pull of its target layers. */
 export function comparePull(bundleBytes: number, layers: Pick<LayerPlan, 'mode' | 'gzipSize'>[], bitsPerSecond?: number): PullComparison {
   const sum = (ls: typeof layers): PullFigures => ({ bytes: ls.reduce((a, l) => a + l.gzipSize, 0), layers: ls.length });

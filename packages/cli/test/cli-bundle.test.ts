@@ -90,6 +90,14 @@ describe('ferry bundle', () => {
     expect(quick.code, quick.stderr).toBe(0);
     expect(quick.stdout).toMatch(/docker pull: not measured \(--compare-pull/);
     expect(quick.stdout).not.toMatch(/docker pull, full image/);
+    // inspect says so too, rather than comparing with 0 B
+    const seen = await ferry(['bundle', 'inspect', join(work, 'quick.ferry')]);
+    expect(seen.code, seen.stderr).toBe(0);
+    expect(seen.stdout).toMatch(/^what docker pull would send: not recorded in this bundle/m);
+    expect(seen.stdout).not.toMatch(/docker pull, full image/);
+    const seenJson = await ferryJson<any>(['bundle', 'inspect', join(work, 'quick.ferry')], {});
+    expect(seenJson.json.dockerPull).toBeNull();
+    expect(seenJson.json.layers.map((l: any) => l.gzipSize)).toEqual(seenJson.json.layers.map(() => 0));
   });
 
   it('adds to a repository directory, skipping chunks it already holds; reuses shared layers', async () => {

@@ -13,7 +13,8 @@ export interface InspectView {
   signature: SignatureState;
   baselineNote: string;
   inspection: BundleInspection;
-  comparison: PullComparison;
+  /** null: the bundle did not record docker pull's sizes. */
+  comparison: PullComparison | null;
   /** Unix seconds, for the expiry line. */
   now: number;
 }
@@ -39,7 +40,7 @@ function headLines(v: InspectView): string[] {
 }
 
 function layerLines(v: InspectView): string[] {
-  const rows = v.inspection.layers.map((l) => [String(l.index), shortDigest(l.diffId), humanBytes(l.size), humanBytes(l.gzipSize), l.mode, l.mode === 'rebuild' ? count(l.entries) : '-', l.mode === 'rebuild' ? humanBytes(l.carried) : '-', l.mode === 'rebuild' ? humanBytes(l.frameBytes) : '-']);
+  const rows = v.inspection.layers.map((l) => [String(l.index), shortDigest(l.diffId), humanBytes(l.size), l.gzipSize > 0 ? humanBytes(l.gzipSize) : '-', l.mode, l.mode === 'rebuild' ? count(l.entries) : '-', l.mode === 'rebuild' ? humanBytes(l.carried) : '-', l.mode === 'rebuild' ? humanBytes(l.frameBytes) : '-']);
   return table([['#', 'DIFF ID', 'SIZE', 'GZIP', 'MODE', 'ENTRIES', 'DATA', 'FRAME (zstd)'], ...rows], ['right', 'left', 'right', 'right', 'left', 'right', 'right', 'right'], '    ');
 }
 
@@ -90,14 +91,15 @@ export function inspectionLines(v: InspectView): string[] {
   return [
     ...headLines(v),
     '',
-    `what the bundle holds: ${humanBytes(c.bundleBytes)} = header ${humanBytes(v.headerBytes)} + payload ${humanBytes(h.payloadSize)} (${plural(h.chunks.length, 'chunk')} of ${humanBytes(h.chunkSize)})`,
+    `what the bundle holds: ${humanBytes(v.headerBytes + h.payloadSize)} = header ${humanBytes(v.headerBytes)} + payload ${humanBytes(h.payloadSize)} (${plural(h.chunks.length, 'chunk')} of ${humanBytes(h.chunkSize)})`,
     `  layers: ${rebuilt} rebuilt, ${ins.layers.length - rebuilt} reused (the device has them)`,
     ...layerLines(v),
     ...opLines(ins),
     `  ${humanBytes(ins.carried)} of data before compression -> ${humanBytes(h.payloadSize)} of zstd frames`,
     ...topLines(ins),
     '',
-    `what docker pull would send (gzip layers): the full image, ${humanBytes(c.fullImage.bytes)}; or, on a device that has the reused layers, the changed layers, ${humanBytes(c.changedLayers.bytes)}`,
-    ...comparisonLines(c),
+    ...(c
+      ? [`what docker pull would send (gzip layers): the full image, ${humanBytes(c.fullImage.bytes)}; or, on a device that has the reused layers, the changed layers, ${humanBytes(c.changedLayers.bytes)}`, ...comparisonLines(c)]
+      : ['what docker pull would send: not recorded in this bundle (ferry bundle --compare-pull records the gzip size of each layer; the server takes it from the pushed image)']),
   ];
 }

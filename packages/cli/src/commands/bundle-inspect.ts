@@ -7,7 +7,7 @@ import { Store, bundleId, decodeHeaderUnverified, inspectBundle, loadBaseline, o
 import { listOpt, stringOpt, userPath, type CommandSpec } from '../command.js';
 import { writeJson, writeLines, type Invocation } from '../context.js';
 import { EXIT } from '../errors.js';
-import { comparePull } from '../compare.js';
+import { comparePull, pullKnown } from '../compare.js';
 import { createProgress } from '../progress.js';
 import { loadTrust } from '../trust.js';
 import { parseRate, parseWhole } from '../units.js';
@@ -57,7 +57,7 @@ async function run(inv: Invocation): Promise<number> {
   } finally {
     progress.stop();
   }
-  const view: InspectView = { id: bundleId(source.headerBytes), where: path, header, headerBytes: source.headerBytes.length, signature, baselineNote: baseline.note, inspection: ins, comparison: comparePull(source.headerBytes.length + header.payloadSize, header.layers, rate), now: Math.floor(Date.now() / 1000) };
+  const view: InspectView = { id: bundleId(source.headerBytes), where: path, header, headerBytes: source.headerBytes.length, signature, baselineNote: baseline.note, inspection: ins, comparison: pullKnown(header.layers) ? comparePull(source.headerBytes.length + header.payloadSize, header.layers, rate) : null, now: Math.floor(Date.now() / 1000) };
   if (global.json) writeJson(ctx, jsonView(view));
   else writeLines(ctx, inspectionLines(view));
   return EXIT.ok;
@@ -76,7 +76,7 @@ function jsonView(v: InspectView): object {
     baseline: { layers: h.baseline, note: v.baselineNote },
     headerBytes: v.headerBytes,
     payloadBytes: h.payloadSize,
-    bundleBytes: v.comparison.bundleBytes,
+    bundleBytes: v.headerBytes + h.payloadSize,
     chunkSize: h.chunkSize,
     chunks: h.chunks.length,
     need: h.need,
@@ -84,6 +84,7 @@ function jsonView(v: InspectView): object {
     rebuilt: layers.filter((l) => l.mode === 'rebuild').length,
     reused: layers.filter((l) => l.mode === 'reuse').length,
     ops,
+    /** null when the bundle did not record docker pull's sizes (made without --compare-pull). */
     dockerPull: v.comparison,
   };
 }
