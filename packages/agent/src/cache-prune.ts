@@ -9,6 +9,7 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { headerPath, toFerryError, verifyHeader, type Digest, type Store, type TrustPolicy } from '@ferry/core';
 import { readHeaderFile } from './api.js';
+import { ChunkCache } from './cache.js';
 
 /** What a prune removed. */
 export interface PruneReport {
@@ -47,6 +48,7 @@ async function liveChunks(store: Store, bytes: Uint8Array, trust: TrustPolicy, n
 
 /** Removes dead headers and every chunk and partial file that no live header names. */
 export async function pruneCache(cacheDir: string, store: Store, trust: TrustPolicy, now = Math.floor(Date.now() / 1000)): Promise<PruneReport> {
+  const cache = await ChunkCache.open(cacheDir); // its layout; also clears a crash's temp chunks
   const report: PruneReport = { headers: 0, chunks: 0, partials: 0, bytes: 0 };
   const live = new Set<string>();
   const headersDir = join(cacheDir, 'headers');
@@ -61,17 +63,15 @@ export async function pruneCache(cacheDir: string, store: Store, trust: TrustPol
     await drop(join(headersDir, name), report);
     report.headers++;
   }
-  const chunksDir = join(cacheDir, 'chunks');
-  for (const name of await names(chunksDir)) {
-    if (live.has(name) || name.startsWith('.tmp-')) continue;
-    await drop(join(chunksDir, name), report);
+  for (const name of await names(cache.chunksDir)) {
+    if (live.has(name)) continue;
+    await drop(join(cache.chunksDir, name), report);
     report.chunks++;
   }
-  const partialDir = join(cacheDir, 'partial');
-  for (const name of await names(partialDir)) {
+  for (const name of await names(cache.partialDir)) {
     const hex = name.slice(0, 64);
     if (HEX.test(hex) && live.has(hex)) continue;
-    await drop(join(partialDir, name), report);
+    await drop(join(cache.partialDir, name), report);
     if (!name.endsWith('.journal')) report.partials++;
   }
   return report;

@@ -10,7 +10,7 @@
 import { lstat, mkdir, readdir, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ChunkFetcher, createHttpTransport, downloadHeader, type HttpTransport } from '@ferry/agent';
-import { CHUNK_SIZE_MAX, FerryError, digestHex, isFerryError, toFerryError, writeFileAtomic, type Digest } from '@ferry/core';
+import { CHUNK_SIZE_MAX, FerryError, digestHex, headerPath, isFerryError, toFerryError, writeFileAtomic, type Digest } from '@ferry/core';
 import type { ResolvedRelayOptions } from './options.js';
 import { Pool, SingleFlight } from './pool.js';
 
@@ -162,7 +162,7 @@ export class RelayCache {
   /** A header: read under HEADER_MAX_BYTES, its sha256 checked against its id before it is cached. */
   private async fetchHeader(digest: Digest): Promise<void> {
     if (await this.cached('headers', digest)) return;
-    const url = new URL(`headers/${digestHex(digest)}`, this.o.upstreamRepo);
+    const url = new URL(headerPath(digest), this.o.upstreamRepo);
     let bytes: Buffer;
     try {
       bytes = await downloadHeader(this.transport, url, digest, { signal: this.shutdown.signal, timeoutMs: this.o.upstreamTimeoutMs });
