@@ -37,7 +37,7 @@ afterAll(async () => {
 });
 
 describe.skipIf(!process.env.FERRY_SLOW_TESTS)('a segmented patch over PATCH_SPAN_MAX', () => {
-  it('bundles with the default caps and applies on a 64 MB heap within one patch'\'s memory of the literal apply, bit for bit', async () => {
+  it("bundles with the default caps and applies on a 64 MB heap within one patch's memory of the literal apply, bit for bit", async () => {
     const old = largeLibrary('large', 33 * MiB);
     const now = nextLibrary(old, 'large', MiB);
     expect(old.length + now.length).toBeGreaterThan(PATCH_SPAN_MAX);
