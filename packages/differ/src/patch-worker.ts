@@ -119,7 +119,13 @@ async function segmented(job: Extract<PatchJob, { kind: 'segmented' }>): Promise
   const store = await storeAt(job.root);
   const [ref, target] = await Promise.all([concat(store, [job.ref], 0), concat(store, [job.target], 1)]);
   const windows = planSegments(ref, target, job.maxWindow);
-  const frames = windows.map((w) => zstdPatchEncode(ref.subarray(w.offset, w.offset + w.length), target.subarray(w.start, w.start + w.size), job.level));
+  const frames: Buffer[] = [];
+  for (const w of windows) {
+    frames.push(zstdPatchEncode(ref.subarray(w.offset, w.offset + w.length), target.subarray(w.start, w.start + w.size), job.level));
+    // each large patch has its own zstd context (~200 MB of match tables), freed only once
+    // collected: without this, every segment's context lived until the job ended
+    await collectNow();
+  }
   const segments = segmentTable(windows, frames);
   const cost = frames.reduce((a, f) => a + f.length, 0) + packSegments(segments).length;
   if (cost >= literalEstimate(target)) return { id: job.id, job: 'segmented', segments: null, frames: [] };
@@ -177,6 +183,11 @@ async function collectAfter(job: PatchJob): Promise<void> {
     if (sketched < SKETCH_GC_BYTES) return;
   }
   sketched = 0;
+  await collectNow();
+}
+
+/** Collects garbage now and lets the finalizers that free native memory run. */
+async function collectNow(): Promise<void> {
   collect();
   await new Promise((resolve) => setImmediate(resolve));
 }
