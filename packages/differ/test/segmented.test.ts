@@ -9,8 +9,9 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PATCH_SPAN_MAX, verifyHeader } from '@ferry/core';
-import { createBundle, planSegments } from '@ferry/differ';
+import { writeFile } from 'node:fs/promises';
+import { FerryError, PATCH_SPAN_MAX, applyBundle, openBundle, sha256, verifyHeader, zstdCompress } from '@ferry/core';
+import { createBundle, planSegments, writeFerryFile } from '@ferry/differ';
 import { buildPackages, imageOf, largeLibrary, newKey, nextLibrary, remove, scratch, seededBytes, writeLayout, type TarEntry } from '@ferry/test-support';
 import { trustOf } from '@ferry/test-support';
 import { bundleOptions, decodeRefs, roundTrip, stores, type DifferFixture } from './helpers.js';
@@ -89,6 +90,27 @@ describe('segmented patches in a bundle', () => {
       await roundTrip(fx, pub, dev, a);
     } finally {
       await Promise.all([a.dispose(), b.dispose()]);
+    }
+  });
+
+  it('a damaged old version on the device: FERRY_ERR_BASELINE_MISSING naming it, never a wrong image', async () => {
+    const old = largeLibrary('damaged', 3 * MiB);
+    const now = nextLibrary(old, 'damaged', 100 * 1024);
+    const { pub, dev, opts } = await pair('damaged', old, now, MiB);
+    const a = await createBundle(pub, opts);
+    try {
+      // the same size, one byte changed, stored as a valid frame: only the digest check catches it
+      const bad = Buffer.from(old);
+      bad[bad.length - 1]! ^= 1;
+      await writeFile(dev.contentPath(sha256(old)), zstdCompress(bad));
+      const path = join(fx.work, 'damaged.ferry');
+      await writeFerryFile(path, a.signed);
+      const err = await applyBundle(dev, await openBundle(path), { trust: trustOf(fx.key) }).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(FerryError);
+      expect((err as FerryError).code).toBe('FERRY_ERR_BASELINE_MISSING');
+      expect((err as FerryError).details?.digest).toBe(sha256(old));
+    } finally {
+      await a.dispose();
     }
   });
 });
