@@ -440,7 +440,7 @@ describe('signed headers that lie (the signature passes, the body is malformed)'
     }
     await expectRefused('signed header without its type tag', await signedFerry('missing-type', rawMap(docFields({ type: undefined }))), {}, 'FERRY_ERR_BUNDLE_INVALID');
     await expectRefused('signed header of another type', await signedFerry('other-type', rawMap(docFields({ type: 'ferry-release' }))), {}, 'FERRY_ERR_BUNDLE_INVALID');
-    await expectRefused('signed header of format version 3', await signedFerry('version-3', rawMap(docFields({ v: 3 }))), {}, 'FERRY_ERR_BUNDLE_VERSION');
+    await expectRefused('signed header of format version 4 (a later one)', await signedFerry('version-4', rawMap(docFields({ v: 4 }))), {}, 'FERRY_ERR_BUNDLE_VERSION');
   });
 
   it('refuses headers whose fields disagree with each other: FERRY_ERR_BUNDLE_INVALID', async () => {
