@@ -72,8 +72,8 @@ function votedShift(index: Map<number, number>, target: Uint8Array, start: numbe
     else buckets.set(k, [s]);
   }
   let best: number[] | undefined;
-  // most votes wins; a tie goes to the smaller shift bucket (buckets were created in sample order)
-  for (const [k, list] of [...buckets].sort((a, b) => a[0] - b[0])) if (!best || list.length > best.length || (list.length === best.length && k < Math.floor(best[0]! / BUCKET))) best = list;
+  // most votes wins; a tie goes to the smallest shift (buckets in shift order, a later one must beat it)
+  for (const [, list] of [...buckets].sort((x, y) => x[0] - y[0])) if (!best || list.length > best.length) best = list;
   if (!best || best.length < MIN_VOTES) return undefined;
   best.sort((a, b) => a - b);
   return best[best.length >> 1];
