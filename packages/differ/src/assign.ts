@@ -17,6 +17,7 @@ import type { FreshBody } from './plan.js';
 import { SketchIndex, chooseReferenceSet, type Candidate } from './refset.js';
 import type { SketchCache } from './sketches.js';
 import { unitOf, type DpkgOwners } from './units.js';
+import { SEGMENTED_MAX_BODY } from './segment-plan.js';
 
 /** Member bytes of a group of small bodies at most (bounds the applier's decode buffer and the publisher's job). */
 export const GROUP_BYTES = 2 * 1024 * 1024;
@@ -59,7 +60,7 @@ const SEGMENTED_MAX_REFERENCE = 2 ** 32 - 1;
  * file and body over PATCH_SPAN_MAX): its segmented patch's reference, or undefined.
  */
 export function segmentedReference(f: FreshBody, index: BaselineIndex, maxPatchReference: number): number | undefined {
-  if (f.size < SEGMENTED_MIN_BODY) return undefined;
+  if (f.size < SEGMENTED_MIN_BODY || f.size > SEGMENTED_MAX_BODY) return undefined;
   const i = index.similar(f.path, f.size, SEGMENTED_MAX_REFERENCE);
   if (i === undefined) return undefined;
   const size = index.entries[i]!.size;

@@ -10,7 +10,7 @@
  * hit). Windows are kept in non-decreasing order, which lets the applier read the reference in one
  * pass. Everything here is a pure function of the bytes: bundles stay deterministic.
  */
-import { PATCH_SPAN_MAX, type Segment } from '@ferry/core';
+import { PATCH_SPAN_MAX, SEGMENTS_MAX, type Segment } from '@ferry/core';
 
 /** Fingerprinted bytes. */
 const FP_BYTES = 32;
@@ -22,6 +22,10 @@ const SAMPLES = 512;
 const BUCKET = 64 * 1024;
 /** Fewer agreeing votes than this: proportional placement. */
 const MIN_VOTES = 4;
+/** Segments are at least this large (but the last), so a body of up to SEGMENTED_MAX_BODY fits SEGMENTS_MAX segments. */
+const SEGMENT_MIN = 1 << 20;
+/** Largest body cut into segments. */
+export const SEGMENTED_MAX_BODY = SEGMENTS_MAX * SEGMENT_MIN;
 /** A segment is at most this share of its window when the reference is larger than a window (slack for shifts). */
 const SEGMENT_SHARE = 0.75;
 
@@ -87,8 +91,9 @@ function votedShift(index: Map<number, number>, target: Uint8Array, start: numbe
 export function planSegments(ref: Uint8Array, target: Uint8Array, maxWindow: number): SegmentWindow[] {
   const length = Math.min(maxWindow, ref.length, PATCH_SPAN_MAX >> 1);
   // a reference that fits a window is used whole by every segment: segments as large as the span allows
-  const maxSegment = ref.length <= length ? PATCH_SPAN_MAX - length : Math.min(PATCH_SPAN_MAX - length, Math.max(1 << 20, Math.floor(length * SEGMENT_SHARE * (target.length / ref.length))));
+  const maxSegment = ref.length <= length ? PATCH_SPAN_MAX - length : Math.min(PATCH_SPAN_MAX - length, Math.max(SEGMENT_MIN, Math.floor(length * SEGMENT_SHARE * (target.length / ref.length))));
   const count = Math.ceil(target.length / maxSegment);
+  if (count > SEGMENTS_MAX) throw new RangeError(`a ${target.length}-byte body needs ${count} segments, over ${SEGMENTS_MAX}`);
   const size = Math.ceil(target.length / count);
   const index = ref.length <= length ? undefined : indexReference(ref);
   const out: SegmentWindow[] = [];
