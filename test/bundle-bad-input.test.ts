@@ -16,6 +16,7 @@ import {
   FERRY_FILE_MAGIC,
   HEADER_MAX_BYTES,
   PAYLOAD_PART,
+  SEGMENTS_MAX,
   abandonApply,
   applyBundle,
   bundleId,
@@ -28,6 +29,7 @@ import {
   loadBaseline,
   openBundle,
   openEnvelope,
+  packSegments,
   packU32,
   payloadRange,
   readOps,
@@ -40,6 +42,7 @@ import {
   type Digest,
   type FerryError,
   type PrivateKey,
+  type Segment,
   type Store,
   type TrustPolicy,
 } from '@ferry/core';
@@ -437,7 +440,7 @@ describe('signed headers that lie (the signature passes, the body is malformed)'
     }
     await expectRefused('signed header without its type tag', await signedFerry('missing-type', rawMap(docFields({ type: undefined }))), {}, 'FERRY_ERR_BUNDLE_INVALID');
     await expectRefused('signed header of another type', await signedFerry('other-type', rawMap(docFields({ type: 'ferry-release' }))), {}, 'FERRY_ERR_BUNDLE_INVALID');
-    await expectRefused('signed header of format version 3', await signedFerry('version-3', rawMap(docFields({ v: 3 }))), {}, 'FERRY_ERR_BUNDLE_VERSION');
+    await expectRefused('signed header of format version 4 (a later one)', await signedFerry('version-4', rawMap(docFields({ v: 4 }))), {}, 'FERRY_ERR_BUNDLE_VERSION');
   });
 
   it('refuses headers whose fields disagree with each other: FERRY_ERR_BUNDLE_INVALID', async () => {
@@ -542,6 +545,36 @@ describe('payloads that lie (valid chunks, malformed ops)', () => {
     ];
     for (const [what, bytes, opts, code] of cases) {
       await expectRefused(`group: ${what}`, await withFrame(`group-${what.replace(/\W+/g, '-')}`, bytes), opts, code);
+    }
+  });
+
+  it('refuses hostile segment tables (format v3 SEGMENTED) before reading the reference or decoding a frame', async () => {
+    const table = await loadBaseline(pub, header.baseline);
+    const withBody = table.findIndex((e) => e.digest !== undefined && e.size > 4096);
+    const bodiless = table.findIndex((e) => e.digest === undefined);
+    const refSize = table[withBody]!.size;
+    // frames that are not zstd: decoding one would fail with FERRY_ERR_ZSTD_CORRUPT, not the code asserted
+    const junk = Buffer.alloc(64, 0x5a);
+    const seg = (offset: number, length: number, size: number, frame = 32): Segment => ({ offset, length, size, frame });
+    const segmented = (segments: Segment[], index = withBody, bytes = junk): Buffer => {
+      const size = segments.reduce((a, x) => a + x.size, 0);
+      return frame([1, tarHeader({ name: 'big.so', size }), [8, index, size, packSegments(segments), bytes.length]], bytes, [2, Buffer.alloc(1024)]);
+    };
+    const two = [seg(0, 1024, 50), seg(512, 1024, 50)];
+    const cases: [string, Buffer, Partial<ApplyOptions>, string][] = [
+      ['a window past the end of its reference', segmented([seg(0, 1024, 50), seg(refSize - 100, 101, 50)]), {}, 'FERRY_ERR_BUNDLE_INVALID'],
+      ['windows out of order', segmented([seg(512, 1024, 50), seg(0, 1024, 50)]), {}, 'FERRY_ERR_BUNDLE_INVALID'],
+      ['a reference entry past the baseline', segmented(two, table.length + 5), {}, 'FERRY_ERR_BUNDLE_INVALID'],
+      ['a reference entry without a body', segmented(two, bodiless), {}, 'FERRY_ERR_BUNDLE_INVALID'],
+      ['segments that do not add up to the entry', frame([1, tarHeader({ name: 'big.so', size: 101 }), [8, withBody, 101, packSegments(two), junk.length]], junk, [2, Buffer.alloc(1024)]), {}, 'FERRY_ERR_BUNDLE_INVALID'],
+      ['frames that do not add up to the op', segmented([seg(0, 1024, 50, 10), seg(512, 1024, 50, 10)]), {}, 'FERRY_ERR_BUNDLE_INVALID'],
+      ['a ragged segment table', frame([1, tarHeader({ name: 'big.so', size: 100 }), [8, withBody, 100, Buffer.alloc(20), junk.length]], junk, [2, Buffer.alloc(1024)]), {}, 'FERRY_ERR_BUNDLE_INVALID'],
+      ["a window over the device's reference cap", segmented([seg(0, 4097, 50), seg(0, 4097, 50)]), { maxPatchReference: 4096 }, 'FERRY_ERR_LIMIT_EXCEEDED'],
+      ['a frame over its segment\'s cap', segmented([seg(0, 1024, 1, 1026), seg(0, 1024, 1, 1026)], withBody, Buffer.alloc(2052, 0x5a)), {}, 'FERRY_ERR_LIMIT_EXCEEDED'],
+      ['more segments than SEGMENTS_MAX', segmented(Array.from({ length: SEGMENTS_MAX + 1 }, () => seg(0, 1024, 1, 1)), withBody, Buffer.alloc(SEGMENTS_MAX + 1, 0x5a)), {}, 'FERRY_ERR_LIMIT_EXCEEDED'],
+    ];
+    for (const [what, bytes, opts, code] of cases) {
+      await expectRefused(`segmented: ${what}`, await withFrame(`segmented-${what.replace(/\W+/g, '-')}`, bytes), opts, code);
     }
   });
 

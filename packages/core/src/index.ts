@@ -31,6 +31,7 @@ export * from './bundle/baseline.js';
 export * from './bundle/payload.js';
 export * from './bundle/reference.js';
 export * from './bundle/group.js';
+export * from './bundle/segments.js';
 export * from './bundle/container.js';
 export * from './bundle/limits.js';
 export * from './bundle/apply-plan.js';

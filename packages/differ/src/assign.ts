@@ -17,6 +17,7 @@ import type { FreshBody } from './plan.js';
 import { SketchIndex, chooseReferenceSet, type Candidate } from './refset.js';
 import type { SketchCache } from './sketches.js';
 import { unitOf, type DpkgOwners } from './units.js';
+import { SEGMENTED_MAX_BODY } from './segment-plan.js';
 
 /** Member bytes of a group of small bodies at most (bounds the applier's decode buffer and the publisher's job). */
 export const GROUP_BYTES = 2 * 1024 * 1024;
@@ -46,7 +47,25 @@ export interface PlannedGroup {
 }
 
 /** How one fresh body travels. */
-export type Decision = { kind: 'literal' } | { kind: 'delta'; ref: number } | { kind: 'group'; group: PlannedGroup };
+/** `segmented`: a body whose similar file is too large for one patch (segment-plan.ts). */
+export type Decision = { kind: 'literal' } | { kind: 'delta'; ref: number } | { kind: 'segmented'; ref: number } | { kind: 'group'; group: PlannedGroup };
+
+/** Bodies from this size on whose similar file is too large for one patch are tried as segmented patches. */
+export const SEGMENTED_MIN_BODY = 1024 * 1024;
+/** Segment windows are 4-byte offsets: larger references are never segmented. */
+const SEGMENTED_MAX_REFERENCE = 2 ** 32 - 1;
+
+/**
+ * The similar file of a body that no single patch can use (the file over the reference cap, or
+ * file and body over PATCH_SPAN_MAX): its segmented patch's reference, or undefined.
+ */
+export function segmentedReference(f: FreshBody, index: BaselineIndex, maxPatchReference: number): number | undefined {
+  if (f.size < SEGMENTED_MIN_BODY || f.size > SEGMENTED_MAX_BODY) return undefined;
+  const i = index.similar(f.path, f.size, SEGMENTED_MAX_REFERENCE);
+  if (i === undefined) return undefined;
+  const size = index.entries[i]!.size;
+  return size > maxPatchReference || size + f.size > PATCH_SPAN_MAX ? i : undefined;
+}
 
 /** Options of assignLayer. */
 export interface AssignOptions {
@@ -72,6 +91,11 @@ export async function assignLayer(fresh: FreshBody[], index: BaselineIndex, opts
     const single = index.similar(f.path, f.size, opts.maxPatchReference);
     if (opts.referenceSets === false) {
       out.set(f, single === undefined ? { kind: 'literal' } : { kind: 'delta', ref: single });
+      continue;
+    }
+    const wide = segmentedReference(f, index, opts.maxPatchReference);
+    if (wide !== undefined) {
+      out.set(f, { kind: 'segmented', ref: wide });
       continue;
     }
     if (single !== undefined && (await opts.sketches.get(f.digest, f.size, opts.signal)).binary) {

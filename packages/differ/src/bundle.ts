@@ -9,7 +9,7 @@ import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGzip } from 'node:zlib';
-import { FerryError, PATCH_REFERENCE_MAX, isChannelName, layerStream, toFerryError, loadBaseline, parseRef, type Digest, type LayerPlan, type PrivateKey, type Progress, type StoredImage, type Store } from '@ferry/core';
+import { FerryError, PATCH_REFERENCE_MAX, SEGMENTED_FORMAT_VERSION, isChannelName, layerStream, toFerryError, loadBaseline, parseRef, type Digest, type LayerPlan, type PrivateKey, type Progress, type StoredImage, type Store } from '@ferry/core';
 import { assignLayer } from './assign.js';
 import { emitLayer, frameWindowLog, newStats, type EmitContext, type EmitStats } from './emit.js';
 import { BaselineIndex, readDpkgLists } from './match.js';
@@ -119,7 +119,7 @@ async function append(out: FileHandle, offset: number, path: string): Promise<nu
 }
 
 /** Plans, emits and compresses one rebuilt layer into the payload; returns its frame's range. */
-async function rebuildLayer(ctx: EmitContext & { sketches: SketchCache; maxRef: number; owners: DpkgOwners; produced: Set<Digest>; dir: string; referenceSets: boolean }, diffId: Digest, out: FileHandle, offset: number): Promise<{ start: number; end: number }> {
+async function rebuildLayer(ctx: EmitContext & { sketches: SketchCache; owners: DpkgOwners; produced: Set<Digest>; dir: string; referenceSets: boolean }, diffId: Digest, out: FileHandle, offset: number): Promise<{ start: number; end: number }> {
   const layer = await planLayer(await ctx.store.openSkeleton(diffId), ctx.index, { produced: ctx.produced, signal: ctx.signal });
   const owners = new DpkgOwners(ctx.owners);
   await readDpkgLists(ctx.store, layer.lists, owners);
@@ -194,7 +194,8 @@ export async function createBundle(store: Store, opts: BundleOptions): Promise<C
       baseline,
       layers,
       payloadFile,
-      need: b.literal.bytes + b.patch.bytes + b.bsdiff.bytes + b.group.bytes + b.member.bytes + stats.entries * 256,
+      need: b.literal.bytes + b.patch.bytes + b.bsdiff.bytes + b.group.bytes + b.member.bytes + b.segmented.bytes + stats.entries * 256,
+      version: b.segmented.files > 0 ? SEGMENTED_FORMAT_VERSION : undefined,
       chunkSize: opts.chunkSize,
       created: now,
     });

@@ -7,7 +7,7 @@
  */
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { OpWriter, PAYLOAD_PART, payloadWindowLog, type BodySource, type Store } from '@ferry/core';
+import { OpWriter, PATCH_SPAN_MAX, PAYLOAD_PART, payloadWindowLog, type BodySource, type Store } from '@ferry/core';
 import type { Decision, PlannedGroup } from './assign.js';
 import type { BaselineIndex } from './match.js';
 import { patchMemory, type PatchPool } from './patch-pool.js';
@@ -23,6 +23,8 @@ export interface EmitContext {
   pool: PatchPool;
   index: BaselineIndex;
   stats: EmitStats;
+  /** The reference cap in force: a segmented patch's largest window. */
+  maxRef: number;
   /** Jobs started ahead of the writer at most (default 4). */
   lookahead?: number | undefined;
   signal?: AbortSignal | undefined;
@@ -75,6 +77,11 @@ function jobsOf(ctx: EmitContext, layer: LayerOps, decisions: Map<FreshBody, Dec
       const ref = ctx.index.entries[d.ref]!;
       const cost = Math.max(patchMemory(ref.size, f.size), 9 * ref.size + 2 * f.size);
       q.add({ key: f, start: () => ctx.pool.run({ kind: 'delta', ref: { digest: ref.digest!, size: ref.size }, target: { digest: f.digest, size: f.size } }, cost) });
+    } else if (d.kind === 'segmented') {
+      const ref = ctx.index.entries[d.ref]!;
+      const window = Math.min(ref.size, ctx.maxRef);
+      const cost = ref.size + f.size + patchMemory(window, Math.min(f.size, PATCH_SPAN_MAX - window));
+      q.add({ key: f, start: () => ctx.pool.run({ kind: 'segmented', ref: { digest: ref.digest!, size: ref.size }, target: { digest: f.digest, size: f.size }, maxWindow: ctx.maxRef }, cost) });
     } else if (d.kind === 'group' && !seen.has(d.group)) {
       const g = d.group;
       seen.add(g);
@@ -135,6 +142,14 @@ async function freshBody(ctx: EmitContext, q: JobQueue, f: FreshBody, d: Decisio
     s.patchBytes += r.bytes.length;
     return { body: { kind: 'patch', index: d.ref, size: f.size, patch: r.bytes } };
   }
+  if (d.kind === 'segmented') {
+    const r = await q.take(f);
+    if (r.job !== 'segmented' || !r.segments) return literal();
+    const bytes = r.frames.reduce((a, x) => a + x.length, 0);
+    s.segmentedBytes += bytes;
+    s.top.push({ path: f.path, kind: 'segmented', size: f.size, carried: bytes });
+    return { body: { kind: 'segmented', index: d.ref, size: f.size, segments: r.segments, frames: r.frames } };
+  }
   const g = d.group;
   if (gs.literal.has(g)) return literal();
   const seq = gs.opened.get(g);
@@ -157,7 +172,7 @@ function countEntry(s: EmitStats, op: Extract<PlannedOp, { kind: 'entry' }>, bod
   s.headerBytes[op.header.kind === 'base' ? 'base' : op.header.kind] += hb;
   if (body.kind === 'none') return;
   s.bodies[body.kind].files++;
-  if (body.kind === 'literal' || body.kind === 'patch' || body.kind === 'bsdiff' || body.kind === 'group' || body.kind === 'member') s.bodies[body.kind].bytes += size;
+  if (body.kind === 'literal' || body.kind === 'patch' || body.kind === 'bsdiff' || body.kind === 'group' || body.kind === 'member' || body.kind === 'segmented') s.bodies[body.kind].bytes += size;
 }
 
 /**

@@ -5,6 +5,7 @@ export * from './refset.js';
 export * from './plan.js';
 export * from './assign.js';
 export * from './emit.js';
+export * from './segment-plan.js';
 export * from './patch-pool.js';
 export * from './bundle.js';
 export * from './writer.js';

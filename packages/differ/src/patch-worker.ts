@@ -5,6 +5,8 @@
  *   BSDIFF_MAX_REFERENCE) or the literal, whichever costs least;
  * - `group`: several targets as one patch-from frame against a reference set (docs/format.md
  *   section 5.3), or null when compressing them as literals would cost less;
+ * - `segmented`: one large target cut into segments, each patched against a window of one
+ *   reference (segment-plan.ts, docs/format.md section 5.4), or the literal when that costs less;
  * - `frame`: a layer's raw op stream (a temp file) compressed into its payload frame;
  * - `sketch`: a body's sketch, and whether it looks binary.
  * Bodies are read from the store by digest, so only digests cross the thread boundary.
@@ -14,9 +16,11 @@ import { open } from 'node:fs/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort } from 'node:worker_threads';
-import { Store, canPatchFrom, zstdCompress, zstdCompressSized, zstdPatchEncode, type Digest } from '@ferry/core';
+import { Store, canPatchFrom, packSegments, zstdCompress, zstdCompressSized, zstdPatchEncode, type Digest } from '@ferry/core';
 import { BSDIFF_MAX_REFERENCE, bsdiff } from './delta/bsdiff.js';
 import { Sketcher, looksBinary } from './sketch.js';
+import { planSegments, segmentTable } from './segment-plan.js';
+import type { Segment } from '@ferry/core';
 
 /** A body named by digest, with its size. */
 export interface BodyRef {
@@ -28,6 +32,8 @@ export interface BodyRef {
 export type PatchJob =
   | { kind: 'delta'; id: number; root: string; level: number; ref: BodyRef; target: BodyRef }
   | { kind: 'group'; id: number; root: string; level: number; set: BodyRef[]; members: BodyRef[] }
+  /** `maxWindow`: the reference cap in force (each window's largest size). */
+  | { kind: 'segmented'; id: number; root: string; level: number; ref: BodyRef; target: BodyRef; maxWindow: number }
   | { kind: 'frame'; id: number; level: number; raw: string; size: number; windowLog: number; out: string }
   | { kind: 'sketch'; id: number; root: string; body: BodyRef };
 
@@ -43,6 +49,8 @@ export type PatchResult = { id: number; error?: string } & (
   /** `frame` null: the members cost less as literals than `literalEstimate`. */
   | { job: 'group'; frame: Uint8Array | null; literalEstimate: number }
   | { job: 'frame'; bytes: number }
+  /** `segments` null: the literal costs less. */
+  | { job: 'segmented'; segments: Segment[] | null; frames: Uint8Array[] }
   | { job: 'sketch'; sketch: Uint32Array; binary: boolean }
 );
 
@@ -107,6 +115,23 @@ async function group(job: Extract<PatchJob, { kind: 'group' }>): Promise<PatchRe
   return { id: job.id, job: 'group', frame: frame.length < estimate ? frame : null, literalEstimate: estimate };
 }
 
+async function segmented(job: Extract<PatchJob, { kind: 'segmented' }>): Promise<PatchResult> {
+  const store = await storeAt(job.root);
+  const [ref, target] = await Promise.all([concat(store, [job.ref], 0), concat(store, [job.target], 1)]);
+  const windows = planSegments(ref, target, job.maxWindow);
+  const frames: Buffer[] = [];
+  for (const w of windows) {
+    frames.push(zstdPatchEncode(ref.subarray(w.offset, w.offset + w.length), target.subarray(w.start, w.start + w.size), job.level));
+    // each large patch has its own zstd context (~200 MB of match tables), freed only once
+    // collected: without this, every segment's context lived until the job ended
+    await collectNow();
+  }
+  const segments = segmentTable(windows, frames);
+  const cost = frames.reduce((a, f) => a + f.length, 0) + packSegments(segments).length;
+  if (cost >= literalEstimate(target)) return { id: job.id, job: 'segmented', segments: null, frames: [] };
+  return { id: job.id, job: 'segmented', segments, frames };
+}
+
 async function frame(job: Extract<PatchJob, { kind: 'frame' }>): Promise<PatchResult> {
   const out = await open(job.out, 'w');
   let bytes = 0;
@@ -137,6 +162,7 @@ async function run(job: PatchJob): Promise<PatchResult> {
   if (job.kind === 'delta') return delta(job);
   if (job.kind === 'group') return group(job);
   if (job.kind === 'sketch') return sketch(job);
+  if (job.kind === 'segmented') return segmented(job);
   return frame(job);
 }
 
@@ -157,6 +183,11 @@ async function collectAfter(job: PatchJob): Promise<void> {
     if (sketched < SKETCH_GC_BYTES) return;
   }
   sketched = 0;
+  await collectNow();
+}
+
+/** Collects garbage now and lets the finalizers that free native memory run. */
+async function collectNow(): Promise<void> {
   collect();
   await new Promise((resolve) => setImmediate(resolve));
 }

@@ -42,6 +42,8 @@ export interface HeaderInput {
   payloadFile: string;
   /** Bytes of store data the apply will write at most (see BundleHeader.need). */
   need: number;
+  /** Format version written (default BUNDLE_FORMAT_VERSION; SEGMENTED_FORMAT_VERSION when the payload holds segmented patches). */
+  version?: number | undefined;
   chunkSize?: number;
   created?: number;
 }
@@ -97,6 +99,7 @@ export async function signBundle(input: HeaderInput): Promise<SignedBundle> {
     chunkSize,
     chunks,
     need: input.need,
+    version: input.version,
     created: input.created ?? input.release.created,
   });
   const envelope = signEnvelope('header', doc, input.headerKeys);

@@ -111,7 +111,7 @@ async function bundle(d: Demo, publisher: Store, privatePem: string): Promise<Bu
     const rebuilt = b.layers.filter((l) => l.mode === 'rebuild').length;
     const s = b.stats;
     return [
-      `${rebuilt} layers rebuilt, ${b.layers.length - rebuilt} reused; of ${count(s.entries)} tar entries, ${count(s.runEntries)} are runs of entries the device has (a few bytes per run), ${count(s.bodies.patch.files + s.bodies.bsdiff.files)} files travel as deltas and ${count(s.bodies.literal.files)} as new bytes`,
+      `${rebuilt} layers rebuilt, ${b.layers.length - rebuilt} reused; of ${count(s.entries)} tar entries, ${count(s.runEntries)} are runs of entries the device has (a few bytes per run), ${count(s.bodies.patch.files + s.bodies.bsdiff.files + s.bodies.segmented.files)} files travel as deltas and ${count(s.bodies.literal.files)} as new bytes`,
       `bundle: ${humanBytes(b.bytes)} (header ${humanBytes(b.signed.envelope.length)}, payload in ${count(b.signed.chunks.length)} chunks of ${humanBytes(b.signed.chunkSize)}), signed`,
     ];
   }, 'items');

@@ -14,6 +14,7 @@ import type { BaselineTable, TableEntry } from './baseline.js';
 import type { LayerSink } from './apply-sink.js';
 import { DeltaDecoder, resolveReference } from './apply-delta.js';
 import { LayerGroups } from './apply-refset.js';
+import { decodeSegmented } from './apply-segmented.js';
 import { patchBytes, type DecodedBody, type HeaderSource, type PayloadOp } from './payload.js';
 
 function bad(msg: string): FerryError {
@@ -205,6 +206,9 @@ export class LayerBuild {
       const limit = info.size + (info.size >> 8) + 1024;
       if (b.patchSize > limit) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `patch of ${info.path} is ${b.patchSize} bytes, over the ${limit}-byte cap for a ${info.size}-byte body`);
       digest = await this.deltas.patch(ref, b.data, b.patchSize, info.size, (out) => this.c.out.body(info.size, [out]));
+    } else if (b.kind === 'segmented') {
+      // a body too large for one patch: each segment is one patch against a window (format v3)
+      digest = await decodeSegmented(this.c, b, (out) => this.c.out.body(info.size, out));
     } else {
       const ref = resolveReference(this.c.table, b.index, this.c.maxReference, info.path);
       digest = await this.deltas.bsdiff(ref, b.data, info.size, this.c.signal, (out) => this.c.out.body(info.size, out));

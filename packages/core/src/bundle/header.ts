@@ -14,8 +14,14 @@ import { signBytes, verifySignatures, type PrivateKey, type RolePolicy, type Sig
  * payload (docs/format.md section 5.3). Version 1 bundles (a subset) are still read.
  */
 export const BUNDLE_FORMAT_VERSION = 2;
+/**
+ * Format version of a bundle whose payload holds segmented patches (docs/format.md section 5.4):
+ * an applier that reads only versions 1 and 2 refuses it with FERRY_ERR_BUNDLE_VERSION instead of
+ * failing on an op it does not know. Bundles without segmented patches stay version 2.
+ */
+export const SEGMENTED_FORMAT_VERSION = 3;
 /** Header and payload versions this ferry reads. */
-export const BUNDLE_FORMAT_VERSIONS_READ: readonly number[] = [1, 2];
+export const BUNDLE_FORMAT_VERSIONS_READ: readonly number[] = [1, 2, 3];
 /** Format version of release statements (unchanged by payload versions: the engineer signs these offline). */
 export const RELEASE_FORMAT_VERSION = 1;
 /** Largest header (envelope) accepted, checked before any byte is decoded. */
@@ -166,10 +172,10 @@ export function decodeRelease(bytes: Uint8Array): ReleaseStatement {
 const MODES = ['reuse', 'rebuild'] as const;
 
 /** Encodes a header document (to be signed with signEnvelope('header', ...)). */
-export function encodeHeader(h: Omit<BundleHeader, 'release' | 'version'>): Uint8Array {
+export function encodeHeader(h: Omit<BundleHeader, 'release' | 'version'> & { version?: number | undefined }): Uint8Array {
   return encodeMsgpack({
     type: 'ferry-bundle',
-    v: BUNDLE_FORMAT_VERSION,
+    v: h.version ?? BUNDLE_FORMAT_VERSION,
     release: h.releaseEnvelope,
     manifest: h.manifest,
     config: h.config,

@@ -27,6 +27,9 @@
  *                             MEMBER bodies take the others in order
  *              [7, d]         (v2) MEMBER: the next body of the group opened d groups before
  *                             the layer's latest one
+ *              [8, i, size, segments, n] (v3) SEGMENTED: `size` bytes as consecutive segments,
+ *                             each a patch-from frame against a window of baseline entry i's
+ *                             body (bundle/segments.ts); n frame bytes follow in bin records
  *        pad:  bin            the previous body's padding when it is not all zeros
  *   [2, tail]            TAIL: the layer's last bytes (padding, end-of-archive blocks); ends the frame
  *   [3, d, n, patch]     PATCHRUN: n entries equal to baseline entries cursor+d ... except that each
@@ -44,6 +47,7 @@ import { zstdDecode } from '../util/zstd.js';
 import { PAYLOAD_WINDOW_LOG_MAX } from './limits.js';
 import { scanMsgpackStream } from './msgpack-scan.js';
 import { packU32, unpackU32 } from './reference.js';
+import { packSegments, unpackSegments, type Segment } from './segments.js';
 
 /** Largest bin record in a payload (body data is cut into parts of at most this). */
 export const PAYLOAD_PART = 1024 * 1024;
@@ -74,7 +78,9 @@ export type BodySource =
   /** `earlier`: distances back to entries of this layer whose bodies follow the set's in the reference. */
   | { kind: 'group'; set: readonly number[]; earlier?: readonly number[] | undefined; sizes: readonly number[]; n: number; frame?: Uint8Array | undefined }
   /** `d`: groups opened after the one this member belongs to. */
-  | { kind: 'member'; d: number };
+  | { kind: 'member'; d: number }
+  /** `frames`: one patch-from frame per segment, in order. */
+  | { kind: 'segmented'; index: number; size: number; segments: readonly Segment[]; frames: readonly Uint8Array[] };
 
 /** A decoded op; literal, patch and bsdiff data stream from `data`, which must be consumed in order. */
 export type PayloadOp =
@@ -95,7 +101,9 @@ export type DecodedBody =
   | { kind: 'bsdiff'; index: number; size: number; deltaSize: number; data: AsyncIterable<Uint8Array> }
   /** `set`: baseline entry indexes (checked against the table by resolveReferenceSet); `sizes[0]` is this entry's body. */
   | { kind: 'group'; set: number[]; earlier: number[]; sizes: number[]; size: number; frameSize: number; data: AsyncIterable<Uint8Array> }
-  | { kind: 'member'; d: number };
+  | { kind: 'member'; d: number }
+  /** `segments` checked by checkSegments (segments.ts) before a byte of `data` is decoded. */
+  | { kind: 'segmented'; index: number; size: number; segments: Segment[]; frameSize: number; data: AsyncIterable<Uint8Array> };
 
 /** Writes one layer's op records to `out` (a zstd compressing stream piped onwards). */
 export class OpWriter {
@@ -154,12 +162,14 @@ export class OpWriter {
       case 'bsdiff': b = [5, body.index, body.size, body.delta.length]; break;
       case 'group': b = body.earlier && body.earlier.length > 0 ? [6, packU32(body.set), packU32(body.sizes), body.n, packU32(body.earlier)] : [6, packU32(body.set), packU32(body.sizes), body.n]; break;
       case 'member': b = [7, body.d]; break;
+      case 'segmented': b = [8, body.index, body.size, packSegments(body.segments), body.segments.reduce((a, g) => a + g.frame, 0)]; break;
     }
     this.rec(pad && pad.length > 0 ? [1, hdr, b, pad] : [1, hdr, b]);
     if (body.kind === 'literal' && 'data' in body) this.parts(body.data);
     if (body.kind === 'patch') this.parts(body.patch);
     if (body.kind === 'bsdiff') this.parts(body.delta);
     if (body.kind === 'group' && body.frame) this.parts(body.frame);
+    if (body.kind === 'segmented') for (const f of body.frames) this.parts(f);
   }
 
   /** The layer's tail; the last record. */
@@ -304,6 +314,11 @@ function decodeBody(b: unknown, parts: (n: number) => AsyncGenerator<Uint8Array>
     }
     case 7:
       return { kind: 'member', d: int(b[1], 'member group distance') };
+    case 8: {
+      if (!(b[3] instanceof Uint8Array)) throw bad('segment table must be binary');
+      const frameSize = int(b[4], 'segmented frame size', 1);
+      return { kind: 'segmented', index: int(b[1], 'segmented index'), size: int(b[2], 'segmented output size', 1), segments: unpackSegments(b[3]), frameSize, data: parts(frameSize) };
+    }
     default:
       throw bad(`unknown body kind ${String(b[0])}`);
   }
