@@ -89,6 +89,11 @@ export class LayerBuild {
     this.groups = new LayerGroups({ ...c, deltas: this.deltas, back: (k) => this.history.back(k) });
   }
 
+  /** Frees the delta buffers (the layer is done or failed). */
+  close(): void {
+    this.deltas.close();
+  }
+
   /** Runs every op; returns the layer's tail bytes. */
   async run(ops: AsyncIterable<PayloadOp>): Promise<Uint8Array> {
     let tail: Uint8Array | undefined;

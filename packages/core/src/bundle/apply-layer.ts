@@ -129,6 +129,7 @@ async function build(store: Store, plan: ApplyPlan, layer: PlannedLayer, chunks:
     await rm(staged, { force: true });
     throw toFerryError(err, `rebuilding layer ${layer.diffId}`);
   } finally {
+    lb.close();
     await out.close();
   }
 }

@@ -2,7 +2,7 @@
  * The main-thread end of a layer rebuild's writer thread (apply-worker.ts): the rebuild pushes the
  * layer's bytes in tar order (header groups, references to stored contents, new bodies) into a
  * shared ring, and the writer hashes, reads and writes on the second core. Memory: the ring
- * (4 MiB) and the writer's buffers, whatever the layer holds.
+ * (1 MiB: four of the largest records, enough to keep the writer busy) and the writer's buffers, whatever the layer holds.
  */
 import { randomBytes, createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +15,7 @@ import { REC, RECORD_MAX, RingWriter, ringBuffer } from './apply-ring.js';
 import type { WriterData } from './apply-worker.js';
 
 /** Size of the ring between the rebuild and its writer. */
-const RING_BYTES = 4 * 1024 * 1024;
+const RING_BYTES = 1024 * 1024;
 
 type Answer = { type: 'flushed' } | { type: 'done'; digest: Digest; size: number };
 type Failed = { type: 'error'; code?: ErrorCode; message: string; details?: Record<string, unknown>; errno?: string; syscall?: string; path?: string };

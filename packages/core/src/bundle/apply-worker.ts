@@ -56,7 +56,7 @@ const dctx = new binding.DCtx();
 const cctx = new binding.CCtx();
 cctx.setParameter(binding.CParameter.compressionLevel, 3);
 cctx.setParameter(binding.CParameter.checksumFlag, 1);
-const readBuf = Buffer.allocUnsafe(1024 * 1024);
+const readBuf = Buffer.allocUnsafe(PIECE);
 const outBuf = Buffer.allocUnsafe(PIECE);
 const zBuf = Buffer.allocUnsafe(PIECE);
 /** New bodies written and not yet flushed: digest hex -> temp file. */

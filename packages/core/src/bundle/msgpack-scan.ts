@@ -78,7 +78,20 @@ export class MsgpackScanner {
 
   /** Scans the next bytes of the stream. */
   feed(bytes: Uint8Array): void {
-    let i = 0;
+    for (let i = 0; i < bytes.length; ) {
+      const end = this.scanDocument(bytes, i);
+      if (end < 0) return;
+      i = end;
+    }
+  }
+
+  /**
+   * Scans `bytes` from `from` until the current top-level document ends: returns the index just
+   * past its last byte, or -1 when `bytes` ends first (the scan resumes with the next bytes).
+   */
+  scanDocument(bytes: Uint8Array, from = 0): number {
+    const docs = this.documents;
+    let i = from;
     while (i < bytes.length) {
       if (this.skip > 0) {
         const k = Math.min(this.skip, bytes.length - i);
@@ -91,7 +104,9 @@ export class MsgpackScanner {
       } else {
         this.head(bytes[i++]!);
       }
+      if (this.documents !== docs) return i;
     }
+    return -1;
   }
 
   private head(b: number): void {
@@ -149,4 +164,52 @@ export async function* scanMsgpackStream(source: AsyncIterable<Uint8Array>, limi
     scanner.feed(chunk);
     yield chunk;
   }
+}
+
+/**
+ * Cuts a byte stream into buffers of whole top-level documents, scanning each before it is handed
+ * on: a buffer holds the documents that ended in one input chunk (or one document assembled from
+ * several), copied out of the input. The input chunks may therefore be views of one buffer the
+ * source reuses; the msgpack decoder, handed whole documents, never concatenates a partial one
+ * with the next chunk (which costs it a copy of everything it holds per chunk: quadratic in a
+ * document's size). A document is at most `maxBytes` (FERRY_ERR_MSGPACK_INVALID past it).
+ */
+export async function* msgpackDocuments(source: AsyncIterable<Uint8Array>, limits: ScanLimits, what: string, maxBytes: number): AsyncGenerator<Uint8Array> {
+  const scanner = new MsgpackScanner(limits, what);
+  /** The bytes of a document begun in an earlier chunk. */
+  let pending = Buffer.alloc(0);
+  let held = 0;
+  const hold = (bytes: Uint8Array): void => {
+    if (held + bytes.length > maxBytes) throw new FerryError('FERRY_ERR_MSGPACK_INVALID', `${what} holds a document over ${maxBytes} bytes`);
+    if (held + bytes.length > pending.length) {
+      const grown = Buffer.allocUnsafe(Math.min(maxBytes, Math.max(held + bytes.length, 2 * pending.length, 64 * 1024)));
+      pending.copy(grown, 0, 0, held);
+      pending = grown;
+    }
+    pending.set(bytes, held);
+    held += bytes.length;
+  };
+  for await (const chunk of source) {
+    let pos = 0;
+    if (held > 0) {
+      const end = scanner.scanDocument(chunk);
+      hold(chunk.subarray(0, end < 0 ? chunk.length : end));
+      if (end < 0) continue;
+      yield Buffer.from(pending.subarray(0, held));
+      held = 0;
+      pos = end;
+    }
+    // the whole documents of this chunk go on in one copy; one it only begins is held
+    const first = pos;
+    let last = pos;
+    while (pos < chunk.length) {
+      const end = scanner.scanDocument(chunk, pos);
+      if (end < 0) break;
+      last = pos = end;
+    }
+    if (last > first) yield Buffer.from(chunk.subarray(first, last));
+    if (last < chunk.length) hold(chunk.subarray(last));
+  }
+  // an unfinished document goes on as it is: the decoder reports it
+  if (held > 0) yield Buffer.from(pending.subarray(0, held));
 }

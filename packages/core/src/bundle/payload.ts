@@ -45,13 +45,15 @@ import { bytesToDigest, digestToBytes, type Digest } from '../util/digest.js';
 import { readUvarint, writeUvarint } from '../util/varint.js';
 import { zstdDecode } from '../util/zstd.js';
 import { PAYLOAD_WINDOW_LOG_MAX } from './limits.js';
-import { scanMsgpackStream } from './msgpack-scan.js';
+import { msgpackDocuments } from './msgpack-scan.js';
 import { packU32, unpackU32 } from './reference.js';
 import { packSegments, unpackSegments, type Segment } from './segments.js';
 
 /** Largest bin record in a payload (body data is cut into parts of at most this). */
 export const PAYLOAD_PART = 1024 * 1024;
 const LIMITS = { maxStrLength: 0, maxBinLength: 16 * 1024 * 1024, maxArrayLength: 8, maxMapLength: 0, maxExtLength: 0 };
+/** Largest record of a payload frame: a bin of LIMITS.maxBinLength, or an op record holding such bins. */
+const RECORD_MAX_BYTES = LIMITS.maxBinLength + 64 * 1024;
 /** Op records nest 2 deep (`[1, [d, patch], [4, i, size, n]]`); the pre-scan allows one more. */
 const SCAN = { maxDepth: 3, maxElements: 1024 };
 
@@ -213,8 +215,9 @@ export interface ReadOpsOptions {
  * literal/patch/bsdiff data arrive through `data`.
  */
 export async function* readOps(compressed: AsyncIterable<Uint8Array>, maxOutput: number, options: ReadOpsOptions = {}): AsyncGenerator<PayloadOp> {
-  const decoded = zstdDecode(compressed, maxOutput, { windowLogMax: options.windowLogMax ?? PAYLOAD_WINDOW_LOG_MAX, signal: options.signal });
-  const scanned = scanMsgpackStream(decoded, SCAN, 'payload frame');
+  // the decoder's pieces are views of one buffer: the record splitter copies each record out once
+  const decoded = zstdDecode(compressed, maxOutput, { windowLogMax: options.windowLogMax ?? PAYLOAD_WINDOW_LOG_MAX, signal: options.signal, reuseOutput: true });
+  const scanned = msgpackDocuments(decoded, SCAN, 'payload frame', RECORD_MAX_BYTES);
   const records = decodeMultiStream<undefined>(scanned, LIMITS)[Symbol.asyncIterator]();
   let cursor = 0;
   const next = async (): Promise<unknown> => {

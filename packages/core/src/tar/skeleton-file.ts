@@ -9,7 +9,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { FerryError, toFerryError } from '../errors.js';
 import { bytesToDigest, digestToBytes, isDigest, type Digest } from '../util/digest.js';
 import { zstdCompressStream, zstdDecode } from '../util/zstd.js';
-import { scanMsgpackStream } from '../bundle/msgpack-scan.js';
+import { msgpackDocuments } from '../bundle/msgpack-scan.js';
 import type { SkeletonEntry, SkeletonTrailer } from './skeleton.js';
 
 const MAGIC = 'ferry-skeleton';
@@ -109,7 +109,10 @@ export function readSkeleton(source: AsyncIterable<Uint8Array>): SkeletonReader 
     let seen = 0;
     let bytes = 0;
     try {
-      const scanned = scanMsgpackStream(zstdDecode(source, 1 << 30), SKELETON_SCAN, 'skeleton');
+      // pieces in one reused buffer; the splitter copies whole records out (no concatenation of a
+      // record cut by a piece boundary with the whole next piece)
+      const decoded = zstdDecode(source, 1 << 30, { reuseOutput: true });
+      const scanned = msgpackDocuments(decoded, SKELETON_SCAN, 'skeleton', SKELETON_LIMITS.maxBinLength + 64 * 1024);
       for await (const rec of decodeMultiStream<undefined>(scanned, SKELETON_LIMITS)) {
         if (trailer) throw bad('records after the trailer');
         if (first) {

@@ -70,11 +70,14 @@ interface DecodeState {
   windowLogMax: number;
 }
 
-/** Feeds one input chunk to `dctx`, yielding every output piece it produces (bounded pieces). */
-function* decodeChunk(dctx: binding.DCtx, input: Uint8Array, st: DecodeState): Generator<Buffer> {
+/**
+ * Feeds one input chunk to `dctx`, yielding every output piece it produces (bounded pieces), each
+ * in a fresh buffer or, given `reuse`, in that one buffer.
+ */
+function* decodeChunk(dctx: binding.DCtx, input: Uint8Array, st: DecodeState, reuse?: Buffer): Generator<Buffer> {
   let src = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   while (src.length > 0 || st.inFrame) {
-    const dst = Buffer.allocUnsafe(OUT_CHUNK);
+    const dst = reuse ?? Buffer.allocUnsafe(OUT_CHUNK);
     let ret: number, produced: number, consumed: number;
     try {
       [ret, produced, consumed] = dctx.decompressStream(dst, src);
@@ -107,6 +110,12 @@ export interface ZstdDecodeOptions {
   windowLogMax?: number | undefined;
   /** Checked before each input chunk and output piece: an abort stops the decode promptly. */
   signal?: AbortSignal | undefined;
+  /**
+   * Yield every piece in one buffer, overwritten by the next: for a consumer that copies what it
+   * keeps (a stream decoded at tens of MB/s otherwise leaves a fresh buffer per piece for the
+   * collector).
+   */
+  reuseOutput?: boolean | undefined;
 }
 
 /**
@@ -122,12 +131,13 @@ export async function* zstdDecode(source: AsyncIterable<Uint8Array>, maxSize = N
   const dctx = newDCtx(windowLogMax);
   if (dictionary) dctx.loadDictionary(dictionary);
   const st: DecodeState = { total: 0, inFrame: false, maxSize, windowLogMax };
+  const reuse = options.reuseOutput ? Buffer.allocUnsafe(OUT_CHUNK) : undefined;
   let sawInput = false;
   let clean = false;
   try {
     for await (const chunk of source) {
       if (chunk.byteLength > 0) sawInput = true;
-      for (const piece of decodeChunk(dctx, chunk, st)) {
+      for (const piece of decodeChunk(dctx, chunk, st, reuse)) {
         signal?.throwIfAborted();
         yield piece;
       }
