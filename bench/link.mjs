@@ -117,7 +117,7 @@ function agentArgs(server, id, token, trust, store, extra = []) {
  * events are timed from the spawn (seconds). Resolves with the exit, the events, peak RSS and the
  * payload size the committed report gave.
  */
-async function runAgent(args, { t0 = performance.now(), onEvent }) {
+async function runAgent(args, { t0 = performance.now(), onEvent, heapMb }) {
   const { startAgentChild } = await import('@ferry/cli/agent-child');
   const events = [];
   const at = () => (performance.now() - t0) / 1000;
@@ -128,7 +128,7 @@ async function runAgent(args, { t0 = performance.now(), onEvent }) {
   const child = startAgentChild(args, undefined, {
     onProgress: (p) => push({ t: at(), kind: 'progress', phase: p.phase, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, link: p.link }),
     onReport: (r) => push({ t: at(), kind: 'report', state: r.state, bytesDone: r.bytesDone, bytesTotal: r.bytesTotal, error: r.error, link: r.link }),
-  }, { nodeArgs: ['--import', REPORT_RSS] });
+  }, { nodeArgs: ['--import', REPORT_RSS, ...(heapMb ? [`--max-old-space-size=${heapMb}`] : [])] });
   const exit = await child.exited;
   const rss = /ferry-test-maxrss-kb (\d+)/.exec(exit.stderr);
   const committed = events.find((e) => e.kind === 'report' && e.state === 'committed');
@@ -182,6 +182,7 @@ export async function runLink(flags = {}) {
   const latency = Number(flags.latency ?? DEFAULTS.latency);
   const curlMax = Number(flags['curl-max'] ?? DEFAULTS.curlMax);
   const extra = typeof flags['agent-args'] === 'string' ? flags['agent-args'].split(',') : []; // e.g. --agent-args=--concurrency,6
+  const heapMb = flags['agent-heap'] === undefined ? undefined : Number(flags['agent-heap']); // the agent's V8 heap cap (MB)
   const { startFleet } = await import('@ferry/cli/fleet');
   const { startLinkSim } = await import('@ferry/linksim');
   const layout = await pairLayout(flags);
@@ -205,7 +206,7 @@ export async function runLink(flags = {}) {
     const sampler = sampleLink(simF, t0);
     let agent;
     try {
-      agent = await runAgent(agentArgs(`http://127.0.0.1:${simF.port}`, 'edge', p.token, fleet.trust, join(work, 'fleet', 'device-edge'), extra), { t0 });
+      agent = await runAgent(agentArgs(`http://127.0.0.1:${simF.port}`, 'edge', p.token, fleet.trust, join(work, 'fleet', 'device-edge'), extra), { t0, heapMb });
     } finally {
       sampler.stop();
     }
@@ -213,7 +214,7 @@ export async function runLink(flags = {}) {
     const store = await (await import('@ferry/core')).Store.open(join(work, 'fleet', 'device-edge'));
     const got = (await store.resolve('app:v2')).configDigest;
     if (got !== p.want) throw new Error(`the agent committed image ${got}, the publisher has ${p.want}`);
-    const breakdown = analyse(sampler.samples, agent.events, rate);
+    const breakdown = analyse(sampler.samples, agent.events, rate, agent.seconds);
     const fw = simF.stats();
     const payload = agent.payload;
     const seconds = breakdown?.committed ?? agent.seconds;
@@ -234,7 +235,7 @@ export async function runLink(flags = {}) {
     }
     report(ferry, curl, curlMax);
     if (breakdown) printBreakdown(breakdown, rate);
-    return { pair: layout.name, rate, up, down, latency, agentArgs: extra, ferry, curl };
+    return { pair: layout.name, rate, up, down, latency, agentArgs: extra, agentHeapMb: heapMb, ferry, curl };
   } finally {
     for (const s of sims) await s.close();
     await fleet?.close();

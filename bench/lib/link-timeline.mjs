@@ -52,9 +52,9 @@ function firstByteAfter(samples, t, until) {
 
 /**
  * The breakdown: `events` holds `{ t, kind: 'report'|'progress', state|phase, bytesDone, bytesTotal }`
- * in the order received; `rate` is the link's rate in bits/s.
+ * in the order received; `rate` is the link's rate in bits/s; `exited` when the agent's process ended.
  */
-export function analyse(samples, events, rate) {
+export function analyse(samples, events, rate, exited) {
   const periods = upPeriods(samples);
   const progress = events.filter((e) => e.kind === 'progress' && e.phase === 'fetching');
   const firstFetch = events.find((e) => e.kind === 'report' && e.state === 'fetching')?.t;
@@ -84,6 +84,7 @@ export function analyse(samples, events, rate) {
     gapsTotal: gaps.reduce((n, g) => n + (g.gap ?? 0), 0),
     tail: committed - allChunks, // the last layer's rebuild finishing, commit, cache prune, the committed report
     committed,
+    exited, // after the commit, --once checks in again to find every channel current
   };
 }
 
@@ -97,5 +98,5 @@ export function printBreakdown(b, rate) {
   console.log(`  payload rate while up: ${((b.rateWhileUp * 8) / 1e6).toFixed(3)} Mbit/s of ${rate / 1e6} Mbit/s (${((100 * b.rateWhileUp * 8) / rate).toFixed(1)}%)`);
   console.log(`  link returns during the transfer: ${b.returns.map((g) => `at ${g.at.toFixed(1)} s first byte after ${s(g.gap)}`).join('; ') || 'none'} (total ${s(b.gapsTotal)})`);
   console.log(`  last chunk -> committed (last rebuild, commit, prune): ${s(b.tail)}`);
-  console.log(`  committed at ${s(b.committed)}`);
+  console.log(`  committed at ${s(b.committed)}; the process exited at ${s(b.exited)} (a last check-in finds the channel current)`);
 }
