@@ -44,6 +44,19 @@ function upWithin(periods, a, b) {
   return periods.reduce((n, [s, e]) => n + Math.max(0, Math.min(e, b) - Math.max(s, a)), 0);
 }
 
+/**
+ * The earliest time the link, up as it was, could have carried `seconds` of uptime from the start:
+ * the best any agent could do on this schedule (the ideal spreads the uptime evenly instead).
+ */
+function earliestWith(periods, seconds) {
+  let left = seconds;
+  for (const [s, e] of periods) {
+    if (e - s >= left) return s + left;
+    left -= e - s;
+  }
+  return undefined;
+}
+
 /** The first sample at or after `t` whose byte count is higher than at `t`; undefined if none before `until`. */
 function firstByteAfter(samples, t, until) {
   const base = samples.findLast((s) => s.t <= t)?.down ?? 0;
@@ -84,6 +97,7 @@ export function analyse(samples, events, rate, exited) {
     gapsTotal: gaps.reduce((n, g) => n + (g.gap ?? 0), 0),
     tail: committed - allChunks, // the last layer's rebuild finishing, commit, cache prune, the committed report
     committed,
+    achievable: earliestWith(periods, idealUp), // the payload at the full rate from the start, on this schedule
     exited, // after the commit, --once checks in again to find every channel current
   };
 }
@@ -98,5 +112,6 @@ export function printBreakdown(b, rate) {
   console.log(`  payload rate while up: ${((b.rateWhileUp * 8) / 1e6).toFixed(3)} Mbit/s of ${rate / 1e6} Mbit/s (${((100 * b.rateWhileUp * 8) / rate).toFixed(1)}%)`);
   console.log(`  link returns during the transfer: ${b.returns.map((g) => `at ${g.at.toFixed(1)} s first byte after ${s(g.gap)}`).join('; ') || 'none'} (total ${s(b.gapsTotal)})`);
   console.log(`  last chunk -> committed (last rebuild, commit, prune): ${s(b.tail)}`);
+  console.log(`  the best on this schedule (the payload at the link rate from the process start, nothing else): ${s(b.achievable)}; committed / that: ${b.achievable ? (b.committed / b.achievable).toFixed(3) : '-'}`);
   console.log(`  committed at ${s(b.committed)}; the process exited at ${s(b.exited)} (a last check-in finds the channel current)`);
 }
