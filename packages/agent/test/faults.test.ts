@@ -6,12 +6,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { open, readdir, truncate, writeFile } from 'node:fs/promises';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FerryError } from '@ferry/core';
-import { cacheHolds, makeRepo, scratchDir, startRepoServer, type RepoServer, type TestRepo } from '@ferry/test-support';
+import { cacheHolds, makeRepo, scratchDir, startRepoServer, startSwitchLink, type RepoServer, type TestRepo } from '@ferry/test-support';
 import { ChunkFetcher, type FetchEvent, type FetcherOptions, type FetchSummary } from '../src/index.js';
 
 const SIZE = 16 * 1024;
@@ -64,29 +63,6 @@ async function expectNoPartials(): Promise<void> {
   expect(await readdir(join(cacheDir(), 'partial'))).toEqual([]);
 }
 
-/** A TCP front for `target` that is down (every connection reset at once) until `up` is set. */
-async function switchableLink(target: string): Promise<{ url: string; up: boolean; refused: number; close(): Promise<void> }> {
-  const t = new URL(target);
-  const sockets = new Set<Socket>();
-  const link = { url: '', up: false, refused: 0, close: () => new Promise<void>((resolve) => (sockets.forEach((s) => s.destroy()), srv.close(() => resolve()))) };
-  const srv = createServer((client) => {
-    if (!link.up) {
-      link.refused++;
-      return void client.resetAndDestroy();
-    }
-    const upstream = connect(Number(t.port), t.hostname);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => (client.destroy(), upstream.destroy()));
-      s.on('close', () => (sockets.delete(s), client.destroy(), upstream.destroy()));
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  link.url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}${t.pathname}`;
-  return link;
-}
-
 async function until(ok: () => boolean): Promise<void> {
   while (!ok()) await delay(10);
 }
@@ -137,7 +113,7 @@ describe('fetching through faults', () => {
   });
 
   it('after an outage, the link is used again within one probe however long the backoff has grown', async () => {
-    const link = await switchableLink(server.url);
+    const link = await startSwitchLink(server.url);
     closers.push(link);
     // a 10-minute backoff: only the probe can end the wait before the test times out
     const fetching = fetchAll({ sources: [link.url], minRetryMs: 600_000, maxRetryMs: 600_000, probeMs: 50 });

@@ -11,3 +11,4 @@ export * from './kill-child.js';
 export * from './cli.js';
 export * from './errors.js';
 export * from './tar-craft.js';
+export * from './switch-link.js';
