@@ -1,14 +1,19 @@
-// The link bench (issue 9 item 8): one bundle fetched and applied over an emulated DIL link
-// (linksim: a rate and an up/down schedule) by the agent's fetcher and the applier in a child
-// process, beside the best a registry-style pull does on the same link: `curl -C -` in a retry
-// loop over the changed layer blobs (gzip). The bundle is published into the repository directory
-// of a real `ferry serve` (startServer), which also serves the gzip blobs (its repository route
-// serves any file under chunks/ with Range), so both sides talk to the same HTTP server.
+// The link bench (issue 9 item 8): one release installed over an emulated DIL link (linksim: a
+// rate and an up/down schedule) by the real agent, `ferry agent --once` in a child process checking
+// in with a real server (the CLI's fleet: the pair pushed, v2 released, the bundle built), beside
+// the best a registry-style pull does on the same link: `curl -C -` in a retry loop over the
+// changed layer blobs (gzip), which the same server's repository route serves from chunks/.
+// Where the agent's time goes is printed from a timeline of the link (lib/link-timeline.mjs).
 import { execFileSync } from 'node:child_process';
 import { copyFile, cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BENCH_DIR, MB, MiB, cacheDir, freshDir, q, run, sha256File } from './lib/util.mjs';
+import { createRequire } from 'node:module';
+import { MB, MiB, cacheDir, freshDir, q, run, sha256File } from './lib/util.mjs';
 import { check, printTable } from './lib/table.mjs';
+import { analyse, printBreakdown, sampleLink } from './lib/link-timeline.mjs';
+
+/** Preload that prints the process's peak RSS at exit (the agent child's figure). */
+const REPORT_RSS = createRequire(import.meta.url).resolve('@ferry/test-support/report-rss');
 
 const DEFAULTS = { rate: '1Mbit', up: 20, down: 10, latency: 0, size: 96, curlMax: 150 };
 
@@ -50,59 +55,84 @@ async function pairLayout(flags) {
 }
 
 /**
- * Prepared once per pair and cached under `<cache>/link/<key>/` (building a bundle of a dataset
- * pair takes minutes): the device store holding v1, the repository (`headers/`, `chunks/`) with the
- * bundle and the changed layers as gzip blobs, and meta.json. Each run copies them.
+ * Prepared once per pair and cached under `<cache>/link/fleet-<key>/` (building a bundle of a
+ * dataset pair takes minutes): a fleet (the CLI's startFleet: keys, a server data dir with the pair
+ * pushed and v2 released on `stable`, the bundle for v1's layers built) with agent `edge`
+ * registered and its device store holding v1, and the changed layers as gzip blobs in the server's
+ * repository. The bundle is built by a throwaway agent `prep` syncing once without the link. Each
+ * run copies the directory and reopens the fleet.
  */
 async function prepared(layout, key) {
-  const dir = join(cacheDir(), 'link', key);
+  const dir = join(cacheDir(), 'link', `fleet-${key}`);
   const meta = await readFile(join(dir, 'meta.json'), 'utf8').then(JSON.parse, () => undefined);
   if (meta && meta.expires > Date.now() / 1000 + 3600) return { dir, ...meta };
   await rm(dir, { recursive: true, force: true });
   const tmp = `${dir}.tmp`;
   await rm(tmp, { recursive: true, force: true });
-  await mkdir(join(tmp, 'repo', 'chunks'), { recursive: true });
-  console.log(`preparing the bundle and the device store in ${dir} (once)`);
-  const m = await prepare(tmp, layout, join(tmp, 'repo'));
-  await rm(join(tmp, 'publisher'), { recursive: true, force: true });
+  await mkdir(join(cacheDir(), 'link'), { recursive: true });
+  console.log(`preparing the fleet (server, release, bundle, device store) in ${dir} (once)`);
+  const { startFleet } = await import('@ferry/cli/fleet');
+  const fleet = await startFleet({ layout, dir: tmp });
+  let m;
+  try {
+    await fleet.release('app:v2', 'stable');
+    const edge = await fleet.addAgent('edge');
+    const prep = await fleet.addAgent('prep');
+    const r = await runAgent(agentArgs(fleet.url, 'prep', prep.token, fleet.trust, prep.store), {});
+    if (r.code !== 0) throw new Error(`the prep agent failed (exit ${r.code}): ${r.stderr}`);
+    await rm(prep.store, { recursive: true, force: true });
+    const blobs = await gzipBlobs(join(tmp, 'publisher'), fleet.server.paths.repo);
+    m = { token: edge.token, payloadSize: r.payload, want: fleet.configs['app:v2'], blobs, expires: Math.floor(Date.now() / 1000) + 80 * 86400 };
+  } finally {
+    await fleet.close();
+  }
   await writeFile(join(tmp, 'meta.json'), JSON.stringify(m));
   await rename(tmp, dir);
   return { dir, ...m };
 }
 
-/** Publisher and device stores, the bundle written into a repository, the changed layers as gzip blobs beside it. */
-async function prepare(work, layout, repoDir) {
+/** docker pull's share: the v2 layers v1 lacks, exported gzip-compressed into the repository's chunks/. */
+async function gzipBlobs(pubStore, repoDir) {
   const core = await import('@ferry/core');
-  const { createBundle, writeBundleDir } = await import('@ferry/differ');
-  const pub = await core.Store.open(join(work, 'publisher'), { create: true });
-  const dev = await core.Store.open(join(work, 'device'), { create: true });
-  for (const tag of ['v1', 'v2']) await core.importImage(pub, await core.openImage(layout, { ref: tag }), `app:${tag}`);
-  await core.importImage(dev, await core.openImage(layout, { ref: 'v1' }), 'app:v1');
-  const { privatePem, publicPem } = core.generateKeyPair();
-  const key = core.parsePrivateKey(privatePem);
-  const expires = Math.floor(Date.now() / 1000) + 30 * 86400;
-  const b = await createBundle(pub, { from: ['app:v1'], to: 'app:v2', channel: 'stable', release: 1, expires, releaseKeys: [key], headerKeys: [key] });
-  try {
-    await writeBundleDir(repoDir, b.signed);
-  } finally {
-    await b.dispose();
-  }
-  const bundle = core.bundleId(b.signed.envelope);
-  // docker pull: the v2 layers v1 lacks, as gzip blobs (exportOci writes them gzip-compressed)
+  const pub = await core.Store.open(pubStore);
   const v1 = new Set((await pub.resolve('app:v1')).layers.map((l) => l.diffId));
-  const exported = join(work, 'export');
+  const exported = join(repoDir, '..', 'gzip-export');
   await core.exportOci(pub, 'app:v2', exported, { compression: 'gzip' });
   const index = JSON.parse(await readFile(join(exported, 'index.json'), 'utf8'));
   const manifest = JSON.parse(await readFile(join(exported, 'blobs', 'sha256', index.manifests[0].digest.slice(7)), 'utf8'));
   const config = JSON.parse(await readFile(join(exported, 'blobs', 'sha256', manifest.config.digest.slice(7)), 'utf8'));
-  const blobs = [];
-  manifest.layers.forEach((l, i) => {
-    if (!v1.has(config.rootfs.diff_ids[i])) blobs.push({ digest: l.digest, size: l.size });
-  });
+  const blobs = manifest.layers.filter((l, i) => !v1.has(config.rootfs.diff_ids[i])).map((l) => ({ digest: l.digest, size: l.size }));
   for (const bl of blobs) await copyFile(join(exported, 'blobs', 'sha256', bl.digest.slice(7)), join(repoDir, 'chunks', bl.digest.slice(7)));
   await rm(exported, { recursive: true, force: true });
-  const want = (await pub.resolve('app:v2')).manifestDigest;
-  return { bundle, publicPem, expires, payloadSize: b.signed.payloadSize, headerSize: b.signed.envelope.length, blobs, want };
+  return blobs;
+}
+
+/** `ferry agent` arguments for one agent of the fleet (`--once --json` are added by startAgentChild). */
+function agentArgs(server, id, token, trust, store, extra = []) {
+  return ['--server', server, '--id', id, '--token', token, '--channel', 'stable', ...trust.flatMap((t) => ['--trust', t]), '--store', store, ...extra];
+}
+
+/**
+ * Runs `ferry agent --once --json` (the built CLI) in a child process with the RSS preload; its
+ * events are timed from the spawn (seconds). Resolves with the exit, the events, peak RSS and the
+ * payload size the committed report gave.
+ */
+async function runAgent(args, { t0 = performance.now(), onEvent, heapMb }) {
+  const { startAgentChild } = await import('@ferry/cli/agent-child');
+  const events = [];
+  const at = () => (performance.now() - t0) / 1000;
+  const push = (e) => {
+    events.push(e);
+    onEvent?.(e);
+  };
+  const child = startAgentChild(args, undefined, {
+    onProgress: (p) => push({ t: at(), kind: 'progress', phase: p.phase, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, link: p.link }),
+    onReport: (r) => push({ t: at(), kind: 'report', state: r.state, bytesDone: r.bytesDone, bytesTotal: r.bytesTotal, error: r.error, link: r.link }),
+  }, { nodeArgs: ['--import', REPORT_RSS, ...(heapMb ? [`--max-old-space-size=${heapMb}`] : [])] });
+  const exit = await child.exited;
+  const rss = /ferry-test-maxrss-kb (\d+)/.exec(exit.stderr);
+  const committed = events.find((e) => e.kind === 'report' && e.state === 'committed');
+  return { code: exit.code, stderr: exit.stderr, seconds: at(), events, maxRss: rss ? Number(rss[1]) * 1024 : undefined, payload: committed?.bytesTotal, link: committed?.link };
 }
 
 /** Fetches the blobs with `curl -C -` in a retry loop (1 s between tries), at most `maxSeconds`. */
@@ -151,42 +181,50 @@ export async function runLink(flags = {}) {
   const down = Number(flags.down ?? DEFAULTS.down);
   const latency = Number(flags.latency ?? DEFAULTS.latency);
   const curlMax = Number(flags['curl-max'] ?? DEFAULTS.curlMax);
-  const { startServer } = await import('@ferry/server');
+  const extra = typeof flags['agent-args'] === 'string' ? flags['agent-args'].split(',') : []; // e.g. --agent-args=--concurrency,6
+  const heapMb = flags['agent-heap'] === undefined ? undefined : Number(flags['agent-heap']); // the agent's V8 heap cap (MB)
+  const { startFleet } = await import('@ferry/cli/fleet');
   const { startLinkSim } = await import('@ferry/linksim');
-  const core = await import('@ferry/core');
   const layout = await pairLayout(flags);
   const work = await freshDir(`link-${process.pid}`); // per run: two runs at once must not share a server or a device store
-  const releaseKey = core.generateKeyPair();
-  const server = await startServer({ dataDir: join(work, 'server'), releaseKeys: [core.parsePublicKey(releaseKey.publicPem)], host: '127.0.0.1', port: 0, logger: false, rateLimit: false });
   const sims = [];
+  let fleet;
   try {
     console.log(`link bench: ${layout.name}; link ${rate / 1e6} Mbit/s each way, up ${up} s / down ${down} s (connections reset while down), latency ${latency} ms`);
     const p = await prepared(layout.dir, layout.key);
-    await cp(join(p.dir, 'repo'), server.paths.repo, { recursive: true });
-    await cp(join(p.dir, 'device'), join(work, 'device'), { recursive: true });
-    const port = Number(new URL(server.url).port);
+    await cp(p.dir, join(work, 'fleet'), { recursive: true });
+    fleet = await startFleet({ dir: join(work, 'fleet') });
+    const port = Number(new URL(fleet.url).port);
     const link = () => startLinkSim({ target: { host: '127.0.0.1', port }, rateDown: rate, rateUp: rate, latencyDownMs: latency, latencyUpMs: latency, schedule: down > 0 ? { kind: 'fixed', upMs: up * 1000, downMs: down * 1000 } : { kind: 'always' }, downMode: 'reset' });
     const uptime = down > 0 ? up / (up + down) : 1;
     const ideal = (bytes) => bytes / ((rate / 8) * uptime);
 
-    // ferry: the agent's fetcher and the applier in a child process, through its own linksim
+    // ferry: `ferry agent --once` in a child process, checking in with the server through its own linksim
     const simF = await link();
     sims.push(simF);
-    const params = { store: join(work, 'device'), cache: join(work, 'agent-cache'), repo: `http://127.0.0.1:${simF.port}/repo/`, bundle: p.bundle, publicPem: p.publicPem, fetcher: { maxRetryMs: 4000 } };
-    const { stdout } = await run(process.execPath, [join(BENCH_DIR, 'lib', 'link-agent.mjs'), JSON.stringify(params)]);
-    const line = stdout.toString().split('\n').find((l) => l.startsWith('RESULT '));
-    if (!line) throw new Error(`the agent printed no result: ${stdout.toString().slice(-2000)}`);
-    const agent = JSON.parse(line.slice(7));
-    if (agent.manifestDigest !== p.want) throw new Error(`the agent committed ${agent.manifestDigest}, the publisher has ${p.want}`);
+    const t0 = performance.now();
+    const sampler = sampleLink(simF, t0);
+    let agent;
+    try {
+      agent = await runAgent(agentArgs(`http://127.0.0.1:${simF.port}`, 'edge', p.token, fleet.trust, join(work, 'fleet', 'device-edge'), extra), { t0, heapMb });
+    } finally {
+      sampler.stop();
+    }
+    if (agent.code !== 0) throw new Error(`ferry agent exited ${agent.code}: ${agent.stderr.slice(-2000)}`);
+    const store = await (await import('@ferry/core')).Store.open(join(work, 'fleet', 'device-edge'));
+    const got = (await store.resolve('app:v2')).configDigest;
+    if (got !== p.want) throw new Error(`the agent committed image ${got}, the publisher has ${p.want}`);
+    const breakdown = analyse(sampler.samples, agent.events, rate, agent.seconds);
     const fw = simF.stats();
-    const payload = p.payloadSize;
-    const ferry = { payload, header: p.headerSize, wireDown: fw.bytesDown, wireUp: fw.bytesUp, seconds: agent.seconds, ideal: ideal(payload), maxRss: agent.maxRss, outages: fw.outages, resets: fw.resets + fw.refused, requests: agent.link.requests, discarded: agent.link.bytesDiscarded, planned: agent.payloadBytes };
+    const payload = agent.payload;
+    const seconds = breakdown?.committed ?? agent.seconds;
+    const ferry = { payload, wireDown: fw.bytesDown, wireUp: fw.bytesUp, seconds, exitSeconds: agent.seconds, ideal: ideal(payload), maxRss: agent.maxRss, outages: fw.outages, resets: fw.resets + fw.refused, link: agent.link, breakdown };
 
     // registry-style: curl -C - over the changed layer blobs, through a fresh linksim
     let curl;
     const gz = p.blobs.reduce((n, b) => n + b.size, 0);
     if (!hasCurl()) console.log('curl column skipped: curl not found (apt-get install curl)');
-    else {
+    else if (curlMax > 0) {
       const simC = await link();
       sims.push(simC);
       const r = await curlPull(`http://127.0.0.1:${simC.port}/repo/chunks/`, p.blobs, join(work, 'curl'), curlMax);
@@ -196,10 +234,11 @@ export async function runLink(flags = {}) {
       curl = { payload: gz, blobs: p.blobs.length, wireDown: cw.bytesDown, wireUp: cw.bytesUp, seconds: r.seconds, estimated, ideal: ideal(gz), finished: r.finished, verified: r.verified, bytesGot: r.bytes, tries: r.tries, outages: cw.outages };
     }
     report(ferry, curl, curlMax);
-    return { pair: layout.name, rate, up, down, latency, ferry, curl };
+    if (breakdown) printBreakdown(breakdown, rate);
+    return { pair: layout.name, rate, up, down, latency, agentArgs: extra, agentHeapMb: heapMb, ferry, curl };
   } finally {
     for (const s of sims) await s.close();
-    await server.close();
+    await fleet?.close();
     await rm(work, { recursive: true, force: true });
   }
 }
@@ -211,12 +250,12 @@ function report(f, c, curlMax) {
     ['bytes on the wire, down (MB)', mb(f.wireDown), c ? mb(c.wireDown) : '', ''],
     ['bytes on the wire, up (MB)', mb(f.wireUp), c ? mb(c.wireUp) : '', ''],
     ['wire / payload', ratio(f.wireDown, f.payload), c ? ratio(c.wireDown, c.finished ? c.payload : c.bytesGot) : '', `ferry <= 1.03: ${check(f.wireDown / f.payload <= 1.03)}`],
-    ['completion time (s)', f.seconds.toFixed(1), c ? (c.finished ? c.seconds.toFixed(1) : `~${c.estimated?.toFixed(0) ?? '?'} est. (stopped at ${c.seconds.toFixed(0)} s, ${mb(c.bytesGot)} MB got)`) : '', ''],
+    ['completion time: agent start to commit (s)', f.seconds.toFixed(1), c ? (c.finished ? c.seconds.toFixed(1) : `~${c.estimated?.toFixed(0) ?? '?'} est. (stopped at ${c.seconds.toFixed(0)} s, ${mb(c.bytesGot)} MB got)`) : '', ''],
     ['ideal: payload / (rate x uptime) (s)', f.ideal.toFixed(1), c ? c.ideal.toFixed(1) : '', ''],
     ['time / ideal', ratio(f.seconds, f.ideal), c ? ratio(c.estimated ?? c.seconds, c.ideal) : '', `ferry <= 1.1: ${check(f.seconds / f.ideal <= 1.1)}`],
     ['agent peak RSS (MB)', mb(f.maxRss), '', `< 128 MiB: ${check(f.maxRss < 128 * MiB)}`],
     ['outages / connections reset', `${f.outages} / ${f.resets}`, c ? `${c.outages} / ${c.tries} retries` : '', ''],
   ];
-  printTable('link: a bundle over an emulated DIL link, beside a registry-style pull', ['', 'ferry (fetcher + applier)', 'curl -C - (changed layers, gzip)', 'target'], rows, ['wire bytes: what linksim delivered, HTTP headers and refetched bytes included (TCP/IP headers not)']);
+  printTable('link: a bundle over an emulated DIL link, beside a registry-style pull', ['', 'ferry agent --once', 'curl -C - (changed layers, gzip)', 'target'], rows, ['wire bytes: what linksim delivered, HTTP headers and refetched bytes included (TCP/IP headers not)']);
   if (c) console.log(`ferry sends ${(c.payload / f.payload).toFixed(1)}x fewer payload bytes; time ferry ${f.seconds.toFixed(1)} s vs curl ${(c.estimated ?? c.seconds).toFixed(1)} s${c.finished ? (c.verified ? ' (blobs verified)' : ' (BLOB DIGEST MISMATCH)') : ' (curl stopped at --curl-max; its time estimated at the rate it had)'}`);
 }

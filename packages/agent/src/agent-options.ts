@@ -47,8 +47,16 @@ export interface AgentOptions {
   maxBufferedReports?: number | undefined;
   /** Seconds a bad bundle is left alone before it is tried again (default 3600). */
   badBundleSeconds?: number | undefined;
+  /** First wait after a failure, seconds; it doubles up to `maxBackoffSeconds` (default 1). */
+  minBackoffSeconds?: number | undefined;
   /** Longest wait between attempts after network errors, seconds (default 60; jitter adds up to as much again). */
   maxBackoffSeconds?: number | undefined;
+  /**
+   * While the agent waits after a network failure (no server answered), it probes the servers this
+   * often, seconds, and checks in as soon as one answers (default 1): a link that comes back is used
+   * within one probe, not at the end of a backoff that may run past the link's next outage.
+   */
+  probeSeconds?: number | undefined;
   /** Runs after each commit with the installed ref; a failure is reported, not fatal. */
   onCommit?: ((ref: string, signal: AbortSignal) => Promise<void>) | undefined;
   /** Every report the agent makes (logs, the CLI's progress line). */
@@ -85,7 +93,9 @@ export function resolveAgentOptions(o: AgentOptions): ResolvedAgentOptions {
     reportSeconds: o.reportSeconds ?? 10,
     maxBufferedReports: o.maxBufferedReports ?? PROTOCOL_LIMITS.reports,
     badBundleSeconds: o.badBundleSeconds ?? 3600,
+    minBackoffSeconds: o.minBackoffSeconds ?? 1,
     maxBackoffSeconds: o.maxBackoffSeconds ?? 60,
+    probeSeconds: o.probeSeconds ?? 1,
     fetcher: o.fetcher ?? {},
     now: o.now ?? (() => Date.now() / 1000),
   };
@@ -94,6 +104,6 @@ export function resolveAgentOptions(o: AgentOptions): ResolvedAgentOptions {
   need(r.token.length > 0, 'the agent needs its token');
   need(r.channels.length > 0 && r.channels.length <= PROTOCOL_LIMITS.channels && r.channels.every((c) => CHANNEL_RE.test(c)), 'the agent needs 1 to 64 valid channel names');
   need(r.maxBufferedReports >= 1 && r.maxBufferedReports <= PROTOCOL_LIMITS.reports, `reports buffered must be 1 to ${PROTOCOL_LIMITS.reports}`);
-  for (const k of ['checkinSeconds', 'transferCheckinSeconds', 'reportSeconds', 'badBundleSeconds', 'maxBackoffSeconds'] as const) need(r[k] > 0, `${k} must be positive`);
+  for (const k of ['checkinSeconds', 'transferCheckinSeconds', 'reportSeconds', 'badBundleSeconds', 'minBackoffSeconds', 'maxBackoffSeconds', 'probeSeconds'] as const) need(r[k] > 0, `${k} must be positive`);
   return r;
 }

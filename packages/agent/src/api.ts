@@ -33,6 +33,22 @@ export class AgentApi {
     return protocol.reportsAnswer(await this.post(`/v1/agents/${this.id}/reports`, { counter, reports }, signal));
   }
 
+  /**
+   * Whether any server answers now: one small GET each, and any HTTP answer (a 404 included) means
+   * the link is up. The daemon's backoff after a network failure ends on it (backoff.ts).
+   */
+  async probe(signal: AbortSignal): Promise<boolean> {
+    for (const client of this.clients) {
+      try {
+        await client.request({ method: 'GET', path: '/v1/', signal });
+        return true;
+      } catch (err) {
+        if (isFerryError(err) && err.code !== 'FERRY_ERR_NETWORK' && err.code !== 'FERRY_ERR_ABORTED') return true;
+      }
+    }
+    return false;
+  }
+
   /** Posts to each server in turn until one answers; a server's own error answer is final. */
   private async post(path: string, json: unknown, signal?: AbortSignal): Promise<unknown> {
     let last: FerryError | undefined;

@@ -11,7 +11,7 @@ import { FerryError, inventoryDigest, isFerryError, Store, toFerryError, verifyH
 import { resolveAgentOptions, type AgentOptions, type ResolvedAgentOptions } from './agent-options.js';
 import { Counter, lockAgent } from './agent-state.js';
 import { AgentApi, loadHeader } from './api.js';
-import { backoffMs } from './backoff.js';
+import { backoffMs, LinkWaker } from './backoff.js';
 import { pruneCache } from './cache-prune.js';
 import { preemptor, pickAssignment, type ReadyAssignment } from './priority.js';
 import { ReportBuffer } from './report-buffer.js';
@@ -83,7 +83,7 @@ export class Agent {
         if (signal?.aborted) break;
         throw err;
       }
-      await this.pause(this.delayAfter(out), signal);
+      await this.pause(this.delayAfter(out), signal, linkDown(out));
     }
     await this.reporter.make('idle', {}).catch(() => undefined);
   }
@@ -100,7 +100,7 @@ export class Agent {
       if (out.kind === 'current') return done;
       if (out.kind === 'committed') done.push(out.result);
       if (out.kind === 'failed' && !out.error.retryable) throw out.error;
-      await this.pause(this.delayAfter(out), options.signal);
+      await this.pause(this.delayAfter(out), options.signal, linkDown(out));
     }
   }
 
@@ -248,15 +248,23 @@ export class Agent {
       case 'failed': {
         if (!out.error.retryable) return this.o.checkinSeconds;
         const after = out.error.details?.retryAfterMs as number | undefined;
-        return after !== undefined ? after / 1000 : backoffMs(this.failures - 1, 1000, this.o.maxBackoffSeconds * 1000) / 1000;
+        return after !== undefined ? after / 1000 : backoffMs(this.failures - 1, this.o.minBackoffSeconds * 1000, Math.max(this.o.minBackoffSeconds, this.o.maxBackoffSeconds) * 1000) / 1000;
       }
     }
   }
 
-  private async pause(seconds: number, signal?: AbortSignal): Promise<void> {
+  /** Waits; after a network failure the servers are probed meanwhile and the first answer ends the wait. */
+  private async pause(seconds: number, signal: AbortSignal | undefined, probe: boolean): Promise<void> {
     if (seconds <= 0) return;
-    await sleep(seconds * 1000, undefined, { signal }).catch(() => undefined);
+    if (!probe) return void (await sleep(seconds * 1000, undefined, { signal }).catch(() => undefined));
+    const waker = new LinkWaker({ everyMs: this.o.probeSeconds * 1000, timeoutMs: 30_000, probe: (s) => this.api.probe(signal ? AbortSignal.any([signal, s]) : s) });
+    await waker.wait(seconds * 1000, signal ?? new AbortController().signal, true).catch(() => undefined);
   }
+}
+
+/** A failure in which no server answered: the link may be down, so the wait after it probes. */
+function linkDown(out: SyncOutcome): boolean {
+  return out.kind === 'failed' && out.error.retryable && out.error.code === 'FERRY_ERR_NETWORK';
 }
 
 function subjectOf(a: Assignment | undefined): { channel?: string; release?: number | null; bundle?: Digest | null } {

@@ -12,19 +12,22 @@ import { FerryError, isFerryError, toFerryError, type ChunkSource } from '@ferry
 import { backoffMs, LinkWaker } from './backoff.js';
 import { TokenBucket } from './bucket.js';
 import { ChunkCache } from './cache.js';
-import { createHttpTransport, type HttpTransport } from './http.js';
+import { createHttpTransport, type HttpResponse, type HttpTransport } from './http.js';
 import { fetchHttpChunk, type TransferContext } from './http-source.js';
 import { resolveFetcherOptions, type FetcherOptions, type ResolvedFetcherOptions } from './options.js';
 import type { PartialChunk } from './partial.js';
 import { emptyLinkStats, RateMeter, type FetchEvent, type FetchProgress, type LinkStats } from './progress.js';
 import { Run, type ChunkRef, type RunEntry } from './run.js';
-import { parseSource, readDirChunk, type Source } from './sources.js';
+import { chunkUrl, parseSource, readDirChunk, type Source } from './sources.js';
 
 /**
  * Failures of this machine, not of a source (disk full, permissions, a bug): no other source and no
  * retry can help, so the run stops with them (the agent's loop decides when to try again).
  */
 const LOCAL = new Set<string>(['FERRY_ERR_IO', 'FERRY_ERR_DISK_FULL', 'FERRY_ERR_INTERNAL']);
+
+/** Failures of the link itself (no answer came): the backoff after them probes for the link's return. */
+const LINK_DOWN = new Set<string>(['FERRY_ERR_NETWORK', 'FERRY_ERR_FETCH_STALLED']);
 
 /** What a finished run did. */
 export interface FetchSummary {
@@ -46,7 +49,9 @@ export class ChunkFetcher {
   private readonly stats: LinkStats = emptyLinkStats();
   private readonly meter: RateMeter;
   private readonly ctx: TransferContext;
-  private readonly waker = new LinkWaker();
+  private readonly waker: LinkWaker;
+  /** What the link probe asks for: the first byte of the last chunk the link failed on. */
+  private probeUrl: URL | undefined;
   private run: Run | undefined;
   private lastError: FerryError | null = null;
   private lastProgress = -Infinity;
@@ -57,6 +62,7 @@ export class ChunkFetcher {
     this.transport = this.o.transport ?? createHttpTransport({ maxSockets: this.o.concurrency });
     this.bucket = this.o.maxBytesPerSecond === undefined ? undefined : new TokenBucket(this.o.maxBytesPerSecond, this.o.burstBytes, this.o.clock);
     this.meter = new RateMeter(this.o.rateWindowMs);
+    this.waker = new LinkWaker({ everyMs: this.o.probeMs, timeoutMs: this.o.stallTimeoutMs, probe: (signal) => this.probeLink(signal) });
     this.ctx = {
       transport: this.transport,
       bucket: this.bucket,
@@ -228,13 +234,34 @@ export class ChunkFetcher {
           if (state.progressed || retriesLeft === 0 || !isFerryError(error) || !error.retryable) return;
           const after = error.details?.retryAfterMs as number | undefined;
           if (after !== undefined) await delay(Math.min(after, this.o.maxRetryAfterMs), undefined, { signal: run.signal });
-          else await this.waker.wait(backoffMs(retriesConsumed, this.o.minRetryMs, this.o.maxRetryMs), run.signal);
+          else await this.waker.wait(backoffMs(retriesConsumed, this.o.minRetryMs, this.o.maxRetryMs), run.signal, LINK_DOWN.has(error.code));
         },
         shouldConsumeRetry: () => !state.progressed,
         shouldRetry: ({ error }) => isFerryError(error) && error.retryable && !LOCAL.has(error.code) && !run.signal.aborted,
       });
     } finally {
       if (!state.finished) await partial.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * The link probe (backoff.ts): asks for the first byte of a chunk the link failed on. True on any
+   * answer; a one-byte 206 is read so its connection serves the next request, anything else is dropped.
+   */
+  private async probeLink(signal: AbortSignal): Promise<boolean> {
+    const url = this.probeUrl;
+    if (!url) return false;
+    this.stats.requests++;
+    let res: HttpResponse | undefined;
+    try {
+      res = await this.transport.get(url, { range: 'bytes=0-0', 'accept-encoding': 'identity' }, signal);
+      let n = 0;
+      if (res.status === 206) for await (const b of res.body) if ((n += b.length) > 1) break;
+      if (res.status !== 206 || n !== 1) res.abort();
+      return true;
+    } catch {
+      res?.abort();
+      return res !== undefined;
     }
   }
 
@@ -261,6 +288,7 @@ export class ChunkFetcher {
         this.stats.failures++;
         this.lastError = fe;
         if (fe.code === 'FERRY_ERR_CHUNK_INVALID' || fe.code === 'FERRY_ERR_CHUNK_MISSING') e.bad.set(source, (e.bad.get(source) ?? 0) + 1);
+        if (source.kind === 'http' && LINK_DOWN.has(fe.code)) this.probeUrl = chunkUrl(source.base, e.digest);
         if (partial.offset > before) state.progressed = true;
         this.emit({ type: 'failure', index, digest: e.digest, source: source.name, error: fe });
         errors.push(fe);

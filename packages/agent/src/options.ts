@@ -45,6 +45,12 @@ export interface FetcherOptions {
   minRetryMs?: number;
   /** Longest backoff (default 30 s). */
   maxRetryMs?: number;
+  /**
+   * While every chunk waits in backoff after a failure of the link (reset, refused, stalled), a
+   * probe (the first byte of a chunk) goes out this often, and its answer ends every backoff
+   * (default 1 s): the link's return is used within one probe, whatever the backoff had grown to.
+   */
+  probeMs?: number;
   /** Longest Retry-After honoured; a server asking more waits this long (default 10 min). */
   maxRetryAfterMs?: number;
   /** A partial chunk's bytes are made durable at most this often while they flow (default 1 s), and always when a transfer stops. */
@@ -85,6 +91,7 @@ export function resolveFetcherOptions(o: FetcherOptions): ResolvedFetcherOptions
     minRetryMs: o.minRetryMs ?? 1000,
     maxRetryMs: o.maxRetryMs ?? 30_000,
     maxRetryAfterMs: o.maxRetryAfterMs ?? 600_000,
+    probeMs: o.probeMs ?? 1000,
     checkpointMs: o.checkpointMs ?? 1000,
     rateWindowMs: o.rateWindowMs ?? 60_000,
     progressMs: o.progressMs ?? 1000,
@@ -95,6 +102,7 @@ export function resolveFetcherOptions(o: FetcherOptions): ResolvedFetcherOptions
   need(cap === undefined || (Number.isFinite(cap) && cap > 0), 'the bandwidth cap must be a positive number of bytes/s');
   need(r.stallTimeoutMs > 0 && r.lowSpeedWindowMs > 0 && r.lowSpeedBytes >= 0, 'stall timeouts must be positive');
   need(Number.isInteger(r.retries) && r.retries >= 0, 'retries must be a whole number');
+  need(r.probeMs > 0, 'the probe interval must be positive');
   need(r.minRetryMs >= 0 && r.maxRetryMs >= r.minRetryMs && r.maxRetryAfterMs >= 0, 'backoff bounds must satisfy 0 <= min <= max');
   need(cap === undefined || r.lowSpeedBytes < (cap * r.lowSpeedWindowMs) / 1000 / 2, 'the low-speed limit must stay well under the bandwidth cap');
   return r;

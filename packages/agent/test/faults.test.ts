@@ -7,9 +7,10 @@
 import { randomBytes } from 'node:crypto';
 import { open, readdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FerryError } from '@ferry/core';
-import { cacheHolds, makeRepo, scratchDir, startRepoServer, type RepoServer, type TestRepo } from '@ferry/test-support';
+import { cacheHolds, makeRepo, scratchDir, startRepoServer, startSwitchLink, type RepoServer, type TestRepo } from '@ferry/test-support';
 import { ChunkFetcher, type FetchEvent, type FetcherOptions, type FetchSummary } from '../src/index.js';
 
 const SIZE = 16 * 1024;
@@ -62,6 +63,10 @@ async function expectNoPartials(): Promise<void> {
   expect(await readdir(join(cacheDir(), 'partial'))).toEqual([]);
 }
 
+async function until(ok: () => boolean): Promise<void> {
+  while (!ok()) await delay(10);
+}
+
 describe('fetching through faults', () => {
   it('half of the answers are 500, 503 or 408 without Retry-After: retried with backoff, no byte wasted', async () => {
     server.faults.push({ fault: { kind: 'status', status: [500, 503, 408] }, rate: 0.5 });
@@ -106,6 +111,21 @@ describe('fetching through faults', () => {
     expect(good.stats.rangeStarts.length).toBeGreaterThan(0);
     expect(good.stats.bodyBytes + server.stats.bodyBytes).toBeGreaterThanOrEqual(repo.payload);
   });
+
+  it('after an outage, the link is used again within one probe however long the backoff has grown', async () => {
+    const link = await startSwitchLink(server.url);
+    closers.push(link);
+    // a 10-minute backoff: only the probe can end the wait before the test times out
+    const fetching = fetchAll({ sources: [link.url], minRetryMs: 600_000, maxRetryMs: 600_000, probeMs: 50 });
+    await until(() => link.refused >= 6); // every chunk failed at once, and probes kept knocking
+    expect(server.stats.requests).toBe(0);
+    link.up = true;
+    const s = await fetching;
+    await expectComplete(s);
+    // the first request through is the probe (one byte of a chunk), then the chunks, each once
+    expect(server.stats.log[0]).toMatchObject({ rangeStart: 0, status: 206 });
+    expect(server.stats.log.slice(1).map((r) => [r.rangeStart, r.status])).toEqual(repo.chunks.map(() => [undefined, 200]));
+  }, 20_000);
 
   it('a TCP reset mid-chunk resumes with Range and refetches no byte', async () => {
     server.faults.push({ fault: { kind: 'reset', afterBytes: 6000 }, ...firstRequest, times: repo.chunks.length });

@@ -11,7 +11,7 @@ import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, ReportBuffer } from '@ferry/agent';
 import { Store, type Report } from '@ferry/core';
-import { ensureBuilt, ferry } from '@ferry/test-support';
+import { ensureBuilt, ferry, startSwitchLink } from '@ferry/test-support';
 import { startFleet, type Fleet } from '../src/demo/fleet.js';
 import { loadTrust } from '../src/trust.js';
 
@@ -115,4 +115,24 @@ describe('ferry agent --once', () => {
     const done = seen.find((r) => r.state === 'committed')!;
     expect((await readdir(join(second.store, 'agent', 'cache', 'chunks'))).length).toBe(done.chunksTotal);
   });
+
+  it('checks in as soon as a probe gets an answer after the link returns, however long its backoff', async () => {
+    const third = await fleet.addAgent('edge-3');
+    const link = await startSwitchLink(fleet.url);
+    const seen: Report[] = [];
+    try {
+      const trust = await loadTrust(fleet.trust);
+      // a 10-minute backoff after the failed check-in: only the probe can end it before the test times out
+      const o = { servers: [link.url], id: 'edge-3', token: third.token, channels: ['stable'], trust, store: third.store, minBackoffSeconds: 600, maxBackoffSeconds: 600, probeSeconds: 0.05 };
+      const a = await Agent.open({ ...o, onReport: (r) => (seen.push(r), r.state === 'failed' && (link.up = true)) });
+      try {
+        expect((await a.runOnce()).map((r) => r.configDigest)).toEqual([fleet.configs['app:v2']]);
+      } finally {
+        await a.close();
+      }
+    } finally {
+      await link.close();
+    }
+    expect(seen.filter((r) => r.state === 'failed').map((r) => r.error?.code)).toEqual(['FERRY_ERR_NETWORK']);
+  }, 60_000);
 });

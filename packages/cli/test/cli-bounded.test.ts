@@ -8,16 +8,16 @@
  * `..`, deep nesting; and ref files whose names are not encoded refs.
  */
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { cp, mkdtemp, readFile, readdir, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FERRY_FILE_MAGIC, decodeLimited, decodeRelease, encodeMsgpack, encodeRelease, parseEnvelope, parsePrivateKey, signEnvelope, type PrivateKey } from '@ferry/core';
 import { MAIN, ensureBuilt, ferry } from '@ferry/test-support';
 import { deviceStore, makeBundleFixture, type BundleFixture } from './helpers/bundles.js';
 
-const REPORT_RSS = fileURLToPath(new URL('./helpers/report-rss.mjs', import.meta.url));
+const REPORT_RSS = createRequire(import.meta.url).resolve('@ferry/test-support/report-rss');
 /** V8 heap of the victim, and the peak RSS allowed (node itself takes about 60 MB). */
 const HEAP_MB = 64;
 const RSS_MAX_MB = 200;

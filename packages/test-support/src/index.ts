@@ -12,3 +12,4 @@ export * from './cli.js';
 export * from './errors.js';
 export * from './tar-craft.js';
 export * from './large-library.js';
+export * from './switch-link.js';

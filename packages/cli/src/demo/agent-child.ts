@@ -28,9 +28,15 @@ export interface AgentChild {
   kill(signal: NodeJS.Signals): void;
 }
 
+/** Options of {@link startAgentChild}. */
+export interface AgentChildOptions {
+  /** Arguments for node before the script (`--import` a preload, `--max-old-space-size`). */
+  nodeArgs?: string[] | undefined;
+}
+
 /** Starts `ferry agent ARGS --once --json` (`main`: the CLI entry, default this build's). */
-export function startAgentChild(args: string[], main: string | undefined, events: AgentEvents): AgentChild {
-  const child: ChildProcess = spawn(process.execPath, [main ?? MAIN, 'agent', ...args, '--once', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function startAgentChild(args: string[], main: string | undefined, events: AgentEvents, options: AgentChildOptions = {}): AgentChild {
+  const child: ChildProcess = spawn(process.execPath, [...(options.nodeArgs ?? []), main ?? MAIN, 'agent', ...args, '--once', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
   createInterface({ input: child.stdout! }).on('line', (line) => {

@@ -1,5 +1,6 @@
-// Preloaded with `node --import` by packages/cli/test/cli-bounded.test.ts: reports the process's
-// peak resident set size on stderr when it exits, so a test can bound the memory of a real run.
+// Preloaded with `node --import @ferry/test-support/report-rss` (packages/cli/test/cli-bounded.test.ts,
+// the link bench's agent): reports the process's peak resident set size on stderr when it exits,
+// so a test or a bench can bound the memory of a real run.
 // The preload also runs in worker threads (the applier's writer): only the main thread reports.
 import { isMainThread } from 'node:worker_threads';
 
