@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import { ApiClient, FerryError, HEADER_MAX_BYTES, headerPath, isFerryError, protocol, readRegularFile, sha256, toFerryError, writeFileAtomic, type CheckinAnswer, type CheckinRequest, type Digest, type Report, type ReportsAnswer } from '@ferry/core';
+import type { Counter } from './agent-state.js';
 import { downloadHeader } from './header-download.js';
 import { createHttpTransport, type HttpTransport } from './http.js';
 import { parseSource } from './sources.js';
@@ -17,20 +18,49 @@ export class AgentApi {
   private readonly clients: ApiClient[];
   /** The server that answered last: tried first next time. */
   private preferred = 0;
+  /** The numbered request in flight: the next waits for it (see {@link numbered}). */
+  private chain: Promise<unknown> = Promise.resolve();
 
-  constructor(servers: string[], token: string, private readonly id: string) {
+  constructor(
+    servers: string[],
+    token: string,
+    private readonly id: string,
+    private readonly counter: Pick<Counter, 'take'>,
+  ) {
     this.clients = servers.map((server) => new ApiClient({ server, token }));
   }
 
-  /** Checks in; the answer is shape-checked. */
-  async checkin(body: CheckinRequest, signal?: AbortSignal): Promise<CheckinAnswer> {
-    const res = await this.post(`/v1/agents/${this.id}/checkin`, body, signal);
-    return protocol.checkinAnswer(res);
+  /** Checks in (the request counter is filled in here); the answer is shape-checked. */
+  async checkin(body: Omit<CheckinRequest, 'counter'>, signal?: AbortSignal): Promise<CheckinAnswer> {
+    return protocol.checkinAnswer(await this.numbered(`/v1/agents/${this.id}/checkin`, body, signal));
   }
 
   /** Sends buffered reports. */
-  async reports(counter: number, reports: Report[], signal?: AbortSignal): Promise<ReportsAnswer> {
-    return protocol.reportsAnswer(await this.post(`/v1/agents/${this.id}/reports`, { counter, reports }, signal));
+  async reports(reports: Report[], signal?: AbortSignal): Promise<ReportsAnswer> {
+    return protocol.reportsAnswer(await this.numbered(`/v1/agents/${this.id}/reports`, { reports }, signal));
+  }
+
+  /**
+   * Posts a request that carries the agent's request counter: one at a time, the counter taken
+   * just before it is sent. The server takes only a counter higher than the last it accepted, so
+   * two requests in flight at once (a check-in during a transfer, a report flush) could arrive out
+   * of order and the later-numbered one's success refuse the other. A refusal as a replay all the
+   * same (an abandoned request of ours that reached the server late) is retried once with a fresh
+   * counter, which is above every one this agent has used.
+   */
+  private numbered(path: string, body: object, signal?: AbortSignal): Promise<unknown> {
+    const send = async (): Promise<unknown> => this.post(path, { ...body, counter: await this.counter.take() }, signal);
+    const run = async (): Promise<unknown> => {
+      try {
+        return await send();
+      } catch (err) {
+        if (!isFerryError(err) || err.code !== 'FERRY_ERR_PROTOCOL_REPLAY') throw err;
+        return send();
+      }
+    };
+    const p = this.chain.then(run, run);
+    this.chain = p.catch(() => undefined);
+    return p;
   }
 
   /**

@@ -46,7 +46,6 @@ export class Agent {
     readonly o: ResolvedAgentOptions,
     private readonly store: Store,
     private readonly unlock: () => Promise<void>,
-    private readonly counter: Counter,
     private readonly reporter: Reporter,
     private readonly api: AgentApi,
   ) {}
@@ -58,9 +57,9 @@ export class Agent {
     const unlock = await lockAgent(o.stateDir, o.store);
     try {
       const counter = await Counter.open(o.stateDir);
-      const api = new AgentApi(o.servers, o.token, o.id);
+      const api = new AgentApi(o.servers, o.token, o.id, counter);
       const reporter = new Reporter(counter, await ReportBuffer.open(o.stateDir, o.maxBufferedReports), api, o.onReport);
-      return new Agent(o, store, unlock, counter, reporter, api);
+      return new Agent(o, store, unlock, reporter, api);
     } catch (err) {
       await unlock();
       throw err;
@@ -145,7 +144,7 @@ export class Agent {
     }
     const send = async (withLayers: boolean): Promise<CheckinAnswer> => {
       const reports = this.reporter.pending();
-      const answer = await this.api.checkin({ counter: await this.counter.take(), channels: this.o.channels, installed, inventory: withLayers ? { digest, layers } : { digest }, ...(reports.length > 0 ? { reports } : {}), agent: { version: this.o.version ?? '0.1.0' } }, signal);
+      const answer = await this.api.checkin({ channels: this.o.channels, installed, inventory: withLayers ? { digest, layers } : { digest }, ...(reports.length > 0 ? { reports } : {}), agent: { version: this.o.version ?? '0.1.0' } }, signal);
       await this.reporter.sent(reports);
       return answer;
     };
@@ -200,6 +199,7 @@ export class Agent {
     } finally {
       clearInterval(reportTimer);
       clearInterval(checkinTimer);
+      ac.abort(new FerryError('FERRY_ERR_ABORTED', 'the transfer ended')); // a check-in or report flush the timers started ends with it
       signal?.removeEventListener('abort', stop);
     }
   }

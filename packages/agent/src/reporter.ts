@@ -76,7 +76,7 @@ export class Reporter {
     const reports = this.pending();
     if (reports.length === 0) return true;
     try {
-      await this.api.reports(await this.serial(() => this.counter.take()), reports, signal);
+      await this.api.reports(reports, signal);
     } catch {
       return false;
     }
