@@ -47,7 +47,7 @@ export interface AgentOptions {
   maxBufferedReports?: number | undefined;
   /** Seconds a bad bundle is left alone before it is tried again (default 3600). */
   badBundleSeconds?: number | undefined;
-  /** First wait after a failure, seconds; it doubles up to `maxBackoffSeconds` (default 1). */
+  /** First wait after a failure, seconds; it doubles up to `maxBackoffSeconds` (default 1, or `maxBackoffSeconds` when that is less). */
   minBackoffSeconds?: number | undefined;
   /** Longest wait between attempts after network errors, seconds (default 60; jitter adds up to as much again). */
   maxBackoffSeconds?: number | undefined;
@@ -93,7 +93,7 @@ export function resolveAgentOptions(o: AgentOptions): ResolvedAgentOptions {
     reportSeconds: o.reportSeconds ?? 10,
     maxBufferedReports: o.maxBufferedReports ?? PROTOCOL_LIMITS.reports,
     badBundleSeconds: o.badBundleSeconds ?? 3600,
-    minBackoffSeconds: o.minBackoffSeconds ?? 1,
+    minBackoffSeconds: o.minBackoffSeconds ?? Math.min(1, o.maxBackoffSeconds ?? 60),
     maxBackoffSeconds: o.maxBackoffSeconds ?? 60,
     probeSeconds: o.probeSeconds ?? 1,
     fetcher: o.fetcher ?? {},
@@ -105,5 +105,6 @@ export function resolveAgentOptions(o: AgentOptions): ResolvedAgentOptions {
   need(r.channels.length > 0 && r.channels.length <= PROTOCOL_LIMITS.channels && r.channels.every((c) => CHANNEL_RE.test(c)), 'the agent needs 1 to 64 valid channel names');
   need(r.maxBufferedReports >= 1 && r.maxBufferedReports <= PROTOCOL_LIMITS.reports, `reports buffered must be 1 to ${PROTOCOL_LIMITS.reports}`);
   for (const k of ['checkinSeconds', 'transferCheckinSeconds', 'reportSeconds', 'badBundleSeconds', 'minBackoffSeconds', 'maxBackoffSeconds', 'probeSeconds'] as const) need(r[k] > 0, `${k} must be positive`);
+  need(r.minBackoffSeconds <= r.maxBackoffSeconds, 'minBackoffSeconds must not exceed maxBackoffSeconds');
   return r;
 }

@@ -8,6 +8,7 @@ import { ApiClient, FerryError, HEADER_MAX_BYTES, headerPath, isFerryError, prot
 import type { Counter } from './agent-state.js';
 import { downloadHeader } from './header-download.js';
 import { createHttpTransport, type HttpTransport } from './http.js';
+import { SerialQueue } from './serial.js';
 import { parseSource } from './sources.js';
 
 /** Longest a check-in, a report or a header download may take before it is dropped. */
@@ -18,8 +19,8 @@ export class AgentApi {
   private readonly clients: ApiClient[];
   /** The server that answered last: tried first next time. */
   private preferred = 0;
-  /** The numbered request in flight: the next waits for it (see {@link numbered}). */
-  private chain: Promise<unknown> = Promise.resolve();
+  /** Numbered requests, one at a time (see {@link numbered}). */
+  private readonly inOrder = new SerialQueue();
 
   constructor(
     servers: string[],
@@ -58,9 +59,7 @@ export class AgentApi {
         return send();
       }
     };
-    const p = this.chain.then(run, run);
-    this.chain = p.catch(() => undefined);
-    return p;
+    return this.inOrder.run(run);
   }
 
   /**

@@ -248,7 +248,7 @@ export class Agent {
       case 'failed': {
         if (!out.error.retryable) return this.o.checkinSeconds;
         const after = out.error.details?.retryAfterMs as number | undefined;
-        return after !== undefined ? after / 1000 : backoffMs(this.failures - 1, this.o.minBackoffSeconds * 1000, Math.max(this.o.minBackoffSeconds, this.o.maxBackoffSeconds) * 1000) / 1000;
+        return after !== undefined ? after / 1000 : backoffMs(this.failures - 1, this.o.minBackoffSeconds * 1000, this.o.maxBackoffSeconds * 1000) / 1000;
       }
     }
   }

@@ -8,6 +8,7 @@ import type { AgentApi } from './api.js';
 import type { Counter } from './agent-state.js';
 import type { FetchProgress } from './progress.js';
 import type { ReportBuffer } from './report-buffer.js';
+import { SerialQueue } from './serial.js';
 
 /** What a report is about (the transfer in flight, if any). */
 export interface ReportSubject {
@@ -21,7 +22,7 @@ const NO_PROGRESS: FetchProgress = { bytesDone: 0, bytesTotal: 0, chunksDone: 0,
 
 /** Makes, buffers and sends reports. Calls are serialized (one buffer write at a time). */
 export class Reporter {
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   constructor(
     private readonly counter: Counter,
@@ -85,8 +86,6 @@ export class Reporter {
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.chain.then(fn, fn);
-    this.chain = p.catch(() => undefined);
-    return p;
+    return this.queue.run(fn);
   }
 }

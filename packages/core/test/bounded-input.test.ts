@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encode } from '@msgpack/msgpack';
 import { decodeLimited, readRegularFile } from '../src/index.js';
-import { MsgpackScanner, scanMsgpackStream } from '../src/bundle/msgpack-scan.js';
+import { MsgpackScanner, msgpackDocuments } from '../src/bundle/msgpack-scan.js';
 
 const LENGTHS = { maxStrLength: 1 << 20, maxBinLength: 1 << 20, maxArrayLength: 1 << 20, maxMapLength: 1 << 10 };
 
@@ -76,7 +76,7 @@ describe('msgpack pre-scan', () => {
     }
     const passed: number[] = [];
     const run = async (): Promise<void> => {
-      for await (const c of scanMsgpackStream(chunks(), { maxDepth: 2, maxElements: 16 }, 'stream')) passed.push(c.length);
+      for await (const c of msgpackDocuments(chunks(), { maxDepth: 2, maxElements: 16 }, 'stream', 1 << 20)) passed.push(c.length);
     };
     await expect(run()).rejects.toMatchObject({ code: 'FERRY_ERR_MSGPACK_INVALID' });
     expect(passed).toEqual([encode([1, [2]]).length]);

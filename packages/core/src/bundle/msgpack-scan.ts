@@ -157,15 +157,6 @@ export class MsgpackScanner {
   }
 }
 
-/** Passes a byte stream through a scanner: each chunk is scanned before it is handed on. */
-export async function* scanMsgpackStream(source: AsyncIterable<Uint8Array>, limits: ScanLimits, what: string): AsyncGenerator<Uint8Array> {
-  const scanner = new MsgpackScanner(limits, what);
-  for await (const chunk of source) {
-    scanner.feed(chunk);
-    yield chunk;
-  }
-}
-
 /**
  * Cuts a byte stream into buffers of whole top-level documents, scanning each before it is handed
  * on: a buffer holds the documents that ended in one input chunk (or one document assembled from
