@@ -16,6 +16,7 @@ import {
   FERRY_FILE_MAGIC,
   HEADER_MAX_BYTES,
   PAYLOAD_PART,
+  SEGMENTED_FORMAT_VERSION,
   SEGMENTS_MAX,
   abandonApply,
   applyBundle,
@@ -491,7 +492,7 @@ describe('signed headers that lie (the signature passes, the body is malformed)'
 
 describe('payloads that lie (valid chunks, malformed ops)', () => {
   /** A signed bundle for v2 whose first rebuilt layer's frame is `frame`, other layers unchanged. */
-  const withFrame = (name: string, frame: Uint8Array): Promise<string> => replaceFrame({ header, payloadFile: bundle.signed.payloadFile, key, chunkSize: CHUNK, work }, name, frame);
+  const withFrame = (name: string, frame: Uint8Array, version?: number): Promise<string> => replaceFrame({ header, payloadFile: bundle.signed.payloadFile, key, chunkSize: CHUNK, work }, name, frame, version);
   const frame = (...records: unknown[]): Buffer => zstdCompress(Buffer.concat(records.map((r) => encodeMsgpack(r))));
 
   /**
@@ -574,8 +575,11 @@ describe('payloads that lie (valid chunks, malformed ops)', () => {
       ['more segments than SEGMENTS_MAX', segmented(Array.from({ length: SEGMENTS_MAX + 1 }, () => seg(0, 1024, 1, 1)), withBody, Buffer.alloc(SEGMENTS_MAX + 1, 0x5a)), {}, 'FERRY_ERR_LIMIT_EXCEEDED'],
     ];
     for (const [what, bytes, opts, code] of cases) {
-      await expectRefused(`segmented: ${what}`, await withFrame(`segmented-${what.replace(/\W+/g, '-')}`, bytes), opts, code);
+      await expectRefused(`segmented: ${what}`, await withFrame(`segmented-${what.replace(/\W+/g, '-')}`, bytes, SEGMENTED_FORMAT_VERSION), opts, code);
     }
+    // a well-formed segmented body in a header that declares version 2 (an applier of version 2 would not know it)
+    expect(header.version).toBe(2);
+    await expectRefused('segmented: a version 2 header', await withFrame('segmented-in-v2', segmented(two)), {}, 'FERRY_ERR_BUNDLE_INVALID');
   });
 
   it('refuses a zstd bomb with FERRY_ERR_LIMIT_EXCEEDED, stopped by the layer size and frame caps', async () => {

@@ -103,9 +103,9 @@ export interface FrameBase {
 }
 
 /** A signed `.ferry` file of the same target with some header fields or the payload changed. */
-export async function signVariant(base: FrameBase, name: string, change: { layers?: BundleHeader['layers']; need?: number; payloadFile?: string }): Promise<string> {
+export async function signVariant(base: FrameBase, name: string, change: { layers?: BundleHeader['layers']; need?: number; payloadFile?: string; version?: number }): Promise<string> {
   const h = base.header;
-  const signed = await signBundle({ release: h.release, releaseKeys: [base.key], headerKeys: [base.key], manifest: h.manifest, config: h.config, baseline: h.baseline, layers: change.layers ?? h.layers, payloadFile: change.payloadFile ?? base.payloadFile, need: change.need ?? h.need, chunkSize: base.chunkSize, created: h.created });
+  const signed = await signBundle({ release: h.release, releaseKeys: [base.key], headerKeys: [base.key], manifest: h.manifest, config: h.config, baseline: h.baseline, layers: change.layers ?? h.layers, payloadFile: change.payloadFile ?? base.payloadFile, need: change.need ?? h.need, version: change.version ?? h.version, chunkSize: base.chunkSize, created: h.created });
   const path = join(base.work, `${name}.ferry`);
   await writeFerryFile(path, signed);
   return path;
@@ -113,9 +113,10 @@ export async function signVariant(base: FrameBase, name: string, change: { layer
 
 /**
  * A signed `.ferry` file for the same target whose first rebuilt layer's frame is `frame` (other
- * frames moved to fit): a payload that lies with valid chunks and signatures.
+ * frames moved to fit): a payload that lies with valid chunks and signatures. `version` is the
+ * header's format version (default: the fixture's).
  */
-export async function withFrame(base: FrameBase, name: string, frame: Uint8Array): Promise<string> {
+export async function withFrame(base: FrameBase, name: string, frame: Uint8Array, version?: number): Promise<string> {
   const h = base.header;
   const first = h.layers.findIndex((l) => l.mode === 'rebuild');
   const old = await readFile(base.payloadFile);
@@ -124,7 +125,7 @@ export async function withFrame(base: FrameBase, name: string, frame: Uint8Array
   const payloadFile = join(base.work, `${name}.payload`);
   await writeFile(payloadFile, Buffer.concat([old.subarray(0, f.start), frame, old.subarray(f.end)]));
   const layers = h.layers.map((l, i) => (i < first ? l : i === first ? { ...l, end: l.start + frame.length } : { ...l, start: l.start + delta, end: l.end + delta }));
-  return signVariant(base, name, { layers, payloadFile });
+  return signVariant(base, name, { layers, payloadFile, version });
 }
 
 /** What variants of the fixture bundle are signed from. */

@@ -161,6 +161,27 @@ describe('GROUP and MEMBER records', () => {
   });
 });
 
+describe('body kinds and the header version', () => {
+  it('refuses a body kind from a later format version than the header declares', async () => {
+    const read = async (body: unknown, version: number): Promise<string | undefined> => {
+      const z = await frameOf((w) => {
+        (w as unknown as { rec(v: unknown): void }).rec([1, Buffer.alloc(512, 1), body]);
+        w.tail(new Uint8Array(1024));
+      });
+      return code(async () => {
+        for await (const op of readOps(chunks(z), 1 << 20, { version })) if (op.op === 'entry' && 'data' in op.body) for await (const _ of op.body.data) { /* drain */ }
+      });
+    };
+    const member = [7, 0];
+    const segmented = [8, 0, 10, new Uint8Array(0), 1];
+    expect(await read(member, 1)).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(await read(member, 2)).toBeUndefined();
+    expect(await read(segmented, 2)).toBe('FERRY_ERR_BUNDLE_INVALID');
+    // a version 1 body (a copy) is read under every version
+    expect(await read([0, 3], 1)).toBeUndefined();
+  });
+});
+
 /** A group context's record of what it did: decodes started, and the bodies written (first or stashed). */
 interface Trace {
   decodes: number;

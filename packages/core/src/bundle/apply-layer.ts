@@ -110,7 +110,7 @@ async function build(store: Store, plan: ApplyPlan, layer: PlannedLayer, chunks:
   const lb = new LayerBuild({ store, table, writer, out, layerSize: layer.size, maxReference, drained, signal: opts.signal });
   const progress = reporter(plan, layer, lb, opts.onProgress);
   try {
-    const ops = readOps(payloadRange(plan.header, session.guard(chunks), layer.start, layer.end, opts.signal), frameCap(layer), { signal: opts.signal });
+    const ops = readOps(payloadRange(plan.header, session.guard(chunks), layer.start, layer.end, opts.signal), frameCap(layer), { signal: opts.signal, version: plan.header.version });
     const tail = await lb.run(progress ? tap(ops, progress) : ops);
     const got = await out.finish();
     writer.finish({ tail, diffId: layer.diffId, size: layer.size, count: lb.count });

@@ -271,7 +271,7 @@ export async function inspectBundle(header: BundleHeader, chunks: ChunkSource, o
     if (l.mode === 'rebuild') {
       opts.onProgress?.({ phase: `layer ${index + 1}/${header.layers.length}`, done, total });
       // the applier's cap on a frame's decoded size
-      const ops = readOps(payloadRange(header, chunks, l.start, l.end, opts.signal), 4 * l.size + (1 << 20));
+      const ops = readOps(payloadRange(header, chunks, l.start, l.end, opts.signal), 4 * l.size + (1 << 20), { version: header.version });
       const { entries, carried } = await inspectFrame(ops, index, acc, carriedFiles, opts.baseline);
       li.entries = entries;
       li.carried = carried;

@@ -48,6 +48,7 @@ import { PAYLOAD_WINDOW_LOG_MAX } from './limits.js';
 import { msgpackDocuments } from './msgpack-scan.js';
 import { packU32, unpackU32 } from './reference.js';
 import { packSegments, unpackSegments, type Segment } from './segments.js';
+import { SEGMENTED_FORMAT_VERSION } from './header.js';
 
 /** Largest bin record in a payload (body data is cut into parts of at most this). */
 export const PAYLOAD_PART = 1024 * 1024;
@@ -207,7 +208,15 @@ export interface ReadOpsOptions {
   windowLogMax?: number | undefined;
   /** Reaches the zstd decoder, which checks it at every piece it decodes. */
   signal?: AbortSignal | undefined;
+  /**
+   * The header's format version (default: the latest this ferry reads): a body kind introduced by a
+   * later version (6 and 7 from 2, 8 from 3; docs/format.md section 5) is FERRY_ERR_BUNDLE_INVALID.
+   */
+  version?: number | undefined;
 }
+
+/** The format version that introduced each body kind (kinds absent here exist from version 1). */
+const BODY_SINCE: Readonly<Record<number, number>> = { 6: 2, 7: 2, 8: SEGMENTED_FORMAT_VERSION };
 
 /**
  * Decodes one layer frame (compressed bytes) into ops. Output of the zstd frame is capped at
@@ -219,6 +228,7 @@ export async function* readOps(compressed: AsyncIterable<Uint8Array>, maxOutput:
   const decoded = zstdDecode(compressed, maxOutput, { windowLogMax: options.windowLogMax ?? PAYLOAD_WINDOW_LOG_MAX, signal: options.signal, reuseOutput: true });
   const scanned = msgpackDocuments(decoded, SCAN, 'payload frame', RECORD_MAX_BYTES);
   const records = decodeMultiStream<undefined>(scanned, LIMITS)[Symbol.asyncIterator]();
+  const version = options.version ?? SEGMENTED_FORMAT_VERSION;
   let cursor = 0;
   const next = async (): Promise<unknown> => {
     let r;
@@ -257,7 +267,7 @@ export async function* readOps(compressed: AsyncIterable<Uint8Array>, maxOutput:
         const h = rec[1];
         const header: HeaderSource = typeof h === 'number' ? { kind: 'base', index: base(h) } : h instanceof Uint8Array ? { kind: 'literal', bytes: h } : Array.isArray(h) && h[1] instanceof Uint8Array && (h[2] === undefined || h[2] === 1) ? { kind: 'patched', index: base(h[0]), patch: h[1], fixChecksum: h[2] === 1 } : (() => { throw bad('header source'); })();
         const pad = rec[3] === undefined ? undefined : rec[3] instanceof Uint8Array ? rec[3] : (() => { throw bad('pad'); })();
-        yield { op: 'entry', header, body: decodeBody(rec[2], parts, header), pad };
+        yield { op: 'entry', header, body: decodeBody(rec[2], parts, header, version), pad };
       } else if (rec[0] === 3) {
         const start = cursor + int(rec[1], 'patch run delta', -cursor);
         const count = int(rec[2], 'patch run count', 1);
@@ -280,13 +290,15 @@ export async function* readOps(compressed: AsyncIterable<Uint8Array>, maxOutput:
   }
 }
 
-function decodeBody(b: unknown, parts: (n: number) => AsyncGenerator<Uint8Array>, header: HeaderSource): DecodedBody {
+function decodeBody(b: unknown, parts: (n: number) => AsyncGenerator<Uint8Array>, header: HeaderSource, version: number): DecodedBody {
   if (b === null) return { kind: 'none' };
   if (b === true) {
     if (header.kind === 'literal') throw bad('"same body" with a literal header');
     return { kind: 'same' };
   }
   if (!Array.isArray(b)) throw bad('body source is not an array');
+  const since = BODY_SINCE[b[0] as number];
+  if (since !== undefined && version < since) throw bad(`body kind ${String(b[0])} in a format version ${version} payload (it exists from version ${since})`);
   switch (b[0]) {
     case 0: return { kind: 'copy', index: int(b[1], 'copy index') };
     case 1: return { kind: 'back', k: int(b[1], 'back distance', 1) };
