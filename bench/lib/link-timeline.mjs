@@ -64,6 +64,27 @@ function firstByteAfter(samples, t, until) {
 }
 
 /**
+ * Each up period's share of [a, b]: its uptime there, the bytes delivered and the time the link sat
+ * idle while up (sample intervals with no byte delivered: nothing was queued to send).
+ */
+function windows(samples, periods, a, b) {
+  return periods.filter(([s, e]) => e > a && s < b).map(([s, e]) => {
+    const from = Math.max(s, a);
+    const to = Math.min(e, b);
+    let bytes = 0;
+    let idle = 0;
+    for (let i = 1; i < samples.length; i++) {
+      const p = samples[i - 1];
+      const q = samples[i];
+      if (p.t < from || q.t > to || !p.up || !q.up) continue;
+      bytes += q.down - p.down;
+      if (q.down === p.down) idle += q.t - p.t;
+    }
+    return { at: s, up: to - from, bytes, idle };
+  });
+}
+
+/**
  * The breakdown: `events` holds `{ t, kind: 'report'|'progress', state|phase, bytesDone, bytesTotal }`
  * in the order received; `rate` is the link's rate in bits/s; `exited` when the agent's process ended.
  */
@@ -94,6 +115,7 @@ export function analyse(samples, events, rate, exited) {
     idealUp,
     rateWhileUp: upFetching > 0 ? payload / upFetching : 0, // bytes/s of payload per second of uptime
     returns: gaps,
+    windows: windows(samples, periods, firstFetch, allChunks),
     gapsTotal: gaps.reduce((n, g) => n + (g.gap ?? 0), 0),
     tail: committed - allChunks, // the last layer's rebuild finishing, commit, cache prune, the committed report
     committed,
@@ -111,6 +133,7 @@ export function printBreakdown(b, rate) {
   console.log(`  'fetching' -> last chunk verified: ${s(b.transfer)} (link up ${s(b.upDuringTransfer)}, down ${s(b.downDuringTransfer)}; the payload alone needs ${s(b.idealUp)} of uptime at ${rate / 1e6} Mbit/s)`);
   console.log(`  payload rate while up: ${((b.rateWhileUp * 8) / 1e6).toFixed(3)} Mbit/s of ${rate / 1e6} Mbit/s (${((100 * b.rateWhileUp * 8) / rate).toFixed(1)}%)`);
   console.log(`  link returns during the transfer: ${b.returns.map((g) => `at ${g.at.toFixed(1)} s first byte after ${s(g.gap)}`).join('; ') || 'none'} (total ${s(b.gapsTotal)})`);
+  for (const w of b.windows ?? []) console.log(`  up at ${w.at.toFixed(1)} s: ${s(w.up)} up during the transfer, ${(w.bytes / 1e6).toFixed(3)} MB delivered (${((100 * w.bytes * 8) / (rate * w.up)).toFixed(1)}% of the rate), idle while up ${s(w.idle)}`);
   console.log(`  last chunk -> committed (last rebuild, commit, prune): ${s(b.tail)}`);
   console.log(`  the best on this schedule (the payload at the link rate from the process start, nothing else): ${s(b.achievable)}; committed / that: ${b.achievable ? (b.committed / b.achievable).toFixed(3) : '-'}`);
   console.log(`  committed at ${s(b.committed)}; the process exited at ${s(b.exited)} (a last check-in finds the channel current)`);

@@ -26,6 +26,8 @@ import { chunkUrl, parseSource, readDirChunk, type Source } from './sources.js';
  */
 const LOCAL = new Set<string>(['FERRY_ERR_IO', 'FERRY_ERR_DISK_FULL', 'FERRY_ERR_INTERNAL']);
 
+/** Cache lookups in flight at once when a fetch starts. */
+const CACHE_CHECK_BATCH = 64;
 /** Failures of the link itself (no answer came): the backoff after them probes for the link's return. */
 const LINK_DOWN = new Set<string>(['FERRY_ERR_NETWORK', 'FERRY_ERR_FETCH_STALLED']);
 
@@ -101,13 +103,19 @@ export class ChunkFetcher {
     let cached = 0;
     try {
       options.signal?.throwIfAborted();
-      for (const e of run.entries.values()) {
-        if (await this.cache.has(e.digest)) {
+      // the cache is asked in batches, not one chunk per turn of the event loop: a rebuild sharing
+      // the loop would otherwise delay the first request by as many of its turns as there are chunks
+      const entries = [...run.entries.values()];
+      for (let i = 0; i < entries.length; i += CACHE_CHECK_BATCH) {
+        const batch = entries.slice(i, i + CACHE_CHECK_BATCH);
+        const present = await Promise.all(batch.map((e) => this.cache.has(e.digest)));
+        batch.forEach((e, k) => {
+          if (!present[k]) return;
           run.done(e);
           cached++;
-        }
+        });
       }
-      run.enqueuePending();
+      run.enqueuePending(this.o.concurrency);
       await Promise.all(Array.from({ length: this.o.concurrency }, () => this.worker(run)));
       if (run.error) throw run.error;
       run.signal.throwIfAborted();
@@ -123,6 +131,15 @@ export class ChunkFetcher {
       options.signal?.removeEventListener('abort', onAbort);
       this.maybeProgress(true);
     }
+  }
+
+  /**
+   * Resolves once the running fetch has its first requests going out (one per worker), has none to
+   * send, or has ended: CPU-heavy work sharing the event loop (a rebuild's baseline table) waits
+   * for it so that it does not delay the first bytes on the link.
+   */
+  requestsSent(): Promise<void> {
+    return this.run?.sent ?? Promise.resolve();
   }
 
   /**
@@ -275,6 +292,7 @@ export class ChunkFetcher {
     const index = e.indexes[0]!;
     const errors: FerryError[] = [];
     state.progressed = false;
+    run.requestStarting();
     for (const source of this.order(e)) {
       const before = partial.offset;
       try {

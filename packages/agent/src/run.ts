@@ -43,9 +43,15 @@ export class Run {
   finished = false;
   /** Workers taking chunks from the queue. */
   workers = 0;
+  /** Resolves once the first wave of requests is going out, or the run has none to send or ended. */
+  readonly sent: Promise<void>;
+  private onSent!: () => void;
+  /** Requests of the first wave not yet started. */
+  private toStart = 0;
 
   constructor(chunks: readonly ChunkRef[]) {
     this.chunksTotal = chunks.length;
+    this.sent = new Promise<void>((resolve) => (this.onSent = resolve));
     chunks.forEach((c, i) => {
       this.bytesTotal += c.size;
       const e = this.entries.get(c.digest);
@@ -62,9 +68,19 @@ export class Run {
     return this.controller.signal;
   }
 
-  /** Queues the chunks not already verified, in payload order. */
-  enqueuePending(): void {
+  /**
+   * Queues the chunks not already verified, in payload order; the first `wave` requests (one per
+   * worker) resolve {@link sent} when the last of them starts.
+   */
+  enqueuePending(wave: number): void {
     for (const e of this.entries.values()) if (e.state === 'pending') this.queue.push(e);
+    this.toStart = Math.min(wave, this.queue.length);
+    if (this.toStart === 0) this.onSent();
+  }
+
+  /** A request is about to go out. */
+  requestStarting(): void {
+    if (--this.toStart === 0) this.onSent();
   }
 
   /** The next chunk to fetch (one a reader waits for first), or undefined when none is left. */
@@ -111,6 +127,7 @@ export class Run {
   /** Ends the run; waiters of chunks not verified get `err` (or FERRY_ERR_CHUNK_MISSING). */
   finish(err?: FerryError): void {
     this.finished = true;
+    this.onSent();
     this.error ??= err;
     for (const [digest, set] of this.waiters) {
       const reason = this.error ?? new FerryError('FERRY_ERR_CHUNK_MISSING', `the fetch ended without chunk ${digest}`, { details: { digest } });

@@ -55,6 +55,8 @@ export async function runTransfer(o: TransferOptions): Promise<ApplyResult> {
 /** Rebuilds every layer still missing, in image order, as their chunks arrive. */
 async function rebuildAll(store: Store, plan: ApplyPlan, fetcher: ChunkFetcher, signal: AbortSignal): Promise<void> {
   if (plan.rebuild.length === 0) return;
+  // the table's indexing is CPU on this event loop: the link's first requests go out before it
+  await fetcher.requestsSent();
   const table = await openBaselineTable(store, plan, { signal });
   try {
     const source = fetcher.chunkSource();

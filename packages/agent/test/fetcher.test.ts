@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { digestHex, isFerryError, sha256, type FerryError } from '@ferry/core';
 import { cacheHolds, makeRepo, scratchDir, startRepoServer, type RepoServer, type TestRepo } from '@ferry/test-support';
 import { ChunkFetcher, type FetcherOptions, type FetchProgress } from '../src/index.js';
@@ -138,6 +138,27 @@ describe('ChunkFetcher', () => {
     const other = sha256('not in this bundle');
     const err = await source.readChunk(0, other, 10).catch((e: unknown) => e);
     expect(isFerryError(err, 'FERRY_ERR_CHUNK_MISSING')).toBe(true);
+  });
+
+  it('says when its first requests are out, without waiting for any byte; at once when nothing is left to fetch', async () => {
+    server.faults.push({ fault: { kind: 'stall' } });
+    const f = await fetcher({ concurrency: 3, stallTimeoutMs: 60_000 });
+    const ac = new AbortController();
+    const run = f.fetch(repo.chunks, { signal: ac.signal });
+    run.catch(() => {});
+    await f.requestsSent();
+    expect(f.progress().bytesDone).toBe(0);
+    await vi.waitFor(() => expect(server.stats.log.length).toBe(3));
+    ac.abort();
+    await run.catch(() => {});
+    server.faults.length = 0;
+    const g = await fetcher();
+    await g.fetch(repo.chunks);
+    const before = server.stats.requests;
+    const again = g.fetch(repo.chunks);
+    await g.requestsSent();
+    expect((await again).fetched).toBe(0);
+    expect(server.stats.requests).toBe(before);
   });
 
   it('never receives faster than its bandwidth cap', async () => {
