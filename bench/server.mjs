@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { findTool, startPostgres } from '@ferry/test-support';
 import { cpuOf, prepareData, rssOf, setupFleet, startServerChild, writeChunks, nginxFor } from './lib/fleet.mjs';
 import { checkinLoad, chunkLoad } from './lib/load.mjs';
+import { openCheckinLoad } from './lib/open-load.mjs';
 import { check, printTable } from './lib/table.mjs';
 import { cleanWork, freshDir } from './lib/util.mjs';
 
@@ -25,14 +26,19 @@ const mbs = (v) => `${(v / 1e6).toFixed(1)} MB/s`;
 /**
  * Runs one load; adds the servers' RSS and their CPU time per request (user + system, all server
  * processes): unlike latencies, it does not depend on how much of the shared machine they got.
+ * Also the load generator's own CPU per request (this process: autocannon runs in it), which it
+ * takes from the same cores.
  */
 async function measure(label, servers, fn) {
   const cpu = async () => (await Promise.all(servers.map((s) => cpuOf(s.pid)))).reduce((a, b) => a + b, 0);
   const before = await cpu();
+  const own = process.cpuUsage();
   const r = await fn();
+  const { user, system } = process.cpuUsage(own);
   const cpuMs = ((await cpu()) - before) * 1000;
   const rss = await Promise.all(servers.map((s) => rssOf(s.pid)));
-  return { label, ...r, cpuMsPerRequest: r.requests > 0 ? cpuMs / r.requests : undefined, rss: rss.map((x) => x.rss), peakRss: rss.map((x) => x.peak) };
+  const per = (v) => (r.requests > 0 ? v / r.requests : undefined);
+  return { label, ...r, cpuMsPerRequest: per(cpuMs), loadCpuMsPerRequest: per((user + system) / 1000), rss: rss.map((x) => x.rss), peakRss: rss.map((x) => x.peak) };
 }
 
 /** Check-ins (closed loop, then open loop at `rate`) and chunk fetches against `servers`; nginx beside them. */
@@ -45,7 +51,8 @@ async function runSuite(name, servers, fleet, o) {
   // one agent at a time: the service time of a check-in without queueing
   rows.push(await measure(`${name}: check-in, 1 connection`, servers, () => checkinLoad(urls, fleet.agents.slice(0, urls.length), common)));
   rows.push(await measure(`${name}: check-in, closed loop`, servers, () => checkinLoad(urls, fleet.agents, common)));
-  rows.push(await measure(`${name}: check-in, ${o.rate}/s offered`, servers, () => checkinLoad(urls, fleet.agents, { ...common, rate: o.rate })));
+  rows.push(await measure(`${name}: check-in, ${o.rate}/s offered (autocannon: 1 s bursts)`, servers, () => checkinLoad(urls, fleet.agents, { ...common, rate: o.rate })));
+  rows.push(await measure(`${name}: check-in, ${o.rate}/s offered, evenly spread`, servers, () => openCheckinLoad(urls, fleet.agents, { ...common, rate: o.rate })));
   rows.push(await measure(`${name}: chunks`, servers, () => chunkLoad(urls, o.chunks, { connections: fleet.agents.length, duration: o.duration })));
   return rows;
 }
@@ -100,14 +107,14 @@ async function runPostgres(work, o, agents, prof) {
 function print(results) {
   printTable(
     `server bench: ${results.agents} simulated agents (connections), ${results.duration} s per run, chunks of ${results.chunkSize / 1024} KiB`,
-    ['run', 'req/s', 'p50', 'p99', 'MB/s', 'server CPU/req', 'non-2xx', 'errors (timeouts)', 'server RSS (peak)'],
-    results.rows.map((r) => [r.label, r.rps.toFixed(0), ms(answered(r)?.p50), ms(answered(r)?.p99), mbs(r.bytesPerSecond), r.cpuMsPerRequest === undefined ? '-' : `${r.cpuMsPerRequest.toFixed(2)} ms`, String(r.non2xx), `${r.errors} (${r.timeouts})`, r.rss.map((x, i) => `${mb(x)} (${mb(r.peakRss[i])})`).join(' + ')]),
+    ['run', 'req/s', 'p50', 'p99', 'MB/s', 'server CPU/req', 'load gen CPU/req', 'non-2xx', 'errors (timeouts)', 'server RSS (peak)'],
+    results.rows.map((r) => [r.label, r.rps.toFixed(0), ms(answered(r)?.p50), ms(answered(r)?.p99), mbs(r.bytesPerSecond), r.cpuMsPerRequest === undefined ? '-' : `${r.cpuMsPerRequest.toFixed(2)} ms`, r.loadCpuMsPerRequest === undefined ? '-' : `${r.loadCpuMsPerRequest.toFixed(2)} ms`, String(r.non2xx), `${r.errors} (${r.timeouts})`, r.rss.map((x, i) => `${mb(x)} (${mb(r.peakRss[i])})`).join(' + ')]),
     [`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores (autocannon shares them): compare rows of one run and CPU per request, not latencies across machines`],
   );
   const row = (re) => answered(results.rows.find((r) => re.test(r.label)));
   const nginx = row(/^nginx/);
   const ferry = row(/^SQLite.*chunks/);
-  const open = row(/^SQLite.*offered/);
+  const open = row(/^SQLite.*offered, evenly/);
   const targets = [
     ['chunk serving >= 0.5x nginx', ferry && nginx ? `${(ferry.bytesPerSecond / nginx.bytesPerSecond).toFixed(2)}x` : '-', check(ferry && nginx ? ferry.bytesPerSecond >= 0.5 * nginx.bytesPerSecond : undefined)],
     [`check-in p99 < 50 ms at ${results.agents} agents (SQLite, ${results.rate}/s offered)`, open ? ms(open.p99) : '-', check(open ? open.p99 < 50 : undefined)],
