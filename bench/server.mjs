@@ -53,15 +53,15 @@ async function runSuite(name, servers, fleet, o) {
   rows.push(await measure(`${name}: check-in, closed loop`, servers, () => checkinLoad(urls, fleet.agents, common)));
   rows.push(await measure(`${name}: check-in, ${o.rate}/s offered (autocannon: 1 s bursts)`, servers, () => checkinLoad(urls, fleet.agents, { ...common, rate: o.rate })));
   rows.push(await measure(`${name}: check-in, ${o.rate}/s offered, evenly spread`, servers, () => openCheckinLoad(urls, fleet.agents, { ...common, rate: o.rate })));
-  rows.push(await measure(`${name}: chunks`, servers, () => chunkLoad(urls, o.chunks, { connections: fleet.agents.length, duration: o.duration })));
+  if (o.chunkRuns) rows.push(await measure(`${name}: chunks`, servers, () => chunkLoad(urls, o.chunks, { connections: fleet.agents.length, duration: o.duration })));
   return rows;
 }
 
-export async function runServer({ agents = 1000, duration = 10, rate = 1000, postgres = true, prof } = {}) {
+export async function runServer({ agents = 1000, duration = 10, rate = 1000, postgres = true, chunks: chunkRuns = true, prof } = {}) {
   const work = await freshDir('server');
   const prepared = await prepareData(work);
   const chunks = await writeChunks(join(prepared.data, 'repo'), 512, CHUNK_SIZE);
-  const o = { duration, rate, chunks };
+  const o = { duration, rate, chunks, chunkRuns };
   const results = { agents, duration, rate, chunkSize: CHUNK_SIZE, rows: [] };
   try {
     const sqlite = await startServerChild(serverOptions(prepared.data, prepared.releasePub), { prof, name: 'sqlite' });
@@ -72,7 +72,7 @@ export async function runServer({ agents = 1000, duration = 10, rate = 1000, pos
     } finally {
       await sqlite.stop();
     }
-    if (findTool('nginx')) {
+    if (chunkRuns && findTool('nginx')) {
       const nginx = await nginxFor(join(prepared.data, 'repo'));
       try {
         results.rows.push(await measure('nginx (1 process, sendfile): chunks', [nginx], () => chunkLoad([nginx.url], chunks, { connections: agents, duration })));
