@@ -113,8 +113,8 @@ async function runPostgres(work, o, agents, prof) {
 function print(results) {
   printTable(
     `server bench: ${results.agents} simulated agents (connections), ${results.duration} s per run, chunks of ${results.chunkSize / 1024} KiB`,
-    ['run', 'req/s', 'p50', 'p99', 'server p99', 'loop lag p99', 'MB/s', 'server CPU/req', 'load gen CPU/req', 'non-2xx', 'errors (timeouts)', 'server RSS (peak)'],
-    results.rows.map((r) => [r.label, r.rps.toFixed(0), ms(answered(r)?.p50), ms(answered(r)?.p99), r.serverP99 === undefined ? '-' : `<= ${ms(r.serverP99)}`, ms(r.lagP99), mbs(r.bytesPerSecond), r.cpuMsPerRequest === undefined ? '-' : `${r.cpuMsPerRequest.toFixed(2)} ms`, r.loadCpuMsPerRequest === undefined ? '-' : `${r.loadCpuMsPerRequest.toFixed(2)} ms`, String(r.non2xx), `${r.errors} (${r.timeouts})`, r.rss.map((x, i) => `${mb(x)} (${mb(r.peakRss[i])})`).join(' + ')]),
+    ['run', 'req/s', 'p50', 'p99', 'server p99', 'loop lag p99', 'sent late p99', 'MB/s', 'server CPU/req', 'load gen CPU/req', 'non-2xx', 'errors (timeouts)', 'server RSS (peak)'],
+    results.rows.map((r) => [r.label, r.rps.toFixed(0), ms(answered(r)?.p50), ms(answered(r)?.p99), r.serverP99 === undefined ? '-' : `<= ${ms(r.serverP99)}`, ms(r.lagP99), ms(r.sentLateP99), mbs(r.bytesPerSecond), r.cpuMsPerRequest === undefined ? '-' : `${r.cpuMsPerRequest.toFixed(2)} ms`, r.loadCpuMsPerRequest === undefined ? '-' : `${r.loadCpuMsPerRequest.toFixed(2)} ms`, String(r.non2xx), `${r.errors} (${r.timeouts})`, r.rss.map((x, i) => `${mb(x)} (${mb(r.peakRss[i])})`).join(' + ')]),
     [`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${cpus().length} cores (autocannon shares them): compare rows of one run and CPU per request, not latencies across machines`],
   );
   const row = (re) => answered(results.rows.find((r) => re.test(r.label)));

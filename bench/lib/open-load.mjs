@@ -6,7 +6,8 @@
 // at 1 request a second per connection), so a 500 ms answer is recorded as 500 samples of
 // 500, 499, ... 1 ms. Here request k is sent at t0 + k / rate (agent k mod n: each agent checks in
 // every n / rate seconds, the fleet evenly spread), each agent on its own keep-alive connection,
-// and its latency runs from when it was due, not from when the generator got round to it.
+// and its latency runs from when it was due, not from when the generator got round to it; how late
+// the generator itself sent requests is returned beside it (sentLateP99).
 import { Agent, request } from 'node:http';
 import { checkinBody, report } from './fleet.mjs';
 
@@ -43,6 +44,8 @@ export async function openCheckinLoad(urls, agents, { layers, bundle, duration, 
   const total = Math.round(rate * (duration + WARMUP_S));
   const measuredFrom = Math.round(rate * WARMUP_S);
   const latencies = [];
+  /** How late the generator sent each measured request (its own share of the latency). */
+  const late = [];
   const r = { non2xx: 0, errors: 0, timeouts: 0, bytes: 0 };
   const pending = [];
   const t0 = performance.now() + 20;
@@ -51,6 +54,7 @@ export async function openCheckinLoad(urls, agents, { layers, bundle, duration, 
     const a = agents[i];
     const body = JSON.stringify({ ...checkinBody(a, layers, false), reports: [report(a, bundle)] });
     const due = t0 + k * interval;
+    if (k >= measuredFrom) late.push(performance.now() - due);
     pending.push(checkinOnce(a, states[i], body).then((o) => {
       if (k < measuredFrom) return;
       if (o.error) {
@@ -78,5 +82,6 @@ export async function openCheckinLoad(urls, agents, { layers, bundle, duration, 
     for (const s of states) s.http.destroy();
   }
   latencies.sort((x, y) => x - y);
-  return { requests: latencies.length, rps: latencies.length / duration, p50: percentile(latencies, 0.5), p90: percentile(latencies, 0.9), p99: percentile(latencies, 0.99), max: latencies.at(-1), bytesPerSecond: r.bytes / duration, non2xx: r.non2xx, errors: r.errors, timeouts: r.timeouts };
+  late.sort((x, y) => x - y);
+  return { sentLateP99: percentile(late, 0.99), requests: latencies.length, rps: latencies.length / duration, p50: percentile(latencies, 0.5), p90: percentile(latencies, 0.9), p99: percentile(latencies, 0.99), max: latencies.at(-1), bytesPerSecond: r.bytes / duration, non2xx: r.non2xx, errors: r.errors, timeouts: r.timeouts };
 }

@@ -1,7 +1,8 @@
 /**
  * What a check-in writes (SQLite): an agent request is one transaction (a failure part-way records
  * nothing, so the same counter is accepted on the retry), an inventory the server holds is not
- * written again, and a steady check-in runs a fixed, small set of statements.
+ * written again, a steady check-in runs a fixed, small set of statements, and an agent's token is
+ * not looked up again at each check-in.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,12 +16,13 @@ let dir: string;
 let state: State;
 let statements: string[];
 let clock = 1_000_000;
+let token: string;
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ferry-checkin-'));
   statements = [];
   state = await openState({ sqlitePath: join(dir, 'state.db'), now: () => clock, onQuery: (sql) => statements.push(sql) });
-  await state.agents.create('edge-1');
+  token = await state.agents.create('edge-1');
 });
 
 afterEach(async () => {
@@ -80,5 +82,15 @@ describe('a check-in', () => {
     await expect(state.agents.record('edge-1', { counter: 5, facts: { ...facts, version: 'replayed' }, reports: [report(7)] })).rejects.toMatchObject({ code: 'FERRY_ERR_PROTOCOL_REPLAY' });
     expect(await state.agents.get('edge-1')).toEqual(before);
     expect((await state.agents.recentReports('edge-1')).map((x) => x.counter)).toEqual([6]);
+  });
+});
+
+describe('an agent token', () => {
+  it('is looked up once on SQLite, however long between check-ins, until it is revoked', async () => {
+    expect(await statementsOf(() => state.tokens.verify(token))).toEqual(['select * from']);
+    clock += 3600_000;
+    expect(await statementsOf(async () => expect(await state.tokens.verify(token)).toMatchObject({ role: 'agent', agentId: 'edge-1' }))).toEqual([]);
+    await state.tokens.revoke('agent:edge-1');
+    expect(await state.tokens.verify(token)).toBeUndefined();
   });
 });
