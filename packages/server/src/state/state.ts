@@ -69,7 +69,7 @@ export async function openState(options: StateOptions): Promise<State> {
   return {
     engine,
     tokens,
-    agents: new AgentState(db, tokens, now, changes),
+    agents: new AgentState(db, tokens, now, changes, engine === 'sqlite'),
     releases: new ReleaseState(db, engine, now, changes, ttl),
     bundles: new BundleState(db, engine, now, changes, ttl),
     images: new ImageState(db),
