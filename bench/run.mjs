@@ -1,7 +1,7 @@
 // Runs the benches and writes bench/results/latest.json (gitignored).
 // Usage: node bench/run.mjs [store] [dataset] [bundle] [server] [link] [--sizes=512,1024] [--pairs=a,b] [--quick]
 //        [--rebuild-dataset] [--no-ref-cache]
-//        server: [--agents=1000] [--duration=10] [--rate=1000] [--no-postgres]
+//        server: [--agents=1000] [--duration=10] [--rate=1000] [--no-postgres] [--no-chunks]
 //        link: [--link-rate=1Mbit --up=20 --down=10 --latency=0 --size=96 --pair=NAME --curl-max=150 --agent-heap=MB --agent-args=--concurrency,6]
 // With no bench named, runs store and bundle (bundle builds the dataset first if it is missing).
 import { execFileSync } from 'node:child_process';
@@ -23,7 +23,7 @@ for (const n of names) if (!known.includes(n)) {
 const selected = names.length > 0 ? names : ['store', 'bundle'];
 if (flags.help) {
   // pair names: bench/dataset/pairs.mjs (an unknown name is refused with the list)
-  console.log('node bench/run.mjs [store] [dataset] [bundle] [server] [link] [--sizes=512,1024] [--pairs=NAME,...] [--quick] [--rebuild-dataset] [--no-ref-cache] [server: --agents=1000 --duration=10 --rate=1000 --no-postgres] [link: --link-rate=1Mbit --up=20 --down=10 --latency=MS --size=MIB | --pair=NAME --curl-max=S --agent-heap=MB --agent-args=A,B]');
+  console.log('node bench/run.mjs [store] [dataset] [bundle] [server] [link] [--sizes=512,1024] [--pairs=NAME,...] [--quick] [--rebuild-dataset] [--no-ref-cache] [server: --agents=1000 --duration=10 --rate=1000 --no-postgres --no-chunks] [link: --link-rate=1Mbit --up=20 --down=10 --latency=MS --size=MIB | --pair=NAME --curl-max=S --agent-heap=MB --agent-args=A,B]');
   process.exit(0);
 }
 
@@ -73,7 +73,7 @@ if (selected.includes('server')) {
   const { runServer } = await import('./server.mjs');
   const num = (name) => (typeof flags[name] === 'string' ? Number(flags[name]) : undefined);
   const s = performance.now();
-  out.server = await runServer({ agents: num('agents'), duration: num('duration'), rate: num('rate'), postgres: !flags['no-postgres'], prof: process.env.FERRY_BENCH_CPU_PROF || undefined });
+  out.server = await runServer({ agents: num('agents'), duration: num('duration'), rate: num('rate'), postgres: !flags['no-postgres'], chunks: !flags['no-chunks'], prof: process.env.FERRY_BENCH_CPU_PROF || undefined });
   timings.server = (performance.now() - s) / 1000;
 }
 if (selected.includes('link')) {

@@ -85,7 +85,10 @@ export interface ServerOptions {
   events?: Partial<EventOptions>;
   /** Export the process's own metrics (CPU, memory, event loop) at /metrics too (default true). */
   processMetrics?: boolean;
-  /** pino options, a logger, or false (default: info level to stdout). */
+  /**
+   * pino options, a logger, or false (default: info level to stdout). Each answered request is
+   * logged at debug (app.ts RequestLogAtDebug); refused ones at info, failed ones at error.
+   */
   logger?: LoggerOptions | FastifyBaseLogger | boolean;
   /** Names this process in bundle claims (default host:pid:random). */
   instanceId?: string;

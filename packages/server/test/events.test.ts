@@ -90,7 +90,8 @@ describe('live events', () => {
     }
 
     const lines: string[] = [];
-    const logged = await startTestServer({ logger: { level: 'info', stream: new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }) } });
+    // requests are logged at debug (errors at info and error, whatever the level)
+    const logged = await startTestServer({ logger: { level: 'debug', stream: new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }) } });
     try {
       const op = await token(logged, 'operator', 'ops');
       const s = await openEvents(logged.url, op);

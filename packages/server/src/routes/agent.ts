@@ -3,7 +3,7 @@
  * own; the request counter must grow (replays are refused before anything is recorded).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AGENT_ID_RE, FerryError, inventoryDigest, protocol, type CheckinAnswer, type CheckinRequest, type Digest, type ReportsAnswer } from '@ferry/core';
+import { AGENT_ID_RE, FerryError, inventoryDigest, protocol, type CheckinAnswer, type ReportsAnswer } from '@ferry/core';
 import { authorizeAgent } from '../auth.js';
 import { assign } from '../assign.js';
 import type { ServerContext } from '../context.js';
@@ -22,14 +22,6 @@ export function repositoryUrl(ctx: ServerContext, request: FastifyRequest): stri
   return `${request.protocol}://${request.host}/repo/`;
 }
 
-/** The agent's layers: sent now (already checked against their digest; kept), or known from before. */
-async function inventoryOf(ctx: ServerContext, req: CheckinRequest): Promise<Digest[] | undefined> {
-  const { digest, layers } = req.inventory;
-  if (!layers) return ctx.state.agents.getInventory(digest);
-  await ctx.state.agents.putInventory(digest, layers);
-  return layers;
-}
-
 async function checkin(ctx: ServerContext, request: AgentRequest): Promise<CheckinAnswer> {
   const id = agentId(request);
   await authorizeAgent(ctx, request, id);
@@ -37,9 +29,10 @@ async function checkin(ctx: ServerContext, request: AgentRequest): Promise<Check
   const { digest, layers: sent } = req.inventory;
   if (sent && inventoryDigest(sent) !== digest) throw new FerryError('FERRY_ERR_PROTOCOL_INVALID', `inventory digest ${digest} is not the digest of the layers sent`);
   const installed = req.installed ?? {};
-  const accepted = await ctx.state.agents.acceptCounter(id, req.counter, { channels: req.channels, installed, inventory: digest, version: req.agent?.version });
-  const layers = await inventoryOf(ctx, req);
-  if (req.reports && req.reports.length > 0) await ctx.state.agents.recordReports(id, req.reports, accepted.reportCounter);
+  // the counter, the facts, a new inventory and the reports: one transaction
+  const facts = { channels: req.channels, installed, inventory: digest, version: req.agent?.version };
+  const accepted = await ctx.state.agents.record(id, { counter: req.counter, facts, ...(sent ? { inventory: { digest, layers: sent } } : {}), ...(req.reports ? { reports: req.reports } : {}) });
+  const layers = sent ?? (await ctx.state.agents.getInventory(digest));
   const now = Math.floor(ctx.options.now() / 1000);
   if (!layers) return { now, retryAfter: 0, needInventory: true, assignments: [] };
   const { assignments, retryAfter } = await assign(ctx, req.channels, installed, layers, repositoryUrl(ctx, request));
@@ -52,8 +45,7 @@ async function reports(ctx: ServerContext, request: AgentRequest): Promise<Repor
   const id = agentId(request);
   await authorizeAgent(ctx, request, id);
   const req = protocol.reportsRequest(request.body);
-  const { reportCounter } = await ctx.state.agents.acceptCounter(id, req.counter);
-  return ctx.state.agents.recordReports(id, req.reports, reportCounter);
+  return (await ctx.state.agents.record(id, { counter: req.counter, reports: req.reports })).reports;
 }
 
 /** Registers the agent routes. */

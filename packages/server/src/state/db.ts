@@ -6,7 +6,7 @@
  * recorded migrations; the one engine-specific statement (the SKIP LOCKED job claim) is marked.
  */
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type KyselyConfig } from 'kysely';
 import pg from 'pg';
 import { FerryError } from '@ferry/core';
 import { migrationProvider } from './migrations.js';
@@ -33,23 +33,30 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** PostgreSQL application_name of the pool's connections. */
   applicationName?: string;
+  /** Called with the SQL of every statement run (tests count a request's statements). */
+  onQuery?: (sql: string) => void;
 }
 
 /** bigint columns (counters, times, sizes) come back as numbers; they stay below 2^53. */
 const INT8_OID = 20;
 
-function postgres(url: string, poolSize: number, applicationName: string | undefined): Kysely<Database> {
+type Log = KyselyConfig['log'];
+
+/** Kysely's log hook for `onQuery`. */
+const queryLog = (onQuery: DatabaseOptions['onQuery']): { log?: Log } => (onQuery ? { log: (e) => (e.level === 'query' ? onQuery(e.query.sql) : undefined) } : {});
+
+function postgres(url: string, poolSize: number, applicationName: string | undefined, log: { log?: Log }): Kysely<Database> {
   const types = {
     getTypeParser: (oid: number, format?: 'text' | 'binary') => (oid === INT8_OID ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format ?? 'text')),
   };
   const pool = new pg.Pool({ connectionString: url, max: poolSize, types: types as pg.CustomTypesConfig, ...(applicationName ? { application_name: applicationName } : {}) });
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...log });
 }
 
 /** Prepared statements kept per SQL text (Kysely's driver prepares every query anew). */
 const STATEMENT_CACHE = 256;
 
-function sqlite(path: string): Kysely<Database> {
+function sqlite(path: string, log: { log?: Log }): Kysely<Database> {
   const database = new BetterSqlite3(path);
   database.pragma('journal_mode = WAL');
   database.pragma('synchronous = NORMAL');
@@ -68,7 +75,7 @@ function sqlite(path: string): Kysely<Database> {
       return s;
     },
   };
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: cached as unknown as BetterSqlite3.Database }) });
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: cached as unknown as BetterSqlite3.Database }), ...log });
 }
 
 /** Opens (and migrates) the state database. */
@@ -78,10 +85,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<OpenDataba
   if (options.url) {
     if (!/^postgres(ql)?:\/\//.test(options.url)) throw new FerryError('FERRY_ERR_USAGE', `--database takes a postgres:// URL, got ${JSON.stringify(options.url.slice(0, 40))}`);
     engine = 'postgres';
-    db = postgres(options.url, options.poolSize ?? 10, options.applicationName);
+    db = postgres(options.url, options.poolSize ?? 10, options.applicationName, queryLog(options.onQuery));
   } else if (options.sqlitePath) {
     engine = 'sqlite';
-    db = sqlite(options.sqlitePath);
+    db = sqlite(options.sqlitePath, queryLog(options.onQuery));
   } else {
     throw new FerryError('FERRY_ERR_USAGE', 'the state database needs a SQLite path or a postgres:// URL');
   }

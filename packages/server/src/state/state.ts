@@ -16,9 +16,10 @@ export interface StateOptions extends DatabaseOptions {
   /** Clock in unix milliseconds (tests inject one). */
   now?: () => number;
   /**
-   * Milliseconds a cached token grant, latest release or built-bundle list may be used without
-   * a change notification (default 5 s): how long a change another server made can go unseen
-   * while the notification listener is down.
+   * Milliseconds a cached token grant (PostgreSQL only: on SQLite this process makes every
+   * change), latest release or built-bundle list may be used without a change notification
+   * (default 5 s): how long a change another server made can go unseen while the notification
+   * listener is down.
    */
   cacheTtlMs?: number;
   /** Names this process to PostgreSQL (application_name), so it skips its own notifications. */
@@ -60,11 +61,15 @@ export async function openState(options: StateOptions): Promise<State> {
       throw err;
     }
   }
-  const tokens = new TokenState(db, now, changes, ttl);
+  // on SQLite this process is the only writer and announces every revocation itself, so a grant
+  // stays cached until revoked (an agent checking in every minute would outlive a 5 s TTL and
+  // cost a lookup each time); on PostgreSQL the TTL bounds a notification missed while the
+  // listener reconnects
+  const tokens = new TokenState(db, now, changes, engine === 'sqlite' ? Infinity : ttl);
   return {
     engine,
     tokens,
-    agents: new AgentState(db, tokens, now, changes),
+    agents: new AgentState(db, tokens, now, changes, engine === 'sqlite'),
     releases: new ReleaseState(db, engine, now, changes, ttl),
     bundles: new BundleState(db, engine, now, changes, ttl),
     images: new ImageState(db),
