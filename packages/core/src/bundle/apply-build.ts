@@ -213,7 +213,7 @@ export class LayerBuild {
       digest = await this.deltas.patch(ref, b.data, b.patchSize, info.size, (out) => this.c.out.body(info.size, [out]));
     } else if (b.kind === 'segmented') {
       // a body too large for one patch: each segment is one patch against a window (format v3)
-      digest = await decodeSegmented(this.c, b, (out) => this.c.out.body(info.size, out));
+      digest = await decodeSegmented({ ...this.c, arena: this.deltas.arena }, b, (out) => this.c.out.body(info.size, out));
     } else {
       const ref = resolveReference(this.c.table, b.index, this.c.maxReference, info.path);
       digest = await this.deltas.bsdiff(ref, b.data, info.size, this.c.signal, (out) => this.c.out.body(info.size, out));
