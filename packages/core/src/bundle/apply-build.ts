@@ -55,7 +55,7 @@ export interface BuildContext {
   store: Store;
   table: BaselineTable;
   writer: SkeletonWriter;
-  /** Where the layer's bytes go (hashed, read, written on the writer thread). */
+  /** Where the layer's bytes go (hashed, read and written by the layer writer, apply-sink.ts). */
   out: LayerSink;
   /** The size the signed header gives the layer: the cap of everything decoded. */
   layerSize: number;
