@@ -3,8 +3,10 @@
  * The `ferry` executable: the only place that reads argv, the environment and the process's
  * stdio (STYLE.md "Layout and layering"). Everything else is in cli.ts.
  */
-import { readFileSync } from 'node:fs';
-import { runCli } from './cli.js';
+import { capYoungGeneration } from './memory.js';
+capYoungGeneration();
+const { readFileSync } = await import('node:fs');
+const { runCli } = await import('./cli.js');
 
 function version(): string {
   try {

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { FerryError, type Report } from '@ferry/core';
-import { Agent, type FetchProgress } from '@ferry/agent';
+import type { FetchProgress } from '@ferry/agent';
 import { agentOptions } from '../agent-config.js';
 import type { CommandSpec } from '../command.js';
 import type { Invocation, OutStream } from '../context.js';
@@ -53,6 +53,7 @@ function progressPrinter(out: OutStream, json: boolean): ((phase: 'fetching' | '
 async function run(inv: Invocation): Promise<number> {
   const { ctx, global } = inv;
   const { options, onCommit } = await agentOptions(inv);
+  const { Agent } = await import('@ferry/agent');
   const agent = await Agent.open({ ...options, version: ctx.version, onReport: printer(global.json ? ctx.stdout : ctx.stderr, global.json), onProgress: progressPrinter(global.json ? ctx.stdout : ctx.stderr, global.json), onCommit: onCommit ? hook(onCommit) : undefined });
   try {
     if (inv.values.once === true) {

@@ -5,7 +5,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { CHUNK_SIZE_MAX, CHUNK_SIZE_MIN, Store, isChannelName, parseRef, type LayerPlan } from '@ferry/core';
-import { createBundle, writeBundleDir, writeFerryFile, type ComputedBundle } from '@ferry/differ';
+import type { ComputedBundle } from '@ferry/differ';
 import { listOpt, requiredOpt, stringOpt, userPath, type CommandSpec } from '../command.js';
 import { writeJson, writeLines, type Invocation } from '../context.js';
 import { EXIT, usage } from '../errors.js';
@@ -111,6 +111,7 @@ async function run(inv: Invocation): Promise<number> {
   const store = await Store.open(global.store);
   const target = await store.resolve(p.to);
   const progress = createProgress(ctx, { json: global.json, unit: 'items' });
+  const { createBundle, writeBundleDir, writeFerryFile } = await import('@ferry/differ');
   let b: ComputedBundle;
   try {
     b = await createBundle(store, { ...p, releaseKeys, headerKeys, onProgress: progress.update, signal: ctx.signal });

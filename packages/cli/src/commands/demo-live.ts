@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { headerPath, Store, verifyHeader, type Digest, type Report } from '@ferry/core';
-import { startLinkSim, type LinkSim } from '@ferry/linksim';
+import type { LinkSim } from '@ferry/linksim';
 import { stringOpt, type CommandSpec } from '../command.js';
 import type { Invocation, OutStream } from '../context.js';
 import { EXIT } from '../errors.js';
@@ -17,7 +17,7 @@ import { comparePull } from '../compare.js';
 import { humanBytes, shortDigest, table } from '../format.js';
 import { formatDuration, formatRate, parseDuration, parseRate, parseSize } from '../units.js';
 import { startAgentChild, type AgentChild, type ProgressLine } from '../demo/agent-child.js';
-import { startFleet, type Fleet } from '../demo/fleet.js';
+import type { Fleet } from '../demo/fleet.js';
 import { loadTrust } from '../trust.js';
 import { tempRoot } from './demo.js';
 
@@ -114,6 +114,7 @@ async function run(inv: Invocation): Promise<number> {
   screen.say(`ferry demo: an edge device holding edgeapp v1 gets v2 over a DIL link (${linkText})`);
   screen.say('');
   screen.say('1. Build v1 and v2 of a sample image, start a server, push both, release v2 on channel "stable"');
+  const [{ startFleet }, { startLinkSim }] = await Promise.all([import('../demo/fleet.js'), import('@ferry/linksim')]);
   let fleet: Fleet | undefined;
   let link: LinkSim | undefined;
   try {

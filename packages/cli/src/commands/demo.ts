@@ -9,8 +9,7 @@ import { access, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FerryError, Store, applyBundle, exportOci, generateKeyPair, importImage, openBundle, openImage, parsePlatform, parsePrivateKey, parsePublicKey, rolePolicy, sha256, type Digest } from '@ferry/core';
-import { createBundle, writeFerryFile } from '@ferry/differ';
-import { writeImagePair, type ReleaseChanges } from '@ferry/imagegen';
+import type { ReleaseChanges } from '@ferry/imagegen';
 import { stringOpt, userPath, type CommandSpec } from '../command.js';
 import { writeJson, type Invocation } from '../context.js';
 import { EXIT, usage } from '../errors.js';
@@ -55,6 +54,7 @@ function changeLine(c: ReleaseChanges | undefined): string {
 }
 
 async function generate(d: Demo): Promise<void> {
+  const { writeImagePair } = await import('@ferry/imagegen');
   await step(d, '1. Build two versions of a sample image (imagegen, generated in code)', () => writeImagePair(join(d.work, 'images'), { platform: PLATFORM, signal: d.signal }), (g) => {
     const size = (t: 'v1' | 'v2'): string => {
       const layers = g.images[t]!.manifests[0]!.layers;
@@ -98,6 +98,7 @@ async function bundle(d: Demo, publisher: Store, privatePem: string): Promise<Bu
   const file = join(d.work, 'edgeapp-v2.ferry');
   const key = parsePrivateKey(privatePem);
   const now = Math.floor(Date.now() / 1000);
+  const { createBundle, writeFerryFile } = await import('@ferry/differ');
   return step(d, '4. Bundle v1 -> v2 on the publisher into edgeapp-v2.ferry', async (progress) => {
     const b = await createBundle(publisher, { from: ['edgeapp:v1'], to: 'edgeapp:v2', channel: 'demo', release: now, expires: now + 7 * 86400, releaseKeys: [key], headerKeys: [key], pullSizes: true, onProgress: progress.update });
     try {

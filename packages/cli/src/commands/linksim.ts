@@ -1,5 +1,5 @@
 /** `ferry linksim`: a userspace TCP proxy that emulates a DIL link (packages/linksim). */
-import { startLinkSim, type LinkSchedule, type LinkSimOptions, type LinkStats } from '@ferry/linksim';
+import type { LinkSchedule, LinkSimOptions, LinkStats } from '@ferry/linksim';
 import { requiredOpt, stringOpt, type CommandSpec } from '../command.js';
 import { until, type Invocation } from '../context.js';
 import { EXIT, usage } from '../errors.js';
@@ -74,6 +74,7 @@ async function run(inv: Invocation): Promise<number> {
   const out = (event: string, data: Record<string, unknown>, line: string): void => {
     ctx.stdout.write(global.json ? `${JSON.stringify({ event, ...data })}\n` : `${line}\n`);
   };
+  const { startLinkSim } = await import('@ferry/linksim');
   const sim = await startLinkSim(options);
   const target = `${options.target.host}:${options.target.port}`;
   out('listening', { host: sim.host, port: sim.port, target }, `linksim listening on ${sim.host}:${sim.port} -> ${target}: ${describeLink(options)}`);

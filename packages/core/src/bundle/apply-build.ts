@@ -55,7 +55,7 @@ export interface BuildContext {
   store: Store;
   table: BaselineTable;
   writer: SkeletonWriter;
-  /** Where the layer's bytes go (hashed, read, written on the writer thread). */
+  /** Where the layer's bytes go (hashed, read and written by the layer writer, apply-sink.ts). */
   out: LayerSink;
   /** The size the signed header gives the layer: the cap of everything decoded. */
   layerSize: number;
@@ -213,7 +213,7 @@ export class LayerBuild {
       digest = await this.deltas.patch(ref, b.data, b.patchSize, info.size, (out) => this.c.out.body(info.size, [out]));
     } else if (b.kind === 'segmented') {
       // a body too large for one patch: each segment is one patch against a window (format v3)
-      digest = await decodeSegmented(this.c, b, (out) => this.c.out.body(info.size, out));
+      digest = await decodeSegmented({ ...this.c, arena: this.deltas.arena }, b, (out) => this.c.out.body(info.size, out));
     } else {
       const ref = resolveReference(this.c.table, b.index, this.c.maxReference, info.path);
       digest = await this.deltas.bsdiff(ref, b.data, info.size, this.c.signal, (out) => this.c.out.body(info.size, out));

@@ -24,7 +24,7 @@ function frameMax(size: number): number {
  * Address space of a layer's delta buffer: a patch (at most its output size plus a little), the
  * reference and the output (together at most PATCH_SPAN_MAX), and a stored frame's slack.
  */
-const ARENA_BYTES = 2 * PATCH_SPAN_MAX + (4 << 20);
+export const ARENA_BYTES = 2 * PATCH_SPAN_MAX + (4 << 20);
 
 /**
  * One buffer of ARENA_BYTES, reserved once per layer and never regrown. A buffer this large is
@@ -35,7 +35,7 @@ const ARENA_BYTES = 2 * PATCH_SPAN_MAX + (4 << 20);
 export class DeltaArena {
   private buf: Buffer | undefined;
 
-  /** Bytes [at, at + n) of the arena (allocated on first use). */
+  /** Bytes [at, at + n) of the arena (allocated on first use; over its size, FERRY_ERR_LIMIT_EXCEEDED before anything is allocated). */
   slice(at: number, n: number): Buffer {
     if (at + n > ARENA_BYTES) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `a delta needs ${at + n} bytes of buffer, over the ${ARENA_BYTES}-byte cap`);
     this.buf ??= Buffer.allocUnsafeSlow(ARENA_BYTES);
@@ -77,7 +77,8 @@ export function resolveReference(table: BaselineTable, index: number, maxReferen
 
 /** The patch, reference and output buffers of one layer's deltas, in one arena. */
 export class DeltaDecoder {
-  private readonly arena = new DeltaArena();
+  /** The layer's one delta buffer (segmented patches decode in it too, apply-segmented.ts). */
+  readonly arena = new DeltaArena();
 
   constructor(private readonly store: Store) {}
 

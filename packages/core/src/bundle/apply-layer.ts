@@ -22,7 +22,7 @@ import { checkExpiry } from './header.js';
 import { readOps } from './payload.js';
 import { PATCH_REFERENCE_MAX } from './limits.js';
 import { LayerBuild } from './apply-build.js';
-import { LayerSink } from './apply-sink.js';
+import { openLayerSink } from './apply-sink.js';
 import { RebuildSession, type LockTiming } from './apply-session.js';
 import { pendingRoot } from './apply-pending.js';
 import type { ApplyPlan, PlannedLayer } from './apply-plan.js';
@@ -41,6 +41,12 @@ export interface RebuildOptions extends LockTiming {
   baseline?: BaselineTable | undefined;
   /** Largest delta reference held in memory (default and most PATCH_REFERENCE_MAX): a lower cap for a smaller device. */
   maxPatchReference?: number | undefined;
+  /**
+   * Run the layer's writer (hashing, stored contents decoded, new bodies compressed) on a thread
+   * of its own: faster where a second core is free, about 10 MB more RSS (its V8 isolate). Default
+   * false: on the calling thread.
+   */
+  writerThread?: boolean | undefined;
 }
 
 /** What a layer rebuild did. */
@@ -99,7 +105,7 @@ function reporter(plan: ApplyPlan, layer: PlannedLayer, lb: LayerBuild, onProgre
 }
 
 async function build(store: Store, plan: ApplyPlan, layer: PlannedLayer, chunks: ChunkSource, session: RebuildSession, table: BaselineTable, opts: RebuildOptions): Promise<{ files: number; bytes: number }> {
-  const out = new LayerSink(store, session.dir);
+  const out = openLayerSink(store, session.dir, { thread: opts.writerThread });
   session.attach(out);
   const writer = new SkeletonWriter();
   const staged = tempPathFor(join(session.dir, 'x'));

@@ -5,7 +5,7 @@
  * (its history); the set is checked against both and the cap before a byte is read, then decoded
  * by the layer's DeltaDecoder, and the frame's output is capped at the bytes the layer has left.
  * The first member goes into the layer's bytes at the group's entry; the others are stashed in the
- * store by the writer thread (LayerSink.stash) until their MEMBER entries take them.
+ * store by the layer writer (LayerSink.stash) until their MEMBER entries take them.
  */
 import { existsSync } from 'node:fs';
 import { FerryError } from '../errors.js';

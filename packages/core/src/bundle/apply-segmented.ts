@@ -4,14 +4,17 @@
  * checked against the named baseline body and the caps before a byte is read; then one pass over
  * the stored reference (streamed from the store, decoded and hashed as it goes) fills one window
  * buffer per segment, keeping only the window's bytes; each segment's frame decodes against it
- * into one output buffer. Memory is one window, one frame and one segment's output: the bounds of
- * a single patch, whatever the body's size.
+ * into one output buffer. The three lie side by side in the layer's DeltaArena (apply-delta.ts),
+ * the buffer its other deltas reuse: a segmented body adds no allocation, and what it needs (the
+ * largest window, frame and output of its table) is checked against the arena's size before a
+ * byte is read. Memory is the bounds of a single patch, whatever the body's size.
  */
 import { FerryError } from '../errors.js';
 import type { Digest } from '../util/digest.js';
 import { zstdPatchDecode } from '../util/zstd.js';
 import type { Store } from '../store/store.js';
 import type { BaselineTable } from './baseline.js';
+import type { DeltaArena } from './apply-delta.js';
 import type { DecodedBody } from './payload.js';
 import { checkSegments, type Segment } from './segments.js';
 
@@ -28,7 +31,6 @@ function missing(digest: Digest, why: string, cause?: unknown): FerryError {
  */
 class WindowReader {
   private readonly source: AsyncGenerator<Buffer>;
-  private readonly buf: Buffer;
   /** The content position of buf[0], and how many bytes buf holds. */
   private start = 0;
   private held = 0;
@@ -41,10 +43,9 @@ class WindowReader {
     store: Store,
     private readonly digest: Digest,
     private readonly size: number,
-    maxWindow: number,
+    private readonly buf: Buffer,
   ) {
     this.source = store.openContent(digest, { maxSize: size });
-    this.buf = Buffer.allocUnsafe(maxWindow);
   }
 
   private async next(): Promise<Buffer | undefined> {
@@ -121,6 +122,8 @@ export interface SegmentedContext {
   table: BaselineTable;
   /** The reference cap in force: the largest window. */
   maxReference: number;
+  /** The layer's delta buffer: window, frame and output are slices of it. */
+  arena: DeltaArena;
   signal?: AbortSignal | undefined;
 }
 
@@ -139,9 +142,11 @@ export async function decodeSegmented<T>(c: SegmentedContext, b: SegmentedBody, 
 
 async function* segmentsOut(c: SegmentedContext, digest: Digest, refSize: number, b: SegmentedBody): AsyncGenerator<Uint8Array> {
   const max = (f: (s: Segment) => number): number => b.segments.reduce((a, s) => Math.max(a, f(s)), 0);
-  const reader = new WindowReader(c.store, digest, refSize, max((s) => s.length));
-  const frame = Buffer.allocUnsafe(max((s) => s.frame));
-  const out = Buffer.allocUnsafe(max((s) => s.size));
+  const [window, frameMax, size] = [max((s) => s.length), max((s) => s.frame), max((s) => s.size)];
+  // the furthest slice first: a table needing more than the arena is refused before it is allocated
+  const out = c.arena.slice(window + frameMax, size);
+  const frame = c.arena.slice(window, frameMax);
+  const reader = new WindowReader(c.store, digest, refSize, c.arena.slice(0, window));
   const data = b.data[Symbol.asyncIterator]();
   const pending = { rest: new Uint8Array(0) };
   try {

@@ -1,8 +1,9 @@
 /**
- * The main-thread end of a layer rebuild's writer thread (apply-worker.ts): the rebuild pushes the
- * layer's bytes in tar order (header groups, references to stored contents, new bodies) into a
- * shared ring, and the writer hashes, reads and writes on the second core. Memory: the ring
- * (1 MiB: four of the largest records, enough to keep the writer busy) and the writer's buffers, whatever the layer holds.
+ * Where a layer rebuild sends the layer's bytes in tar order (header groups, references to stored
+ * contents, new bodies): a LayerWriter (apply-writer.ts) hashes, reads and writes them. It runs
+ * on the rebuild's own thread (InlineSink, the default: no second V8 isolate, no ring) or on a
+ * writer thread fed through a shared ring (ThreadSink: the writer's hashing, content decoding and
+ * level-3 compression on a second core, for about 10 MB more: the thread's isolate and the ring).
  */
 import { randomBytes, createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -12,9 +13,10 @@ import { digestToBytes, isDigest, type Digest } from '../util/digest.js';
 import { compiledSibling } from '../util/module.js';
 import type { Store } from '../store/store.js';
 import { REC, RECORD_MAX, RingWriter, ringBuffer } from './apply-ring.js';
-import type { WriterData } from './apply-worker.js';
+import type { ThreadWriterData } from './apply-worker.js';
+import { LayerWriter, WriterFailure, type WriterData } from './apply-writer.js';
 
-/** Size of the ring between the rebuild and its writer. */
+/** Size of the ring between the rebuild and its writer thread. */
 const RING_BYTES = 1024 * 1024;
 
 type Answer = { type: 'flushed' } | { type: 'done'; digest: Digest; size: number };
@@ -25,24 +27,156 @@ function failure(m: Failed): FerryError {
   return toFerryError(Object.assign(new Error(m.message), { code: m.errno, syscall: m.syscall, path: m.path }), 'writing the rebuilt layer');
 }
 
-/** A layer's byte stream on its way to the writer thread. */
-export class LayerSink {
+function writerData(store: Store, tempDir: string): WriterData {
+  return { root: store.root, tempDir, tempPrefix: `.tmp-${process.pid}-${randomBytes(4).toString('hex')}-` };
+}
+
+/** A layer's byte stream on its way to its writer; see {@link openLayerSink}. */
+export abstract class LayerSink {
+  /** New bodies pushed since the last takeWritten. */
+  private written: Digest[] = [];
+
+  /** Bytes of the layer held in memory (header groups, padding, the tail). */
+  abstract bytes(b: Uint8Array): Promise<void>;
+  /** A stored content's body of `size` bytes (read, decoded and hashed by the writer). */
+  abstract content(digest: Digest, size: number): Promise<void>;
+  /** Waits until every new body pushed so far is durable under its name. */
+  abstract flush(): Promise<void>;
+  /** The digest and size of every byte pushed. */
+  abstract finish(): Promise<{ digest: Digest; size: number }>;
+  /** Stops the writer (a body in progress is dropped; flushed ones stay). */
+  abstract close(): Promise<void>;
+  protected abstract begin(stash: boolean, size: number): Promise<void>;
+  protected abstract data(c: Uint8Array): Promise<void>;
+  protected abstract end(digest: Digest): Promise<void>;
+
+  /**
+   * A new body of `size` bytes, streamed: hashed here for its name, then hashed into the layer
+   * and written as a content by the writer. Returns its digest.
+   */
+  async body(size: number, source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Digest> {
+    return this.write(false, size, source);
+  }
+
+  /**
+   * A new body of `size` bytes written as a content but not into the layer's bytes here: a group
+   * member decoded before its own entry, which later passes it to `content` (the writer reads it
+   * from its temp file until a flush names it). Returns its digest.
+   */
+  async stash(size: number, source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Digest> {
+    return this.write(true, size, source);
+  }
+
+  private async write(stash: boolean, size: number, source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Digest> {
+    await this.begin(stash, size);
+    const hash = createHash('sha256');
+    let got = 0;
+    for await (const c of source) {
+      got += c.length;
+      if (got > size) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `payload is malformed: a body runs past its ${size} bytes`);
+      hash.update(c);
+      await this.data(c);
+    }
+    if (got !== size) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `payload is malformed: a body is ${got} bytes, declared ${size}`);
+    const digest = `sha256:${hash.digest('hex')}` as Digest;
+    await this.end(digest);
+    this.written.push(digest);
+    return digest;
+  }
+
+  /** The new bodies pushed since the last call (what a pause records for gc). */
+  takeWritten(): Digest[] {
+    const out = this.written;
+    this.written = [];
+    return out;
+  }
+}
+
+/** How a layer's writer runs. */
+export interface LayerSinkOptions {
+  /** On a writer thread of its own (default false: on the calling thread). */
+  thread?: boolean | undefined;
+}
+
+/**
+ * A writer for a store's layer rebuild. New bodies are written to temp files in `tempDir` named
+ * `.tmp-<pid>-<token>-*` (the pending-apply directory: gc leaves them while this process lives).
+ */
+export function openLayerSink(store: Store, tempDir: string, opts: LayerSinkOptions = {}): LayerSink {
+  return opts.thread ? new ThreadSink(store, tempDir) : new InlineSink(store, tempDir);
+}
+
+/** The writer on the calling thread: each call runs it at once (synchronous file I/O). */
+class InlineSink extends LayerSink {
+  private readonly writer: LayerWriter;
+  private failed: FerryError | undefined;
+
+  constructor(store: Store, tempDir: string) {
+    super();
+    this.writer = new LayerWriter(writerData(store, tempDir));
+  }
+
+  private run<T>(f: (w: LayerWriter) => T): T {
+    if (this.failed) throw this.failed;
+    try {
+      return f(this.writer);
+    } catch (err) {
+      this.failed = err instanceof WriterFailure ? new FerryError(err.code as ErrorCode, err.message, { details: err.details }) : toFerryError(err, 'writing the rebuilt layer');
+      throw this.failed;
+    }
+  }
+
+  async bytes(b: Uint8Array): Promise<void> {
+    this.run((w) => w.hash(b));
+  }
+
+  async content(digest: Digest, size: number): Promise<void> {
+    this.run((w) => w.content(digest.slice(7), size));
+  }
+
+  protected async begin(stash: boolean, size: number): Promise<void> {
+    this.run((w) => w.begin(size, !stash));
+  }
+
+  protected async data(c: Uint8Array): Promise<void> {
+    this.run((w) => w.bodyData([c]));
+  }
+
+  protected async end(digest: Digest): Promise<void> {
+    this.run((w) => w.end(digest.slice(7)));
+  }
+
+  async flush(): Promise<void> {
+    this.run((w) => w.flush());
+  }
+
+  async finish(): Promise<{ digest: Digest; size: number }> {
+    const { hex, size } = this.run((w) => w.digest());
+    return { digest: `sha256:${hex}` as Digest, size };
+  }
+
+  async close(): Promise<void> {
+    this.failed ??= new FerryError('FERRY_ERR_ABORTED', 'the layer writer was closed');
+    this.writer.close();
+  }
+}
+
+/**
+ * The writer on a thread of its own (apply-worker.ts), fed through a shared ring (1 MiB: four of
+ * the largest records, enough to keep the writer busy).
+ */
+class ThreadSink extends LayerSink {
   private readonly ring: RingWriter;
   private readonly worker: Worker;
   private failed: FerryError | undefined;
   private readonly waiting: { resolve: (a: Answer) => void; reject: (e: unknown) => void }[] = [];
-  /** New bodies pushed since the last takeWritten. */
-  private written: Digest[] = [];
   private readonly number = new DataView(new ArrayBuffer(8));
 
-  /**
-   * Starts a writer for a store. New bodies are written to temp files in `tempDir` named
-   * `.tmp-<pid>-<token>-*` (the pending-apply directory: gc leaves them while this process lives).
-   */
   constructor(store: Store, tempDir: string) {
+    super();
     const sab = ringBuffer(RING_BYTES);
     this.ring = new RingWriter(sab);
-    const workerData: WriterData = { ring: sab, root: store.root, tempDir, tempPrefix: `.tmp-${process.pid}-${randomBytes(4).toString('hex')}-` };
+    const workerData: ThreadWriterData = { ring: sab, ...writerData(store, tempDir) };
     this.worker = new Worker(fileURLToPath(compiledSibling(import.meta.url, 'apply-worker')), { workerData });
     this.worker.on('message', (m: Answer | Failed) => (m.type === 'error' ? this.fail(failure(m)) : this.waiting.shift()?.resolve(m)));
     this.worker.on('error', (err) => this.fail(toFerryError(err, 'the layer writer thread')));
@@ -70,48 +204,24 @@ export class LayerSink {
     return new Uint8Array(this.number.buffer);
   }
 
-  /** Bytes of the layer held in memory (header groups, padding, the tail). */
   async bytes(b: Uint8Array): Promise<void> {
     for (let i = 0; i < b.length; i += RECORD_MAX) await this.push(REC.hash, b.subarray(i, i + RECORD_MAX));
   }
 
-  /** A stored content's body of `size` bytes (read, decoded and hashed by the writer). */
   async content(digest: Digest, size: number): Promise<void> {
     await this.push(REC.content, digestToBytes(digest), this.f64(size));
   }
 
-  /**
-   * A new body of `size` bytes, streamed: hashed here for its name, then hashed into the layer
-   * and written as a content by the writer. Returns its digest.
-   */
-  async body(size: number, source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Digest> {
-    return this.write(REC.begin, size, source);
+  protected async begin(stash: boolean, size: number): Promise<void> {
+    await this.push(stash ? REC.stash : REC.begin, this.f64(size));
   }
 
-  /**
-   * A new body of `size` bytes written as a content but not into the layer's bytes here: a group
-   * member decoded before its own entry, which later passes it to `content` (the writer reads it
-   * from its temp file until a flush names it). Returns its digest.
-   */
-  async stash(size: number, source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Digest> {
-    return this.write(REC.stash, size, source);
+  protected async data(c: Uint8Array): Promise<void> {
+    for (let i = 0; i < c.length; i += RECORD_MAX) await this.push(REC.data, c.subarray(i, i + RECORD_MAX));
   }
 
-  private async write(type: number, size: number, source: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Digest> {
-    await this.push(type, this.f64(size));
-    const hash = createHash('sha256');
-    let got = 0;
-    for await (const c of source) {
-      got += c.length;
-      if (got > size) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `payload is malformed: a body runs past its ${size} bytes`);
-      hash.update(c);
-      for (let i = 0; i < c.length; i += RECORD_MAX) await this.push(REC.data, c.subarray(i, i + RECORD_MAX));
-    }
-    if (got !== size) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', `payload is malformed: a body is ${got} bytes, declared ${size}`);
-    const digest = `sha256:${hash.digest('hex')}` as Digest;
+  protected async end(digest: Digest): Promise<void> {
     await this.push(REC.end, digestToBytes(digest));
-    this.written.push(digest);
-    return digest;
   }
 
   private async ask(type: number): Promise<Answer> {
@@ -121,26 +231,16 @@ export class LayerSink {
     return answer;
   }
 
-  /** Waits until every new body pushed so far is durable under its name. */
   async flush(): Promise<void> {
     await this.ask(REC.flush);
   }
 
-  /** The new bodies pushed since the last call (what a pause records for gc). */
-  takeWritten(): Digest[] {
-    const out = this.written;
-    this.written = [];
-    return out;
-  }
-
-  /** The digest and size of every byte pushed. */
   async finish(): Promise<{ digest: Digest; size: number }> {
     const a = await this.ask(REC.finish);
     if (a.type !== 'done' || !isDigest(a.digest)) throw new FerryError('FERRY_ERR_INTERNAL', 'the layer writer answered out of turn');
     return { digest: a.digest, size: a.size };
   }
 
-  /** Stops the writer (a body in progress is dropped; flushed ones stay). */
   async close(): Promise<void> {
     this.failed ??= new FerryError('FERRY_ERR_ABORTED', 'the layer writer was closed');
     this.ring.stop();

@@ -32,6 +32,8 @@ export interface ApplyOptions extends LockTiming {
   now?: number;
   /** Largest delta reference held in memory (default and most PATCH_REFERENCE_MAX). */
   maxPatchReference?: number;
+  /** Each layer's writer on a thread of its own (RebuildOptions.writerThread; default false). */
+  writerThread?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
 }
