@@ -4,7 +4,9 @@
  * stdio (STYLE.md "Layout and layering"). Everything else is in cli.ts.
  */
 import { capYoungGeneration } from './memory.js';
-capYoungGeneration();
+// the commands that run on a device, within its memory budget; the publisher's and the server's
+// commands keep V8's default young generation (fewer scavenges while they allocate fast)
+if (process.argv.slice(2).some((a) => a === 'apply' || a === 'agent')) capYoungGeneration();
 const { readFileSync } = await import('node:fs');
 const { runCli } = await import('./cli.js');
 

@@ -1,7 +1,7 @@
 /**
- * Process-wide memory settings of the `ferry` executable, imported by main.ts before anything
- * else so they hold while the commands' modules load: the commands that run on a device (`ferry
- * apply`, `ferry agent`) have a 128 MB peak RSS budget (bench/README.md "Figures: apply memory").
+ * Process-wide memory settings of the `ferry` executable, applied by main.ts before anything
+ * else loads, for the commands that run on a device (`ferry apply`, `ferry agent`: a 128 MB peak
+ * RSS budget, bench/README.md "Figures: apply memory").
  */
 import { setFlagsFromString } from 'node:v8';
 
