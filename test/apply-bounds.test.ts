@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeMsgpack, loadBaseline, packSegments, recomputeChecksums, zstdCompress, zstdCompressStream, type BaselineEntry } from '@ferry/core';
+import { SEGMENTED_FORMAT_VERSION, encodeMsgpack, loadBaseline, packSegments, recomputeChecksums, zstdCompress, zstdCompressStream, type BaselineEntry } from '@ferry/core';
 import { cloneDevice, frameBase, makeApplyFixture, withFrame, type ApplyFixture } from './helpers/apply-fixture.js';
 import { ROOT, remove } from '@ferry/test-support';
 
@@ -42,8 +42,8 @@ function frame(...records: unknown[]): Buffer {
 }
 
 /** Applies a frame in the small-heap child; returns its code and peak RSS. */
-async function applyFrame(name: string, bytes: Uint8Array): Promise<{ code: string; maxRss: number }> {
-  const path = await withFrame(frameBase(fx), name, bytes);
+async function applyFrame(name: string, bytes: Uint8Array, version?: number): Promise<{ code: string; maxRss: number }> {
+  const path = await withFrame(frameBase(fx), name, bytes, version);
   const store = await cloneDevice(fx, name);
   const { stdout } = await run(process.execPath, ['--max-old-space-size=64', CHILD, store.root, path, fx.keyFile], { cwd: ROOT });
   return JSON.parse(stdout) as { code: string; maxRss: number };
@@ -94,14 +94,14 @@ describe('bodies checked before they are decoded', () => {
 describe('segmented bodies checked before anything is allocated', () => {
   it("a segment declaring a frame over its cap (256 MiB for the reference's size): FERRY_ERR_LIMIT_EXCEEDED, nothing read or allocated", async () => {
     const segments = packSegments([{ offset: 0, length: ref.size, size: ref.size, frame: BOMB }]);
-    const r = await applyFrame('segment-frame-over-cap', frame([1, refIndex, [8, refIndex, ref.size, segments, BOMB]], Buffer.alloc(1024), [2, Buffer.alloc(1024)]));
+    const r = await applyFrame('segment-frame-over-cap', frame([1, refIndex, [8, refIndex, ref.size, segments, BOMB]], Buffer.alloc(1024), [2, Buffer.alloc(1024)]), SEGMENTED_FORMAT_VERSION);
     expect(r.code).toBe('FERRY_ERR_LIMIT_EXCEEDED');
     expect(r.maxRss).toBeLessThan(RSS_BOUND);
   }, 300_000);
 
   it('segments whose outputs add up to more than the header declares: FERRY_ERR_BUNDLE_INVALID, nothing read or allocated', async () => {
     const segments = packSegments([{ offset: 0, length: ref.size, size: ref.size, frame: 1024 }, { offset: 0, length: ref.size, size: ref.size, frame: 1024 }]);
-    const r = await applyFrame('segments-over-body', frame([1, refIndex, [8, refIndex, ref.size, segments, 2048]], Buffer.alloc(2048), [2, Buffer.alloc(1024)]));
+    const r = await applyFrame('segments-over-body', frame([1, refIndex, [8, refIndex, ref.size, segments, 2048]], Buffer.alloc(2048), [2, Buffer.alloc(1024)]), SEGMENTED_FORMAT_VERSION);
     expect(r.code).toBe('FERRY_ERR_BUNDLE_INVALID');
     expect(r.maxRss).toBeLessThan(RSS_BOUND);
   }, 300_000);
