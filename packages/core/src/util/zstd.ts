@@ -253,13 +253,12 @@ export function canPatchFrom(ref: Uint8Array, targetSize: number): boolean {
 export const PATCH_ONE_SHOT_REFERENCE = 7 * 1024 * 1024;
 
 /**
- * The one compression context of this thread's patches, reused by every call. A fresh context per
- * patch (tens of MB of level-19 match tables, sized to each patch) left the C heap fragmented:
- * those tables were freed only when the collector finalised the context, and a patch worker's RSS
- * grew to hundreds of MB on small patches. A reused context keeps one workspace of the largest
- * patch so far (zstd shrinks it after many smaller ones); its output is the same as a fresh one's.
+ * Spans up to this reuse one context per thread (a fresh context per small patch costs more than
+ * the patch); larger ones get their own, freed once collected, so no thread keeps tens of MB of
+ * match tables between large patches.
  */
-let patchCtx: binding.CCtx | undefined;
+const REUSE_SPAN = 1 << 20;
+let small: binding.CCtx | undefined;
 /** Output buffer reused by every patch of this thread (results are copied out). */
 let patchOut = Buffer.alloc(0);
 
@@ -271,25 +270,20 @@ export function zstdPatchEncode(ref: Uint8Array, target: Uint8Array, level = 19)
   const span = ref.length + target.length;
   const bound = binding.compressBound(target.length);
   if (patchOut.length < bound) patchOut = Buffer.allocUnsafeSlow(Math.ceil(bound / 2 ** 20) * 2 ** 20);
-  const cctx = (patchCtx ??= new binding.CCtx());
   let n: number;
   if (ref.length <= PATCH_ONE_SHOT_REFERENCE) {
+    const cctx = span <= REUSE_SPAN ? (small ??= new binding.CCtx()) : new binding.CCtx();
     n = cctx.compressUsingDict(patchOut, target, ref, level);
   } else {
     const windowLog = Math.min(Math.max(Math.ceil(Math.log2(span + 1)), 10), ZSTD_WINDOW_LOG_MAX);
-    try {
-      cctx.setParameter(binding.CParameter.compressionLevel, level);
-      cctx.setParameter(binding.CParameter.windowLog, windowLog);
-      cctx.setParameter(binding.CParameter.enableLongDistanceMatching, windowLog >= 24 ? 1 : 0);
-      cctx.setParameter(binding.CParameter.checksumFlag, 0);
-      cctx.setParameter(binding.CParameter.contentSizeFlag, 1);
-      cctx.loadDictionary(ref);
-      n = cctx.compress2(patchOut, target);
-    } finally {
-      // frees zstd's copy of the reference and the dictionary tables built from it now, not at
-      // the next collection, and leaves the context's parameters at their defaults for the next call
-      cctx.reset(binding.ResetDirective.sessionAndParameters);
-    }
+    const cctx = new binding.CCtx();
+    cctx.setParameter(binding.CParameter.compressionLevel, level);
+    cctx.setParameter(binding.CParameter.windowLog, windowLog);
+    cctx.setParameter(binding.CParameter.enableLongDistanceMatching, windowLog >= 24 ? 1 : 0);
+    cctx.setParameter(binding.CParameter.checksumFlag, 0);
+    cctx.setParameter(binding.CParameter.contentSizeFlag, 1);
+    cctx.loadDictionary(ref);
+    n = cctx.compress2(patchOut, target);
   }
   return Buffer.from(patchOut.subarray(0, n));
 }
