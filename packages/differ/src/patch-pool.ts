@@ -14,13 +14,31 @@ export type PoolJob = PatchJob extends infer J ? (J extends PatchJob ? Omit<J, '
 
 /**
  * Peak memory of compressing `target` bytes against `reference` bytes at a high level: both
- * buffers, zstd's copy of the reference, its match tables (up to ~80 MB at level 19, twice on the
- * long path of references over PATCH_ONE_SHOT_REFERENCE) and the output (measured in a worker:
- * about 210 MB for a 7.5 MB reference on the long path).
+ * buffers, zstd's copy of the reference, its match tables (up to ~80 MB at level 19) and the
+ * output. References over PATCH_ONE_SHOT_REFERENCE take the long path, whose dictionary tables and
+ * context tables both live during the call: measured 2026-12-02, a 16 MiB window of
+ * libicudata.so.72.1 and a 10.6 MB segment at level 19 took 255 MB beside the two buffers. So a
+ * long-path job costs more than the default budget and runs alone.
  */
 export function patchMemory(reference: number, target: number): number {
-  const tables = reference <= PATCH_ONE_SHOT_REFERENCE ? Math.min(80e6, 12 * (reference + target) + 4e6) : 180e6;
+  const tables = reference <= PATCH_ONE_SHOT_REFERENCE ? Math.min(80e6, 12 * (reference + target) + 4e6) : LONG_PATH_TABLES;
   return 2 * reference + 2 * target + tables;
+}
+
+/**
+ * zstd's memory on the long path (see patchMemory): the measured 255 MB, rounded up to the
+ * default budget, so a long-path patch always runs alone in a default pool.
+ */
+const LONG_PATH_TABLES = 256e6;
+
+/** What a pool has run so far, counted by the pool. */
+export interface PatchPoolStats {
+  /** Most jobs running at once. */
+  peakRunning: number;
+  /** Largest sum of the running jobs' estimates. */
+  peakInUse: number;
+  /** Jobs started. */
+  started: number;
 }
 
 interface Queued {
@@ -47,6 +65,7 @@ export class PatchPool {
   private readonly running = new Map<number, Queued>();
   private readonly budget: number;
   private inUse = 0;
+  private readonly counted: PatchPoolStats = { peakRunning: 0, peakInUse: 0, started: 0 };
   private nextId = 0;
   private broken: unknown;
 
@@ -92,9 +111,22 @@ export class PatchPool {
       this.queue.shift();
       this.inUse += next.cost;
       this.running.set(next.job.id, next);
+      this.count();
       if (process.env.FERRY_DEBUG_POOL) process.stderr.write(`${Date.now()} start ${next.job.kind} ${next.job.id} cost ${(next.cost / 1e6).toFixed(0)} inUse ${(this.inUse / 1e6).toFixed(0)} rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} heap ${(process.memoryUsage().heapUsed / 1e6).toFixed(0)} ab ${(process.memoryUsage().arrayBuffers / 1e6).toFixed(0)}\n`);
       this.idle.pop()!.postMessage(next.job);
     }
+  }
+
+  private count(): void {
+    const c = this.counted;
+    c.started++;
+    c.peakRunning = Math.max(c.peakRunning, this.running.size);
+    c.peakInUse = Math.max(c.peakInUse, this.inUse);
+  }
+
+  /** What the pool has run so far. */
+  stats(): PatchPoolStats {
+    return { ...this.counted };
   }
 
   /** Runs a job whose peak memory is estimated at `cost` bytes. */

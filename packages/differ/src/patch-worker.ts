@@ -73,16 +73,24 @@ async function storeAt(root: string): Promise<Store> {
 }
 
 /**
- * Two buffers per worker, grown as needed and reused by every job: allocating tens of MB per job
- * left the C heap fragmented, and the process's RSS grew job after job.
+ * Two buffers per worker, reused by every job whose bodies fit SCRATCH_KEEP: allocating a buffer
+ * per small job left the C heap fragmented, and the process's RSS grew job after job. Larger
+ * bodies (a 16 MiB reference set, a 32 MB segmented body) get buffers of their own, dropped with
+ * the job: kept, they held up to 64 MB in each worker for the rest of the bundle.
  */
 const scratch: Buffer[] = [Buffer.alloc(0), Buffer.alloc(0)];
+/** Largest scratch buffer a worker keeps between jobs. */
+const SCRATCH_KEEP = 4 * 1024 * 1024;
 
-/** The bodies concatenated into scratch buffer `slot`, as a view of exactly their total size. */
+/** The bodies concatenated into scratch buffer `slot` (or a buffer of their own), as a view of exactly their total size. */
 async function concat(store: Store, bodies: BodyRef[], slot: 0 | 1): Promise<Buffer> {
   const size = bodies.reduce((a, b) => a + b.size, 0);
-  if (scratch[slot]!.length < size) scratch[slot] = Buffer.allocUnsafeSlow(Math.ceil(size / 2 ** 20) * 2 ** 20);
-  const out = scratch[slot]!.subarray(0, size);
+  let buf = scratch[slot]!;
+  if (buf.length < size) {
+    buf = Buffer.allocUnsafeSlow(Math.ceil(size / 2 ** 20) * 2 ** 20);
+    if (size <= SCRATCH_KEEP) scratch[slot] = buf;
+  }
+  const out = buf.subarray(0, size);
   let at = 0;
   for (const b of bodies) for await (const c of store.openContent(b.digest, { maxSize: b.size })) at += c.copy(out, at);
   if (at !== out.length) throw new Error('a body is shorter than its size');

@@ -259,8 +259,9 @@ export const PATCH_ONE_SHOT_REFERENCE = 7 * 1024 * 1024;
  */
 const REUSE_SPAN = 1 << 20;
 let small: binding.CCtx | undefined;
-/** Output buffer reused by every patch of this thread (results are copied out). */
+/** Output buffer reused by every patch of this thread whose bound fits PATCH_OUT_KEEP (results are copied out). */
 let patchOut = Buffer.alloc(0);
+const PATCH_OUT_KEEP = 4 * 1024 * 1024;
 
 /**
  * zstd patch-from: compresses `target` with `ref` as a raw-content dictionary, the window set to
@@ -269,11 +270,17 @@ let patchOut = Buffer.alloc(0);
 export function zstdPatchEncode(ref: Uint8Array, target: Uint8Array, level = 19): Buffer {
   const span = ref.length + target.length;
   const bound = binding.compressBound(target.length);
-  if (patchOut.length < bound) patchOut = Buffer.allocUnsafeSlow(Math.ceil(bound / 2 ** 20) * 2 ** 20);
+  // a bound over PATCH_OUT_KEEP gets a buffer of its own, dropped with the call: kept, the
+  // largest target's bound stayed allocated in every worker for the rest of the bundle
+  let dst = patchOut;
+  if (dst.length < bound) {
+    dst = Buffer.allocUnsafeSlow(Math.ceil(bound / 2 ** 20) * 2 ** 20);
+    if (bound <= PATCH_OUT_KEEP) patchOut = dst;
+  }
   let n: number;
   if (ref.length <= PATCH_ONE_SHOT_REFERENCE) {
     const cctx = span <= REUSE_SPAN ? (small ??= new binding.CCtx()) : new binding.CCtx();
-    n = cctx.compressUsingDict(patchOut, target, ref, level);
+    n = cctx.compressUsingDict(dst, target, ref, level);
   } else {
     const windowLog = Math.min(Math.max(Math.ceil(Math.log2(span + 1)), 10), ZSTD_WINDOW_LOG_MAX);
     const cctx = new binding.CCtx();
@@ -283,9 +290,9 @@ export function zstdPatchEncode(ref: Uint8Array, target: Uint8Array, level = 19)
     cctx.setParameter(binding.CParameter.checksumFlag, 0);
     cctx.setParameter(binding.CParameter.contentSizeFlag, 1);
     cctx.loadDictionary(ref);
-    n = cctx.compress2(patchOut, target);
+    n = cctx.compress2(dst, target);
   }
-  return Buffer.from(patchOut.subarray(0, n));
+  return Buffer.from(dst.subarray(0, n));
 }
 
 /** Parameters of a frame compressed from a source of known size. */
