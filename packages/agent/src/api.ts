@@ -4,7 +4,7 @@
  * or the assignment's repository, read under the header cap and checked against the bundle id.
  */
 import { join } from 'node:path';
-import { ApiClient, FerryError, HEADER_MAX_BYTES, headerPath, isFerryError, protocol, readRegularFile, sha256, toFerryError, writeFileAtomic, type CheckinAnswer, type CheckinRequest, type Digest, type Report, type ReportsAnswer } from '@ferry/core';
+import { ApiClient, FerryError, HEADER_MAX_BYTES, headerPath, isFerryError, messages, readRegularFile, sha256, toFerryError, writeFileAtomic, type CheckinAnswer, type CheckinRequest, type Digest, type Report, type ReportsAnswer } from '@ferry/core';
 import type { Counter } from './agent-state.js';
 import { downloadHeader } from './header-download.js';
 import { createHttpTransport, type HttpTransport } from './http.js';
@@ -33,12 +33,12 @@ export class AgentApi {
 
   /** Checks in (the request counter is filled in here); the answer is shape-checked. */
   async checkin(body: Omit<CheckinRequest, 'counter'>, signal?: AbortSignal): Promise<CheckinAnswer> {
-    return protocol.checkinAnswer(await this.numbered(`/v1/agents/${this.id}/checkin`, body, signal));
+    return messages.checkinAnswer(await this.numbered(`/v1/agents/${this.id}/checkin`, body, signal));
   }
 
   /** Sends buffered reports. */
   async reports(reports: Report[], signal?: AbortSignal): Promise<ReportsAnswer> {
-    return protocol.reportsAnswer(await this.numbered(`/v1/agents/${this.id}/reports`, { reports }, signal));
+    return messages.reportsAnswer(await this.numbered(`/v1/agents/${this.id}/reports`, { reports }, signal));
   }
 
   /**

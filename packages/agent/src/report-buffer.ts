@@ -5,7 +5,7 @@
  * since the server keeps only the newest state of an agent anyway.
  */
 import { join } from 'node:path';
-import { checkShape, isFerryError, readRegularFile, ReportSchema, writeFileAtomic, type Report } from '@ferry/core';
+import { fitsMessage, isFerryError, readRegularFile, writeFileAtomic, type Report } from '@ferry/core';
 
 /** A generous cap on one report's JSON (its strings are capped by the schema). */
 const REPORT_MAX_BYTES = 8 * 1024;
@@ -65,10 +65,5 @@ export class ReportBuffer {
 }
 
 function isReport(v: unknown): v is Report {
-  try {
-    checkShape(ReportSchema, v, 'buffered report');
-    return true;
-  } catch {
-    return false;
-  }
+  return fitsMessage('report', v);
 }

@@ -7,7 +7,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { PROTOCOL_LIMITS, protocol, type ApiClient, type Digest, type Progress, type SourceImage, type SourceLayerInfo, type Store, type StoredImage } from '@ferry/core';
+import { PROTOCOL_LIMITS, messages, type ApiClient, type Digest, type Progress, type SourceImage, type SourceLayerInfo, type Store, type StoredImage } from '@ferry/core';
 
 /** What a push sent. */
 export interface PushResult {
@@ -40,7 +40,7 @@ async function missing(client: ApiClient, layers: Digest[], contents: Digest[], 
   const n = PROTOCOL_LIMITS.pushList;
   for (let i = 0; i < Math.max(layers.length, contents.length); i += n) {
     const { body } = await client.request({ method: 'POST', path: '/v1/push/missing', json: { layers: layers.slice(i, i + n), contents: contents.slice(i, i + n) }, signal });
-    const m = protocol.pushMissing(body);
+    const m = await messages.pushMissing(body);
     out.layers.push(...m.layers);
     out.contents.push(...m.contents);
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FerryError, PROTOCOL_LIMITS, digestFromHex, errorBody, errorFromBody, inventoryDigest, protocol, sha256, tokenRole, type CheckinRequest } from '../src/index.js';
+import { FerryError, PROTOCOL_LIMITS, digestFromHex, errorBody, errorFromBody, fitsMessage, inventoryDigest, messages, sha256, tokenRole, type CheckinRequest } from '../src/index.js';
+import { protocol } from '../src/protocol/full.js';
 
 const d = (s: string) => sha256(s);
 
@@ -36,7 +37,12 @@ describe('protocol shapes', () => {
       checkin({ inventory: { digest: d('x'), layers: Array.from({ length: PROTOCOL_LIMITS.inventoryLayers + 1 }, () => d('a')) } }),
       checkin({ reports: [{ counter: 1 } as never] }),
     ];
-    for (const v of bad) expect(code(() => protocol.checkinRequest(v))).toBe('FERRY_ERR_PROTOCOL_INVALID');
+    for (const v of bad) {
+      expect(code(() => protocol.checkinRequest(v))).toBe('FERRY_ERR_PROTOCOL_INVALID');
+      // The compiled check (no TypeBox at run time) agrees with the TypeBox validator.
+      expect(fitsMessage('checkinRequest', v)).toBe(false);
+    }
+    expect(fitsMessage('checkinRequest', checkin())).toBe(true);
   });
 
   it('checks answers as strictly as requests (the agent trusts no server)', () => {
@@ -44,6 +50,14 @@ describe('protocol shapes', () => {
     expect(protocol.checkinAnswer(ok).assignments[0]!.state).toBe('ready');
     expect(code(() => protocol.checkinAnswer({ ...ok, assignments: [{ channel: 'stable', state: 'weird' }] }))).toBe('FERRY_ERR_PROTOCOL_INVALID');
     expect(code(() => protocol.checkinAnswer({ ...ok, retryAfter: -1 }))).toBe('FERRY_ERR_PROTOCOL_INVALID');
+  });
+
+  it('the compiled checks decide answers; a misfit still names its first bad field', async () => {
+    const ok = { now: 1, retryAfter: 60, needInventory: false, assignments: [{ channel: 'stable', state: 'ready', release: 2 }] };
+    expect((await messages.checkinAnswer(ok)).assignments[0]!.release).toBe(2);
+    const bad = { ...ok, assignments: [{ channel: 'stable', state: 'weird' }] };
+    await expect(messages.checkinAnswer(bad)).rejects.toMatchObject({ code: 'FERRY_ERR_PROTOCOL_INVALID', message: expect.stringMatching(/^check-in answer .* at \/assignments\/0\/state/) });
+    await expect(messages.reportsAnswer({ accepted: 1 })).rejects.toMatchObject({ code: 'FERRY_ERR_PROTOCOL_INVALID' });
   });
 
   it('names the first bad field in the message', () => {

@@ -10,7 +10,8 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AGENT_ID_RE, FerryError, parseJsonText, protocol, type CheckinAnswer, type CheckinRequest } from '@ferry/core';
+import { AGENT_ID_RE, FerryError, parseJsonText, type CheckinAnswer, type CheckinRequest } from '@ferry/core';
+import { protocol } from '@ferry/core/protocol';
 import type { ResolvedRelayOptions } from './options.js';
 import type { QueuedRequest, ReportQueue, SendResult } from './queue.js';
 import type { Upstream, UpstreamAnswer } from './upstream.js';

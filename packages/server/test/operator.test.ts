@@ -9,7 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Store, inventoryDigest, openImage, parsePlatform, protocol, type Digest, type StoredImage } from '@ferry/core';
+import { Store, inventoryDigest, openImage, parsePlatform, type Digest, type StoredImage } from '@ferry/core';
+import { protocol } from '@ferry/core/protocol';
 import { agent, call, makeLayout, report, seedStore, signRelease, startTestServer, statusCode, token, type TestServer } from './helpers.js';
 
 let work: string;

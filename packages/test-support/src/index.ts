@@ -13,3 +13,4 @@ export * from './errors.js';
 export * from './tar-craft.js';
 export * from './large-library.js';
 export * from './switch-link.js';
+export * from './loaded-modules.js';

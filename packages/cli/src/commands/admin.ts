@@ -1,5 +1,5 @@
 /** `ferry agents add` and `ferry tokens add`: the admin API (docs/protocol.md section 6). */
-import { TOKEN_NAME_RE, protocol } from '@ferry/core';
+import { TOKEN_NAME_RE, messages } from '@ferry/core';
 import { randomBytes } from 'node:crypto';
 import { requiredOpt, stringOpt, type CommandSpec } from '../command.js';
 import { writeJson, writeLines, type Invocation } from '../context.js';
@@ -9,7 +9,7 @@ import { REMOTE_OPTIONS, apiClient } from '../remote.js';
 async function addAgent(inv: Invocation): Promise<number> {
   const { ctx, global } = inv;
   const { body } = await apiClient(inv).request({ method: 'POST', path: '/v1/agents', json: { id: inv.positionals[0] }, signal: ctx.signal });
-  const a = protocol.createAgentAnswer(body);
+  const a = await messages.createAgentAnswer(body);
   if (global.json) writeJson(ctx, a);
   else writeLines(ctx, [a.token, `agent ${a.id} registered; the token above is shown once (the server keeps only its hash)`]);
   return EXIT.ok;
@@ -22,7 +22,7 @@ async function addToken(inv: Invocation): Promise<number> {
   const name = stringOpt(inv, 'name') ?? `${role}-${randomBytes(3).toString('hex')}`;
   if (!TOKEN_NAME_RE.test(name)) throw usage(`--name takes letters, digits, '.', '_' and '-' (up to 63), got ${JSON.stringify(name)}`);
   const { body } = await apiClient(inv).request({ method: 'POST', path: '/v1/tokens', json: { role, name }, signal: ctx.signal });
-  const t = protocol.createTokenAnswer(body);
+  const t = await messages.createTokenAnswer(body);
   if (global.json) writeJson(ctx, t);
   else writeLines(ctx, [t.token, `${t.role} token ${t.name} created; the token above is shown once (the server keeps only its hash)`]);
   return EXIT.ok;

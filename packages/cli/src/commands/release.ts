@@ -3,7 +3,7 @@
  * send it to the server (the key never leaves). The image is the one in the local store, the one
  * `ferry push` sent.
  */
-import { CHANNEL_RE, Store, encodeRelease, parseRef, protocol, signEnvelope, type ReleaseStatement } from '@ferry/core';
+import { CHANNEL_RE, Store, encodeRelease, parseRef, messages, signEnvelope, type ReleaseStatement } from '@ferry/core';
 import { listOpt, requiredOpt, stringOpt, userPath, type CommandSpec } from '../command.js';
 import { writeJson, writeLines, type Invocation } from '../context.js';
 import { EXIT, usage } from '../errors.js';
@@ -35,7 +35,7 @@ async function run(inv: Invocation): Promise<number> {
   const statement: ReleaseStatement = { channel, release: await nextRelease(inv, channel), ref, manifest: image.manifestDigest, config: image.configDigest, expires: parseExpiry(stringOpt(inv, 'expires') ?? '90d', now), created: now };
   const envelope = signEnvelope('release', encodeRelease(statement), keys);
   const { body } = await client.request({ method: 'POST', path: '/v1/releases', json: { envelope: Buffer.from(envelope).toString('base64'), urgent: inv.values.urgent === true }, signal: ctx.signal });
-  const info = protocol.releaseInfo(body);
+  const info = await messages.releaseInfo(body);
   if (global.json) writeJson(ctx, info);
   else {
     writeLines(ctx, [

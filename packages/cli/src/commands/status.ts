@@ -5,7 +5,7 @@
  * API's answers.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FerryError, protocol, type AgentSummary, type ApiClient } from '@ferry/core';
+import { FerryError, messages, type AgentSummary, type ApiClient } from '@ferry/core';
 import { stringOpt, type CommandSpec } from '../command.js';
 import { writeJson, writeLines, type CliContext, type Invocation } from '../context.js';
 import { EXIT } from '../errors.js';
@@ -25,7 +25,7 @@ async function allAgents(client: ApiClient, signal?: AbortSignal): Promise<{ now
   const agents: AgentSummary[] = [];
   let after: string | null = null;
   for (let page = 0; page < MAX_PAGES; page++) {
-    const a = protocol.agentsAnswer(await getJson(client, `/v1/agents${after === null ? '' : `?after=${encodeURIComponent(after)}`}`, signal));
+    const a = await messages.agentsAnswer(await getJson(client, `/v1/agents${after === null ? '' : `?after=${encodeURIComponent(after)}`}`, signal));
     agents.push(...a.agents);
     if (a.next === null) return { now: a.now, agents };
     if (after !== null && a.next <= after) throw new FerryError('FERRY_ERR_PROTOCOL_INVALID', `the server's agent list went back from ${after} to ${a.next}`);
@@ -37,7 +37,7 @@ async function allAgents(client: ApiClient, signal?: AbortSignal): Promise<{ now
 /** The fleet as the server sees it now. */
 export async function fetchStatus(client: ApiClient, signal?: AbortSignal): Promise<FleetStatus> {
   const [{ now, agents }, channels, bundles] = await Promise.all([allAgents(client, signal), getJson(client, '/v1/channels', signal), getJson(client, '/v1/bundles', signal)]);
-  return { now, agents, channels: protocol.channelsAnswer(channels).channels, bundles: protocol.bundlesAnswer(bundles) };
+  return { now, agents, channels: (await messages.channelsAnswer(channels)).channels, bundles: await messages.bundlesAnswer(bundles) };
 }
 
 /** Lines cut to the terminal's width, so a redraw knows how many lines it wrote. */

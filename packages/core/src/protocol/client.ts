@@ -5,7 +5,7 @@
  */
 import { FerryError } from '../errors.js';
 import { PROTOCOL_LIMITS } from './constants.js';
-import { errorFromBody, parseJsonText } from './validate.js';
+import { errorFromBody, parseJsonText } from './answers.js';
 
 /** How requests are made (the fetch implementation is injectable for tests). */
 export interface ApiClientOptions {

@@ -6,6 +6,17 @@
 import { FerryError } from '../errors.js';
 import { sha256, type Digest } from '../util/digest.js';
 
+/** Agent states a report may name (DESIGN.md section 6). */
+export const AGENT_STATES = ['idle', 'checking-in', 'fetching', 'applying', 'committed', 'failed'] as const;
+export type AgentState = (typeof AGENT_STATES)[number];
+
+/** Assignment states (docs/protocol.md section 3.1). */
+export const ASSIGNMENT_STATES = ['current', 'ready', 'building', 'none'] as const;
+export type AssignmentState = (typeof ASSIGNMENT_STATES)[number];
+
+/** Agents in one page of `GET /v1/agents` at most (the default page size too). */
+export const AGENTS_PAGE_MAX = 1000;
+
 /** Caps every side applies before or while it reads (docs/protocol.md sections 1, 3, 4). */
 export const PROTOCOL_LIMITS = {
   /** Largest JSON request body (check-in, reports, releases, admin). */

@@ -4,16 +4,13 @@
  * Times are unix seconds; sizes bytes; rates bytes per second.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { AGENT_ID_RE, CHANNEL_RE, PROTOCOL_LIMITS as L } from './constants.js';
+import { AGENTS_PAGE_MAX, AGENT_ID_RE, CHANNEL_RE, PROTOCOL_LIMITS as L } from './constants.js';
 import { DigestSchema, LinkStatsSchema, PROGRESS_FIELDS, ReleaseInfoSchema, ReportSchema } from './schemas.js';
 
 const Uint = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 const Channel = Type.String({ pattern: CHANNEL_RE.source, maxLength: 128 });
 const AgentId = Type.String({ pattern: AGENT_ID_RE.source, maxLength: 63 });
 const Nullable = <T extends import('@sinclair/typebox').TSchema>(t: T) => Type.Union([t, Type.Null()]);
-
-/** Agents in one page of `GET /v1/agents` at most (the default page size too). */
-export const AGENTS_PAGE_MAX = 1000;
 
 /** What an operator sees of one agent: its last report and check-in, and whether it is stale. */
 export const AgentSummarySchema = Type.Object({

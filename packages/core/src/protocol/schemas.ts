@@ -6,7 +6,7 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { Digest } from '../util/digest.js';
-import { AGENT_ID_RE, CHANNEL_RE, PROTOCOL_LIMITS as L, TOKEN_NAME_RE } from './constants.js';
+import { AGENT_ID_RE, AGENT_STATES, ASSIGNMENT_STATES, CHANNEL_RE, PROTOCOL_LIMITS as L, TOKEN_NAME_RE } from './constants.js';
 
 const source = (re: RegExp): string => re.source;
 
@@ -23,9 +23,6 @@ const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 export const ErrorInfoSchema = Type.Object({ code: Type.String({ maxLength: 64 }), message: Text });
 /** `{"error": {...}}`: every non-2xx JSON answer. */
 export const ErrorBodySchema = Type.Object({ error: ErrorInfoSchema });
-
-/** Agent states a report may name (DESIGN.md section 6). */
-export const AGENT_STATES = ['idle', 'checking-in', 'fetching', 'applying', 'committed', 'failed'] as const;
 
 /** Link statistics an agent reports. */
 export const LinkStatsSchema = Type.Object({
@@ -80,9 +77,6 @@ export const AssignedBundleSchema = Type.Object({
   /** Number of baseline layers the bundle needs. */
   baseline: Uint,
 });
-
-/** Assignment states (docs/protocol.md section 3.1). */
-export const ASSIGNMENT_STATES = ['current', 'ready', 'building', 'none'] as const;
 
 /** What the server wants an agent to run on one channel. */
 export const AssignmentSchema = Type.Object({
@@ -158,12 +152,10 @@ export const CreateTokenAnswerSchema = Type.Object({ name: Type.String({ maxLeng
 
 export type ErrorInfo = Static<typeof ErrorInfoSchema>;
 export type ErrorBody = Static<typeof ErrorBodySchema>;
-export type AgentState = (typeof AGENT_STATES)[number];
 export type LinkStats = Static<typeof LinkStatsSchema>;
 export type Report = Static<typeof ReportSchema>;
 export type CheckinRequest = Static<typeof CheckinRequestSchema>;
 export type AssignedBundle = Static<typeof AssignedBundleSchema>;
-export type AssignmentState = (typeof ASSIGNMENT_STATES)[number];
 export type Assignment = Static<typeof AssignmentSchema>;
 export type CheckinAnswer = Static<typeof CheckinAnswerSchema>;
 export type ReportsRequest = Static<typeof ReportsRequestSchema>;

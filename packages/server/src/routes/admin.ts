@@ -1,6 +1,7 @@
 /** The admin API (docs/protocol.md section 6): agents and publisher/operator tokens. */
 import type { FastifyInstance } from 'fastify';
-import { AGENT_ID_RE, TOKEN_NAME_RE, FerryError, protocol, type CreateAgentAnswer, type CreateTokenAnswer } from '@ferry/core';
+import { AGENT_ID_RE, TOKEN_NAME_RE, FerryError, type CreateAgentAnswer, type CreateTokenAnswer } from '@ferry/core';
+import { protocol } from '@ferry/core/protocol';
 import { authorize } from '../auth.js';
 import type { ServerContext } from '../context.js';
 

@@ -3,7 +3,8 @@
  * own; the request counter must grow (replays are refused before anything is recorded).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AGENT_ID_RE, FerryError, inventoryDigest, protocol, type CheckinAnswer, type ReportsAnswer } from '@ferry/core';
+import { AGENT_ID_RE, FerryError, inventoryDigest, type CheckinAnswer, type ReportsAnswer } from '@ferry/core';
+import { protocol } from '@ferry/core/protocol';
 import { authorizeAgent } from '../auth.js';
 import { assign } from '../assign.js';
 import type { ServerContext } from '../context.js';

@@ -4,7 +4,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
-import { FerryError, PROTOCOL_LIMITS, digestFromHex, exists, parseRef, protocol, type Digest, type PushMissing } from '@ferry/core';
+import { FerryError, PROTOCOL_LIMITS, digestFromHex, exists, parseRef, type Digest, type PushMissing } from '@ferry/core';
+import { protocol } from '@ferry/core/protocol';
 import { authorize } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { storeBlob, storeContent, storeSkeleton } from '../uploads.js';

@@ -4,7 +4,8 @@
  * image, refuses rollback and expiry, and keeps the exact envelope to embed in bundle headers.
  */
 import type { FastifyInstance } from 'fastify';
-import { CHANNEL_RE, FerryError, decodeRelease, exists, openEnvelope, parseRef, protocol, type ReleaseInfo, type ReleaseStatement } from '@ferry/core';
+import { CHANNEL_RE, FerryError, decodeRelease, exists, openEnvelope, parseRef, type ReleaseInfo, type ReleaseStatement } from '@ferry/core';
+import { protocol } from '@ferry/core/protocol';
 import { authorize } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { releaseInfo } from '../state/releases.js';
