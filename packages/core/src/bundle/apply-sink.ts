@@ -22,9 +22,14 @@ const RING_BYTES = 1024 * 1024;
 type Answer = { type: 'flushed' } | { type: 'done'; digest: Digest; size: number };
 type Failed = { type: 'error'; code?: ErrorCode; message: string; details?: Record<string, unknown>; errno?: string; syscall?: string; path?: string };
 
+/** A writer's failure as the rebuild reports it: a WriterFailure keeps its code; anything else is classified (ENOSPC, EACCES...). */
+function writerError(err: unknown): FerryError {
+  return err instanceof WriterFailure ? new FerryError(err.code as ErrorCode, err.message, { details: err.details }) : toFerryError(err, 'writing the rebuilt layer');
+}
+
+/** The same for a failure the writer thread posted. */
 function failure(m: Failed): FerryError {
-  if (m.code) return new FerryError(m.code, m.message, { details: m.details });
-  return toFerryError(Object.assign(new Error(m.message), { code: m.errno, syscall: m.syscall, path: m.path }), 'writing the rebuilt layer');
+  return writerError(m.code ? new WriterFailure(m.code, m.message, m.details) : Object.assign(new Error(m.message), { code: m.errno, syscall: m.syscall, path: m.path }));
 }
 
 function writerData(store: Store, tempDir: string): WriterData {
@@ -121,7 +126,7 @@ class InlineSink extends LayerSink {
     try {
       return f(this.writer);
     } catch (err) {
-      this.failed = err instanceof WriterFailure ? new FerryError(err.code as ErrorCode, err.message, { details: err.details }) : toFerryError(err, 'writing the rebuilt layer');
+      this.failed = writerError(err);
       throw this.failed;
     }
   }
