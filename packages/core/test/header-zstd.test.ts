@@ -21,9 +21,9 @@ import {
   signEnvelope,
   verifyHeader,
   zstdCompress,
-  type FerryError,
   type PrivateKey,
 } from '../src/index.js';
+import { errorCode } from '@ferry/test-support';
 
 const NOW = 1_800_000_000;
 const key = parsePrivateKey(generateKeyPair().privatePem);
@@ -49,14 +49,6 @@ function verify(signed: Uint8Array, signer: PrivateKey = key): ReturnType<typeof
   return verifyHeader(signEnvelope('header', signed, [signer]), { trust, now: NOW });
 }
 
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    return (err as FerryError).code;
-  }
-  throw new Error('expected a FerryError, nothing was thrown');
-}
 
 /** zstd frame header bytes: magic, descriptor, then the frame content size field as given. */
 function frameHead(descriptor: number, rest: number[]): Buffer {
@@ -97,18 +89,18 @@ describe('compressed bundle headers (format version 4)', () => {
   it('checks the signature before decompressing: a bomb signed by an untrusted key is FERRY_ERR_SIGNATURE_INVALID', () => {
     const other = parsePrivateKey(generateKeyPair().privatePem);
     const bomb = wrapper(Buffer.concat([frameHead(0xc0, [0x00, 0, 0, 0, 0, 0, 1, 0, 0]), rawBlock(Buffer.alloc(0))]));
-    expect(codeOf(() => verify(bomb, other))).toBe('FERRY_ERR_SIGNATURE_INVALID');
-    expect(codeOf(() => verify(bomb))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+    expect(errorCode(() => verify(bomb, other))).toBe('FERRY_ERR_SIGNATURE_INVALID');
+    expect(errorCode(() => verify(bomb))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
   });
 
   it('refuses a frame declaring more than HEADER_MAX_BYTES before allocating: FERRY_ERR_LIMIT_EXCEEDED', () => {
     // 2^40 declared (8-byte size field, a 1 MiB window, one empty raw block)
     const huge = Buffer.concat([frameHead(0xc0, [0x50, 0, 0, 0, 0, 0, 1, 0, 0]), rawBlock(Buffer.alloc(0))]);
-    expect(codeOf(() => verify(wrapper(huge)))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+    expect(errorCode(() => verify(wrapper(huge)))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
     // a real frame of one byte over the cap (zeros: a few hundred bytes of frame)
     const over = zstdCompress(Buffer.alloc(HEADER_MAX_BYTES + 1), { compressionLevel: 1 });
     expect(over.length).toBeLessThan(4096);
-    expect(codeOf(() => verify(wrapper(over)))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+    expect(errorCode(() => verify(wrapper(over)))).toBe('FERRY_ERR_LIMIT_EXCEEDED');
   });
 
   it('refuses a frame that does not declare its size, trailing bytes and a second frame: FERRY_ERR_BUNDLE_INVALID', () => {
@@ -123,7 +115,7 @@ describe('compressed bundle headers (format version 4)', () => {
       ['empty', Buffer.alloc(0)],
       ['cut short', frame.subarray(0, frame.length - 3)],
     ];
-    for (const [what, z] of cases) expect(codeOf(() => verify(wrapper(z))), what).toBe('FERRY_ERR_BUNDLE_INVALID');
+    for (const [what, z] of cases) expect(errorCode(() => verify(wrapper(z))), what).toBe('FERRY_ERR_BUNDLE_INVALID');
   });
 
   it('refuses a bomb that declares a small size and expands past it: FERRY_ERR_BUNDLE_INVALID', () => {
@@ -131,22 +123,22 @@ describe('compressed bundle headers (format version 4)', () => {
     const blocks = Array.from({ length: 200 }, (_, i) => rleBlock(128 * 1024, i === 199));
     const bomb = Buffer.concat([frameHead(0x20, [100]), ...blocks]);
     expect(bomb.length).toBeLessThan(1024);
-    expect(codeOf(() => verify(wrapper(bomb)))).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(errorCode(() => verify(wrapper(bomb)))).toBe('FERRY_ERR_BUNDLE_INVALID');
     // and one that declares more than it holds
     const short = Buffer.concat([frameHead(0x20, [200]), rawBlock(Buffer.alloc(100))]);
-    expect(codeOf(() => verify(wrapper(short)))).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(errorCode(() => verify(wrapper(short)))).toBe('FERRY_ERR_BUNDLE_INVALID');
   });
 
   it('refuses a wrapper with other fields, a wrapper inside a wrapper and a non-header inside', () => {
     const frame = zstdCompress(doc, { compressionLevel: 3 });
-    expect(codeOf(() => verify(wrapper(frame, { extra: 1 })))).toBe('FERRY_ERR_BUNDLE_INVALID');
-    expect(codeOf(() => verify(compressHeaderDocument(compressHeaderDocument(doc))))).toBe('FERRY_ERR_BUNDLE_INVALID');
-    expect(codeOf(() => verify(compressHeaderDocument(encodeMsgpack({ type: 'other', v: 2 }))))).toBe('FERRY_ERR_BUNDLE_INVALID');
-    expect(codeOf(() => verify(wrapper('a string, not a frame')))).toBe('FERRY_ERR_MSGPACK_INVALID');
+    expect(errorCode(() => verify(wrapper(frame, { extra: 1 })))).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(errorCode(() => verify(compressHeaderDocument(compressHeaderDocument(doc))))).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(errorCode(() => verify(compressHeaderDocument(encodeMsgpack({ type: 'other', v: 2 }))))).toBe('FERRY_ERR_BUNDLE_INVALID');
+    expect(errorCode(() => verify(wrapper('a string, not a frame')))).toBe('FERRY_ERR_MSGPACK_INVALID');
   });
 
   it('decodes a frame of exactly HEADER_MAX_BYTES and refuses it as a document like any other: FERRY_ERR_MSGPACK_INVALID', () => {
     const atCap = zstdCompress(Buffer.alloc(HEADER_MAX_BYTES), { compressionLevel: 1 });
-    expect(codeOf(() => verify(wrapper(atCap)))).toBe('FERRY_ERR_MSGPACK_INVALID');
+    expect(errorCode(() => verify(wrapper(atCap)))).toBe('FERRY_ERR_MSGPACK_INVALID');
   });
 });
