@@ -22,7 +22,10 @@ export async function startWireCapture(target) {
   return {
     port: server.address().port,
     /** Every request with its response: `{ method, path, reqHead, reqBody, status, resHead, resBody }` (bytes). */
-    messages: () => conns.flatMap((c) => pair(parseAll(Buffer.concat(c.up)), parseAll(Buffer.concat(c.down)))),
+    messages: () => conns.flatMap((c) => {
+      const reqs = parseAll(Buffer.concat(c.up));
+      return pair(reqs, parseAll(Buffer.concat(c.down), reqs.map((q) => q.start.split(' ')[0])));
+    }),
     close: () => new Promise((resolve) => { for (const s of sockets) s.destroy(); server.close(resolve); }),
   };
 }
@@ -31,8 +34,11 @@ function pair(reqs, ress) {
   return reqs.map((q, i) => ({ method: q.start.split(' ')[0], path: q.start.split(' ')[1], reqHead: q.head, reqBody: q.body, status: ress[i]?.start.split(' ')[1], resHead: ress[i]?.head ?? 0, resBody: ress[i]?.body ?? 0, resText: ress[i]?.text, reqHeaders: q.headers, resHeaders: ress[i]?.headers }));
 }
 
-/** HTTP/1.1 messages in `buf` (Content-Length or chunked bodies; a cut message counts what arrived). */
-function parseAll(buf) {
+/**
+ * HTTP/1.1 messages in `buf` (Content-Length or chunked bodies; a cut message counts what arrived).
+ * For responses, `methods` are the requests' methods in order: a HEAD's answer, a 304 and a 204 have no body.
+ */
+function parseAll(buf, methods) {
   const out = [];
   let at = 0;
   while (at < buf.length) {
@@ -44,7 +50,9 @@ function parseAll(buf) {
     let p = end + 4;
     const head = p - at;
     const bodyStart = p;
-    if (h['transfer-encoding'] === 'chunked') {
+    const bodiless = methods && (methods[out.length] === 'HEAD' || / (1\d\d|204|304) /.test(`${lines[0]} `));
+    if (bodiless) p = bodyStart;
+    else if (h['transfer-encoding'] === 'chunked') {
       for (;;) {
         const le = buf.indexOf('\r\n', p);
         if (le < 0) { p = buf.length; break; }
