@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { MB, MiB, cacheDir, freshDir, q, run, sha256File } from './lib/util.mjs';
 import { check, printTable } from './lib/table.mjs';
 import { analyse, printBreakdown, sampleLink } from './lib/link-timeline.mjs';
+import { printWireBreakdown, startWireCapture } from './lib/wire-capture.mjs';
 
 /** Preload that prints the process's peak RSS at exit (the agent child's figure). */
 const REPORT_RSS = createRequire(import.meta.url).resolve('@ferry/test-support/report-rss');
@@ -55,7 +56,13 @@ async function pairLayout(flags) {
 }
 
 /**
- * Prepared once per pair and cached under `<cache>/link/fleet-<key>/` (building a bundle of a
+ * Bumped when what the cached fleet holds changes with the code (h4: bundles carry the compressed
+ * header of docs/format.md section 4.1), so a fleet prepared by an older ferry is rebuilt.
+ */
+const FLEET_FORMAT = 'h4';
+
+/**
+ * Prepared once per pair and cached under `<cache>/link/fleet-<key>-<format>/` (building a bundle of a
  * dataset pair takes minutes): a fleet (the CLI's startFleet: keys, a server data dir with the pair
  * pushed and v2 released on `stable`, the bundle for v1's layers built) with agent `edge`
  * registered and its device store holding v1, and the changed layers as gzip blobs in the server's
@@ -63,7 +70,7 @@ async function pairLayout(flags) {
  * run copies the directory and reopens the fleet.
  */
 async function prepared(layout, key) {
-  const dir = join(cacheDir(), 'link', `fleet-${key}`);
+  const dir = join(cacheDir(), 'link', `fleet-${key}-${FLEET_FORMAT}`);
   const meta = await readFile(join(dir, 'meta.json'), 'utf8').then(JSON.parse, () => undefined);
   if (meta && meta.expires > Date.now() / 1000 + 3600) return { dir, ...meta };
   await rm(dir, { recursive: true, force: true });
@@ -189,12 +196,16 @@ export async function runLink(flags = {}) {
   const work = await freshDir(`link-${process.pid}`); // per run: two runs at once must not share a server or a device store
   const sims = [];
   let fleet;
+  let capture;
   try {
     console.log(`link bench: ${layout.name}; link ${rate / 1e6} Mbit/s each way, up ${up} s / down ${down} s (connections reset while down), latency ${latency} ms`);
     const p = await prepared(layout.dir, layout.key);
     await cp(p.dir, join(work, 'fleet'), { recursive: true });
     fleet = await startFleet({ dir: join(work, 'fleet') });
-    const port = Number(new URL(fleet.url).port);
+    const serverPort = Number(new URL(fleet.url).port);
+    // --capture: a proxy between linksim and the server keeps every byte, split per HTTP message
+    capture = flags.capture ? await startWireCapture({ host: '127.0.0.1', port: serverPort }) : undefined;
+    const port = capture?.port ?? serverPort;
     const link = () => startLinkSim({ target: { host: '127.0.0.1', port }, rateDown: rate, rateUp: rate, latencyDownMs: latency, latencyUpMs: latency, schedule: down > 0 ? { kind: 'fixed', upMs: up * 1000, downMs: down * 1000 } : { kind: 'always' }, downMode: 'reset' });
     const uptime = down > 0 ? up / (up + down) : 1;
     const ideal = (bytes) => bytes / ((rate / 8) * uptime);
@@ -235,9 +246,11 @@ export async function runLink(flags = {}) {
     }
     report(ferry, curl, curlMax);
     if (breakdown) printBreakdown(breakdown, rate);
+    if (capture) printWireBreakdown(capture.messages(), payload);
     return { pair: layout.name, rate, up, down, latency, agentArgs: extra, agentHeapMb: heapMb, ferry, curl };
   } finally {
     for (const s of sims) await s.close();
+    await capture?.close();
     await fleet?.close();
     await rm(work, { recursive: true, force: true });
   }

@@ -27,6 +27,7 @@ import {
   encodeRelease,
   fsck,
   gc,
+  headerDocument,
   loadBaseline,
   openBundle,
   openEnvelope,
@@ -110,7 +111,7 @@ beforeAll(async () => {
   await writeBundleDir(repo, bundle.signed);
   v2 = await expected(pub, 'app:v2');
   header = verifyHeader(bundle.signed.envelope, { trust });
-  doc = decodeLimited(openEnvelope('header', bundle.signed.envelope, trust.header), { maxStrLength: 1 << 20, maxBinLength: 1 << 26, maxArrayLength: 1 << 22, maxMapLength: 64 }, 'test') as Record<string, unknown>;
+  doc = decodeLimited(headerDocument(openEnvelope('header', bundle.signed.envelope, trust.header)), { maxStrLength: 1 << 20, maxBinLength: 1 << 26, maxArrayLength: 1 << 22, maxMapLength: 64 }, 'test') as Record<string, unknown>;
   console.log(`bad-input fixture: payload ${bundle.signed.payloadSize} bytes in ${header.chunks.length} chunks; layers ${header.layers.map((l) => `${l.mode} [${l.start}, ${l.end})`).join(', ')}`);
   shared = await cloneStore(deviceDir, join(work, 'shared-device'));
   sharedState = await storeState(shared);
@@ -403,6 +404,19 @@ describe('signed headers that lie (the signature passes, the body is malformed)'
     }
   });
 
+  it('refuses a compressed header (format 4) whose frame lies about its size, before decompressing it', async () => {
+    const inner = encodeMsgpack(doc);
+    const wrap = (z: Uint8Array): Uint8Array => encodeMsgpack({ type: 'ferry-bundle', v: 4, z });
+    // declares 2^40 bytes: refused from the frame header, nothing allocated
+    const huge = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0xc0, 0x50, 0, 0, 0, 0, 0, 1, 0, 0, 0x01, 0, 0]);
+    await expectRefused('compressed header declaring 2^40 bytes', await signedFerry('z-huge', wrap(huge)), {}, 'FERRY_ERR_LIMIT_EXCEEDED');
+    // a valid frame of the document followed by one byte
+    const trailing = Buffer.concat([zstdCompress(inner, { compressionLevel: 19 }), Buffer.from([0])]);
+    await expectRefused('compressed header with a byte after its frame', await signedFerry('z-trailing', wrap(trailing)), {}, 'FERRY_ERR_BUNDLE_INVALID');
+    // the differ's own wrapper of the same document applies (the fixture bundle is one)
+    expect(Buffer.from(openEnvelope('header', bundle.signed.envelope, trust.header)).subarray(0, 20).includes(Buffer.from('ferry-bundle'))).toBe(true);
+  });
+
   it('refuses a bin that claims a few bytes too many in the middle of the document', async () => {
     const rel = doc.release as Uint8Array;
     const bytes = rawMap(docFields({ release: lyingBin(rel, rel.length + 10) }));
@@ -441,7 +455,9 @@ describe('signed headers that lie (the signature passes, the body is malformed)'
     }
     await expectRefused('signed header without its type tag', await signedFerry('missing-type', rawMap(docFields({ type: undefined }))), {}, 'FERRY_ERR_BUNDLE_INVALID');
     await expectRefused('signed header of another type', await signedFerry('other-type', rawMap(docFields({ type: 'ferry-release' }))), {}, 'FERRY_ERR_BUNDLE_INVALID');
-    await expectRefused('signed header of format version 4 (a later one)', await signedFerry('version-4', rawMap(docFields({ v: 4 }))), {}, 'FERRY_ERR_BUNDLE_VERSION');
+    await expectRefused('signed header of format version 5 (a later one)', await signedFerry('version-5', rawMap(docFields({ v: 5 }))), {}, 'FERRY_ERR_BUNDLE_VERSION');
+    // version 4 is the compressed wrapper (docs/format.md section 4.1): a plain document claiming it has the wrong fields
+    await expectRefused('a plain header document claiming version 4', await signedFerry('version-4', rawMap(docFields({ v: 4 }))), {}, 'FERRY_ERR_BUNDLE_INVALID');
   });
 
   it('refuses headers whose fields disagree with each other: FERRY_ERR_BUNDLE_INVALID', async () => {

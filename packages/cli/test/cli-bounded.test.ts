@@ -13,7 +13,7 @@ import { cp, mkdtemp, readFile, readdir, rm, symlink, truncate, writeFile } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FERRY_FILE_MAGIC, decodeLimited, decodeRelease, encodeMsgpack, encodeRelease, parseEnvelope, parsePrivateKey, signEnvelope, type PrivateKey } from '@ferry/core';
+import { FERRY_FILE_MAGIC, decodeLimited, decodeRelease, headerDocument, encodeMsgpack, encodeRelease, parseEnvelope, parsePrivateKey, signEnvelope, type PrivateKey } from '@ferry/core';
 import { MAIN, ensureBuilt, ferry } from '@ferry/test-support';
 import { deviceStore, makeBundleFixture, type BundleFixture } from './helpers/bundles.js';
 
@@ -87,7 +87,7 @@ async function fixtureParts(): Promise<{ doc: Record<string, unknown>; payload: 
   const bytes = await readFile(file);
   const hlen = bytes.readUInt32BE(8);
   const { signed } = parseEnvelope('header', bytes.subarray(12, 12 + hlen));
-  const doc = decodeLimited(signed, { maxStrLength: 1 << 20, maxBinLength: 1 << 26, maxArrayLength: 1 << 22, maxMapLength: 64 }, 'test') as Record<string, unknown>;
+  const doc = decodeLimited(headerDocument(signed), { maxStrLength: 1 << 20, maxBinLength: 1 << 26, maxArrayLength: 1 << 22, maxMapLength: 64 }, 'test') as Record<string, unknown>;
   return { doc, payload: bytes.subarray(12 + hlen) };
 }
 

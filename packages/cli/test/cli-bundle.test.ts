@@ -7,6 +7,7 @@ import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeLimited, parseEnvelope } from '@ferry/core';
 import { ensureBuilt, ferry, ferryJson } from '@ferry/test-support';
 import { deviceStore, expectOneError, makeBundleFixture, type BundleFixture } from './helpers/bundles.js';
 
@@ -144,6 +145,25 @@ describe('ferry apply', () => {
 
     const again = await ferry(['apply', file, '--trust', fx.keys.release.pub], { store: device });
     expectOneError(again, 4, 'FERRY_ERR_BUNDLE_ROLLBACK');
+  });
+
+  it('signs the header compressed (format 4) by default, plain with --plain-header, and applies both', async () => {
+    const signedOf = async (path: string): Promise<Record<string, unknown>> => {
+      const bytes = await readFile(path);
+      const { signed } = parseEnvelope('header', bytes.subarray(12, 12 + bytes.readUInt32BE(8)));
+      return decodeLimited(signed, { maxStrLength: 4096, maxBinLength: 1 << 24, maxArrayLength: 1 << 16, maxMapLength: 64 }, 'test') as Record<string, unknown>;
+    };
+    const plain = join(work, 'app-v2-plain.ferry');
+    const r = await ferryJson<{ headerBytes: number }>(['bundle', '--from', 'app:v1', '--to', 'app:v2', '--key', fx.keys.release.key, '--out', plain, '--release', '101', '--plain-header'], { store: fx.publisher });
+    expect(r.run.code, r.run.stderr).toBe(0);
+    expect(Object.keys(await signedOf(file)).sort()).toEqual(['type', 'v', 'z']);
+    expect((await signedOf(file)).v).toBe(4);
+    const doc = await signedOf(plain);
+    expect([doc.type, doc.v]).toEqual(['ferry-bundle', 2]);
+    expect(r.json.headerBytes).toBeGreaterThan(made.headerBytes);
+    const device = await deviceStore(fx, join(work, 'device-plain'));
+    const applied = await ferry(['apply', plain, '--trust', fx.keys.release.pub], { store: device });
+    expect(applied.code, applied.stderr).toBe(0);
   });
 
   it('takes a JSON trust file with different keys for the two roles', async () => {

@@ -58,6 +58,8 @@ export interface BundleOptions {
   pullSizes?: boolean | undefined;
   /** false: patch each body against one similar file at most, as format version 1 did (for comparisons; default true). */
   referenceSets?: boolean | undefined;
+  /** Sign the header document uncompressed (format 1-3) instead of in a version 4 wrapper (docs/format.md section 4.1; default false). */
+  plainHeader?: boolean | undefined;
   /** Unix seconds stamped as creation time (default now; fix it for reproducible bytes). */
   created?: number | undefined;
   /** Directory for the temporary payload file (default the system temp directory). */
@@ -198,6 +200,7 @@ export async function createBundle(store: Store, opts: BundleOptions): Promise<C
       version: b.segmented.files > 0 ? SEGMENTED_FORMAT_VERSION : undefined,
       chunkSize: opts.chunkSize,
       created: now,
+      plainHeader: opts.plainHeader,
     });
     stats.top.sort((a, b) => b.carried - a.carried || a.path.localeCompare(b.path)).splice(20);
     const made = dir;

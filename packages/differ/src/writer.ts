@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import {
   FERRY_FILE_MAGIC,
   bundleId,
+  compressHeaderDocument,
   digestHex,
   encodeHeader,
   encodeRelease,
@@ -46,6 +47,12 @@ export interface HeaderInput {
   version?: number | undefined;
   chunkSize?: number;
   created?: number;
+  /**
+   * Sign the header document as it is (format version 1-3, readable by a ferry from before
+   * version 4) instead of zstd-compressed in a version 4 wrapper (the default; docs/format.md
+   * section 4.1).
+   */
+  plainHeader?: boolean | undefined;
 }
 
 /** A signed header with its chunk layout. */
@@ -102,7 +109,8 @@ export async function signBundle(input: HeaderInput): Promise<SignedBundle> {
     version: input.version,
     created: input.created ?? input.release.created,
   });
-  const envelope = signEnvelope('header', doc, input.headerKeys);
+  // docs/format.md section 4.1: the signed bytes are the document zstd-compressed (version 4)
+  const envelope = signEnvelope('header', input.plainHeader ? doc : compressHeaderDocument(doc), input.headerKeys);
   return { id: bundleId(envelope), envelope, payloadFile: input.payloadFile, payloadSize, chunkSize, chunks };
 }
 

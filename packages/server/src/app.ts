@@ -73,6 +73,9 @@ function apiRoutes(ctx: ServerContext, hub: EventHub) {
       await api.register(rateLimit, {
         max: ctx.options.rateLimit.max,
         timeWindow: ctx.options.rateLimit.windowMs,
+        // no x-ratelimit-* on answers under the limit: no agent reads them, and a check-in over a
+        // DIL link pays for every header byte; a 429 still carries Retry-After
+        addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
         keyGenerator: (request: FastifyRequest) => {
           const token = bearerOrQuery(request);
           return token ? `t:${hashToken(token)}` : `a:${request.ip}`;

@@ -183,6 +183,8 @@ describe('connections', () => {
       const statuses = [];
       for (let i = 0; i < 4; i++) statuses.push(await call(limited.url, 'GET', '/v1/channels/x', { token: limited.admin }));
       expect(statuses.slice(0, 3).map((a) => a.status)).toEqual([200, 200, 200]);
+      // answers under the limit carry no x-ratelimit-* headers (bytes on a DIL link)
+      expect([...statuses[0]!.headers.keys()].filter((h) => h.startsWith('x-ratelimit'))).toEqual([]);
       expect(statusCode(statuses[3]!)).toEqual([429, 'FERRY_ERR_RATE_LIMITED']);
       expect(Number(statuses[3]!.headers.get('retry-after'))).toBeGreaterThan(0);
       // the repository is not rate limited: chunks are static files

@@ -37,6 +37,7 @@ describe('repository over HTTP', () => {
     expect(res.headers.get('etag')).toBe(`"${hex}"`);
     expect(res.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
     expect(res.headers.get('accept-ranges')).toBe('bytes');
+    expect(res.headers.get('content-type')).toBeNull(); // bytes on a DIL link: nothing a client or cache needs
     expect(Number(res.headers.get('content-length'))).toBe(bytes.length);
     expect(Buffer.from(await res.arrayBuffer()).equals(bytes)).toBe(true);
   });

@@ -29,6 +29,8 @@ interface BundlePlan {
   level: number | undefined;
   /** Gzip every target layer to compare with docker pull (a full extra read of the image). */
   pullSizes: boolean;
+  /** Sign the header document uncompressed, for devices running a ferry from before header format 4. */
+  plainHeader: boolean;
 }
 
 async function outKind(path: string): Promise<'file' | 'dir'> {
@@ -70,6 +72,7 @@ async function plan(inv: Invocation): Promise<BundlePlan> {
     maxPatchReference: opt('max-patch-ref', (s) => parseSize(s, '--max-patch-ref')),
     level: opt('level', (s) => parseWhole(s, '--level', 1, 22)),
     pullSizes: inv.values['compare-pull'] === true,
+    plainHeader: inv.values['plain-header'] === true,
   };
 }
 
@@ -156,6 +159,7 @@ export const bundleCommand: CommandSpec = {
     'max-patch-ref': { type: 'string', arg: 'SIZE', description: 'largest patch reference set (baseline files concatenated), bounding device memory; devices apply with the same cap (default 16MiB)' },
     'compare-pull': { type: 'boolean', description: 'gzip every target layer to report what docker pull would send (a full extra read of the image)' },
     level: { type: 'string', arg: 'N', description: 'zstd level of the payload and patches, 1-22 (default 19)' },
+    'plain-header': { type: 'boolean', description: 'sign the header uncompressed (format 1-3), for devices running a ferry that predates compressed headers (docs/format.md section 4.1)' },
   },
   notes: [
     'The store (--store) is the publisher\'s: it must hold the --to image and every --from image.',

@@ -7,6 +7,7 @@ import { FerryError } from '../errors.js';
 import { bytesToDigest, digestToBytes, isDigest, sha256, type Digest } from '../util/digest.js';
 import { isChannelName, parseRef } from '../store/refs.js';
 import { check, decodeLimited, encodeMsgpack } from './msgpack.js';
+import { COMPRESSED_HEADER_VERSION, HEADER_MAX_BYTES, inflateHeaderDocument } from './header-zstd.js';
 import { signBytes, verifySignatures, type PrivateKey, type RolePolicy, type Signature, type SigningRole } from './keys.js';
 
 /**
@@ -24,8 +25,8 @@ export const SEGMENTED_FORMAT_VERSION = 3;
 export const BUNDLE_FORMAT_VERSIONS_READ: readonly number[] = [1, 2, 3];
 /** Format version of release statements (unchanged by payload versions: the engineer signs these offline). */
 export const RELEASE_FORMAT_VERSION = 1;
-/** Largest header (envelope) accepted, checked before any byte is decoded. */
-export const HEADER_MAX_BYTES = 16 * 1024 * 1024;
+/** Largest header (envelope, and header document once decompressed), checked before any byte is decoded. */
+export { HEADER_MAX_BYTES, COMPRESSED_HEADER_VERSION, compressHeaderDocument } from './header-zstd.js';
 
 /** Target layers a header may list (docs/format.md section 4). */
 export const HEADER_MAX_LAYERS = 1024;
@@ -52,6 +53,8 @@ const HEADER_LIMITS = {
   maxDepth: 3,
   maxElements: HEADER_MAX_CHUNKS + HEADER_MAX_BASELINE + 8 * HEADER_MAX_LAYERS + 256,
 };
+/** The signed bytes as first read: a header document or a version 4 wrapper, whose `z` may take the whole envelope. */
+const SIGNED_HEADER_LIMITS = { ...HEADER_LIMITS, maxBinLength: HEADER_MAX_BYTES };
 
 /** What the offline release key vouches for (Uptane's image role). */
 export interface ReleaseStatement {
@@ -216,8 +219,7 @@ export function decodeHeader(bytes: Uint8Array, releasePolicy: RolePolicy): Bund
  * it, or for inspection only, does not). Shape, limits and consistency are always checked.
  */
 export function decodeHeaderWith(bytes: Uint8Array, openRelease: (envelope: Uint8Array) => Uint8Array): BundleHeader {
-  const m = check.map(decodeLimited(bytes, HEADER_LIMITS, 'bundle header'), 'bundle header');
-  if (m.type !== 'ferry-bundle') throw new FerryError('FERRY_ERR_BUNDLE_INVALID', 'not a ferry bundle header');
+  const m = headerFields(bytes);
   if (typeof m.v !== 'number' || !BUNDLE_FORMAT_VERSIONS_READ.includes(m.v)) throw new FerryError('FERRY_ERR_BUNDLE_VERSION', `bundle format version ${String(m.v)} is not supported (this ferry reads ${BUNDLE_FORMAT_VERSIONS_READ.join(', ')})`);
   const releaseEnvelope = check.bin(m.release, 'header.release');
   const release = decodeRelease(openRelease(releaseEnvelope));
@@ -238,6 +240,27 @@ export function decodeHeaderWith(bytes: Uint8Array, openRelease: (envelope: Uint
   };
   checkConsistent(header);
   return header;
+}
+
+/**
+ * The header document's fields from the signed bytes: decoded as they are, or, for a version 4
+ * wrapper (docs/format.md section 4.1), from the document its zstd frame holds (decompressed
+ * within HEADER_MAX_BYTES). A wrapper inside a wrapper is refused.
+ */
+function headerFields(bytes: Uint8Array): Record<string, unknown> {
+  let m = check.map(decodeLimited(bytes, SIGNED_HEADER_LIMITS, 'bundle header'), 'bundle header');
+  if (m.type !== 'ferry-bundle') throw new FerryError('FERRY_ERR_BUNDLE_INVALID', 'not a ferry bundle header');
+  if (m.v !== COMPRESSED_HEADER_VERSION) return m;
+  m = check.map(decodeLimited(inflateHeaderDocument(m), HEADER_LIMITS, 'bundle header'), 'bundle header');
+  if (m.type !== 'ferry-bundle') throw new FerryError('FERRY_ERR_BUNDLE_INVALID', 'compressed bundle header: not a ferry bundle header inside');
+  if (m.v === COMPRESSED_HEADER_VERSION) throw new FerryError('FERRY_ERR_BUNDLE_INVALID', 'compressed bundle header: another compressed header inside');
+  return m;
+}
+
+/** The header document inside verified signed header bytes: the bytes themselves, or a version 4 wrapper's decompressed document. */
+export function headerDocument(bytes: Uint8Array): Uint8Array {
+  const m = check.map(decodeLimited(bytes, SIGNED_HEADER_LIMITS, 'bundle header'), 'bundle header');
+  return m.type === 'ferry-bundle' && m.v === COMPRESSED_HEADER_VERSION ? inflateHeaderDocument(m) : bytes;
 }
 
 /**

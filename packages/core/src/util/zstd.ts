@@ -214,6 +214,14 @@ export function zstdDecompressInto(data: Uint8Array, dst: Uint8Array): number {
   return written;
 }
 
+/**
+ * The content size `data` declares when it is exactly one zstd frame that declares one (no bytes
+ * after it); undefined otherwise. Lets a caller check the size against its cap before decoding.
+ */
+export function zstdDeclaredSize(data: Uint8Array): number | undefined {
+  return frameContentSize(data);
+}
+
 /** The content size a single zstd frame declares, when it declares one and is the only frame. */
 function frameContentSize(data: Uint8Array): number | undefined {
   try {
