@@ -66,8 +66,9 @@ export class Agent {
     }
   }
 
-  /** Releases the agent lock. */
+  /** Releases the agent lock and closes its connections. */
   close(): Promise<void> {
+    this.api.close();
     return this.unlock();
   }
 

@@ -99,3 +99,31 @@ describe('numbered requests', () => {
     expect(server.seen.slice(2).map((s) => s.accepted)).toEqual([false, false]);
   });
 });
+
+describe('transport', () => {
+  it('goes over node:http, not the global fetch (undici costs a device ~6 MiB): answers, error answers, no server', async () => {
+    const saved = globalThis.fetch;
+    globalThis.fetch = (() => Promise.reject(new Error('the agent used the global fetch'))) as typeof fetch;
+    const api = new AgentApi([server.url], 'token', 'edge-1', await Counter.open(dir));
+    try {
+      expect((await api.checkin(checkin)).retryAfter).toBe(60);
+      expect(await api.reports([report(1)])).toEqual({ accepted: 1, dropped: 0 });
+      server.refuseNext = true;
+      const stuck = new AgentApi([server.url], 'token', 'edge-1', { take: async () => 1 });
+      await expect(stuck.checkin(checkin)).rejects.toMatchObject({ code: 'FERRY_ERR_PROTOCOL_REPLAY' });
+      stuck.close();
+      const closed = await new Promise<string>((r) => {
+        const s = createServer().listen(0, '127.0.0.1', () => {
+          const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+          s.close(() => r(url));
+        });
+      });
+      const nobody = new AgentApi([closed], 'token', 'edge-1', await Counter.open(dir));
+      await expect(nobody.checkin(checkin)).rejects.toMatchObject({ code: 'FERRY_ERR_NETWORK' });
+      nobody.close();
+    } finally {
+      globalThis.fetch = saved;
+      api.close();
+    }
+  });
+});

@@ -7,12 +7,24 @@ import { FerryError } from '../errors.js';
 import { PROTOCOL_LIMITS } from './constants.js';
 import { errorFromBody, parseJsonText } from './answers.js';
 
-/** How requests are made (the fetch implementation is injectable for tests). */
+/** What ApiClient reads of an answer (a fetch Response has it). */
+export interface ApiResponse {
+  ok: boolean;
+  status: number;
+  headers: { get(name: string): string | null };
+  body: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array> | null;
+}
+
+/** What ApiClient sends: the global fetch, or another transport (the agent's node:http one). */
+export type ApiFetch = (url: URL, init: { method: string; headers: Record<string, string>; body?: unknown; signal?: AbortSignal | undefined }) => Promise<ApiResponse>;
+
+/** How requests are made (the fetch implementation is injectable). */
 export interface ApiClientOptions {
   /** Server base URL (`https://ferry.example:8443`). */
   server: string;
   token?: string | undefined;
-  fetch?: typeof fetch;
+  /** Default: the global fetch. */
+  fetch?: ApiFetch;
   /** Largest answer read (default PROTOCOL_LIMITS.jsonAnswer). */
   maxAnswer?: number;
 }
@@ -31,7 +43,7 @@ export interface ApiRequest {
 }
 
 /** Reads a response body as text, failing as soon as it passes `cap` bytes. */
-export async function readCapped(res: Response, cap: number): Promise<string> {
+export async function readCapped(res: ApiResponse, cap: number): Promise<string> {
   const declared = Number(res.headers.get('content-length') ?? -1);
   if (declared > cap) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `the answer is ${declared} bytes, over the ${cap}-byte cap`);
   if (!res.body) return '';
@@ -59,10 +71,10 @@ export class ApiClient {
       body = JSON.stringify(r.json);
     }
     const url = new URL(r.path.replace(/^\//, ''), this.o.server.endsWith('/') ? this.o.server : `${this.o.server}/`);
-    let res: Response;
+    let res: ApiResponse;
     try {
-      const init = { method: r.method, headers, body, signal: r.signal, duplex: 'half' } as RequestInit;
-      res = await (this.o.fetch ?? fetch)(url, init);
+      const init = { method: r.method, headers, body, signal: r.signal, duplex: 'half' };
+      res = await (this.o.fetch ?? (fetch as unknown as ApiFetch))(url, init);
     } catch (err) {
       if ((err as Error).name === 'AbortError') throw new FerryError('FERRY_ERR_ABORTED', `${r.method} ${url.pathname} aborted`, { cause: err });
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
