@@ -138,6 +138,8 @@ async function runAgent(args, { t0 = performance.now(), onEvent, heapMb }) {
   }, { nodeArgs: ['--import', REPORT_RSS, ...(heapMb ? [`--max-old-space-size=${heapMb}`] : [])] });
   const exit = await child.exited;
   const rss = /ferry-test-maxrss-kb (\d+)/.exec(exit.stderr);
+  const detail = /ferry-test-rss-peak (.*)/.exec(exit.stderr);
+  if (detail) console.log(`agent memory at its RSS peak (MiB; FERRY_RSS_DETAIL=1): ${detail[1]}`);
   const committed = events.find((e) => e.kind === 'report' && e.state === 'committed');
   return { code: exit.code, stderr: exit.stderr, seconds: at(), events, maxRss: rss ? Number(rss[1]) * 1024 : undefined, payload: committed?.bytesTotal, link: committed?.link };
 }
