@@ -7,7 +7,8 @@ import { mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FerryError, Store, sha256, zstdCompress } from '@ferry/core';
+import { Store, sha256, zstdCompress } from '@ferry/core';
+import { rejectionCode as code } from '@ferry/test-support';
 import { readBodyInto } from '../src/body-read.js';
 import { prose } from './helpers.js';
 
@@ -21,16 +22,6 @@ async function put(body: Buffer, stored: Uint8Array = zstdCompress(body)): Promi
   await mkdir(dirname(path), { recursive: true });
   await writeFile(path, stored);
   return { digest, size: body.length };
-}
-
-async function code(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (err) {
-    expect(err).toBeInstanceOf(FerryError);
-    return (err as FerryError).code;
-  }
 }
 
 beforeAll(async () => {
