@@ -17,8 +17,10 @@ export type PoolJob = PatchJob extends infer J ? (J extends PatchJob ? Omit<J, '
  * buffers, zstd's copy of the reference, its match tables (up to ~80 MB at level 19) and the
  * output. References over PATCH_ONE_SHOT_REFERENCE take the long path, whose dictionary tables and
  * context tables both live during the call: measured 2026-12-02, a 16 MiB window of
- * libicudata.so.72.1 and a 10.6 MB segment at level 19 took 255 MB beside the two buffers. So a
- * long-path job costs more than the default budget and runs alone.
+ * libicudata.so.72.1 and a 10.6 MB segment at level 19 took 255 MB beside the two buffers. The
+ * dictionary is now attached (ZSTD_C_FORCE_ATTACH_DICT), so the context's tables are sized for the
+ * target alone, but a target over 8 MB still reaches level 19's largest tables (~190 MB measured
+ * for 14.8 MB against 9.1 MB). So a long-path job costs more than the default budget and runs alone.
  */
 export function patchMemory(reference: number, target: number): number {
   const tables = reference <= PATCH_ONE_SHOT_REFERENCE ? Math.min(80e6, 12 * (reference + target) + 4e6) : LONG_PATH_TABLES;

@@ -16,17 +16,14 @@ import { open } from 'node:fs/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort } from 'node:worker_threads';
-import { Store, canPatchFrom, packSegments, zstdCompress, zstdCompressSized, zstdPatchEncode, type Digest } from '@ferry/core';
+import { Store, canPatchFrom, packSegments, zstdCompress, zstdCompressSized, zstdPatchEncode } from '@ferry/core';
+import { readBodyInto, type BodyRef } from './body-read.js';
 import { BSDIFF_MAX_REFERENCE, bsdiff } from './delta/bsdiff.js';
 import { Sketcher, looksBinary } from './sketch.js';
 import { planSegments, segmentTable } from './segment-plan.js';
 import type { Segment } from '@ferry/core';
 
-/** A body named by digest, with its size. */
-export interface BodyRef {
-  digest: Digest;
-  size: number;
-}
+export type { BodyRef };
 
 /** A job for the pool. */
 export type PatchJob =
@@ -83,7 +80,7 @@ const scratch: Buffer[] = [Buffer.alloc(0), Buffer.alloc(0)];
 const SCRATCH_KEEP = 4 * 1024 * 1024;
 
 /** The bodies concatenated into scratch buffer `slot` (or a buffer of their own), as a view of exactly their total size. */
-async function concat(store: Store, bodies: BodyRef[], slot: 0 | 1): Promise<Buffer> {
+async function concat(store: Store, bodies: BodyRef[], slot: 0 | 1, verify = true): Promise<Buffer> {
   const size = bodies.reduce((a, b) => a + b.size, 0);
   let buf = scratch[slot]!;
   if (buf.length < size) {
@@ -92,8 +89,10 @@ async function concat(store: Store, bodies: BodyRef[], slot: 0 | 1): Promise<Buf
   }
   const out = buf.subarray(0, size);
   let at = 0;
-  for (const b of bodies) for await (const c of store.openContent(b.digest, { maxSize: b.size })) at += c.copy(out, at);
-  if (at !== out.length) throw new Error('a body is shorter than its size');
+  for (const b of bodies) {
+    await readBodyInto(store, b, out.subarray(at, at + b.size), slot, verify);
+    at += b.size;
+  }
   return out;
 }
 
@@ -159,11 +158,17 @@ async function sketch(job: Extract<PatchJob, { kind: 'sketch' }>): Promise<Patch
   const store = await storeAt(job.root);
   const s = new Sketcher();
   let head: Uint8Array | undefined;
-  for await (const c of store.openContent(job.body.digest, { maxSize: job.body.size, verify: false })) {
-    head ??= c;
-    s.update(c);
+  if (job.body.size <= SCRATCH_KEEP) {
+    // read whole into a kept buffer: streamed, every body left two buffers for the collector
+    head = await concat(store, [job.body], 0, false);
+    s.update(head);
+  } else {
+    for await (const c of store.openContent(job.body.digest, { maxSize: job.body.size, verify: false })) {
+      head ??= c;
+      s.update(c);
+    }
   }
-  return { id: job.id, job: 'sketch', sketch: s.digest(), binary: head !== undefined && looksBinary(head) };
+  return { id: job.id, job: 'sketch', sketch: s.digest(), binary: head !== undefined && head.length > 0 && looksBinary(head) };
 }
 
 async function run(job: PatchJob): Promise<PatchResult> {
