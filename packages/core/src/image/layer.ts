@@ -30,6 +30,8 @@ function decompress(blob: Readable, c: Compression): Readable {
   return blob;
 }
 
+function ignore(): void {}
+
 /**
  * Streams the uncompressed layer. The blob digest and size (when declared) and, if
  * `verifyDiffId`, the diff_id are checked as the bytes flow; a mismatch fails the stream at its
@@ -37,7 +39,12 @@ function decompress(blob: Readable, c: Compression): Readable {
  * FERRY_ERR_IMAGE_LAYER_CORRUPT. Callers must not commit anything before the stream ends cleanly.
  */
 export async function* openLayerStream(raw: Readable, blob: LayerBlob, verifyDiffId = true, signal?: AbortSignal): AsyncGenerator<Buffer> {
-  const chain = (from: Readable, stage: NodeJS.ReadWriteStream): Readable => (pipeline as unknown as (...a: unknown[]) => Readable)(from, stage, () => {});
+  // each stage also keeps a no-op 'error' listener: a stage can still fail after its pipeline has
+  // settled and removed its own listeners (seen once under load: a blob over its declared size
+  // failed the hashing stage after the import had already rejected with that very error), and an
+  // 'error' with no listener is an uncaught exception that kills the process. Failures still
+  // reach the caller through the pipelines and the final stream.
+  const chain = (from: Readable, stage: NodeJS.ReadWriteStream): Readable => (pipeline as unknown as (...a: unknown[]) => Readable)(from, stage.on('error', ignore), () => {});
   // an uncompressed blob whose digest is its diff_id is hashed once, by the caller's diff_id check;
   // its declared size is still checked here, as a compressed blob's is
   const blobIsDiffId = blob.compression === 'none' && blob.digest === blob.diffId && !verifyDiffId;
