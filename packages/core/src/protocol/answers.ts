@@ -1,9 +1,9 @@
 /**
  * The protocol's messages checked without TypeBox: the checks compiled ahead of time from the
  * schemas (checks.ts) decide, and only a value that does not fit loads the TypeBox validators
- * (validate.ts) to name its first bad field. The agent, the relay and the publishing commands read
- * answers with these; importing `@ferry/core` does not load TypeBox (`ferry apply` and the agent
- * stay about 15 MB smaller).
+ * (validate.ts) to name its first bad field. The agent and the publishing commands read answers
+ * with these; importing `@ferry/core` does not load TypeBox (measured: 67.6 -> 58.9 MB of RSS
+ * after the import, which `ferry apply` and the agent no longer pay).
  */
 import { ERROR_CODES, FerryError, type ErrorCode } from '../errors.js';
 import { CHECKS } from './checks.js';

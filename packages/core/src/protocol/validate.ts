@@ -1,9 +1,9 @@
 /**
- * TypeBox validators of the protocol's messages: the server checks every request with them, and
- * they name the first bad field when a value does not fit (DESIGN.md section 8: everything a peer
- * sends is untrusted). Loading TypeBox costs about 15 MB of RSS, so peers that only read answers
- * (the agent, the publishing commands) use the compiled checks (answers.ts) and load this module
- * only to explain a misfit.
+ * TypeBox validators of the protocol's messages: the server and the relay check every request
+ * with them, and they name the first bad field when a value does not fit (DESIGN.md section 8:
+ * everything a peer sends is untrusted). Loading TypeBox and the schemas costs about 9 MB of RSS,
+ * so peers that only read answers (the agent, the publishing commands) use the compiled checks
+ * (answers.ts) and load this module only to explain a misfit.
  */
 import type { Static, TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
