@@ -22,6 +22,7 @@ export * from './store/store.js';
 export * from './store/import.js';
 export * from './store/export.js';
 export * from './store/check.js';
+export * from './store/content-file.js';
 export * from './report/waste.js';
 export * from './tar/group.js';
 export * from './bundle/msgpack.js';

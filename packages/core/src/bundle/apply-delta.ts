@@ -7,18 +7,13 @@
  * garbage behind: buffers regrown per delta used to hold twice the largest span until the
  * collector ran (measured on dep-bump: 88 MB of ArrayBuffers allocated for a 24 MB span).
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { FerryError, toFerryError } from '../errors.js';
-import { sha256, type Digest } from '../util/digest.js';
-import { PATCH_SPAN_MAX, zstdDecompressInto, zstdPatchDecode } from '../util/zstd.js';
+import { FerryError, isFerryError } from '../errors.js';
+import type { Digest } from '../util/digest.js';
+import { PATCH_SPAN_MAX, zstdPatchDecode } from '../util/zstd.js';
 import { bspatch } from '../delta/bspatch.js';
+import { readContentInto } from '../store/content-file.js';
 import type { Store } from '../store/store.js';
 import type { BaselineTable } from './baseline.js';
-
-/** A stored frame is at most a little larger than its content. */
-function frameMax(size: number): number {
-  return size + (size >> 7) + 1024;
-}
 
 /**
  * Address space of a layer's delta buffer: a patch (at most its output size plus a little), the
@@ -124,34 +119,13 @@ export class DeltaDecoder {
 
   /** Reads the stored content `digest` into `into` (exactly its size), checking its digest; its frame goes to the arena at `scratch`. */
   private readPart(digest: Digest, into: Buffer, scratch: number): void {
-    const size = into.length;
-    let fd: number;
     try {
-      fd = openSync(this.store.contentPath(digest), 'r');
+      readContentInto(this.store, digest, into, (n) => this.arena.slice(scratch, n));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw missing(digest, 'missing', err);
-      throw toFerryError(err, `reading content ${digest}`);
+      if (isFerryError(err, 'FERRY_ERR_OBJECT_MISSING')) throw missing(digest, 'missing', err);
+      if (isFerryError(err, 'FERRY_ERR_OBJECT_CORRUPT')) throw missing(digest, `corrupt (${err.message})`, err);
+      throw err;
     }
-    let packed: Buffer;
-    try {
-      const st = fstatSync(fd);
-      if (!st.isFile() || st.size > frameMax(size)) throw missing(digest, 'corrupt (not a regular file of a plausible size)');
-      packed = this.arena.slice(scratch, st.size);
-      for (let at = 0; at < packed.length; ) {
-        const n = readSync(fd, packed, at, packed.length - at, at);
-        if (n === 0) throw missing(digest, 'corrupt (shorter than its file size)');
-        at += n;
-      }
-    } finally {
-      closeSync(fd);
-    }
-    let n: number;
-    try {
-      n = zstdDecompressInto(packed, into);
-    } catch (err) {
-      throw missing(digest, `corrupt (${(err as Error).message})`, err);
-    }
-    if (n !== size || sha256(into) !== digest) throw missing(digest, 'corrupt (it does not match its digest)');
   }
 
   /** Collects a patch's bytes into the arena's start (their count was checked against its output size by the caller). */

@@ -22,11 +22,6 @@ const compressors = new Map<string, Compressor>();
  */
 export const ZSTD_REUSE_INPUT_MAX = 1024 * 1024;
 
-/** The largest frame zstd can make of `size` bytes (ZSTD_compressBound). */
-export function zstdCompressBound(size: number): number {
-  return binding.compressBound(size);
-}
-
 /**
  * Compresses bytes in one call, reusing a context per parameter set (contexts are reset per
  * frame) for inputs up to ZSTD_REUSE_INPUT_MAX.

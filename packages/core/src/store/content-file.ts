@@ -1,0 +1,58 @@
+/**
+ * Reading one stored content whole with plain system calls: its zstd frame into a buffer the
+ * caller reuses from one content to the next, then one decode straight into the caller's buffer.
+ * The applier's delta references (apply-delta.ts) and the differ's patch workers read contents
+ * this way; no stream pieces are left for the collector.
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { FerryError } from '../errors.js';
+import { sha256, type Digest } from '../util/digest.js';
+import { zstdDecompressInto } from '../util/zstd.js';
+import { contentReadError } from './content-reader.js';
+import type { Store } from './store.js';
+
+/** The largest file a stored frame of `size` content bytes can be: anything larger is not one. */
+export function contentFrameMax(size: number): number {
+  return size + (size >> 7) + 1024;
+}
+
+/**
+ * Reads stored content `digest` into `into` (exactly its size): its frame goes to `frame(n)`, a
+ * buffer of `n` bytes the caller provides, asked for only once the file is known to be a regular
+ * file no larger than a frame of that size can be. Missing: FERRY_ERR_OBJECT_MISSING; not a
+ * regular file, too large, damaged, another size or (with `verify`) another digest:
+ * FERRY_ERR_OBJECT_CORRUPT; other system errors FERRY_ERR_IO.
+ */
+export function readContentInto(store: Store, digest: Digest, into: Uint8Array, frame: (n: number) => Buffer, verify = true): void {
+  const path = store.contentPath(digest);
+  const corrupt = (why: string): FerryError => contentReadError(digest, path, 'corrupt', new Error(why));
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw contentReadError(digest, path, 'io', err);
+  }
+  let packed: Buffer;
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > contentFrameMax(into.length)) throw corrupt(`not a regular file of at most ${contentFrameMax(into.length)} bytes`);
+    packed = frame(st.size);
+    for (let at = 0; at < packed.length; ) {
+      const n = readSync(fd, packed, at, packed.length - at, at);
+      if (n === 0) throw corrupt('shorter than its file size');
+      at += n;
+    }
+  } catch (err) {
+    throw err instanceof FerryError ? err : contentReadError(digest, path, 'io', err);
+  } finally {
+    closeSync(fd);
+  }
+  let n: number;
+  try {
+    n = zstdDecompressInto(packed, into);
+  } catch (err) {
+    throw contentReadError(digest, path, 'corrupt', err);
+  }
+  if (n !== into.length) throw corrupt(`it decodes to ${n} bytes, not ${into.length}`);
+  if (verify && sha256(into) !== digest) throw contentReadError(digest, path, 'digest', undefined);
+}
