@@ -1,7 +1,7 @@
 /**
  * The protocol's messages checked without TypeBox: the checks compiled ahead of time from the
- * schemas (checks.ts) decide, and only a value that does not fit loads the TypeBox validators
- * (validate.ts) to name its first bad field. The agent and the publishing commands read answers
+ * schemas (checks.ts) decide, and only a value that does not fit loads TypeBox (validate.ts) to
+ * name its first bad field. The agent and the publishing commands read answers
  * with these; importing `@ferry/core` does not load TypeBox (measured: 67.6 -> 58.9 MB of RSS
  * after the import, which `ferry apply` and the agent no longer pay).
  */
@@ -17,8 +17,8 @@ export function fitsMessage(name: MessageName, value: unknown): boolean {
 
 async function fit(name: MessageName, value: unknown): Promise<unknown> {
   if (CHECKS[name](value)) return value;
-  const { protocol } = await import('./validate.js');
-  return protocol[name](value);
+  const { misfit } = await import('./validate.js');
+  throw misfit(name, value);
 }
 
 /** Validators of each message, named after what they check; a misfit is FERRY_ERR_PROTOCOL_INVALID naming the field. */
