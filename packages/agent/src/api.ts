@@ -7,8 +7,7 @@ import { join } from 'node:path';
 import { ApiClient, FerryError, HEADER_MAX_BYTES, headerPath, isFerryError, messages, readRegularFile, sha256, toFerryError, writeFileAtomic, type CheckinAnswer, type CheckinRequest, type Digest, type Report, type ReportsAnswer } from '@ferry/core';
 import type { Counter } from './agent-state.js';
 import { downloadHeader } from './header-download.js';
-import { nodeApiFetch } from './api-fetch.js';
-import { createHttpTransport, type HttpTransport } from './http.js';
+import { createHttpTransport, transportFetch, type HttpTransport } from './http.js';
 import { SerialQueue } from './serial.js';
 import { parseSource } from './sources.js';
 
@@ -22,8 +21,8 @@ export class AgentApi {
   private preferred = 0;
   /** Numbered requests, one at a time (see {@link numbered}). */
   private readonly inOrder = new SerialQueue();
-  /** node:http rather than fetch (api-fetch.ts). */
-  private readonly transport = nodeApiFetch();
+  /** node:http rather than the global fetch (transportFetch). */
+  private readonly transport = createHttpTransport({ maxSockets: 1 });
 
   constructor(
     servers: string[],
@@ -31,7 +30,7 @@ export class AgentApi {
     private readonly id: string,
     private readonly counter: Pick<Counter, 'take'>,
   ) {
-    this.clients = servers.map((server) => new ApiClient({ server, token, fetch: this.transport.fetch }));
+    this.clients = servers.map((server) => new ApiClient({ server, token, fetch: transportFetch(this.transport) }));
   }
 
   /** Closes the pooled sockets. */
