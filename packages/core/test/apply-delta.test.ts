@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FerryError, PATCH_SPAN_MAX, Store, sha256, zstdPatchEncode, type Digest } from '../src/index.js';
 import { ContentBatch } from '../src/store/contents.js';
-import { DeltaDecoder, type PatchReference } from '../src/bundle/apply-delta.js';
+import { DeltaArena, DeltaDecoder, type PatchReference } from '../src/bundle/apply-delta.js';
 import { seededBytes, seededText } from '@ferry/test-support';
 
 let work: string;
@@ -78,5 +78,18 @@ describe('DeltaDecoder', () => {
     expect((err as FerryError).code).toBe('FERRY_ERR_LIMIT_EXCEEDED');
     expect(pulled).toBe(0);
     d.close();
+  });
+});
+
+describe('the arena between layers', () => {
+  it('a layer that starts soon after the previous one dropped its arena reuses it: one reservation per apply, not one per layer', () => {
+    const first = new DeltaArena();
+    const buffer = first.slice(0, 16).buffer;
+    first.drop();
+    const second = new DeltaArena();
+    expect(second.slice(8, 16).buffer).toBe(buffer);
+    // while the second holds it, a third layer's arena is a new one (never shared)
+    expect(new DeltaArena().slice(0, 16).buffer).not.toBe(buffer);
+    second.drop();
   });
 });
