@@ -113,6 +113,7 @@ export class BundleBuilder implements BuildQueue {
         chunkSize: this.o.build.chunkSize,
         level: this.o.build.level,
         workers: this.o.build.workers,
+        plainHeader: this.o.build.plainHeader,
       });
       try {
         await writeBundleDir(this.o.repoDir, b.signed);

@@ -41,6 +41,11 @@ export interface BuildOptions {
   level: number | undefined;
   /** Expiry the server never signs past is the release's own; chunk size of built bundles (default the differ's). */
   chunkSize: number | undefined;
+  /**
+   * Sign headers' plain document instead of its compressed form (version 4, docs/format.md
+   * section 4.1), for a fleet whose agents predate version 4 and refuse it (default false).
+   */
+  plainHeader: boolean;
 }
 
 /** Rate limit per token (or address when there is none) on the API (not on the repository). */
@@ -122,7 +127,7 @@ export function resolveOptions(o: ServerOptions): ResolvedOptions {
     checkinInterval: o.checkinInterval ?? 60,
     buildRetryAfter: o.buildRetryAfter ?? 5,
     timeouts: { connection: 60_000, request: 600_000, headers: 15_000, keepAlive: 5_000, checkInterval: 1_000, ...o.timeouts },
-    build: { concurrency: 1, maxQueued: 64, staleMs: 30 * 60_000, retryFailedMs: 10 * 60_000, pollMs: 2_000, workers: undefined, level: undefined, chunkSize: undefined, ...o.build },
+    build: { concurrency: 1, maxQueued: 64, staleMs: 30 * 60_000, retryFailedMs: 10 * 60_000, pollMs: 2_000, workers: undefined, level: undefined, chunkSize: undefined, plainHeader: false, ...o.build },
     rateLimit: o.rateLimit === false ? false : { max: 600, windowMs: 60_000, ...o.rateLimit },
     bodyLimit: o.bodyLimit ?? PROTOCOL_LIMITS.jsonBody,
     events: { maxClients: 32, maxBuffered: 4 * 1024 * 1024, flushMs: 500, heartbeatMs: 15_000, summaryMs: 2_000, ...o.events },

@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Store, applyBundle, chunkPath, headerPath, inventoryDigest, openBundleDir, parsePublicKey, rolePolicy, verifyHeader, type CheckinAnswer, type Digest, type StoredImage } from '@ferry/core';
+import { Store, applyBundle, chunkPath, decodeLimited, headerPath, inventoryDigest, openBundleDir, parseEnvelope, parsePublicKey, rolePolicy, verifyHeader, type CheckinAnswer, type Digest, type StoredImage } from '@ferry/core';
 import { channelSummaries } from '../src/index.js';
 import { agent, call, makeLayout, seedStore, signRelease, startTestServer, token, type TestServer } from './helpers.js';
 
@@ -35,16 +35,16 @@ afterAll(async () => {
 
 const layersOf = (img: StoredImage): Digest[] => img.layers.map((l) => l.diffId);
 
-async function checkin(id: string, tok: string, counter: number, layers: Digest[], installed: Record<string, { release: number; manifest: Digest }> = {}): Promise<CheckinAnswer> {
-  const a = await call(t.url, 'POST', `/v1/agents/${id}/checkin`, { token: tok, json: { counter, channels: ['stable'], installed, inventory: { digest: inventoryDigest(layers), layers } } });
+async function checkin(id: string, tok: string, counter: number, layers: Digest[], installed: Record<string, { release: number; manifest: Digest }> = {}, srv = t): Promise<CheckinAnswer> {
+  const a = await call(srv.url, 'POST', `/v1/agents/${id}/checkin`, { token: tok, json: { counter, channels: ['stable'], installed, inventory: { digest: inventoryDigest(layers), layers } } });
   expect(a.status, a.text).toBe(200);
   return a.json as CheckinAnswer;
 }
 
-async function untilReady(id: string, tok: string, first: number, layers: Digest[]): Promise<{ answer: CheckinAnswer; states: string[] }> {
+async function untilReady(id: string, tok: string, first: number, layers: Digest[], srv = t): Promise<{ answer: CheckinAnswer; states: string[] }> {
   const states: string[] = [];
   for (let counter = first; counter < first + 600; counter++) {
-    const answer = await checkin(id, tok, counter, layers);
+    const answer = await checkin(id, tok, counter, layers, {}, srv);
     states.push(answer.assignments[0]!.state);
     if (answer.assignments[0]!.state !== 'building') return { answer, states };
     await new Promise((r) => setTimeout(r, 100));
@@ -60,6 +60,12 @@ async function download(url: string, path: string, to: string): Promise<Buffer> 
   await mkdir(join(to, path, '..'), { recursive: true });
   await writeFile(join(to, path), bytes);
   return bytes;
+}
+
+/** The signed bytes of a header envelope, decoded: a version 4 wrapper or the plain document. */
+function signedOf(envelope: Uint8Array): Record<string, unknown> {
+  const { signed } = parseEnvelope('header', envelope);
+  return decodeLimited(signed, { maxStrLength: 4096, maxBinLength: 1 << 24, maxArrayLength: 1 << 16, maxMapLength: 64 }, 'test') as Record<string, unknown>;
 }
 
 describe('assignment', () => {
@@ -84,6 +90,7 @@ describe('assignment', () => {
     const trust = { release: rolePolicy([t.releaseKey.publicKey]), header: rolePolicy([parsePublicKey(await readFile(join(t.dir, 'keys', 'bundle.pub')))]) };
     const h = verifyHeader(header, { trust });
     expect([h.release.release, h.release.channel, h.chunks.length, h.payloadSize]).toEqual([2, 'stable', a.bundle!.chunks, a.bundle!.payloadSize]);
+    expect(signedOf(header)).toMatchObject({ type: 'ferry-bundle', v: 4 });
     expect(() => verifyHeader(header, { trust: { ...trust, header: trust.release } })).toThrow(expect.objectContaining({ code: 'FERRY_ERR_SIGNATURE_INVALID' }));
     for (const c of new Set(h.chunks)) await download(a.repository!, chunkPath(c), dl);
 
@@ -134,5 +141,29 @@ describe('assignment', () => {
     }
     expect(last!.assignments[0]).toMatchObject({ channel: 'broken', state: 'none', error: { code: 'FERRY_ERR_INTERNAL' } });
     expect(last!.assignments[0]!.error!.message).toContain(victim!);
+  });
+});
+
+describe('build.plainHeader', () => {
+  it('signs the plain header document, for agents older than header version 4; it applies', async () => {
+    const p = await startTestServer({ seed: (dir) => seedStore(dir, layout, ['v1', 'v2']).then(() => undefined), build: { pollMs: 100, workers: 1, level: 3, plainHeader: true }, buildRetryAfter: 1 });
+    try {
+      const publisher = await token(p, 'publisher', 'ci');
+      expect((await call(p.url, 'POST', '/v1/releases', { token: publisher, json: { envelope: signRelease(images.v2, p.releaseKey, 'stable', 2) } })).status).toBe(201);
+      const tok = await agent(p, 'old-1');
+      const a = (await untilReady('old-1', tok, 1, layersOf(images.v1), p)).answer.assignments[0]!;
+      const dl = join(work, 'dl-plain');
+      const header = await download(a.repository!, headerPath(a.bundle!.id), dl);
+      const doc = signedOf(header);
+      expect(doc.type).toBe('ferry-bundle');
+      expect(doc.v).toBeLessThan(4);
+      expect(doc).not.toHaveProperty('z');
+      const trust = { release: rolePolicy([p.releaseKey.publicKey]), header: rolePolicy([parsePublicKey(await readFile(join(p.dir, 'keys', 'bundle.pub')))]) };
+      for (const c of new Set(verifyHeader(header, { trust }).chunks)) await download(a.repository!, chunkPath(c), dl);
+      const device = await seedStore(join(work, 'device-plain'), layout, ['v1']);
+      expect((await applyBundle(device, await openBundleDir(dl, a.bundle!.id), { trust })).configDigest).toBe(images.v2.configDigest);
+    } finally {
+      await p.close();
+    }
   });
 });

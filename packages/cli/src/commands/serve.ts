@@ -24,6 +24,7 @@ interface ServeConfig {
   repoUrl?: string;
   checkinInterval?: number;
   logLevel?: string;
+  plainHeader?: boolean;
 }
 
 async function readConfig(inv: Invocation): Promise<{ config: ServeConfig; base: string }> {
@@ -73,6 +74,7 @@ async function options(inv: Invocation): Promise<ServerOptions> {
     releaseKeys: await Promise.all(trust.map(readKey)),
     repoUrl: stringOpt(inv, 'repo-url') ?? config.repoUrl,
     checkinInterval: config.checkinInterval,
+    build: { plainHeader: inv.values['plain-header'] === true || config.plainHeader === true },
     logger: level === 'silent' ? false : { level, stream: inv.ctx.stderr },
   } as ServerOptions;
 }
@@ -113,7 +115,8 @@ export const serveCommand: CommandSpec = {
     'tls-cert': { type: 'string', arg: 'FILE', description: 'TLS certificate (PEM); with --tls-key, serve HTTPS' },
     'tls-key': { type: 'string', arg: 'FILE', description: 'TLS private key (PEM)' },
     'repo-url': { type: 'string', arg: 'URL', description: 'repository URL announced to agents, e.g. nginx or a CDN serving DIR/repo (default: this server\'s /repo/)' },
-    config: { type: 'string', arg: 'FILE', description: 'JSON file with any of: data, host, port, database, tlsCert, tlsKey, trustRelease, repoUrl, checkinInterval, logLevel' },
+    'plain-header': { type: 'boolean', description: 'sign bundle headers uncompressed, for agents older than header version 4 (they refuse compressed headers)' },
+    config: { type: 'string', arg: 'FILE', description: 'JSON file with any of: data, host, port, database, tlsCert, tlsKey, trustRelease, repoUrl, checkinInterval, logLevel, plainHeader' },
     'log-level': { type: 'string', arg: 'LEVEL', description: 'log level: trace, debug, info, warn, error, silent (default info; logs go to stderr)' },
   },
   notes: [
