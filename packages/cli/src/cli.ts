@@ -3,6 +3,7 @@
  * into exit codes (errors.ts). Global options may come before or after the command name.
  */
 import { commandHelp, parseInvocation, type CommandSpec } from './command.js';
+import { commandWordIndex } from './command-word.js';
 import type { CliContext } from './context.js';
 import { EXIT, EXIT_HELP, reportError, usage } from './errors.js';
 import { exportCommand } from './commands/export.js';
@@ -81,19 +82,11 @@ export function mainHelp(): string {
  * subcommand (`bundle inspect`) is the word right after its group's name.
  */
 function splitCommand(argv: string[]): { name: string | undefined; rest: string[] } {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--') break;
-    if (a === '--store') {
-      i++;
-      continue;
-    }
-    if (a.startsWith('-')) continue;
-    const sub = `${a} ${argv[i + 1] ?? ''}`;
-    if (COMMANDS.some((c) => c.name === sub)) return { name: sub, rest: [...argv.slice(0, i), ...argv.slice(i + 2)] };
-    return { name: a, rest: [...argv.slice(0, i), ...argv.slice(i + 1)] };
-  }
-  return { name: undefined, rest: argv };
+  const i = commandWordIndex(argv);
+  if (i === undefined) return { name: undefined, rest: argv };
+  const sub = `${argv[i]} ${argv[i + 1] ?? ''}`;
+  if (COMMANDS.some((c) => c.name === sub)) return { name: sub, rest: [...argv.slice(0, i), ...argv.slice(i + 2)] };
+  return { name: argv[i], rest: [...argv.slice(0, i), ...argv.slice(i + 1)] };
 }
 
 const wantsHelp = (args: string[]): boolean => args.some((a) => a === '--help' || a === '-h');

@@ -3,10 +3,13 @@
  * The `ferry` executable: the only place that reads argv, the environment and the process's
  * stdio (STYLE.md "Layout and layering"). Everything else is in cli.ts.
  */
+import { commandWordIndex } from './command-word.js';
 import { capYoungGeneration } from './memory.js';
 // the commands that run on a device, within its memory budget; the publisher's and the server's
 // commands keep V8's default young generation (fewer scavenges while they allocate fast)
-if (process.argv.slice(2).some((a) => a === 'apply' || a === 'agent')) capYoungGeneration();
+const args = process.argv.slice(2);
+const at = commandWordIndex(args);
+if (at !== undefined && (args[at] === 'apply' || args[at] === 'agent')) capYoungGeneration();
 const { readFileSync } = await import('node:fs');
 const { runCli } = await import('./cli.js');
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { commandWordIndex } from '../src/command-word.js';
 import { comparePull, formatRatio } from '../src/compare.js';
 import { formatDuration, formatRate, parseDuration, parseExpiry, parseHostPort, parseRate, parseSize } from '../src/units.js';
 
@@ -63,5 +64,19 @@ describe('parseDuration and parseHostPort', () => {
     expect(parseHostPort(':9000', '--t')).toEqual({ host: '127.0.0.1', port: 9000 });
     expect(parseHostPort('localhost:0', '--l', true)).toEqual({ host: 'localhost', port: 0 });
     for (const bad of ['host', 'host:0', 'host:70000', 'a:b']) expect(() => parseHostPort(bad, '--t')).toThrow(/--t takes HOST:PORT/);
+  });
+
+  it('finds the command word after global options, skipping --store\'s value (main.ts reads it before loading the commands)', () => {
+    const cases: [string[], number | undefined][] = [
+      [['apply', 'b.ferry'], 0],
+      [['--json', 'apply'], 1],
+      [['--store', 'apply', 'images'], 2],
+      [['--store=/s', 'agent'], 1],
+      [['images', 'apply'], 0],
+      [['--', 'apply'], undefined],
+      [['--json'], undefined],
+      [[], undefined],
+    ];
+    for (const [argv, at] of cases) expect(commandWordIndex(argv), argv.join(' ')).toBe(at);
   });
 });
