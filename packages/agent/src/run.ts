@@ -46,12 +46,17 @@ export class Run {
   /** Resolves once the first wave of requests is going out, or the run has none to send or ended. */
   readonly sent: Promise<void>;
   private onSent!: () => void;
-  /** Requests of the first wave not yet started. */
+  /** Workers of the first wave that have neither started a request nor been held by the pacing. */
   private toStart = 0;
+  /** Chunks taken by a worker and not yet verified. */
+  private readonly active = new Set<RunEntry>();
+  /** Workers held until the chunks in flight have little left (see {@link admit}). */
+  private held: (() => void)[] = [];
 
   constructor(chunks: readonly ChunkRef[]) {
     this.chunksTotal = chunks.length;
     this.sent = new Promise<void>((resolve) => (this.onSent = resolve));
+    this.controller.signal.addEventListener('abort', () => this.nudge(), { once: true });
     chunks.forEach((c, i) => {
       this.bytesTotal += c.size;
       const e = this.entries.get(c.digest);
@@ -62,6 +67,38 @@ export class Run {
         this.entries.set(c.digest, { digest: c.digest, size: c.size, indexes: [i], state: 'pending', partial: undefined, bad: new Map() });
       }
     });
+  }
+
+  /** Wakes the held workers (bytes arrived, a chunk ended, the run stopped): they check again. */
+  nudge(): void {
+    const held = this.held;
+    this.held = [];
+    for (const wake of held) wake();
+  }
+
+  /** Bytes still to come for the chunks in flight. */
+  outstanding(): number {
+    let n = 0;
+    for (const e of this.active) n += e.size - (e.partial?.offset ?? 0);
+    return n;
+  }
+
+  /**
+   * The next chunk for a worker (see {@link next}) when it may take one (pacer.ts): at once when
+   * nothing is in flight, else once the chunks in flight have at most `lead()` bytes left.
+   * Undefined when none is left or the run stops. The check and the taking happen in one turn, so
+   * that workers started together do not all pass. A worker of the first wave held here counts as
+   * sent for {@link sent}.
+   */
+  async take(lead: () => number, first: boolean): Promise<RunEntry | undefined> {
+    while (!this.signal.aborted && !this.finished && this.queue.length > 0 && this.active.size > 0 && this.outstanding() > lead()) {
+      if (first) {
+        first = false;
+        this.requestStarting();
+      }
+      await new Promise<void>((resolve) => this.held.push(resolve));
+    }
+    return this.next();
   }
 
   get signal(): AbortSignal {
@@ -93,7 +130,10 @@ export class Run {
       if (i >= 0) break;
     }
     const [e] = this.queue.splice(Math.max(i, 0), 1);
-    if (e) e.state = 'active';
+    if (e) {
+      e.state = 'active';
+      this.active.add(e);
+    }
     return e;
   }
 
@@ -118,16 +158,27 @@ export class Run {
 
   /** Marks a chunk verified and wakes its waiters. */
   done(e: RunEntry): void {
+    this.active.delete(e);
+    this.nudge();
     e.state = 'done';
     e.partial = undefined;
     for (const w of this.waiters.get(e.digest) ?? []) w.resolve();
     this.waiters.delete(e.digest);
   }
 
+  /** A chunk whose worker gave up on it (the run stops): pending again, no longer in flight. */
+  release(e: RunEntry): void {
+    this.active.delete(e);
+    this.nudge();
+    e.state = 'pending';
+    e.partial = undefined;
+  }
+
   /** Ends the run; waiters of chunks not verified get `err` (or FERRY_ERR_CHUNK_MISSING). */
   finish(err?: FerryError): void {
     this.finished = true;
     this.onSent();
+    this.nudge();
     this.error ??= err;
     for (const [digest, set] of this.waiters) {
       const reason = this.error ?? new FerryError('FERRY_ERR_CHUNK_MISSING', `the fetch ended without chunk ${digest}`, { details: { digest } });
