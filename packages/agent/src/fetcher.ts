@@ -16,7 +16,7 @@ import { createHttpTransport, type HttpResponse, type HttpTransport } from './ht
 import { fetchHttpChunk, type TransferContext } from './http-source.js';
 import { resolveFetcherOptions, type FetcherOptions, type ResolvedFetcherOptions } from './options.js';
 import type { PartialChunk } from './partial.js';
-import { RequestPacer } from './pacer.js';
+import { LoopDelay, RequestPacer } from './pacer.js';
 import { emptyLinkStats, RateMeter, type FetchEvent, type FetchProgress, type LinkStats } from './progress.js';
 import { Run, type ChunkRef, type RunEntry } from './run.js';
 import { chunkUrl, parseSource, readDirChunk, type Source } from './sources.js';
@@ -59,6 +59,7 @@ export class ChunkFetcher {
   private lastError: FerryError | null = null;
   private lastProgress = -Infinity;
   private readonly pacer: RequestPacer;
+  private readonly loopDelay = new LoopDelay();
   /** Bytes the chunks in flight may have left when the next request goes out (pacer.ts). */
   private readonly lead = (): number => this.pacer.leadBytes(this.o.clock.now(), this.stats.rtt);
 
@@ -68,7 +69,7 @@ export class ChunkFetcher {
     this.transport = this.o.transport ?? createHttpTransport({ maxSockets: this.o.concurrency });
     this.bucket = this.o.maxBytesPerSecond === undefined ? undefined : new TokenBucket(this.o.maxBytesPerSecond, this.o.burstBytes, this.o.clock);
     this.meter = new RateMeter(this.o.rateWindowMs);
-    this.pacer = new RequestPacer(this.o.minLeadBytes);
+    this.pacer = new RequestPacer(this.o.minLeadBytes, (now) => this.loopDelay.ms(now));
     this.waker = new LinkWaker({ everyMs: this.o.probeMs, timeoutMs: this.o.stallTimeoutMs, probe: (signal) => this.probeLink(signal) });
     this.ctx = {
       transport: this.transport,
@@ -109,6 +110,7 @@ export class ChunkFetcher {
     const onAbort = (): void => run.controller.abort(options.signal!.reason);
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const ticker = setInterval(() => this.maybeProgress(true), this.o.progressMs);
+    this.loopDelay.enable();
     let cached = 0;
     try {
       options.signal?.throwIfAborted();
@@ -137,6 +139,7 @@ export class ChunkFetcher {
     } finally {
       run.finish();
       clearInterval(ticker);
+      this.loopDelay.disable();
       options.signal?.removeEventListener('abort', onAbort);
       this.maybeProgress(true);
     }

@@ -6,8 +6,11 @@
  * anything. Sending the next request only when the chunks in flight have about a round trip of
  * bytes left keeps the link busy (its answer queues behind their tails) while the chunks arrive one
  * after the other, in the order the applier reads them. On a long-latency link a round trip of
- * bytes is more than a chunk, and up to `concurrency` requests go out at once, as before.
+ * bytes is more than a chunk, and up to `concurrency` requests go out at once, as before. The
+ * rebuild shares this thread: while its CPU holds the event loop, no request can go out, so the
+ * lead grows by the longest recent event-loop delay (more requests in flight while it computes).
  */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 
 /** Bytes of lead at least, by default: about 0.13 s at 1 Mbit/s, many round trips on a LAN. */
 export const MIN_LEAD_BYTES = 16 * 1024;
@@ -26,8 +29,14 @@ export class RequestPacer {
   private readonly samples: { t: number; n: number }[] = [];
   private sum = 0;
 
-  /** `minLeadBytes`: the lead at least (FetcherOptions). */
-  constructor(private readonly minLeadBytes = MIN_LEAD_BYTES) {}
+  /**
+   * `minLeadBytes`: the lead at least (FetcherOptions); `loopDelayMs`: the longest recent
+   * event-loop delay (default: measured, see {@link LoopDelay}).
+   */
+  constructor(
+    private readonly minLeadBytes = MIN_LEAD_BYTES,
+    private readonly loopDelayMs: (now: number) => number = () => 0,
+  ) {}
 
   /** Counts `n` bytes received at `now` (ms). */
   add(n: number, now: number): void {
@@ -47,14 +56,47 @@ export class RequestPacer {
 
   /**
    * Bytes the chunks in flight should have left when the next request goes out: the bytes the link
-   * carries in two round trips plus a slack at the current rate, at least `minLeadBytes`.
+   * carries in two round trips, a slack and the longest recent event-loop delay at the current
+   * rate, at least `minLeadBytes`.
    * `rttSeconds`: the smoothed time from a request to its answer's head (null before any answer).
    */
   leadBytes(now: number, rttSeconds: number | null): number {
-    return Math.max(this.minLeadBytes, this.rate(now) * (2 * (rttSeconds ?? 0) + LEAD_SLACK_S));
+    return Math.max(this.minLeadBytes, this.rate(now) * (2 * (rttSeconds ?? 0) + LEAD_SLACK_S + this.loopDelayMs(now) / 1000));
   }
 
   private prune(now: number): void {
     while (this.samples.length > 0 && this.samples[0]!.t < now - RATE_WINDOW_MS) this.sum -= this.samples.shift()!.n;
+  }
+}
+
+/** The histogram's sampling interval (ms): its figures include it. */
+const LOOP_RESOLUTION_MS = 10;
+
+/** The longest event-loop delay over the last one to two seconds (node:perf_hooks). Enable while a fetch runs. */
+export class LoopDelay {
+  private readonly h: IntervalHistogram = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+  private previous = 0;
+  private since = -Infinity;
+
+  enable(): void {
+    this.h.enable();
+  }
+
+  disable(): void {
+    this.h.disable();
+  }
+
+  /** Milliseconds: the longest delay seen in the current period or the one before. */
+  ms(now: number): number {
+    if (now - this.since >= 1000) {
+      this.previous = this.current();
+      this.h.reset();
+      this.since = now;
+    }
+    return Math.max(this.previous, this.current());
+  }
+
+  private current(): number {
+    return this.h.count > 0 ? Math.max(0, this.h.max / 1e6 - LOOP_RESOLUTION_MS) : 0;
   }
 }

@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Assignment, Report } from '@ferry/core';
 import { pickAssignment, preemptor, ReportBuffer, type ReadyAssignment } from '../src/index.js';
 import { Counter } from '../src/agent-state.js';
-import { RequestPacer } from '../src/pacer.js';
+import { LoopDelay, RequestPacer } from '../src/pacer.js';
 
 const bundle = (n: number) => ({ id: `sha256:${String(n).repeat(64).slice(0, 64)}` as const, payloadSize: 1, chunkSize: 1, chunks: 1, baseline: 0 });
 const ready = (channel: string, n: number, urgent = false): Assignment => ({ channel, state: 'ready', release: n, urgent, bundle: bundle(n), repository: 'http://x/repo/' });
@@ -89,5 +89,28 @@ describe('request pacer', () => {
     // a second later with nothing received the rate is gone and the minimum holds again
     expect(p.rate(2100)).toBe(0);
     expect(p.leadBytes(2100, 0.2)).toBe(16_384);
+  });
+
+  it('leads by the event loop\'s recent delay too: a rebuild holding the thread delays the next request', () => {
+    let delayMs = 0;
+    const p = new RequestPacer(1024, () => delayMs);
+    for (let t = 0; t <= 1000; t += 100) p.add(100_000, t);
+    expect(p.leadBytes(1000, 0)).toBe(100_000);
+    delayMs = 400;
+    expect(p.leadBytes(1000, 0)).toBe(500_000);
+  });
+
+  it('measures the event loop\'s delay: a 150 ms busy spell shows', async () => {
+    const d = new LoopDelay();
+    d.enable();
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      const t = Date.now();
+      while (Date.now() - t < 150);
+      await new Promise((r) => setTimeout(r, 30));
+      expect(d.ms(performance.now())).toBeGreaterThanOrEqual(100);
+    } finally {
+      d.disable();
+    }
   });
 });
