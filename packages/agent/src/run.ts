@@ -48,6 +48,8 @@ export class Run {
   private onSent!: () => void;
   /** Workers of the first wave that have neither started a request nor been held by the pacing. */
   private toStart = 0;
+  /** Chunks verified by this run's workers. */
+  private verified = 0;
   /** Chunks taken by a worker and not yet verified. */
   private readonly active = new Set<RunEntry>();
   /** Workers held until the chunks in flight have little left (see {@link admit}). */
@@ -84,14 +86,25 @@ export class Run {
   }
 
   /**
+   * Whether a worker waits before taking the next chunk: while the chunks in flight have more than
+   * `lead()` bytes left, except that once a chunk was verified one more may always queue behind
+   * the one arriving (the thread it shares with the rebuild may be too busy to send it in time).
+   */
+  private mustWait(lead: () => number): boolean {
+    if (this.signal.aborted || this.finished || this.queue.length === 0 || this.active.size === 0) return false;
+    if (this.verified > 0 && this.active.size < 2) return false;
+    return this.outstanding() > lead();
+  }
+
+  /**
    * The next chunk for a worker (see {@link next}) when it may take one (pacer.ts): at once when
-   * nothing is in flight, else once the chunks in flight have at most `lead()` bytes left.
+   * nothing is in flight, else as {@link mustWait} says.
    * Undefined when none is left or the run stops. The check and the taking happen in one turn, so
    * that workers started together do not all pass. A worker of the first wave held here counts as
    * sent for {@link sent}.
    */
   async take(lead: () => number, first: boolean): Promise<RunEntry | undefined> {
-    while (!this.signal.aborted && !this.finished && this.queue.length > 0 && this.active.size > 0 && this.outstanding() > lead()) {
+    while (this.mustWait(lead)) {
       if (first) {
         first = false;
         this.requestStarting();
@@ -158,7 +171,7 @@ export class Run {
 
   /** Marks a chunk verified and wakes its waiters. */
   done(e: RunEntry): void {
-    this.active.delete(e);
+    if (this.active.delete(e)) this.verified++;
     this.nudge();
     e.state = 'done';
     e.partial = undefined;
