@@ -32,8 +32,10 @@ export interface FetcherOptions {
   concurrency?: number;
   /**
    * The next chunk request goes out when the chunks in flight have at most this many bytes left,
-   * or the bytes of two round trips and 0.1 s at the measured rate when that is more (pacer.ts;
-   * default 16 KiB): the chunks arrive one after the other in payload order, the link kept busy.
+   * or the bytes of two round trips, 0.1 s and the longest recent event-loop delay at the measured
+   * rate when that is more; once a chunk was verified, a second one may always be in flight
+   * (pacer.ts; default 16 KiB): the chunks arrive one after the other in payload order, the link
+   * kept busy.
    */
   minLeadBytes?: number;
   /** Bandwidth cap in bytes/s for everything the fetcher receives (default: none). */

@@ -52,7 +52,7 @@ export class Run {
   private verified = 0;
   /** Chunks taken by a worker and not yet verified. */
   private readonly active = new Set<RunEntry>();
-  /** Workers held until the chunks in flight have little left (see {@link admit}). */
+  /** Workers held until the chunks in flight have little left (see {@link take}). */
   private held: (() => void)[] = [];
 
   constructor(chunks: readonly ChunkRef[]) {
@@ -98,10 +98,9 @@ export class Run {
 
   /**
    * The next chunk for a worker (see {@link next}) when it may take one (pacer.ts): at once when
-   * nothing is in flight, else as {@link mustWait} says.
-   * Undefined when none is left or the run stops. The check and the taking happen in one turn, so
-   * that workers started together do not all pass. A worker of the first wave held here counts as
-   * sent for {@link sent}.
+   * nothing is in flight, else as {@link mustWait} says. Undefined when none is left or the run
+   * stops. The check and the taking happen in one turn, so that workers started together do not
+   * all pass. A worker of the first wave held here counts as sent for {@link sent}.
    */
   async take(lead: () => number, first: boolean): Promise<RunEntry | undefined> {
     while (this.mustWait(lead)) {
