@@ -110,7 +110,7 @@ export class Run {
       }
       await new Promise<void>((resolve) => this.held.push(resolve));
     }
-    return this.next();
+    return this.finished ? undefined : this.next();
   }
 
   get signal(): AbortSignal {

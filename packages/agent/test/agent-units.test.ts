@@ -11,6 +11,7 @@ import type { Assignment, Report } from '@ferry/core';
 import { pickAssignment, preemptor, ReportBuffer, type ReadyAssignment } from '../src/index.js';
 import { Counter } from '../src/agent-state.js';
 import { LoopDelay, RequestPacer } from '../src/pacer.js';
+import { Run } from '../src/run.js';
 
 const bundle = (n: number) => ({ id: `sha256:${String(n).repeat(64).slice(0, 64)}` as const, payloadSize: 1, chunkSize: 1, chunks: 1, baseline: 0 });
 const ready = (channel: string, n: number, urgent = false): Assignment => ({ channel, state: 'ready', release: n, urgent, bundle: bundle(n), repository: 'http://x/repo/' });
@@ -112,5 +113,38 @@ describe('request pacer', () => {
     } finally {
       d.disable();
     }
+  });
+});
+
+describe('run: paced taking of chunks', () => {
+  const digest = (i: number) => `sha256:${String(i).repeat(64).slice(0, 64)}` as const;
+  const settled = async (p: Promise<unknown>): Promise<boolean> => {
+    let done = false;
+    void p.then(() => (done = true));
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    return done;
+  };
+
+  it('holds the next worker until the chunk in flight has the lead left, then keeps a second one queued behind the one arriving', async () => {
+    const run = new Run([1, 2, 3, 4].map((i) => ({ digest: digest(i), size: 65_536 })));
+    run.enqueuePending(3);
+    const lead = (): number => 16_384;
+    const first = await run.take(lead, true);
+    expect(first?.digest).toBe(digest(1));
+    const second = run.take(lead, true);
+    expect(await settled(second)).toBe(false); // 64 KiB left of the first
+    first!.partial = { offset: 40_000 };
+    run.nudge();
+    expect(await settled(second)).toBe(false); // 25,536 bytes left: more than the lead
+    first!.partial = { offset: 50_000 };
+    run.nudge();
+    expect((await second)?.digest).toBe(digest(2));
+    run.done(first!);
+    // a chunk was verified: one more may queue behind the one arriving whatever it has left
+    expect((await run.take(lead, false))?.digest).toBe(digest(3));
+    const fourth = run.take(lead, false);
+    expect(await settled(fourth)).toBe(false); // two in flight, 128 KiB left
+    run.finish();
+    expect(await fourth).toBeUndefined();
   });
 });
