@@ -31,10 +31,11 @@ afterEach(async () => {
   await work.remove();
 });
 
-async function overLink(link: Omit<LinkSimOptions, 'target'>, options: Partial<FetcherOptions> = {}): Promise<{ s: FetchSummary; sim: LinkSim }> {
+async function overLink(link: Omit<LinkSimOptions, 'target'>, options: Partial<FetcherOptions> = {}, opened?: (f: ChunkFetcher) => void): Promise<{ s: FetchSummary; sim: LinkSim }> {
   const sim = await startLinkSim({ target: { host: '127.0.0.1', port: server.port }, ...link });
   closers.push(sim);
   const f = await ChunkFetcher.open({ cacheDir: join(work.dir, 'cache'), sources: [`http://127.0.0.1:${sim.port}/repo/`], minRetryMs: 100, maxRetryMs: 1000, retries: 30, ...options });
+  opened?.(f);
   try {
     return { s: await f.fetch(repo.chunks), sim };
   } finally {
@@ -51,6 +52,33 @@ async function expectVerified(s: FetchSummary, discardedAtMost: number): Promise
 }
 
 describe('fetching over an emulated DIL link', () => {
+  it('paces its requests: the first chunk has the link to itself, the chunks arrive in payload order, each next request out before the one ahead ends', async () => {
+    // per verified chunk: its index, when (this process's clock, as the server's log), and the
+    // bytes the other chunks held then
+    const verified: { index: number; at: number; othersHeld: number }[] = [];
+    let f: ChunkFetcher | undefined;
+    const onEvent: FetcherOptions['onEvent'] = (e) => {
+      if (e.type !== 'chunk') return;
+      const p = f!.progress();
+      verified.push({ index: e.index, at: performance.now(), othersHeld: p.bytesDone - (p.chunksDone + 1) * CHUNK });
+    };
+    const n = 6;
+    const chunks = repo.chunks.slice(0, n);
+    // 1 Mbit/s: a 32 KiB chunk takes 0.26 s, the lead (16 KiB) half of it
+    const sim = await startLinkSim({ target: { host: '127.0.0.1', port: server.port }, rateDown: 1_000_000, rateUp: 1_000_000 });
+    closers.push(sim);
+    f = await ChunkFetcher.open({ cacheDir: join(work.dir, 'cache'), sources: [`http://127.0.0.1:${sim.port}/repo/`], concurrency: 3, onEvent });
+    closers.push(f);
+    await f.fetch(chunks);
+    expect(verified.map((v) => v.index)).toEqual([...Array(n).keys()]);
+    // 3 requests sharing the link from the start would hold about a chunk each when the first ends;
+    // paced, the second went out when the first had the lead left, and holds its share of it
+    expect(verified[0]!.othersHeld).toBeLessThan(CHUNK);
+    const sent = (i: number): number => server.stats.log.find((r) => r.hex === chunks[i]!.digest.slice(7))!.at;
+    for (let i = 1; i < n; i++) expect(sent(i)).toBeLessThan(verified[i - 1]!.at);
+    expect(server.stats.requests).toBe(n);
+  });
+
   it('up 1.2 s / down 0.8 s with bytes held while down: the same connections carry on, nothing refetched', async () => {
     const { s, sim } = await overLink({ rateDown: 2_000_000, rateUp: 256_000, latencyDownMs: 50, latencyUpMs: 50, schedule: { kind: 'fixed', upMs: 1200, downMs: 800 }, downMode: 'stall' }, { stallTimeoutMs: 5000 });
     await expectVerified(s, 0);

@@ -16,6 +16,7 @@ import { createHttpTransport, type HttpResponse, type HttpTransport } from './ht
 import { fetchHttpChunk, type TransferContext } from './http-source.js';
 import { resolveFetcherOptions, type FetcherOptions, type ResolvedFetcherOptions } from './options.js';
 import type { PartialChunk } from './partial.js';
+import { LoopDelay, RequestPacer } from './pacer.js';
 import { emptyLinkStats, RateMeter, type FetchEvent, type FetchProgress, type LinkStats } from './progress.js';
 import { Run, type ChunkRef, type RunEntry } from './run.js';
 import { chunkUrl, parseSource, readDirChunk, type Source } from './sources.js';
@@ -57,6 +58,10 @@ export class ChunkFetcher {
   private run: Run | undefined;
   private lastError: FerryError | null = null;
   private lastProgress = -Infinity;
+  private readonly pacer: RequestPacer;
+  private readonly loopDelay = new LoopDelay();
+  /** Bytes the chunks in flight may have left when the next request goes out (pacer.ts). */
+  private readonly lead = (): number => this.pacer.leadBytes(this.o.clock.now(), this.stats.rtt);
 
   private constructor(options: FetcherOptions, readonly cache: ChunkCache) {
     this.o = resolveFetcherOptions(options);
@@ -64,6 +69,7 @@ export class ChunkFetcher {
     this.transport = this.o.transport ?? createHttpTransport({ maxSockets: this.o.concurrency });
     this.bucket = this.o.maxBytesPerSecond === undefined ? undefined : new TokenBucket(this.o.maxBytesPerSecond, this.o.burstBytes, this.o.clock);
     this.meter = new RateMeter(this.o.rateWindowMs);
+    this.pacer = new RequestPacer(this.o.minLeadBytes, (now) => this.loopDelay.ms(now));
     this.waker = new LinkWaker({ everyMs: this.o.probeMs, timeoutMs: this.o.stallTimeoutMs, probe: (signal) => this.probeLink(signal) });
     this.ctx = {
       transport: this.transport,
@@ -78,7 +84,11 @@ export class ChunkFetcher {
         this.waker.wake();
       },
       onDiscard: (bytes) => (this.stats.bytesDiscarded += bytes),
-      onBytes: () => this.maybeProgress(false),
+      onBytes: (n) => {
+        this.pacer.add(n, this.o.clock.now());
+        this.run?.nudge();
+        this.maybeProgress(false);
+      },
     };
   }
 
@@ -100,6 +110,7 @@ export class ChunkFetcher {
     const onAbort = (): void => run.controller.abort(options.signal!.reason);
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const ticker = setInterval(() => this.maybeProgress(true), this.o.progressMs);
+    this.loopDelay.enable();
     let cached = 0;
     try {
       options.signal?.throwIfAborted();
@@ -128,6 +139,7 @@ export class ChunkFetcher {
     } finally {
       run.finish();
       clearInterval(ticker);
+      this.loopDelay.disable();
       options.signal?.removeEventListener('abort', onAbort);
       this.maybeProgress(true);
     }
@@ -194,14 +206,15 @@ export class ChunkFetcher {
   private async worker(run: Run): Promise<void> {
     run.workers++;
     try {
-      for (let e = run.next(); e; e = run.next()) {
+      for (let first = true; ; first = false) {
+        const e = await run.take(this.lead, first);
+        if (!e) return;
         try {
           await this.fetchEntry(run, e);
           run.done(e);
           this.maybeProgress(true);
         } catch (err) {
-          e.state = 'pending';
-          e.partial = undefined;
+          run.release(e);
           if (run.signal.aborted) return;
           run.error ??= toFerryError(err);
           run.controller.abort(run.error);

@@ -29,8 +29,8 @@ export interface TransferContext {
   onRtt(ms: number): void;
   /** Held bytes were thrown away (a restart or a refused answer). */
   onDiscard(bytes: number, reason: string): void;
-  /** Bytes arrived (for progress). */
-  onBytes(): void;
+  /** `n` bytes arrived and are held (progress, request pacing). */
+  onBytes(n: number): void;
 }
 
 /** The chunk a transfer is for. */
@@ -135,7 +135,7 @@ async function readBody(ctx: TransferContext, res: HttpResponse, url: URL, parti
       watch.resume();
     }
     await partial.append(buf);
-    ctx.onBytes();
+    ctx.onBytes(buf.length);
     if (ctx.clock.now() - lastCheckpoint >= ctx.checkpointMs) {
       await partial.checkpoint();
       lastCheckpoint = ctx.clock.now();

@@ -5,6 +5,7 @@
 import { FerryError } from '@ferry/core';
 import type { FetchEvent, FetchProgress } from './progress.js';
 import type { HttpTransport } from './http.js';
+import { MIN_LEAD_BYTES } from './pacer.js';
 
 /** Time as the fetcher sees it. */
 export interface Clock {
@@ -27,8 +28,16 @@ export interface FetcherOptions {
    * USB stick: an absolute path or a `file:` URL).
    */
   sources: string[];
-  /** Chunks fetched at once, to fill long-latency links (default 3). */
+  /** Chunks fetched at once at most, to fill long-latency links (default 3). */
   concurrency?: number;
+  /**
+   * The next chunk request goes out when the chunks in flight have at most this many bytes left,
+   * or the bytes of two round trips, 0.1 s and the longest recent event-loop delay at the measured
+   * rate when that is more; once a chunk was verified, a second one may always be in flight
+   * (pacer.ts; default 16 KiB): the chunks arrive one after the other in payload order, the link
+   * kept busy.
+   */
+  minLeadBytes?: number;
   /** Bandwidth cap in bytes/s for everything the fetcher receives (default: none). */
   maxBytesPerSecond?: number | undefined;
   /** Bytes the cap lets through at once after an idle spell (default: a quarter second of the cap, at least 4 KiB). */
@@ -83,6 +92,7 @@ export function resolveFetcherOptions(o: FetcherOptions): ResolvedFetcherOptions
   const r: ResolvedFetcherOptions = {
     ...o,
     concurrency: o.concurrency ?? 3,
+    minLeadBytes: o.minLeadBytes ?? MIN_LEAD_BYTES,
     burstBytes: o.burstBytes ?? Math.max(4096, Math.round((cap ?? 0) / 4)),
     stallTimeoutMs: o.stallTimeoutMs ?? 30_000,
     lowSpeedBytes: o.lowSpeedBytes ?? 64,
@@ -99,6 +109,7 @@ export function resolveFetcherOptions(o: FetcherOptions): ResolvedFetcherOptions
   };
   need(r.sources.length > 0, 'at least one source is needed');
   need(Number.isInteger(r.concurrency) && r.concurrency >= 1 && r.concurrency <= 64, 'concurrency must be 1 to 64');
+  need(Number.isSafeInteger(r.minLeadBytes) && r.minLeadBytes >= 0, 'minLeadBytes must be a whole number of bytes');
   need(cap === undefined || (Number.isFinite(cap) && cap > 0), 'the bandwidth cap must be a positive number of bytes/s');
   need(r.stallTimeoutMs > 0 && r.lowSpeedWindowMs > 0 && r.lowSpeedBytes >= 0, 'stall timeouts must be positive');
   need(Number.isInteger(r.retries) && r.retries >= 0, 'retries must be a whole number');

@@ -46,12 +46,19 @@ export class Run {
   /** Resolves once the first wave of requests is going out, or the run has none to send or ended. */
   readonly sent: Promise<void>;
   private onSent!: () => void;
-  /** Requests of the first wave not yet started. */
+  /** Workers of the first wave that have neither started a request nor been held by the pacing. */
   private toStart = 0;
+  /** Chunks verified by this run's workers. */
+  private verified = 0;
+  /** Chunks taken by a worker and not yet verified. */
+  private readonly active = new Set<RunEntry>();
+  /** Workers held until the chunks in flight have little left (see {@link take}). */
+  private held: (() => void)[] = [];
 
   constructor(chunks: readonly ChunkRef[]) {
     this.chunksTotal = chunks.length;
     this.sent = new Promise<void>((resolve) => (this.onSent = resolve));
+    this.controller.signal.addEventListener('abort', () => this.nudge(), { once: true });
     chunks.forEach((c, i) => {
       this.bytesTotal += c.size;
       const e = this.entries.get(c.digest);
@@ -62,6 +69,48 @@ export class Run {
         this.entries.set(c.digest, { digest: c.digest, size: c.size, indexes: [i], state: 'pending', partial: undefined, bad: new Map() });
       }
     });
+  }
+
+  /** Wakes the held workers (bytes arrived, a chunk ended, the run stopped): they check again. */
+  nudge(): void {
+    const held = this.held;
+    this.held = [];
+    for (const wake of held) wake();
+  }
+
+  /** Bytes still to come for the chunks in flight. */
+  outstanding(): number {
+    let n = 0;
+    for (const e of this.active) n += e.size - (e.partial?.offset ?? 0);
+    return n;
+  }
+
+  /**
+   * Whether a worker waits before taking the next chunk: while the chunks in flight have more than
+   * `lead()` bytes left, except that once a chunk was verified one more may always queue behind
+   * the one arriving (the thread it shares with the rebuild may be too busy to send it in time).
+   */
+  private mustWait(lead: () => number): boolean {
+    if (this.signal.aborted || this.finished || this.queue.length === 0 || this.active.size === 0) return false;
+    if (this.verified > 0 && this.active.size < 2) return false;
+    return this.outstanding() > lead();
+  }
+
+  /**
+   * The next chunk for a worker (see {@link next}) when it may take one (pacer.ts): at once when
+   * nothing is in flight, else as {@link mustWait} says. Undefined when none is left or the run
+   * stops. The check and the taking happen in one turn, so that workers started together do not
+   * all pass. A worker of the first wave held here counts as sent for {@link sent}.
+   */
+  async take(lead: () => number, first: boolean): Promise<RunEntry | undefined> {
+    while (this.mustWait(lead)) {
+      if (first) {
+        first = false;
+        this.requestStarting();
+      }
+      await new Promise<void>((resolve) => this.held.push(resolve));
+    }
+    return this.finished ? undefined : this.next();
   }
 
   get signal(): AbortSignal {
@@ -93,7 +142,10 @@ export class Run {
       if (i >= 0) break;
     }
     const [e] = this.queue.splice(Math.max(i, 0), 1);
-    if (e) e.state = 'active';
+    if (e) {
+      e.state = 'active';
+      this.active.add(e);
+    }
     return e;
   }
 
@@ -118,16 +170,27 @@ export class Run {
 
   /** Marks a chunk verified and wakes its waiters. */
   done(e: RunEntry): void {
+    if (this.active.delete(e)) this.verified++;
+    this.nudge();
     e.state = 'done';
     e.partial = undefined;
     for (const w of this.waiters.get(e.digest) ?? []) w.resolve();
     this.waiters.delete(e.digest);
   }
 
+  /** A chunk whose worker gave up on it (the run stops): pending again, no longer in flight. */
+  release(e: RunEntry): void {
+    this.active.delete(e);
+    this.nudge();
+    e.state = 'pending';
+    e.partial = undefined;
+  }
+
   /** Ends the run; waiters of chunks not verified get `err` (or FERRY_ERR_CHUNK_MISSING). */
   finish(err?: FerryError): void {
     this.finished = true;
     this.onSent();
+    this.nudge();
     this.error ??= err;
     for (const [digest, set] of this.waiters) {
       const reason = this.error ?? new FerryError('FERRY_ERR_CHUNK_MISSING', `the fetch ended without chunk ${digest}`, { details: { digest } });

@@ -1,7 +1,7 @@
 /**
  * The agent's small parts: which assignment goes first and what preempts a transfer, the durable
  * report buffer (bounded, in order, surviving a reopen, a damaged file dropped), and the request
- * counter (never reused across a reopen, even when its file is lost).
+ * counter (never reused across a reopen, even when its file is lost), and the request pacer's lead.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Assignment, Report } from '@ferry/core';
 import { pickAssignment, preemptor, ReportBuffer, type ReadyAssignment } from '../src/index.js';
 import { Counter } from '../src/agent-state.js';
+import { LoopDelay, RequestPacer } from '../src/pacer.js';
+import { Run } from '../src/run.js';
 
 const bundle = (n: number) => ({ id: `sha256:${String(n).repeat(64).slice(0, 64)}` as const, payloadSize: 1, chunkSize: 1, chunks: 1, baseline: 0 });
 const ready = (channel: string, n: number, urgent = false): Assignment => ({ channel, state: 'ready', release: n, urgent, bundle: bundle(n), repository: 'http://x/repo/' });
@@ -70,5 +72,79 @@ describe('request counter', () => {
     await rm(join(dir, 'counter'));
     const c = await Counter.open(dir);
     expect(await c.take()).toBeGreaterThan(first[1]!);
+  });
+});
+
+describe('request pacer', () => {
+  it('leads by its minimum until the rate is known, then by two round trips and 0.1 s of bytes at the last second\'s rate', () => {
+    const p = new RequestPacer(16_384);
+    expect(p.leadBytes(0, null)).toBe(16_384);
+    p.add(1000, 0);
+    expect(p.rate(10)).toBe(0); // one sample: its bytes came before the span
+    p.add(50_000, 50);
+    expect(p.rate(50)).toBe(100_000); // a burst is spread over half a second at least
+    for (let t = 100; t <= 1000; t += 100) p.add(100_000, t);
+    expect(p.rate(1000)).toBe(1_050_000); // 1.05 MB over the second after the first sample
+    expect(p.leadBytes(1000, 0.2)).toBe(525_000);
+    expect(p.leadBytes(1000, null)).toBe(105_000);
+    // a second later with nothing received the rate is gone and the minimum holds again
+    expect(p.rate(2100)).toBe(0);
+    expect(p.leadBytes(2100, 0.2)).toBe(16_384);
+  });
+
+  it('leads by the event loop\'s recent delay too: a rebuild holding the thread delays the next request', () => {
+    let delayMs = 0;
+    const p = new RequestPacer(1024, () => delayMs);
+    for (let t = 0; t <= 1000; t += 100) p.add(100_000, t);
+    expect(p.leadBytes(1000, 0)).toBe(100_000);
+    delayMs = 400;
+    expect(p.leadBytes(1000, 0)).toBe(500_000);
+  });
+
+  it('measures the event loop\'s delay: a 150 ms busy spell shows', async () => {
+    const d = new LoopDelay();
+    d.enable();
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      const t = Date.now();
+      while (Date.now() - t < 150);
+      await new Promise((r) => setTimeout(r, 30));
+      expect(d.ms(performance.now())).toBeGreaterThanOrEqual(100);
+    } finally {
+      d.disable();
+    }
+  });
+});
+
+describe('run: paced taking of chunks', () => {
+  const digest = (i: number) => `sha256:${String(i).repeat(64).slice(0, 64)}` as const;
+  const settled = async (p: Promise<unknown>): Promise<boolean> => {
+    let done = false;
+    void p.then(() => (done = true));
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    return done;
+  };
+
+  it('holds the next worker until the chunk in flight has the lead left, then keeps a second one queued behind the one arriving', async () => {
+    const run = new Run([1, 2, 3, 4].map((i) => ({ digest: digest(i), size: 65_536 })));
+    run.enqueuePending(3);
+    const lead = (): number => 16_384;
+    const first = await run.take(lead, true);
+    expect(first?.digest).toBe(digest(1));
+    const second = run.take(lead, true);
+    expect(await settled(second)).toBe(false); // 64 KiB left of the first
+    first!.partial = { offset: 40_000 };
+    run.nudge();
+    expect(await settled(second)).toBe(false); // 25,536 bytes left: more than the lead
+    first!.partial = { offset: 50_000 };
+    run.nudge();
+    expect((await second)?.digest).toBe(digest(2));
+    run.done(first!);
+    // a chunk was verified: one more may queue behind the one arriving whatever it has left
+    expect((await run.take(lead, false))?.digest).toBe(digest(3));
+    const fourth = run.take(lead, false);
+    expect(await settled(fourth)).toBe(false); // two in flight, 128 KiB left
+    run.finish();
+    expect(await fourth).toBeUndefined();
   });
 });
