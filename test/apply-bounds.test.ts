@@ -6,12 +6,13 @@
  * that reports its exact code and its peak RSS (a decoded bomb would show as hundreds of MB).
  */
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SEGMENTED_FORMAT_VERSION, encodeMsgpack, loadBaseline, packSegments, recomputeChecksums, zstdCompress, zstdCompressStream, type BaselineEntry } from '@ferry/core';
+import { PAYLOAD_WINDOW_LOG_MAX, SEGMENTED_FORMAT_VERSION, encodeMsgpack, loadBaseline, packSegments, recomputeChecksums, zstdCompress, zstdCompressStream, zstdDecompress, type BaselineEntry } from '@ferry/core';
 import { cloneDevice, frameBase, makeApplyFixture, withFrame, type ApplyFixture } from './helpers/apply-fixture.js';
-import { ROOT, remove } from '@ferry/test-support';
+import { ROOT, remove, zstdFrameWindow } from '@ferry/test-support';
 
 const run = promisify(execFile);
 const CHILD = fileURLToPath(new URL('./helpers/apply-bounded-child.mjs', import.meta.url));
@@ -108,14 +109,32 @@ describe('segmented bodies checked before anything is allocated', () => {
 });
 
 describe('payload frame window', () => {
-  it('a frame whose window is over 2^24 is refused before it is decoded: FERRY_ERR_LIMIT_EXCEEDED', async () => {
-    const z = zstdCompressStream({ compressionLevel: 1, windowLog: 25, checksumFlag: true });
+  /** `raw` compressed as a stream of unknown size, so the frame declares a window of 2^`windowLog`. */
+  async function streamed(raw: Uint8Array, windowLog: number): Promise<Buffer> {
+    const z = zstdCompressStream({ compressionLevel: 1, windowLog, checksumFlag: true });
     const parts: Buffer[] = [];
     z.on('data', (c: Buffer) => parts.push(c));
     const done = new Promise((resolve) => z.on('end', resolve));
-    z.end(Buffer.concat([encodeMsgpack([0, 0, 1]), encodeMsgpack([2, Buffer.alloc(1024)])]));
+    z.end(raw);
     await done;
-    const r = await applyFrame('window-25', Buffer.concat(parts));
+    return Buffer.concat(parts);
+  }
+
+  it('a frame whose window is over 2^24 is refused before it is decoded: FERRY_ERR_LIMIT_EXCEEDED', async () => {
+    const bytes = await streamed(Buffer.concat([encodeMsgpack([0, 0, 1]), encodeMsgpack([2, Buffer.alloc(1024)])]), 25);
+    expect(zstdFrameWindow(bytes)).toBe(2 ** 25);
+    const r = await applyFrame('window-25', bytes);
     expect(r.code).toBe('FERRY_ERR_LIMIT_EXCEEDED');
+  }, 300_000);
+
+  it('a frame declaring a 2^24 window (the differ\'s cap before it went to 2^23) still applies', async () => {
+    const h = fx.header;
+    const f = h.layers.find((l) => l.mode === 'rebuild')!;
+    const old = (await readFile(fx.bundle.signed.payloadFile)).subarray(f.start, f.end);
+    const bytes = await streamed(zstdDecompress(old, 1 << 30), PAYLOAD_WINDOW_LOG_MAX);
+    expect(PAYLOAD_WINDOW_LOG_MAX).toBe(24);
+    expect(zstdFrameWindow(bytes)).toBe(2 ** 24);
+    const r = await applyFrame('window-24', bytes);
+    expect(r.code).toBe('applied');
   }, 300_000);
 });

@@ -9,7 +9,7 @@ import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGzip } from 'node:zlib';
-import { FerryError, PATCH_REFERENCE_MAX, SEGMENTED_FORMAT_VERSION, isChannelName, layerStream, toFerryError, loadBaseline, parseRef, type Digest, type LayerPlan, type PrivateKey, type Progress, type StoredImage, type Store } from '@ferry/core';
+import { FerryError, PATCH_REFERENCE_MAX, PAYLOAD_WINDOW_LOG_DEFAULT, PAYLOAD_WINDOW_LOG_MAX, SEGMENTED_FORMAT_VERSION, isChannelName, layerStream, toFerryError, loadBaseline, parseRef, type Digest, type LayerPlan, type PrivateKey, type Progress, type StoredImage, type Store } from '@ferry/core';
 import { assignLayer } from './assign.js';
 import { emitLayer, frameWindowLog, newStats, type EmitContext, type EmitStats } from './emit.js';
 import { BaselineIndex, readDpkgLists } from './match.js';
@@ -43,10 +43,15 @@ export interface BundleOptions {
   releaseKeys: PrivateKey[];
   headerKeys: PrivateKey[];
   chunkSize?: number | undefined;
-  /** Cap on patch references and reference sets (default core's PATCH_REFERENCE_MAX, which every applier accepts). */
+  /** Cap on patch references and reference sets (default and most core's PATCH_REFERENCE_MAX, which every applier accepts). */
   maxPatchReference?: number | undefined;
   /** zstd level for payload frames and patches (default 19). */
   level?: number | undefined;
+  /**
+   * Largest window of a payload frame, as a power of two (default core's PAYLOAD_WINDOW_LOG_DEFAULT,
+   * 10 to PAYLOAD_WINDOW_LOG_MAX): the window buffer the applier holds while it decodes the frame.
+   */
+  payloadWindowLog?: number | undefined;
   /** Worker threads for patches (default: every core). */
   workers?: number | undefined;
   /** Bytes the patch jobs running at once may need (default 256 MB; see PatchPool). */
@@ -106,8 +111,8 @@ function baselineLayers(images: StoredImage[]): Digest[] {
 }
 
 /** Peak memory of compressing a raw frame of `size` bytes at level 19 (window, tables, long-distance matcher). */
-function frameMemory(size: number): number {
-  return Math.min(size, 2 ** frameWindowLog(size)) + Math.min(90e6, 12 * size + 4e6);
+function frameMemory(size: number, windowLogCap: number): number {
+  return Math.min(size, 2 ** frameWindowLog(size, windowLogCap)) + Math.min(90e6, 12 * size + 4e6);
 }
 
 /** Appends a file to the payload at `offset`; returns the new end. */
@@ -121,7 +126,7 @@ async function append(out: FileHandle, offset: number, path: string): Promise<nu
 }
 
 /** Plans, emits and compresses one rebuilt layer into the payload; returns its frame's range. */
-async function rebuildLayer(ctx: EmitContext & { sketches: SketchCache; owners: DpkgOwners; produced: Set<Digest>; dir: string; referenceSets: boolean }, diffId: Digest, out: FileHandle, offset: number): Promise<{ start: number; end: number }> {
+async function rebuildLayer(ctx: EmitContext & { sketches: SketchCache; owners: DpkgOwners; produced: Set<Digest>; dir: string; referenceSets: boolean; windowLog: number }, diffId: Digest, out: FileHandle, offset: number): Promise<{ start: number; end: number }> {
   const layer = await planLayer(await ctx.store.openSkeleton(diffId), ctx.index, { produced: ctx.produced, signal: ctx.signal });
   const owners = new DpkgOwners(ctx.owners);
   await readDpkgLists(ctx.store, layer.lists, owners);
@@ -130,7 +135,7 @@ async function rebuildLayer(ctx: EmitContext & { sketches: SketchCache; owners: 
   const frame = join(ctx.dir, 'frame');
   try {
     const size = await emitLayer(ctx, layer, decisions, raw);
-    await ctx.pool.run({ kind: 'frame', raw, size, windowLog: frameWindowLog(size), out: frame }, frameMemory(size));
+    await ctx.pool.run({ kind: 'frame', raw, size, windowLog: frameWindowLog(size, ctx.windowLog), out: frame }, frameMemory(size, ctx.windowLog));
     return { start: offset, end: await append(out, offset, frame) };
   } finally {
     await rm(raw, { force: true });
@@ -138,8 +143,28 @@ async function rebuildLayer(ctx: EmitContext & { sketches: SketchCache; owners: 
   }
 }
 
+/** The caps a bundle is made with, which bound the applier's memory (see bundleLimits). */
+export interface BundleLimits {
+  maxPatchReference: number;
+  payloadWindowLog: number;
+}
+
+/**
+ * BundleOptions' reference cap and payload window cap, or core's defaults (PATCH_REFERENCE_MAX,
+ * PAYLOAD_WINDOW_LOG_DEFAULT), checked against what every applier accepts: a reference cap that is
+ * not a whole number from 1 to PATCH_REFERENCE_MAX, or a window log that is not one from 10 to
+ * PAYLOAD_WINDOW_LOG_MAX, is FERRY_ERR_USAGE.
+ */
+export function bundleLimits(opts: Pick<BundleOptions, 'maxPatchReference' | 'payloadWindowLog'>): BundleLimits {
+  const { maxPatchReference = PATCH_REFERENCE_MAX, payloadWindowLog = PAYLOAD_WINDOW_LOG_DEFAULT } = opts;
+  if (!Number.isInteger(maxPatchReference) || maxPatchReference < 1 || maxPatchReference > PATCH_REFERENCE_MAX) throw new FerryError('FERRY_ERR_USAGE', `maxPatchReference ${maxPatchReference} is not a whole number of bytes from 1 to ${PATCH_REFERENCE_MAX}`);
+  if (!Number.isInteger(payloadWindowLog) || payloadWindowLog < 10 || payloadWindowLog > PAYLOAD_WINDOW_LOG_MAX) throw new FerryError('FERRY_ERR_USAGE', `payloadWindowLog ${payloadWindowLog} is not a whole number from 10 to ${PAYLOAD_WINDOW_LOG_MAX}`);
+  return { maxPatchReference, payloadWindowLog };
+}
+
 /** Computes and signs a bundle from `from` to `to`. */
 export async function createBundle(store: Store, opts: BundleOptions): Promise<ComputedBundle> {
+  const limits = bundleLimits(opts);
   const target = opts.toManifest ? await store.imageByManifest(opts.to, opts.toManifest) : await store.resolve(opts.to);
   const installAs = opts.installAs ?? opts.to;
   parseRef(installAs);
@@ -163,7 +188,7 @@ export async function createBundle(store: Store, opts: BundleOptions): Promise<C
     pool = new PatchPool(store.root, level, { size: opts.workers, memoryBudget: opts.memoryBudget, signal });
     dir = await mkdtemp(join(opts.workDir ?? tmpdir(), 'ferry-bundle-'));
     const payloadFile = join(dir, 'payload');
-    const ctx = { store, pool, index, stats, signal, sketches: new SketchCache(pool), maxRef: opts.maxPatchReference ?? PATCH_REFERENCE_MAX, owners: baseOwners, produced: new Set<Digest>(), dir, referenceSets: opts.referenceSets ?? true };
+    const ctx = { store, pool, index, stats, signal, sketches: new SketchCache(pool), maxRef: limits.maxPatchReference, owners: baseOwners, produced: new Set<Digest>(), dir, referenceSets: opts.referenceSets ?? true, windowLog: limits.payloadWindowLog };
     const fh = await open(payloadFile, 'w');
     let offset = 0;
     try {

@@ -227,8 +227,9 @@ export async function emitLayer(ctx: EmitContext, layer: LayerOps, decisions: Ma
 
 /**
  * The window a layer's payload frame is written with: fitted to the `rawSize` bytes the frame
- * decodes to, capped by core's PAYLOAD_WINDOW_LOG_MAX (the window every applier accepts).
+ * decodes to, capped by `cap` (default core's PAYLOAD_WINDOW_LOG_DEFAULT; at most
+ * PAYLOAD_WINDOW_LOG_MAX, the window every applier accepts).
  */
-export function frameWindowLog(rawSize: number): number {
-  return payloadWindowLog(rawSize);
+export function frameWindowLog(rawSize: number, cap?: number): number {
+  return payloadWindowLog(rawSize, cap);
 }

@@ -14,3 +14,4 @@ export * from './tar-craft.js';
 export * from './large-library.js';
 export * from './switch-link.js';
 export * from './loaded-modules.js';
+export * from './zstd-frame.js';
