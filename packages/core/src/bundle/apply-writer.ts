@@ -171,6 +171,11 @@ export class LayerWriter {
     else this.staged.set(hex, b.tmp);
   }
 
+  /** The temp file of new body `hex` while it waits for a flush (a stashed group member, say). */
+  stagedPath(hex: string): string | undefined {
+    return this.staged.get(hex);
+  }
+
   /** Durable, then named: the data first (one syncfs, or each file), then the renames and their directories. */
   flush(): void {
     if (this.staged.size === 0) return;
