@@ -14,10 +14,11 @@
  * call is bounded by one stored content or one record.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import binding from 'zstd-napi/binding.js';
 import { syncFileSystem } from '../util/fs.js';
+import { contentFrameMax } from '../store/content-file.js';
 
 /** Where a writer puts what it writes. */
 export interface WriterData {
@@ -78,20 +79,24 @@ export class LayerWriter {
     const path = this.staged.get(hex) ?? this.contentPath(hex);
     let fd: number;
     try {
-      fd = openSync(path, 'r');
+      // O_NONBLOCK: a FIFO in its place opens at once (and fstat refuses it) instead of waiting for a writer
+      fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new WriterFailure('FERRY_ERR_BASELINE_MISSING', `content sha256:${hex} that the payload uses is not in the store`, { digest: `sha256:${hex}` });
       throw err;
     }
     try {
-      if (!fstatSync(fd).isFile()) throw new WriterFailure('FERRY_ERR_OBJECT_CORRUPT', `content sha256:${hex} is not a regular file`, { digest: `sha256:${hex}` });
-      this.decodeFrom(fd, hex, size);
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw new WriterFailure('FERRY_ERR_OBJECT_CORRUPT', `content sha256:${hex} is not a regular file`, { digest: `sha256:${hex}` });
+      if (st.size > contentFrameMax(size)) throw new WriterFailure('FERRY_ERR_OBJECT_CORRUPT', `content sha256:${hex} is ${st.size} bytes, more than a frame of ${size} bytes can be`, { digest: `sha256:${hex}` });
+      this.decodeFrom(fd, hex, size, st.size);
     } finally {
       closeSync(fd);
     }
   }
 
-  private decodeFrom(fd: number, hex: string, size: number): void {
+  /** Decodes the frame of `fileSize` bytes (read up to that size: no read past the end to find it). */
+  private decodeFrom(fd: number, hex: string, size: number, fileSize: number): void {
     const corrupt = (why: string): WriterFailure => new WriterFailure('FERRY_ERR_OBJECT_CORRUPT', `content sha256:${hex} is corrupt (${why})`, { digest: `sha256:${hex}` });
     const { dctx, readBuf, outBuf } = this;
     dctx.reset(binding.ResetDirective.sessionOnly);
@@ -102,8 +107,8 @@ export class LayerWriter {
       if (got > size) throw corrupt(`it holds more than the ${size} bytes the layer needs`);
       if (n > 0) this.hash(outBuf.subarray(0, n));
     };
-    for (let pos = 0; ; ) {
-      const n = readSync(fd, readBuf, 0, readBuf.length, pos);
+    for (let pos = 0; pos < fileSize; ) {
+      const n = readSync(fd, readBuf, 0, Math.min(readBuf.length, fileSize - pos), pos);
       if (n === 0) break;
       pos += n;
       let src = readBuf.subarray(0, n);
