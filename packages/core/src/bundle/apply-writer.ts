@@ -19,6 +19,7 @@ import { dirname, join } from 'node:path';
 import binding from 'zstd-napi/binding.js';
 import { syncFileSystem } from '../util/fs.js';
 import { contentFrameMax } from '../store/content-file.js';
+import { KeptBodies } from './apply-keep.js';
 
 /** Where a writer puts what it writes. */
 export interface WriterData {
@@ -55,8 +56,10 @@ export class LayerWriter {
   private readonly zBuf = Buffer.allocUnsafe(PIECE);
   /** New bodies written and not yet flushed: digest hex -> temp file. */
   private readonly staged = new Map<string, string>();
-  /** The new body in progress; `layer` false for a stashed one (not hashed into the layer). */
-  private body: { fd: number; tmp: string; size: number; got: number; layer: boolean } | undefined;
+  /** The new body in progress; `layer` false for a stashed one (not hashed into the layer), `copy` its bytes being kept. */
+  private body: { fd: number; tmp: string; size: number; got: number; layer: boolean; copy?: Buffer | undefined } | undefined;
+  /** Stashed bodies kept in memory until their entries take them (apply-keep.ts). */
+  readonly kept = new KeptBodies();
   private seq = 0;
 
   constructor(private readonly data: WriterData) {
@@ -76,6 +79,8 @@ export class LayerWriter {
 
   /** Reads a stored content (or a new body not flushed yet), decodes it and hashes it into the layer. */
   content(hex: string, size: number): void {
+    const kept = this.kept.take(hex, size);
+    if (kept) return this.hash(kept);
     const path = this.staged.get(hex) ?? this.contentPath(hex);
     let fd: number;
     try {
@@ -147,7 +152,7 @@ export class LayerWriter {
   /** Starts a new body of `size` bytes; `layer` false for a stashed one. */
   begin(size: number, layer: boolean): void {
     const tmp = join(this.data.tempDir, `${this.data.tempPrefix}${this.seq++}`);
-    this.body = { fd: openSync(tmp, 'wx'), tmp, size, got: 0, layer };
+    this.body = { fd: openSync(tmp, 'wx'), tmp, size, got: 0, layer, copy: layer ? undefined : this.kept.reserve(size) };
     this.cctx.reset(binding.ResetDirective.sessionOnly);
     this.cctx.setPledgedSrcSize(size);
   }
@@ -157,6 +162,7 @@ export class LayerWriter {
     const b = this.body!;
     for (const p of parts) {
       if (b.layer) this.hash(p);
+      else b.copy?.set(p, b.got);
       b.got += p.length;
       this.compress(b.fd, p, false);
     }
@@ -172,6 +178,7 @@ export class LayerWriter {
       closeSync(b.fd);
     }
     if (b.got !== b.size) throw new WriterFailure('FERRY_ERR_INTERNAL', `a new body of ${b.size} bytes received ${b.got}`);
+    if (b.copy) this.kept.keep(hex, b.copy);
     if (this.staged.has(hex) || existsSync(this.contentPath(hex))) rmSync(b.tmp, { force: true });
     else this.staged.set(hex, b.tmp);
   }
