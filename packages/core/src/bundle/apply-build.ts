@@ -85,7 +85,7 @@ export class LayerBuild {
   private readonly groups: LayerGroups;
 
   constructor(private readonly c: BuildContext) {
-    this.deltas = new DeltaDecoder(c.store);
+    this.deltas = new DeltaDecoder(c.store, (d) => c.out.stagedPath(d));
     this.groups = new LayerGroups({ ...c, deltas: this.deltas, back: (k) => this.history.back(k) });
   }
 

@@ -99,7 +99,14 @@ export class DeltaDecoder {
   /** The layer's one delta buffer (segmented patches decode in it too, apply-segmented.ts). */
   readonly arena = new DeltaArena();
 
-  constructor(private readonly store: Store) {}
+  /**
+   * `staged` names the temp file of a body this layer wrote and has not named yet (the layer
+   * writer's, LayerSink.stagedPath): a group that references it reads it there, with no flush.
+   */
+  constructor(
+    private readonly store: Store,
+    private readonly staged: (digest: Digest) => string | undefined = () => undefined,
+  ) {}
 
   /**
    * A delta's reference bytes at [at, at + ref.size) of the arena: its parts (stored contents)
@@ -120,7 +127,7 @@ export class DeltaDecoder {
   /** Reads the stored content `digest` into `into` (exactly its size), checking its digest; its frame goes to the arena at `scratch`. */
   private readPart(digest: Digest, into: Buffer, scratch: number): void {
     try {
-      readContentInto(this.store, digest, into, (n) => this.arena.slice(scratch, n));
+      readContentInto(this.store, digest, into, (n) => this.arena.slice(scratch, n), true, this.staged(digest));
     } catch (err) {
       if (isFerryError(err, 'FERRY_ERR_OBJECT_MISSING')) throw missing(digest, 'missing', err);
       if (isFerryError(err, 'FERRY_ERR_OBJECT_CORRUPT')) throw missing(digest, `corrupt (${err.message})`, err);

@@ -60,13 +60,15 @@ export class LayerGroups {
   }
 
   /**
-   * A body this layer wrote may still be in the writer's temp file, not under its name, where the
-   * decoder reads references: flushes the writer when one of the reference's last `layerParts`
-   * parts (the layer's own bodies) is not stored yet. Baseline parts are never flushed for.
+   * A body this layer wrote may still be in the writer's temp file, not under its name: the
+   * decoder reads it there when the writer can say where (LayerSink.stagedPath, the inline
+   * writer); otherwise (the writer thread) the writer is flushed first, which names it. Flushing
+   * for every such group cost dep-bump 45 flushes (two syncfs each, and the fork that runs them).
+   * Baseline parts are never flushed for.
    */
   private async durable(ref: PatchReference, layerParts: number): Promise<void> {
     const own = ref.parts.slice(ref.parts.length - layerParts);
-    if (own.some((p) => !existsSync(this.c.store.contentPath(p.digest)))) await this.c.out.flush();
+    if (own.some((p) => this.c.out.stagedPath(p.digest) === undefined && !existsSync(this.c.store.contentPath(p.digest)))) await this.c.out.flush();
   }
 
   /** The body of a MEMBER entry. */

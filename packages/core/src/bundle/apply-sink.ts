@@ -47,6 +47,11 @@ export abstract class LayerSink {
   abstract content(digest: Digest, size: number): Promise<void>;
   /** Waits until every new body pushed so far is durable under its name. */
   abstract flush(): Promise<void>;
+  /**
+   * The temp file holding new body `digest` until the next flush names it, when this sink can say
+   * (the inline writer); undefined when the body is not staged or the writer runs elsewhere.
+   */
+  abstract stagedPath(digest: Digest): string | undefined;
   /** The digest and size of every byte pushed. */
   abstract finish(): Promise<{ digest: Digest; size: number }>;
   /** Stops the writer (a body in progress is dropped; flushed ones stay). */
@@ -155,6 +160,10 @@ class InlineSink extends LayerSink {
     this.run((w) => w.flush());
   }
 
+  stagedPath(digest: Digest): string | undefined {
+    return this.writer.stagedPath(digest.slice(7));
+  }
+
   async finish(): Promise<{ digest: Digest; size: number }> {
     const { hex, size } = this.run((w) => w.digest());
     return { digest: `sha256:${hex}` as Digest, size };
@@ -238,6 +247,11 @@ class ThreadSink extends LayerSink {
 
   async flush(): Promise<void> {
     await this.ask(REC.flush);
+  }
+
+  /** The writer thread's temp files are its own (it may not have written them yet). */
+  stagedPath(): undefined {
+    return undefined;
   }
 
   async finish(): Promise<{ digest: Digest; size: number }> {

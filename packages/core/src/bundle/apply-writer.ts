@@ -5,8 +5,9 @@
  *   - compresses each new body into a temp file in the pending-apply directory while hashing it,
  *     and at a flush makes the new bodies durable and renames them to their names;
  *   - writes a stashed body (a group member decoded before its own entry) the same way without
- *     hashing it into the layer: its entry later reads it as a content, from its temp file until
- *     a flush names it.
+ *     hashing it into the layer, keeping a copy in a 2 MiB slab while one fits (apply-keep.ts):
+ *     its entry later takes that copy, or else reads it as a content, from its temp file until a
+ *     flush names it.
  * Every buffer is allocated once per rebuild, so it makes no garbage per record (memory stays
  * flat, DESIGN.md section 6: "bounded memory"). It runs on the rebuild's own thread
  * (apply-sink.ts, the default) or on a writer thread fed by a shared ring (apply-worker.ts).
@@ -14,10 +15,12 @@
  * call is bounded by one stored content or one record.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import binding from 'zstd-napi/binding.js';
 import { syncFileSystem } from '../util/fs.js';
+import { contentFrameMax } from '../store/content-file.js';
+import { KeptBodies } from './apply-keep.js';
 
 /** Where a writer puts what it writes. */
 export interface WriterData {
@@ -54,8 +57,10 @@ export class LayerWriter {
   private readonly zBuf = Buffer.allocUnsafe(PIECE);
   /** New bodies written and not yet flushed: digest hex -> temp file. */
   private readonly staged = new Map<string, string>();
-  /** The new body in progress; `layer` false for a stashed one (not hashed into the layer). */
-  private body: { fd: number; tmp: string; size: number; got: number; layer: boolean } | undefined;
+  /** The new body in progress; `layer` false for a stashed one (not hashed into the layer), `copy` its bytes being kept. */
+  private body: { fd: number; tmp: string; size: number; got: number; layer: boolean; copy?: Buffer | undefined } | undefined;
+  /** Stashed bodies kept in memory until their entries take them (apply-keep.ts). */
+  readonly kept = new KeptBodies();
   private seq = 0;
 
   constructor(private readonly data: WriterData) {
@@ -75,23 +80,29 @@ export class LayerWriter {
 
   /** Reads a stored content (or a new body not flushed yet), decodes it and hashes it into the layer. */
   content(hex: string, size: number): void {
+    const kept = this.kept.take(hex, size);
+    if (kept) return this.hash(kept);
     const path = this.staged.get(hex) ?? this.contentPath(hex);
     let fd: number;
     try {
-      fd = openSync(path, 'r');
+      // O_NONBLOCK: a FIFO in its place opens at once (and fstat refuses it) instead of waiting for a writer
+      fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new WriterFailure('FERRY_ERR_BASELINE_MISSING', `content sha256:${hex} that the payload uses is not in the store`, { digest: `sha256:${hex}` });
       throw err;
     }
     try {
-      if (!fstatSync(fd).isFile()) throw new WriterFailure('FERRY_ERR_OBJECT_CORRUPT', `content sha256:${hex} is not a regular file`, { digest: `sha256:${hex}` });
-      this.decodeFrom(fd, hex, size);
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw new WriterFailure('FERRY_ERR_OBJECT_CORRUPT', `content sha256:${hex} is not a regular file`, { digest: `sha256:${hex}` });
+      if (st.size > contentFrameMax(size)) throw new WriterFailure('FERRY_ERR_OBJECT_CORRUPT', `content sha256:${hex} is ${st.size} bytes, more than a frame of ${size} bytes can be`, { digest: `sha256:${hex}` });
+      this.decodeFrom(fd, hex, size, st.size);
     } finally {
       closeSync(fd);
     }
   }
 
-  private decodeFrom(fd: number, hex: string, size: number): void {
+  /** Decodes the frame of `fileSize` bytes (read up to that size: no read past the end to find it). */
+  private decodeFrom(fd: number, hex: string, size: number, fileSize: number): void {
     const corrupt = (why: string): WriterFailure => new WriterFailure('FERRY_ERR_OBJECT_CORRUPT', `content sha256:${hex} is corrupt (${why})`, { digest: `sha256:${hex}` });
     const { dctx, readBuf, outBuf } = this;
     dctx.reset(binding.ResetDirective.sessionOnly);
@@ -102,8 +113,8 @@ export class LayerWriter {
       if (got > size) throw corrupt(`it holds more than the ${size} bytes the layer needs`);
       if (n > 0) this.hash(outBuf.subarray(0, n));
     };
-    for (let pos = 0; ; ) {
-      const n = readSync(fd, readBuf, 0, readBuf.length, pos);
+    for (let pos = 0; pos < fileSize; ) {
+      const n = readSync(fd, readBuf, 0, Math.min(readBuf.length, fileSize - pos), pos);
       if (n === 0) break;
       pos += n;
       let src = readBuf.subarray(0, n);
@@ -142,7 +153,7 @@ export class LayerWriter {
   /** Starts a new body of `size` bytes; `layer` false for a stashed one. */
   begin(size: number, layer: boolean): void {
     const tmp = join(this.data.tempDir, `${this.data.tempPrefix}${this.seq++}`);
-    this.body = { fd: openSync(tmp, 'wx'), tmp, size, got: 0, layer };
+    this.body = { fd: openSync(tmp, 'wx'), tmp, size, got: 0, layer, copy: layer ? undefined : this.kept.reserve(size) };
     this.cctx.reset(binding.ResetDirective.sessionOnly);
     this.cctx.setPledgedSrcSize(size);
   }
@@ -152,6 +163,7 @@ export class LayerWriter {
     const b = this.body!;
     for (const p of parts) {
       if (b.layer) this.hash(p);
+      else b.copy?.set(p, b.got);
       b.got += p.length;
       this.compress(b.fd, p, false);
     }
@@ -167,8 +179,14 @@ export class LayerWriter {
       closeSync(b.fd);
     }
     if (b.got !== b.size) throw new WriterFailure('FERRY_ERR_INTERNAL', `a new body of ${b.size} bytes received ${b.got}`);
+    if (b.copy) this.kept.keep(hex, b.copy);
     if (this.staged.has(hex) || existsSync(this.contentPath(hex))) rmSync(b.tmp, { force: true });
     else this.staged.set(hex, b.tmp);
+  }
+
+  /** The temp file of new body `hex` while it waits for a flush (a stashed group member, say). */
+  stagedPath(hex: string): string | undefined {
+    return this.staged.get(hex);
   }
 
   /** Durable, then named: the data first (one syncfs, or each file), then the renames and their directories. */

@@ -21,10 +21,10 @@ export function contentFrameMax(size: number): number {
  * buffer of `n` bytes the caller provides, asked for only once the file is known to be a regular
  * file no larger than a frame of that size can be. Missing: FERRY_ERR_OBJECT_MISSING; not a
  * regular file, too large, damaged, another size or (with `verify`) another digest:
- * FERRY_ERR_OBJECT_CORRUPT; other system errors FERRY_ERR_IO.
+ * FERRY_ERR_OBJECT_CORRUPT; other system errors FERRY_ERR_IO. `path` reads the frame from another
+ * file than the content's own (a new body the applier has not named yet, still in its temp file).
  */
-export function readContentInto(store: Store, digest: Digest, into: Uint8Array, frame: (n: number) => Buffer, verify = true): void {
-  const path = store.contentPath(digest);
+export function readContentInto(store: Store, digest: Digest, into: Uint8Array, frame: (n: number) => Buffer, verify = true, path = store.contentPath(digest)): void {
   const corrupt = (why: string): FerryError => contentReadError(digest, path, 'corrupt', new Error(why));
   let fd: number;
   try {

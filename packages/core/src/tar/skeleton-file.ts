@@ -3,7 +3,7 @@
  * (docs/format.md section 2): a head map, one array per entry, then a trailer map. Written and read
  * as streams so memory is bounded whatever the layer's file count.
  */
-import { decodeMultiStream, encode } from '@msgpack/msgpack';
+import { Encoder, decodeMultiStream } from '@msgpack/msgpack';
 import { createReadStream } from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
 import { FerryError, toFerryError } from '../errors.js';
@@ -27,11 +27,21 @@ export const SKELETON_LIMITS = {
 /** Skeleton records are flat (an array of 6 fields, or a map of 4): 1 deep. */
 const SKELETON_SCAN = { maxDepth: 1, maxElements: 64 };
 
-/** Streaming skeleton encoder: push entries, then finish with the trailer. */
+/** Records are collected into pieces of this size before they enter the compressor. */
+const PIECE = 64 * 1024;
+
+/**
+ * Streaming skeleton encoder: push entries, then finish with the trailer. Records are encoded
+ * with one reused msgpack Encoder into a piece of PIECE bytes that enters the stream when full:
+ * a stream write and a new encoder per record cost a layer rebuild about 0.3 s per 20,000 entries.
+ */
 export class SkeletonWriter {
   /** The compressed bytes, to be piped to a file. */
   readonly output: Readable;
   private readonly input = new PassThrough();
+  private readonly encoder = new Encoder();
+  private piece = Buffer.allocUnsafe(PIECE);
+  private used = 0;
 
   constructor() {
     const z = zstdCompressStream({ compressionLevel: 6, checksumFlag: true });
@@ -41,7 +51,22 @@ export class SkeletonWriter {
   }
 
   private write(value: unknown): void {
-    this.input.write(encode(value));
+    const b = this.encoder.encodeSharedRef(value);
+    if (this.used + b.length > PIECE) this.push();
+    if (b.length > PIECE) {
+      this.input.write(Buffer.from(b));
+      return;
+    }
+    this.piece.set(b, this.used);
+    this.used += b.length;
+  }
+
+  /** Hands the piece collected so far to the stream. */
+  private push(): void {
+    if (this.used === 0) return;
+    this.input.write(this.piece.subarray(0, this.used));
+    this.piece = Buffer.allocUnsafe(PIECE);
+    this.used = 0;
   }
 
   /** Appends an entry. */
@@ -49,7 +74,7 @@ export class SkeletonWriter {
     this.write([e.raw, e.path, e.type, e.size, e.digest ? digestToBytes(e.digest) : null, e.linkname ?? null]);
   }
 
-  /** True when records are piling up: the caller should wait for {@link drain} before adding more. */
+  /** True when records are piling up (at most a piece beyond the stream's buffer): the caller should wait for {@link drain} before adding more. */
   get backedUp(): boolean {
     return this.input.writableNeedDrain;
   }
@@ -62,11 +87,13 @@ export class SkeletonWriter {
   /** Appends the trailer and ends the stream. */
   finish(t: SkeletonTrailer): void {
     this.write({ tail: t.tail, diffId: t.diffId, size: t.size, count: t.count });
+    this.push();
     this.input.end();
   }
 
   /** Aborts the stream. */
   destroy(err: Error): void {
+    this.used = 0;
     this.input.destroy(err);
   }
 }
