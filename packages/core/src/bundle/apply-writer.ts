@@ -5,7 +5,7 @@
  *   - compresses each new body into a temp file in the pending-apply directory while hashing it,
  *     and at a flush makes the new bodies durable and renames them to their names;
  *   - writes a stashed body (a group member decoded before its own entry) the same way without
- *     hashing it into the layer, keeping a copy in a 2 MiB slab while one fits (apply-keep.ts):
+ *     hashing it into the layer, keeping a copy in a small slab while one fits (apply-keep.ts):
  *     its entry later takes that copy, or else reads it as a content, from its temp file until a
  *     flush names it.
  * Every buffer is allocated once per rebuild, so it makes no garbage per record (memory stays
