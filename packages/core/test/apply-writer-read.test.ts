@@ -2,7 +2,8 @@
  * The layer writer reads each stored content the layer reuses with its size bounded before it
  * reads: the file must be a regular file no larger than a zstd frame of the content's size can be
  * (contentFrameMax), and it is read up to its size only. A content grown past that bound, or a
- * FIFO in its place, is FERRY_ERR_OBJECT_CORRUPT at once; a good one hashes into the layer.
+ * FIFO in its place, is FERRY_ERR_OBJECT_CORRUPT at once (for the whole-content reader too, which
+ * shares the opener); a good one hashes into the layer.
  * A stashed group member that fits the writer's slab (KEEP_BYTES) is taken from memory by its
  * entry, not read back from its temp file; a larger one is read from the file.
  */
@@ -69,6 +70,15 @@ describe('the layer writer reading a stored content', () => {
     await rm(path);
     expect(spawnSync('mkfifo', [path]).status).toBe(0);
     expect(await readInto(digests[2]!, bodies[2]!.length)).toEqual({ code: 'FERRY_ERR_OBJECT_CORRUPT' });
+    // the whole-content reader (delta references, the differ's workers) opens it the same way; in a
+    // child with a time limit, since an open that waits for a writer would block this thread
+    const dist = new URL('../dist/index.js', import.meta.url).href;
+    const script = `const { Store, readContentInto } = await import(${JSON.stringify(dist)});
+      const store = await Store.open(${JSON.stringify(store.root)});
+      try { readContentInto(store, ${JSON.stringify(digests[2])}, Buffer.alloc(${bodies[2]!.length}), (n) => Buffer.alloc(n)); console.log('read'); }
+      catch (err) { console.log(err.code); }`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect([child.signal, child.stdout.trim()], child.stderr).toEqual([null, 'FERRY_ERR_OBJECT_CORRUPT']);
   });
 });
 

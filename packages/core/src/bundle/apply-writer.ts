@@ -15,11 +15,11 @@
  * call is bounded by one stored content or one record.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import binding from 'zstd-napi/binding.js';
 import { syncFileSystem } from '../util/fs.js';
-import { contentFrameMax } from '../store/content-file.js';
+import { openContentFile, type ContentFile } from '../store/content-file.js';
 import { KeptBodies } from './apply-keep.js';
 
 /** Where a writer puts what it writes. */
@@ -83,21 +83,18 @@ export class LayerWriter {
     const kept = this.kept.take(hex, size);
     if (kept) return this.hash(kept);
     const path = this.staged.get(hex) ?? this.contentPath(hex);
-    let fd: number;
+    let file: ContentFile;
     try {
-      // O_NONBLOCK: a FIFO in its place opens at once (and fstat refuses it) instead of waiting for a writer
-      fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+      file = openContentFile(path, size);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new WriterFailure('FERRY_ERR_BASELINE_MISSING', `content sha256:${hex} that the payload uses is not in the store`, { digest: `sha256:${hex}` });
       throw err;
     }
+    if ('fault' in file) throw new WriterFailure('FERRY_ERR_OBJECT_CORRUPT', `content sha256:${hex} is ${file.fault}`, { digest: `sha256:${hex}` });
     try {
-      const st = fstatSync(fd);
-      if (!st.isFile()) throw new WriterFailure('FERRY_ERR_OBJECT_CORRUPT', `content sha256:${hex} is not a regular file`, { digest: `sha256:${hex}` });
-      if (st.size > contentFrameMax(size)) throw new WriterFailure('FERRY_ERR_OBJECT_CORRUPT', `content sha256:${hex} is ${st.size} bytes, more than a frame of ${size} bytes can be`, { digest: `sha256:${hex}` });
-      this.decodeFrom(fd, hex, size, st.size);
+      this.decodeFrom(file.fd, hex, size, file.fileSize);
     } finally {
-      closeSync(fd);
+      closeSync(file.fd);
     }
   }
 

@@ -4,7 +4,7 @@
  * The applier's delta references (apply-delta.ts) and the differ's patch workers read contents
  * this way; no stream pieces are left for the collector.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { FerryError } from '../errors.js';
 import { sha256, type Digest } from '../util/digest.js';
 import { zstdDecompressInto } from '../util/zstd.js';
@@ -14,6 +14,34 @@ import type { Store } from './store.js';
 /** The largest file a stored frame of `size` content bytes can be: anything larger is not one. */
 export function contentFrameMax(size: number): number {
   return size + (size >> 7) + 1024;
+}
+
+/** An opened content file (see openContentFile), or why the file at its path cannot be one. */
+export type ContentFile = { fd: number; fileSize: number } | { fault: string };
+
+/**
+ * Opens the file holding a stored frame of `size` content bytes, bounded before anything is read:
+ * O_NONBLOCK, so a FIFO in its place opens at once instead of waiting for a writer; then it must
+ * be a regular file no larger than contentFrameMax(size). A file that is not one is closed again
+ * and returned as a `fault` for the caller's own error; system errors of the open are thrown.
+ * The caller closes `fd`.
+ */
+export function openContentFile(path: string, size: number): ContentFile {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return closed(fd, 'not a regular file');
+    if (st.size > contentFrameMax(size)) return closed(fd, `${st.size} bytes, more than a frame of ${size} bytes can be`);
+    return { fd, fileSize: st.size };
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+function closed(fd: number, fault: string): { fault: string } {
+  closeSync(fd);
+  return { fault };
 }
 
 /**
@@ -26,17 +54,17 @@ export function contentFrameMax(size: number): number {
  */
 export function readContentInto(store: Store, digest: Digest, into: Uint8Array, frame: (n: number) => Buffer, verify = true, path = store.contentPath(digest)): void {
   const corrupt = (why: string): FerryError => contentReadError(digest, path, 'corrupt', new Error(why));
-  let fd: number;
+  let file: ContentFile;
   try {
-    fd = openSync(path, 'r');
+    file = openContentFile(path, into.length);
   } catch (err) {
     throw contentReadError(digest, path, 'io', err);
   }
+  if ('fault' in file) throw corrupt(file.fault);
+  const { fd } = file;
   let packed: Buffer;
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.size > contentFrameMax(into.length)) throw corrupt(`not a regular file of at most ${contentFrameMax(into.length)} bytes`);
-    packed = frame(st.size);
+    packed = frame(file.fileSize);
     for (let at = 0; at < packed.length; ) {
       const n = readSync(fd, packed, at, packed.length - at, at);
       if (n === 0) throw corrupt('shorter than its file size');
