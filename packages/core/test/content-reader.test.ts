@@ -1,8 +1,10 @@
 /**
  * The batched content reader of exports (store/content-reader.ts): many contents read by a worker
  * in one job come back byte for byte, and a content that is missing or damaged fails with its own
- * code and digest while the others of its batch still arrive.
+ * code and digest while the others of its batch still arrive; a file that cannot hold the content's
+ * frame (a FIFO, one too large) is refused before it is read.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,5 +78,23 @@ describe('ContentReader', () => {
       expect(await rejectionCode(new ContentReader(store, { verify: true }).load(digests[3]!, other.length))).toBe('FERRY_ERR_OBJECT_CORRUPT');
       expect(Buffer.from(await new ContentReader(store).load(digests[3]!, other.length)).equals(other)).toBe(true);
     });
+  });
+
+  it('a FIFO or a file larger than a frame of its size in a content\'s place is FERRY_ERR_OBJECT_CORRUPT, unread and without waiting', async () => {
+    const path = store.contentPath(digests[11]!);
+    const original = await readFile(path);
+    try {
+      await writeFile(path, Buffer.concat([original, Buffer.alloc(bodies[11]!.length + 2048)]));
+      expect(await rejectionCode(new ContentReader(store).load(digests[11]!, bodies[11]!.length))).toBe('FERRY_ERR_OBJECT_CORRUPT');
+      await rm(path);
+      expect(spawnSync('mkfifo', [path]).status).toBe(0);
+      const reader = new ContentReader(store);
+      const loads = [11, 12].map((i) => reader.load(digests[i]!, bodies[i]!.length));
+      expect(await rejectionCode(loads[0]!)).toBe('FERRY_ERR_OBJECT_CORRUPT');
+      expect(Buffer.from(await loads[1]!).equals(bodies[12]!)).toBe(true);
+    } finally {
+      await rm(path, { force: true });
+      await writeFile(path, original);
+    }
   });
 });

@@ -19,7 +19,7 @@ import { closeSync, existsSync, fsyncSync, openSync, readSync, renameSync, rmSyn
 import { dirname, join } from 'node:path';
 import binding from 'zstd-napi/binding.js';
 import { syncFileSystem } from '../util/fs.js';
-import { openContentFile, type ContentFile } from '../store/content-file.js';
+import { openContentFile, type ContentFile } from '../store/content-open.js';
 import { KeptBodies } from './apply-keep.js';
 
 /** Where a writer puts what it writes. */

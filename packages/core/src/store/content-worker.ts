@@ -12,9 +12,10 @@
  * the writers' file creations wait on the journal, and the import slower (50 s -> 59-72 s).
  */
 import { createHash } from 'node:crypto';
-import { close, closeSync, existsSync, fstatSync, fsync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { close, closeSync, existsSync, fsync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { tempPathFor } from '../util/fs.js';
+import { openContentFile } from './content-open.js';
 import { zstdCompress, zstdDecompressInto } from '../util/zstd.js';
 
 /** A job. */
@@ -56,32 +57,36 @@ class ReadFailure extends Error {
 /** Compressed bytes of the content being read, reused from file to file (grown as needed). */
 let scratch = Buffer.allocUnsafe(256 * 1024);
 
-/** Reads a whole file into `scratch`; returns the filled part. */
-function readWhole(path: string): Buffer {
-  const fd = openSync(path, 'r');
+/**
+ * Reads the whole frame of a content of `size` bytes into `scratch`; returns the filled part, or
+ * the reason the file cannot hold one (openContentFile: a FIFO, a directory, a file too large).
+ */
+function readWhole(path: string, size: number): Buffer | { fault: string } {
+  const file = openContentFile(path, size);
+  if ('fault' in file) return file;
   try {
-    const size = fstatSync(fd).size;
-    if (size > scratch.length) scratch = Buffer.allocUnsafe(size);
+    if (file.fileSize > scratch.length) scratch = Buffer.allocUnsafe(file.fileSize);
     let got = 0;
-    while (got < size) {
-      const n = readSync(fd, scratch, got, size - got, null);
+    while (got < file.fileSize) {
+      const n = readSync(file.fd, scratch, got, file.fileSize - got, got);
       if (n === 0) break;
       got += n;
     }
     return scratch.subarray(0, got);
   } finally {
-    closeSync(fd);
+    closeSync(file.fd);
   }
 }
 
 /** Decodes one content into `out` (its size as the skeleton says); returns the bytes it holds. */
 function readOne(item: ReadItem, index: number, verify: boolean, out: Uint8Array): number {
-  let z: Buffer;
+  let z: Buffer | { fault: string };
   try {
-    z = readWhole(item.path);
+    z = readWhole(item.path, item.size);
   } catch (err) {
     throw new ReadFailure(index, 'io', err);
   }
+  if (!Buffer.isBuffer(z)) throw new ReadFailure(index, 'corrupt', new Error(z.fault));
   let n: number;
   try {
     n = zstdDecompressInto(z, out);
