@@ -9,9 +9,9 @@ import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGzip } from 'node:zlib';
-import { FerryError, PATCH_REFERENCE_MAX, PAYLOAD_WINDOW_LOG_DEFAULT, PAYLOAD_WINDOW_LOG_MAX, SEGMENTED_FORMAT_VERSION, isChannelName, layerStream, toFerryError, loadBaseline, parseRef, type Digest, type LayerPlan, type PrivateKey, type Progress, type StoredImage, type Store } from '@ferry/core';
+import { FerryError, PATCH_REFERENCE_MAX, PAYLOAD_WINDOW_LOG_DEFAULT, PAYLOAD_WINDOW_LOG_MAX, SEGMENTED_FORMAT_VERSION, payloadWindowLog, isChannelName, layerStream, toFerryError, loadBaseline, parseRef, type Digest, type LayerPlan, type PrivateKey, type Progress, type StoredImage, type Store } from '@ferry/core';
 import { assignLayer } from './assign.js';
-import { emitLayer, frameWindowLog, newStats, type EmitContext, type EmitStats } from './emit.js';
+import { emitLayer, newStats, type EmitContext, type EmitStats } from './emit.js';
 import { BaselineIndex, readDpkgLists } from './match.js';
 import { PatchPool } from './patch-pool.js';
 import { planLayer } from './plan.js';
@@ -110,9 +110,9 @@ function baselineLayers(images: StoredImage[]): Digest[] {
   return [...seen];
 }
 
-/** Peak memory of compressing a raw frame of `size` bytes at level 19 (window, tables, long-distance matcher). */
-function frameMemory(size: number, windowLogCap: number): number {
-  return Math.min(size, 2 ** frameWindowLog(size, windowLogCap)) + Math.min(90e6, 12 * size + 4e6);
+/** Peak memory of compressing a raw frame of `size` bytes with a 2^`windowLog` window at level 19 (window, tables, long-distance matcher). */
+function frameMemory(size: number, windowLog: number): number {
+  return Math.min(size, 2 ** windowLog) + Math.min(90e6, 12 * size + 4e6);
 }
 
 /** Appends a file to the payload at `offset`; returns the new end. */
@@ -135,7 +135,9 @@ async function rebuildLayer(ctx: EmitContext & { sketches: SketchCache; owners: 
   const frame = join(ctx.dir, 'frame');
   try {
     const size = await emitLayer(ctx, layer, decisions, raw);
-    await ctx.pool.run({ kind: 'frame', raw, size, windowLog: frameWindowLog(size, ctx.windowLog), out: frame }, frameMemory(size, ctx.windowLog));
+    // fitted to the bytes the frame decodes to, at most the bundle's cap (the applier's window buffer)
+    const windowLog = payloadWindowLog(size, ctx.windowLog);
+    await ctx.pool.run({ kind: 'frame', raw, size, windowLog, out: frame }, frameMemory(size, windowLog));
     return { start: offset, end: await append(out, offset, frame) };
   } finally {
     await rm(raw, { force: true });

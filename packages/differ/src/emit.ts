@@ -7,7 +7,7 @@
  */
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { OpWriter, PATCH_SPAN_MAX, PAYLOAD_PART, payloadWindowLog, type BodySource, type Store } from '@ferry/core';
+import { OpWriter, PATCH_SPAN_MAX, PAYLOAD_PART, type BodySource, type Store } from '@ferry/core';
 import type { Decision, PlannedGroup } from './assign.js';
 import type { BaselineIndex } from './match.js';
 import { patchMemory, type PatchPool } from './patch-pool.js';
@@ -223,13 +223,4 @@ export async function emitLayer(ctx: EmitContext, layer: LayerOps, decisions: Ma
   out.end();
   await closed;
   return out.bytesWritten;
-}
-
-/**
- * The window a layer's payload frame is written with: fitted to the `rawSize` bytes the frame
- * decodes to, capped by `cap` (default core's PAYLOAD_WINDOW_LOG_DEFAULT; at most
- * PAYLOAD_WINDOW_LOG_MAX, the window every applier accepts).
- */
-export function frameWindowLog(rawSize: number, cap?: number): number {
-  return payloadWindowLog(rawSize, cap);
 }
