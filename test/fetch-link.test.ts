@@ -31,11 +31,10 @@ afterEach(async () => {
   await work.remove();
 });
 
-async function overLink(link: Omit<LinkSimOptions, 'target'>, options: Partial<FetcherOptions> = {}, opened?: (f: ChunkFetcher) => void): Promise<{ s: FetchSummary; sim: LinkSim }> {
+async function overLink(link: Omit<LinkSimOptions, 'target'>, options: Partial<FetcherOptions> = {}): Promise<{ s: FetchSummary; sim: LinkSim }> {
   const sim = await startLinkSim({ target: { host: '127.0.0.1', port: server.port }, ...link });
   closers.push(sim);
   const f = await ChunkFetcher.open({ cacheDir: join(work.dir, 'cache'), sources: [`http://127.0.0.1:${sim.port}/repo/`], minRetryMs: 100, maxRetryMs: 1000, retries: 30, ...options });
-  opened?.(f);
   try {
     return { s: await f.fetch(repo.chunks), sim };
   } finally {
