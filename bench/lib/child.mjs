@@ -1,7 +1,9 @@
 // One measured ferry operation in a fresh process: `node child.mjs OP 'JSON params'`.
 // Prints `RESULT {json}` with the operation's own wall time (module loading excluded) and the
-// process's peak RSS (process.resourceUsage().maxRSS, which covers the whole process life).
+// process's peak RSS (@ferry/test-support/peak-rss: VmHWM, the whole process life, without the
+// bench process's pages that maxRSS counts between fork and exec).
 import { createWriteStream } from 'node:fs';
+import { peakRss } from '@ferry/test-support/peak-rss';
 import { stat } from 'node:fs/promises';
 import { Store, applyBundle, exportDockerArchive, exportOci, importImage, openBundle, openImage, parsePrivateKey, parsePublicKey, rolePolicy } from '@ferry/core';
 import { createBundle, writeFerryFile } from '@ferry/differ';
@@ -71,4 +73,4 @@ const t0 = performance.now();
 const result = await fn(JSON.parse(json ?? '{}'));
 const seconds = (performance.now() - t0) / 1000;
 const ru = process.resourceUsage();
-console.log(`RESULT ${JSON.stringify({ ...result, seconds, maxRss: ru.maxRSS * 1024, cpuSeconds: (ru.userCPUTime + ru.systemCPUTime) / 1e6 })}`);
+console.log(`RESULT ${JSON.stringify({ ...result, seconds, maxRss: peakRss(), cpuSeconds: (ru.userCPUTime + ru.systemCPUTime) / 1e6 })}`);

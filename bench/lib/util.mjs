@@ -116,7 +116,7 @@ export function timedShell(script, opts = {}) {
 
 /**
  * Runs one measured operation in a fresh node process (bench/lib/child.mjs): the child times the
- * operation itself (module loading excluded) and reports process.resourceUsage().maxRSS.
+ * operation itself (module loading excluded) and reports its own peak RSS (VmHWM).
  */
 export async function inChild(op, params) {
   const script = join(BENCH_DIR, 'lib', 'child.mjs');
