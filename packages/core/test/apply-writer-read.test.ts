@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { Store, sha256, type Digest } from '../src/index.js';
 import { KEEP_BYTES } from '../src/bundle/apply-keep.js';
 import { ContentBatch } from '../src/store/contents.js';
-import { contentFrameMax } from '../src/store/content-file.js';
+import { contentFrameMax } from '../src/store/content-open.js';
 import { openLayerSink } from '../src/bundle/apply-sink.js';
 import { seededText } from '@ferry/test-support';
 

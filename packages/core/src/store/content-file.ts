@@ -12,8 +12,6 @@ import { contentReadError } from './content-reader.js';
 import type { Store } from './store.js';
 import { openContentFile, type ContentFile } from './content-open.js';
 
-export { contentFrameMax, openContentFile, type ContentFile } from './content-open.js';
-
 /**
  * Reads stored content `digest` into `into` (exactly its size): its frame goes to `frame(n)`, a
  * buffer of `n` bytes the caller provides, asked for only once the file is known to be a regular
