@@ -54,7 +54,7 @@ export interface BundleOptions {
   payloadWindowLog?: number | undefined;
   /** Worker threads for patches (default: every core). */
   workers?: number | undefined;
-  /** Bytes the patch jobs running at once may need (default 256 MB; see PatchPool). */
+  /** Bytes the patch jobs running at once may need (default PATCH_POOL_BUDGET, 128 MB; see PatchPool). */
   memoryBudget?: number | undefined;
   /**
    * Measure each target layer's gzip size (what docker pull would send) for the header's reports:

@@ -28,7 +28,15 @@ export function patchMemory(reference: number, target: number): number {
 }
 
 /**
- * zstd's memory on the long path (see patchMemory): the measured 255 MB, rounded up to the
+ * The running jobs' estimates may add up to this by default. Two of the largest one-shot patches
+ * (a reference of PATCH_ONE_SHOT_REFERENCE: up to ~110 MB each) do not fit it, so they run one
+ * after the other: side by side they put dep-bump's `ferry bundle` 30-40 MB over its 512 MB
+ * target (bench/README.md "Bundle RSS", 2026-12-03), while small jobs still fill the other worker.
+ */
+export const PATCH_POOL_BUDGET = 128e6;
+
+/**
+ * zstd's memory on the long path (see patchMemory): the measured 255 MB, rounded up; over the
  * default budget, so a long-path patch always runs alone in a default pool.
  */
 const LONG_PATH_TABLES = 256e6;
@@ -54,7 +62,7 @@ interface Queued {
 export interface PatchPoolOptions {
   /** Worker threads (default: every core). */
   size?: number | undefined;
-  /** Bytes the running jobs' estimates may add up to (default 256 MB). */
+  /** Bytes the running jobs' estimates may add up to (default PATCH_POOL_BUDGET). */
   memoryBudget?: number | undefined;
   /** Fails every job, running or queued, with FERRY_ERR_ABORTED when it fires. */
   signal?: AbortSignal | undefined;
@@ -76,7 +84,7 @@ export class PatchPool {
     private readonly level: number,
     opts: PatchPoolOptions = {},
   ) {
-    this.budget = opts.memoryBudget ?? 256e6;
+    this.budget = opts.memoryBudget ?? PATCH_POOL_BUDGET;
     const signal = opts.signal;
     signal?.addEventListener('abort', () => this.fail(new FerryError('FERRY_ERR_ABORTED', 'aborted', { cause: signal.reason })), { once: true });
     for (let i = 0; i < Math.max(1, opts.size ?? availableParallelism()); i++) {

@@ -102,11 +102,16 @@ async function delta(job: Extract<PatchJob, { kind: 'delta' }>): Promise<PatchRe
   let best: PatchChoice = { kind: 'literal', bytes: null };
   let cost = literalEstimate(target);
   if (canPatchFrom(ref, target.length)) {
+    await collectLarge(ref.length + target.length);
     const patch = zstdPatchEncode(ref, target, job.level);
     if (patch.length < cost) [best, cost] = [{ kind: 'patch', bytes: patch }, patch.length];
   }
   if (ref.length > 0 && ref.length <= BSDIFF_MAX_REFERENCE) {
+    // each stage's native memory (the patch's zstd context, bsdiff's suffix arrays) is freed only
+    // once collected: without this, all three stages' memory lived until the job ended
+    await collectLarge(ref.length + target.length);
     const d = bsdiff(ref, target);
+    await collectLarge(ref.length + target.length);
     const size = zstdCompress(d, { compressionLevel: job.level }).length;
     if (size < cost) [best, cost] = [{ kind: 'bsdiff', bytes: d }, size];
   }
@@ -118,6 +123,7 @@ async function group(job: Extract<PatchJob, { kind: 'group' }>): Promise<PatchRe
   const [ref, target] = await Promise.all([concat(store, job.set, 0), concat(store, job.members, 1)]);
   const estimate = literalEstimate(target);
   if (!canPatchFrom(ref, target.length)) return { id: job.id, job: 'group', frame: null, literalEstimate: estimate };
+  await collectLarge(ref.length + target.length);
   const frame = zstdPatchEncode(ref, target, job.level);
   return { id: job.id, job: 'group', frame: frame.length < estimate ? frame : null, literalEstimate: estimate };
 }
@@ -126,6 +132,7 @@ async function segmented(job: Extract<PatchJob, { kind: 'segmented' }>): Promise
   const store = await storeAt(job.root);
   const [ref, target] = await Promise.all([concat(store, [job.ref], 0), concat(store, [job.target], 1)]);
   const windows = planSegments(ref, target, job.maxWindow);
+  await collectNow();
   const frames: Buffer[] = [];
   for (const w of windows) {
     frames.push(zstdPatchEncode(ref.subarray(w.offset, w.offset + w.length), target.subarray(w.start, w.start + w.size), job.level));
@@ -197,6 +204,19 @@ async function collectAfter(job: PatchJob): Promise<void> {
   }
   sketched = 0;
   await collectNow();
+}
+
+/**
+ * Bodies spanning more than this get a collection between a job's stages (the reads' compressed
+ * buffers and the literal estimate's output before the patch, then each stage's context or arrays
+ * before the next): below it they are small (and the patch context is reused), and a collection
+ * per small job would cost more CPU than it frees.
+ */
+const STAGE_GC_SPAN = 1024 * 1024;
+
+/** Collects garbage between a job's stages when its bodies span more than STAGE_GC_SPAN bytes. */
+async function collectLarge(span: number): Promise<void> {
+  if (span > STAGE_GC_SPAN) await collectNow();
 }
 
 /** Collects garbage now and lets the finalizers that free native memory run. */

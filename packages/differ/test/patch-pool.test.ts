@@ -2,12 +2,13 @@
  * The patch pool's memory budget (patch-pool.ts), counted by the pool itself (no timing): jobs
  * whose estimates fit the budget run side by side, one over the rest of the budget waits until it
  * can run alone, and a long-path patch (reference over PATCH_ONE_SHOT_REFERENCE) is estimated
- * above the default budget, so it never runs beside another job.
+ * above the default budget, so it never runs beside another job; nor do two of the largest
+ * one-shot patches.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PATCH_ONE_SHOT_REFERENCE, loadBaseline, type Store } from '@ferry/core';
-import { PatchPool, patchMemory } from '@ferry/differ';
+import { PATCH_POOL_BUDGET, PatchPool, patchMemory } from '@ferry/differ';
 import { buildPackages, imageOf, newKey, remove, scratch, seededBytes, writeLayout } from '@ferry/test-support';
 import { stores, type DifferFixture } from './helpers.js';
 
@@ -63,8 +64,19 @@ describe('PatchPool memory budget', () => {
 
   it('estimates a long-path patch over the default budget, so it runs alone', async () => {
     const long = patchMemory(PATCH_ONE_SHOT_REFERENCE + 1, 1);
-    expect(long).toBeGreaterThan(256 * MB);
+    expect(long).toBeGreaterThan(PATCH_POOL_BUDGET);
     const s = await runCosts([long, 20 * MB, long, 5 * MB]);
     expect(s.peakInUse).toBe(long);
+  });
+
+  it('runs two of the largest one-shot patches one after the other in a default pool, a small job beside either', async () => {
+    // a reference of PATCH_ONE_SHOT_REFERENCE and a 4 MB target: ~103 MB each (the old 256 MB
+    // default ran two side by side, dep-bump's peak)
+    const big = patchMemory(PATCH_ONE_SHOT_REFERENCE, 4 * MB);
+    expect(2 * big).toBeGreaterThan(PATCH_POOL_BUDGET);
+    const s = await runCosts([big, big, 5 * MB, big]);
+    expect(s.started).toBe(4);
+    expect(s.peakInUse).toBe(big + 5 * MB);
+    expect(s.peakRunning).toBe(2);
   });
 });
