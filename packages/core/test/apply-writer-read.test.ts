@@ -19,6 +19,7 @@ import { KEEP_BYTES } from '../src/bundle/apply-keep.js';
 import { ContentBatch } from '../src/store/contents.js';
 import { contentFrameMax } from '../src/store/content-open.js';
 import { openLayerSink } from '../src/bundle/apply-sink.js';
+import { writerContextsCreated } from '../src/bundle/apply-writer.js';
 import { seededText } from '@ferry/test-support';
 
 let work: string;
@@ -109,5 +110,25 @@ describe('stashed members kept in memory', () => {
     } finally {
       await again.close();
     }
+  });
+
+  it('layers written one after the other share one pair of zstd contexts', async () => {
+    const created = writerContextsCreated();
+    const dir = join(store.root, 'pending');
+    for (const seed of ['ctx-a', 'ctx-b', 'ctx-c']) {
+      const out = openLayerSink(store, dir);
+      try {
+        const body = seededText(seed, 200_000);
+        await out.content(digests[0]!, bodies[0]!.length);
+        const d = await out.body(body.length, [body]);
+        await out.flush();
+        await out.content(d, body.length);
+        const h = createHash('sha256').update(bodies[0]!).update(body).update(body);
+        expect((await out.finish()).digest).toBe(`sha256:${h.digest('hex')}`);
+      } finally {
+        await out.close();
+      }
+    }
+    expect(writerContextsCreated() - created).toBeLessThanOrEqual(1);
   });
 });

@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { BSDIFF_BLOCK, BSPATCH_PIECE, FerryError, OpWriter, bspatch, readOps, writeUvarint, zigzagEncode, zstdCompress, zstdCompressStream, zstdPatchEncode } from '@ferry/core';
+import { BSDIFF_BLOCK, BSPATCH_PIECE, BspatchScratch, FerryError, OpWriter, bspatch, readOps, writeUvarint, zigzagEncode, zstdCompress, zstdCompressStream, zstdPatchEncode } from '@ferry/core';
 import { bsdiff, suffixArray } from '@ferry/differ';
 import { seededBytes, seededText } from '@ferry/test-support';
 
@@ -178,6 +179,29 @@ describe('bsdiff and bspatch', () => {
     // one block's control and diff bytes at most, not the whole delta
     expect(readAtFirstPiece).toBeLessThan(BSDIFF_BLOCK + 64 * 1024);
     expect(readAtFirstPiece).toBeLessThan(delta.length / 2);
+  });
+
+  it('with a scratch, reuses one piece and one diff buffer across blocks and deltas', async () => {
+    const scratch = new BspatchScratch();
+    const pieces = new Set<ArrayBufferLike>();
+    for (const seed of ['scratch-a', 'scratch-b', 'scratch-c']) {
+      const ref = seededBytes(seed, 2 * BSDIFF_BLOCK + 4321);
+      const target = similar(ref, seed);
+      const hash = createHash('sha256');
+      let n = 0;
+      for await (const p of bspatch(ref, parts(bsdiff(ref, target), 4096), target.length, undefined, scratch)) {
+        pieces.add(p.buffer);
+        hash.update(p);
+        n++;
+      }
+      expect(n).toBeGreaterThan(30);
+      expect(hash.digest('hex')).toBe(createHash('sha256').update(target).digest('hex'));
+    }
+    // every piece of three deltas in the scratch's one buffer; the diff buffer grew a few times
+    // (doubling to the largest block), not once per block (three deltas of three blocks or more)
+    expect([...pieces]).toEqual([scratch.piece.buffer]);
+    expect(scratch.grown).toBeGreaterThan(0);
+    expect(scratch.grown).toBeLessThanOrEqual(Math.log2(BSDIFF_BLOCK / BSPATCH_PIECE) + 1);
   });
 
   it('rejects malformed deltas with FERRY_ERR_BUNDLE_INVALID', async () => {

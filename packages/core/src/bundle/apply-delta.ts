@@ -10,7 +10,7 @@
 import { FerryError, isFerryError } from '../errors.js';
 import type { Digest } from '../util/digest.js';
 import { PATCH_SPAN_MAX, zstdPatchDecode } from '../util/zstd.js';
-import { bspatch } from '../delta/bspatch.js';
+import { BspatchScratch, bspatch } from '../delta/bspatch.js';
 import { readContentInto } from '../store/content-file.js';
 import type { Store } from '../store/store.js';
 import type { BaselineTable } from './baseline.js';
@@ -98,6 +98,8 @@ export function resolveReference(table: BaselineTable, index: number, maxReferen
 export class DeltaDecoder {
   /** The layer's one delta buffer (segmented patches decode in it too, apply-segmented.ts). */
   readonly arena = new DeltaArena();
+  /** bspatch's output piece and diff buffer, for all of the layer's bsdiff bodies. */
+  private bspatchScratch: BspatchScratch | undefined;
 
   /**
    * `staged` names the temp file of a body this layer wrote and has not named yet (the layer
@@ -164,9 +166,10 @@ export class DeltaDecoder {
     return use(out);
   }
 
-  /** A bsdiff body: `use` gets its output as a stream (the delta streams in as it is read). */
+  /** A bsdiff body: `use` gets its output as a stream (the delta streams in as it is read), each piece valid until it asks for the next. */
   async bsdiff<T>(ref: PatchReference, data: AsyncIterable<Uint8Array>, size: number, signal: AbortSignal | undefined, use: (out: AsyncIterable<Uint8Array>) => Promise<T>): Promise<T> {
-    return use(bspatch(this.reference(ref, 0), data, size, signal));
+    // the layer's sink hashes and writes each piece before it asks for the next
+    return use(bspatch(this.reference(ref, 0), data, size, signal, (this.bspatchScratch ??= new BspatchScratch())));
   }
 
   /** Frees the arena (the layer is done). */

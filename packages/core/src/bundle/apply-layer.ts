@@ -81,7 +81,7 @@ async function checkDigest(store: Store, got: { digest: Digest; size: number }, 
   const r = readSkeletonFile(staged);
   for await (const e of r.entries) {
     if (!e.digest) continue;
-    for await (const _ of store.openContent(e.digest, { maxSize: e.size })) {
+    for await (const _ of store.openContent(e.digest, { maxSize: e.size, reuseOutput: true })) {
       // reading is the check (FERRY_ERR_OBJECT_CORRUPT names the content)
     }
   }

@@ -45,7 +45,8 @@ class WindowReader {
     private readonly size: number,
     private readonly buf: Buffer,
   ) {
-    this.source = store.openContent(digest, { maxSize: size });
+    // each piece is copied into the window before the next is asked for
+    this.source = store.openContent(digest, { maxSize: size, reuseOutput: true });
   }
 
   private async next(): Promise<Buffer | undefined> {

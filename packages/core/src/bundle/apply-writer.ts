@@ -46,12 +46,42 @@ export class WriterFailure extends Error {
 const PIECE = 256 * 1024;
 const STAGED_FOR_SYNCFS = 32;
 
+/** A writer's zstd contexts: its stored-content decoder and its new-body compressor. */
+interface WriterContexts {
+  dctx: binding.DCtx;
+  cctx: binding.CCtx;
+}
+
+/**
+ * Contexts of closed writers, taken by the next layer's writer on the same thread. A context per
+ * layer was freed by the collector some time after its layer, with the buffers it had grown to
+ * (megabytes: the level-3 tables, the largest content's window); each such free raises glibc's
+ * dynamic mmap threshold, after which allocations up to that size come from the heap, where they
+ * fragment and are not returned (bench/README.md "Figures: apply memory").
+ */
+const idleContexts: WriterContexts[] = [];
+let contextsCreated = 0;
+
+/** How many writer context pairs this thread has created (a test counts reuse). */
+export function writerContextsCreated(): number {
+  return contextsCreated;
+}
+
+function takeContexts(): WriterContexts {
+  const idle = idleContexts.pop();
+  if (idle) return idle;
+  contextsCreated++;
+  return { dctx: new binding.DCtx(), cctx: new binding.CCtx() };
+}
+
 /** One layer's writer (see the file comment). */
 export class LayerWriter {
   private readonly layer = createHash('sha256');
   private layerSize = 0;
-  private readonly dctx = new binding.DCtx();
-  private readonly cctx = new binding.CCtx();
+  private readonly contexts = takeContexts();
+  private readonly dctx = this.contexts.dctx;
+  private readonly cctx = this.contexts.cctx;
+  private released = false;
   private readonly readBuf = Buffer.allocUnsafe(PIECE);
   private readonly outBuf = Buffer.allocUnsafe(PIECE);
   private readonly zBuf = Buffer.allocUnsafe(PIECE);
@@ -206,8 +236,17 @@ export class LayerWriter {
     return { hex: this.layer.copy().digest('hex'), size: this.layerSize };
   }
 
-  /** Drops a body in progress (its temp file); flushed and staged ones stay. */
+  /**
+   * Drops a body in progress (its temp file); flushed and staged ones stay. The zstd contexts go
+   * to the next writer of this thread: nothing may be written after this.
+   */
   close(): void {
+    if (!this.released) {
+      this.released = true;
+      this.dctx.reset(binding.ResetDirective.sessionOnly);
+      this.cctx.reset(binding.ResetDirective.sessionOnly);
+      if (idleContexts.length < 2) idleContexts.push(this.contexts);
+    }
     const b = this.body;
     this.body = undefined;
     if (!b) return;

@@ -81,8 +81,13 @@ async function readControl(r: ByteReader, left: number): Promise<Block> {
 
 /** The output piece being filled. */
 class Pieces {
-  piece = Buffer.allocUnsafe(BSPATCH_PIECE);
+  piece: Buffer;
   used = 0;
+
+  /** With `reuse` (a scratch's piece), every piece is that buffer, refilled once the consumer asks for the next. */
+  constructor(private readonly reuse: Buffer | undefined) {
+    this.piece = reuse ?? Buffer.allocUnsafe(BSPATCH_PIECE);
+  }
 
   room(): number {
     return BSPATCH_PIECE - this.used;
@@ -97,29 +102,56 @@ class Pieces {
     return len;
   }
 
-  /** The filled part of the piece; a fresh piece takes its place (consumers may keep what they get). */
+  /** The filled part of the piece; unless reused, a fresh piece takes its place (the consumer may keep what it got). */
   take(): Buffer {
     const p = this.piece.subarray(0, this.used);
-    this.piece = Buffer.allocUnsafe(BSPATCH_PIECE);
+    if (!this.reuse) this.piece = Buffer.allocUnsafe(BSPATCH_PIECE);
     this.used = 0;
     return p;
   }
 }
 
 /**
+ * The buffers of bspatch, for a caller that applies many deltas one after the other (a layer
+ * rebuild): the output piece, and one block's diff bytes grown (to at most BSDIFF_BLOCK) only
+ * when a block needs more. Fresh buffers per piece and per block were up to a MiB of garbage a
+ * block, which the collector let pile up in the malloc heap. One scratch serves one bspatch at a
+ * time.
+ */
+export class BspatchScratch {
+  readonly piece = Buffer.allocUnsafe(BSPATCH_PIECE);
+  private diff = Buffer.alloc(0);
+  /** Times the diff buffer was (re)allocated: a test counts reuse. */
+  grown = 0;
+
+  /** Reads a block's `n` diff bytes into the kept buffer (valid until the next block). */
+  async readDiff(r: ByteReader, n: number): Promise<Buffer> {
+    if (n > this.diff.length) {
+      this.diff = Buffer.allocUnsafe(Math.min(BSDIFF_BLOCK, Math.max(n, 2 * this.diff.length, BSPATCH_PIECE)));
+      this.grown++;
+    }
+    return r.readInto(this.diff.subarray(0, n), 'the diff bytes');
+  }
+}
+
+/**
  * Applies a bsdiff delta to `ref`, yielding exactly `size` output bytes in pieces of BSPATCH_PIECE
  * (the last one shorter). The delta is read to its end: a payload's next record follows it.
- * `signal` is checked at every block (at most BSDIFF_BLOCK bytes of output apart).
+ * `signal` is checked at every block (at most BSDIFF_BLOCK bytes of output apart). Given a
+ * `scratch`, its buffers are used: every piece is its one piece buffer, valid until the next is
+ * asked for (for a consumer that copies what it keeps: no garbage per piece or block); without,
+ * each piece is the consumer's to keep.
  */
-export async function* bspatch(ref: Uint8Array, delta: AsyncIterable<Uint8Array>, size: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+export async function* bspatch(ref: Uint8Array, delta: AsyncIterable<Uint8Array>, size: number, signal?: AbortSignal, scratch?: BspatchScratch): AsyncGenerator<Uint8Array> {
   const r = deltaReader(delta);
-  const out = new Pieces();
+  const out = new Pieces(scratch?.piece);
+  const diffs = scratch ?? new BspatchScratch();
   let done = 0;
   let pos = 0;
   while (done < size) {
     signal?.throwIfAborted();
     const b = await readControl(r, size - done);
-    const diff = await r.readExactly(b.addTotal, 'the diff bytes');
+    const diff = await diffs.readDiff(r, b.addTotal);
     for (let i = 0, d = 0; i < b.seek.length; i++) {
       const add = b.add[i]!;
       const extra = b.extra[i]!;

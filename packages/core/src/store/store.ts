@@ -12,12 +12,11 @@
  *   lock                      writer lock (pid)
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, toFerryError } from '../errors.js';
 import { digestHex, hashToDigest, isDigest, parseDigest, sha256, type Digest } from '../util/digest.js';
-import { exists, fsyncDir, writeFileAtomic } from '../util/fs.js';
+import { exists, fsyncDir, readPieces, writeFileAtomic } from '../util/fs.js';
 import { zstdDecode, zstdDecompress } from '../util/zstd.js';
 import { readSkeletonFile, type SkeletonReader } from '../tar/skeleton-file.js';
 import { configDiffIds, parseJsonObject, toDescriptor, toDescriptors } from '../image/json.js';
@@ -107,14 +106,16 @@ export class Store {
 
   /**
    * Streams a content's body. With `verify` (default) the body is hashed and a mismatch fails
-   * the stream at its end with FERRY_ERR_OBJECT_CORRUPT; missing: FERRY_ERR_OBJECT_MISSING.
+   * the stream at its end with FERRY_ERR_OBJECT_CORRUPT; missing: FERRY_ERR_OBJECT_MISSING. The
+   * file is read into one reused buffer; with `reuseOutput` every piece is yielded in one buffer
+   * too, valid until the next is asked for (for a consumer that copies what it keeps).
    */
-  async *openContent(d: Digest, options: { verify?: boolean; maxSize?: number } = {}): AsyncGenerator<Buffer> {
+  async *openContent(d: Digest, options: { verify?: boolean; maxSize?: number; reuseOutput?: boolean } = {}): AsyncGenerator<Buffer> {
     const path = this.contentPath(d);
     const verify = options.verify ?? true;
     const hash = verify ? createHash('sha256') : undefined;
     try {
-      for await (const chunk of zstdDecode(createReadStream(path), options.maxSize)) {
+      for await (const chunk of zstdDecode(readPieces(path), options.maxSize, { reuseOutput: options.reuseOutput })) {
         hash?.update(chunk);
         yield chunk;
       }

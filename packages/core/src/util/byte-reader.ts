@@ -70,14 +70,21 @@ export class ByteReader {
   async readExactly(n: number, what = 'input'): Promise<Buffer> {
     if (this.buf.length >= n) return Buffer.from(this.consume(n));
     // copied piece by piece into one buffer: no growing concatenation for a large n
-    const out = Buffer.allocUnsafe(n);
-    for (let got = 0; got < n; ) {
-      const part = await this.readSome(n - got);
+    return this.readInto(Buffer.allocUnsafe(n), what);
+  }
+
+  /**
+   * Reads exactly `into.length` bytes into `into` (a buffer the caller reuses) or throws the
+   * truncation error; returns `into`.
+   */
+  async readInto(into: Buffer, what = 'input'): Promise<Buffer> {
+    for (let got = 0; got < into.length; ) {
+      const part = await this.readSome(into.length - got);
       if (part.length === 0) throw this.truncated(what, this.position);
-      part.copy(out, got);
+      part.copy(into, got);
       got += part.length;
     }
-    return out;
+    return into;
   }
 
   /** Between 1 and `max` bytes, as many as are buffered (a view, valid until the next read); empty at end of input. */

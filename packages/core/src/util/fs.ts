@@ -119,3 +119,28 @@ export function syncFileSystem(dir: string): boolean {
   syncfsWorks = r.status === 0;
   return syncfsWorks;
 }
+
+/** Bytes a {@link readPieces} read asks for at most. */
+export const READ_PIECE = 64 * 1024;
+
+/**
+ * A file's bytes as pieces of at most READ_PIECE, all in one buffer that each read overwrites: a
+ * piece is valid until the next is asked for. For a consumer that is done with a piece when it
+ * asks for the next (a zstd decoder): a read stream's fresh buffer per read was garbage the
+ * collector let pile up in the malloc heap (DESIGN.md section 6, bounded memory). Opening errors
+ * are thrown as the system gives them (ENOENT for a missing file); the file is closed on every
+ * path.
+ */
+export async function* readPieces(path: string): AsyncGenerator<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(READ_PIECE);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) return;
+      yield buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
+}

@@ -195,38 +195,31 @@ export function zstdDecompress(data: Uint8Array, maxSize: number): Buffer {
   return Buffer.concat(parts, st.total);
 }
 
+/** zstd's message when a one-shot decode's output does not fit its buffer. */
+const DST_TOO_SMALL = /destination buffer is too small/i;
+
 /**
  * Decodes a whole zstd buffer into `dst` (no allocation: for callers that reuse their buffers);
  * returns the bytes written. Output that does not fit `dst` is FERRY_ERR_LIMIT_EXCEEDED; a
- * truncated or corrupt frame FERRY_ERR_ZSTD_CORRUPT.
+ * truncated or corrupt frame FERRY_ERR_ZSTD_CORRUPT. One call whether or not the frame declares
+ * its size: a one-shot decode writes straight into `dst` and needs no window buffers, which a
+ * streaming decode would allocate in the context (sized to the frame's window, regrown and freed
+ * as windows vary: each such free raises glibc's mmap threshold, see {@link zstdDecode}).
  */
 export function zstdDecompressInto(data: Uint8Array, dst: Uint8Array): number {
-  const dctx = newDCtx();
   const known = frameContentSize(data);
   if (known !== undefined && known > dst.length) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `zstd output exceeds ${dst.length} bytes`);
-  let written = 0;
+  if (data.length === 0) throw corrupt(new Error('empty input'));
+  const dctx = newDCtx();
+  let written: number;
   try {
-    if (known !== undefined) {
-      written = dctx.decompress(dst.subarray(0, known), data);
-      if (written !== known) throw new Error(`frame declares ${known} bytes and decodes to ${written}`);
-    } else {
-      let src = data;
-      let ret = 1;
-      while (src.length > 0 || ret !== 0) {
-        if (written === dst.length && ret !== 0) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `zstd output exceeds ${dst.length} bytes`);
-        const [r, produced, consumed] = dctx.decompressStream(dst.subarray(written), src);
-        ret = r;
-        written += produced;
-        src = src.subarray(consumed);
-        if (produced === 0 && consumed === 0) break;
-      }
-      if (ret !== 0) throw new Error('input ended inside a frame');
-    }
+    written = dctx.decompress(known !== undefined ? dst.subarray(0, known) : dst, data);
   } catch (err) {
-    if (err instanceof FerryError) throw err;
+    if (known === undefined && DST_TOO_SMALL.test((err as Error).message)) throw new FerryError('FERRY_ERR_LIMIT_EXCEEDED', `zstd output exceeds ${dst.length} bytes`, { cause: err });
     throw corrupt(err);
   }
   releaseDCtx(dctx);
+  if (known !== undefined && written !== known) throw corrupt(new Error(`frame declares ${known} bytes and decodes to ${written}`));
   return written;
 }
 
