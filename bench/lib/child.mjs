@@ -7,6 +7,7 @@ import { peakRss } from '@ferry/test-support/peak-rss';
 import { stat } from 'node:fs/promises';
 import { Store, applyBundle, exportDockerArchive, exportOci, importImage, openBundle, openImage, parsePrivateKey, parsePublicKey, rolePolicy } from '@ferry/core';
 import { createBundle, writeFerryFile } from '@ferry/differ';
+import { capYoungGeneration } from '@ferry/cli/memory';
 
 const ops = {
   /** Imports `ref` of the layout at `layout` into `store` as `as`. */
@@ -53,8 +54,9 @@ const ops = {
     };
   },
 
-  /** Applies the .ferry file at `bundle` to `store` (which holds the baseline). */
+  /** Applies the .ferry file at `bundle` to `store` (which holds the baseline), with the V8 settings `ferry apply` runs with. */
   async apply({ store, bundle, publicPem, as }) {
+    capYoungGeneration();
     const s = await Store.open(store);
     const pub = parsePublicKey(publicPem);
     const policy = rolePolicy([pub]);
