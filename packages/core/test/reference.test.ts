@@ -14,14 +14,12 @@ import {
   Store,
   MAX_OPEN_GROUPS,
   MAX_PENDING_MEMBERS,
-  OpWriter,
   REFERENCE_SET_MAX_ENTRIES,
   packU32,
   readOps,
   resolveReferenceSet,
   sha256,
   unpackU32,
-  zstdCompressStream,
   zstdPatchEncode,
   type Digest,
   type DecodedBody,
@@ -30,6 +28,7 @@ import {
 } from '../src/index.js';
 import { ContentBatch } from '../src/store/contents.js';
 import { DeltaDecoder } from '../src/bundle/apply-delta.js';
+import { chunks, frameOf } from './helpers/payload-frame.js';
 import { seededBytes, seededText } from '@ferry/test-support';
 
 async function code(p: Promise<unknown> | (() => unknown)): Promise<string | undefined> {
@@ -95,23 +94,6 @@ describe('resolveReferenceSet', () => {
   });
 });
 
-/** One frame holding `write`'s records, decoded back into ops with body data drained. */
-async function frameOf(write: (w: OpWriter) => void): Promise<Uint8Array[]> {
-  const z = zstdCompressStream({ compressionLevel: 3 });
-  const out: Uint8Array[] = [];
-  const done = (async () => {
-    for await (const c of z as AsyncIterable<Buffer>) out.push(c);
-  })();
-  write(new OpWriter(z));
-  z.end();
-  await done;
-  return out;
-}
-
-async function* chunks(list: Uint8Array[]): AsyncGenerator<Uint8Array> {
-  yield* list;
-}
-
 const HEADER = { kind: 'literal', bytes: Buffer.alloc(512, 1) } as const;
 
 describe('GROUP and MEMBER records', () => {
@@ -130,7 +112,7 @@ describe('GROUP and MEMBER records', () => {
       const b = op.body;
       if (b.kind === 'group') {
         const parts: Uint8Array[] = [];
-        for await (const p of b.data) parts.push(p);
+        for await (const p of b.data) parts.push(Buffer.from(p)); // each piece is a view, valid until the next
         expect(Buffer.concat(parts).equals(b.frameSize === 3 ? Buffer.from('abc') : frame)).toBe(true);
         seen.push({ set: b.set, earlier: b.earlier, sizes: b.sizes, size: b.size, frameSize: b.frameSize });
       } else seen.push(b);

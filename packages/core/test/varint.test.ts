@@ -84,6 +84,27 @@ describe('ByteReader varints', () => {
     expect(r.position).toBe(bytes.length);
   });
 
+  it('reads varints that straddle the chunks of a source reusing one buffer (as readOps\'s data pieces do)', async () => {
+    const bytes = [...enc(300), ...enc(MAX), ...enc(2 ** 40), 7, 8, 9];
+    async function* reusing(n: number): AsyncGenerator<Uint8Array> {
+      const buf = new Uint8Array(n);
+      for (let i = 0; i < bytes.length; i += n) {
+        const k = Math.min(n, bytes.length - i);
+        buf.set(bytes.slice(i, i + k));
+        yield buf.subarray(0, k);
+        buf.fill(0xee); // the next chunk overwrites this one
+      }
+    }
+    for (const n of [1, 2, 3, 5]) {
+      const r = new ByteReader(reusing(n));
+      expect(await r.uvarint(), `chunks of ${n}`).toBe(300);
+      expect(await r.uvarint(), `chunks of ${n}`).toBe(MAX);
+      expect(await r.uvarint(), `chunks of ${n}`).toBe(2 ** 40);
+      expect([...(await r.readUpTo(3))], `chunks of ${n}`).toEqual([7, 8, 9]);
+      expect(await r.atEnd()).toBe(true);
+    }
+  });
+
   it('reports malformed and cut varints with the reader\'s error', async () => {
     const opts = { badVarint: (reason: string): Error => new FerryError('FERRY_ERR_SKELETON_INVALID', reason) };
     expect(await rejectionCode(new ByteReader(bytewise([0x80, 0x80]), opts).uvarint())).toBe('FERRY_ERR_SKELETON_INVALID');

@@ -157,16 +157,31 @@ export class MsgpackScanner {
   }
 }
 
+/** Options of {@link msgpackDocuments}. */
+export interface MsgpackDocumentsOptions {
+  /**
+   * Hand out views instead of copies: the whole documents of an input chunk as a view of that
+   * chunk, a document assembled from several chunks as a view of the one buffer that assembles
+   * them. A view is valid until the next document is asked for, so every value decoded from it
+   * must be used or copied before then (the payload's data records: readOps, payload.ts). The
+   * decoder never holds one across that pull: it is handed whole documents, so it takes each
+   * buffer as it is and asks for the next only when none of it is left.
+   */
+  views?: boolean | undefined;
+}
+
 /**
  * Cuts a byte stream into buffers of whole top-level documents, scanning each before it is handed
  * on: a buffer holds the documents that ended in one input chunk (or one document assembled from
- * several), copied out of the input. The input chunks may therefore be views of one buffer the
- * source reuses; the msgpack decoder, handed whole documents, never concatenates a partial one
- * with the next chunk (which costs it a copy of everything it holds per chunk: quadratic in a
- * document's size). A document is at most `maxBytes` (FERRY_ERR_MSGPACK_INVALID past it).
+ * several), copied out of the input unless `options.views`. The input chunks may therefore be
+ * views of one buffer the source reuses; the msgpack decoder, handed whole documents, never
+ * concatenates a partial one with the next chunk (which costs it a copy of everything it holds per
+ * chunk: quadratic in a document's size). A document is at most `maxBytes`
+ * (FERRY_ERR_MSGPACK_INVALID past it).
  */
-export async function* msgpackDocuments(source: AsyncIterable<Uint8Array>, limits: ScanLimits, what: string, maxBytes: number): AsyncGenerator<Uint8Array> {
+export async function* msgpackDocuments(source: AsyncIterable<Uint8Array>, limits: ScanLimits, what: string, maxBytes: number, options: MsgpackDocumentsOptions = {}): AsyncGenerator<Uint8Array> {
   const scanner = new MsgpackScanner(limits, what);
+  const out = options.views ? (b: Uint8Array): Uint8Array => b : (b: Uint8Array): Uint8Array => Buffer.from(b);
   /** The bytes of a document begun in an earlier chunk. */
   let pending = Buffer.alloc(0);
   let held = 0;
@@ -186,11 +201,12 @@ export async function* msgpackDocuments(source: AsyncIterable<Uint8Array>, limit
       const end = scanner.scanDocument(chunk);
       hold(chunk.subarray(0, end < 0 ? chunk.length : end));
       if (end < 0) continue;
-      yield Buffer.from(pending.subarray(0, held));
+      // held is reset only after the pull: a view of pending stays intact until then
+      yield out(pending.subarray(0, held));
       held = 0;
       pos = end;
     }
-    // the whole documents of this chunk go on in one copy; one it only begins is held
+    // the whole documents of this chunk go on in one piece; one it only begins is held
     const first = pos;
     let last = pos;
     while (pos < chunk.length) {
@@ -198,9 +214,9 @@ export async function* msgpackDocuments(source: AsyncIterable<Uint8Array>, limit
       if (end < 0) break;
       last = pos = end;
     }
-    if (last > first) yield Buffer.from(chunk.subarray(first, last));
+    if (last > first) yield out(chunk.subarray(first, last));
     if (last < chunk.length) hold(chunk.subarray(last));
   }
   // an unfinished document goes on as it is: the decoder reports it
-  if (held > 0) yield Buffer.from(pending.subarray(0, held));
+  if (held > 0) yield out(pending.subarray(0, held));
 }

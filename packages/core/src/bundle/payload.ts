@@ -85,14 +85,20 @@ export type BodySource =
   /** `frames`: one patch-from frame per segment, in order. */
   | { kind: 'segmented'; index: number; size: number; segments: readonly Segment[]; frames: readonly Uint8Array[] };
 
-/** A decoded op; literal, patch and bsdiff data stream from `data`, which must be consumed in order. */
+/**
+ * A decoded op; literal, patch and bsdiff data stream from `data`, which must be consumed in order.
+ * The op's own byte fields (header bytes and patches, padding, tail) are the op's to keep.
+ */
 export type PayloadOp =
   | { op: 'run'; start: number; count: number }
   | { op: 'entry'; header: HeaderSource; body: DecodedBody; pad?: Uint8Array | undefined }
   | { op: 'tail'; bytes: Uint8Array }
   | { op: 'patchrun'; start: number; count: number; patch: Uint8Array };
 
-/** A decoded body source. */
+/**
+ * A decoded body source. Each piece `data` yields is a view of the frame's decoded records, valid
+ * only until the next piece (or op) is asked for: the consumer copies what it keeps (readOps).
+ */
 export type DecodedBody =
   | { kind: 'none' }
   | { kind: 'same' }
@@ -224,9 +230,12 @@ const BODY_SINCE: Readonly<Record<number, number>> = { 6: 2, 7: 2, 8: SEGMENTED_
  * literal/patch/bsdiff data arrive through `data`.
  */
 export async function* readOps(compressed: AsyncIterable<Uint8Array>, maxOutput: number, options: ReadOpsOptions = {}): AsyncGenerator<PayloadOp> {
-  // the decoder's pieces are views of one buffer: the record splitter copies each record out once
+  // the decoder's pieces are views of one buffer, and so are the records cut from them: nothing is
+  // copied per record (a fresh copy of each data record was most of the applier's malloc heap at
+  // its peak, garbage until the collector ran). So a record's bytes are valid until the next pull:
+  // data pieces go on as views (DecodedBody), and the op fields a consumer keeps are copied here.
   const decoded = zstdDecode(compressed, maxOutput, { windowLogMax: options.windowLogMax ?? PAYLOAD_WINDOW_LOG_MAX, signal: options.signal, reuseOutput: true });
-  const scanned = msgpackDocuments(decoded, SCAN, 'payload frame', RECORD_MAX_BYTES);
+  const scanned = msgpackDocuments(decoded, SCAN, 'payload frame', RECORD_MAX_BYTES, { views: true });
   const records = decodeMultiStream<undefined>(scanned, LIMITS)[Symbol.asyncIterator]();
   const version = options.version ?? SEGMENTED_FORMAT_VERSION;
   let cursor = 0;
@@ -265,18 +274,18 @@ export async function* readOps(compressed: AsyncIterable<Uint8Array>, maxOutput:
         yield { op: 'run', start, count };
       } else if (rec[0] === 1) {
         const h = rec[1];
-        const header: HeaderSource = typeof h === 'number' ? { kind: 'base', index: base(h) } : h instanceof Uint8Array ? { kind: 'literal', bytes: h } : Array.isArray(h) && h[1] instanceof Uint8Array && (h[2] === undefined || h[2] === 1) ? { kind: 'patched', index: base(h[0]), patch: h[1], fixChecksum: h[2] === 1 } : (() => { throw bad('header source'); })();
-        const pad = rec[3] === undefined ? undefined : rec[3] instanceof Uint8Array ? rec[3] : (() => { throw bad('pad'); })();
+        const header: HeaderSource = typeof h === 'number' ? { kind: 'base', index: base(h) } : h instanceof Uint8Array ? { kind: 'literal', bytes: own(h) } : Array.isArray(h) && h[1] instanceof Uint8Array && (h[2] === undefined || h[2] === 1) ? { kind: 'patched', index: base(h[0]), patch: own(h[1]), fixChecksum: h[2] === 1 } : (() => { throw bad('header source'); })();
+        const pad = rec[3] === undefined ? undefined : rec[3] instanceof Uint8Array ? own(rec[3]) : (() => { throw bad('pad'); })();
         yield { op: 'entry', header, body: decodeBody(rec[2], parts, header, version), pad };
       } else if (rec[0] === 3) {
         const start = cursor + int(rec[1], 'patch run delta', -cursor);
         const count = int(rec[2], 'patch run count', 1);
         if (!(rec[3] instanceof Uint8Array)) throw bad('patch run patch is not binary');
         cursor = start + count;
-        yield { op: 'patchrun', start, count, patch: rec[3] };
+        yield { op: 'patchrun', start, count, patch: own(rec[3]) };
       } else if (rec[0] === 2) {
         if (!(rec[1] instanceof Uint8Array)) throw bad('tail is not binary');
-        yield { op: 'tail', bytes: rec[1] };
+        yield { op: 'tail', bytes: own(rec[1]) };
         const after = await records.next().catch((err: unknown) => { throw decodeError(err); });
         if (!after.done) throw bad('records after the tail');
         return;
@@ -288,6 +297,11 @@ export async function* readOps(compressed: AsyncIterable<Uint8Array>, maxOutput:
     // an early stop (an error, or a consumer that stops reading) closes the decoders and the source
     await records.return?.(undefined);
   }
+}
+
+/** A copy of a record's bytes that outlives the record (small: header fields, padding, a tail). */
+function own(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes);
 }
 
 function decodeBody(b: unknown, parts: (n: number) => AsyncGenerator<Uint8Array>, header: HeaderSource, version: number): DecodedBody {

@@ -24,7 +24,8 @@ function bundleInvalid(reason: string): Error {
  * The one pull-style reader over an async byte source: read exact byte counts, varints, or stream
  * a span, without buffering more than one upstream chunk (plus a partial read). Used by the tar
  * splitter and the bsdiff decoder. `close()` ends the upstream iterator (closing a file stream's
- * descriptor) when the reader is abandoned early.
+ * descriptor) when the reader is abandoned early. The source may reuse a chunk's buffer once the
+ * next chunk is asked for: nothing of a chunk is read after that pull.
  */
 export class ByteReader {
   private readonly it: AsyncIterator<Uint8Array>;
@@ -43,13 +44,17 @@ export class ByteReader {
 
   private async fill(): Promise<boolean> {
     if (this.done) return false;
+    // what is left of the last chunk (a few bytes of a varint or a block) is copied before the
+    // pull: a source may reuse its buffer for the next chunk (readOps's data pieces do)
+    const rest = this.buf.length === 0 ? undefined : Buffer.from(this.buf);
     const next = await this.it.next();
     if (next.done) {
       this.done = true;
+      if (rest) this.buf = rest;
       return false;
     }
     const chunk = Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    this.buf = rest ? Buffer.concat([rest, chunk]) : chunk;
     return true;
   }
 
