@@ -5,7 +5,7 @@
  */
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { sha256, type Digest } from '../src/index.js';
+import { reusedStreamContextsCreated, sha256, zstdCompressStream, zstdDecompress, type Digest } from '../src/index.js';
 import { SkeletonWriter, readSkeleton } from '../src/tar/skeleton-file.js';
 import type { SkeletonEntry } from '../src/tar/skeleton.js';
 import { seededBytes } from '@ferry/test-support';
@@ -42,5 +42,29 @@ describe('SkeletonWriter', () => {
     }
     expect(i).toBe(entries.length);
     expect(r.trailer().count).toBe(entries.length);
+  });
+
+  it('compresses one layer\'s skeleton after another with one zstd context, to the same bytes as a stream of its own', async () => {
+    const entries: SkeletonEntry[] = Array.from({ length: 300 }, (_, i) => ({ raw: seededBytes(`r-${i}`, 512), path: `f-${i}`, type: '0', size: 0, digest: undefined, linkname: undefined }));
+    const write = async (): Promise<Buffer> => {
+      const w = new SkeletonWriter();
+      const bytes = collect(w.output);
+      for (const e of entries) w.add(e);
+      const tail = Buffer.alloc(1024);
+      w.finish({ tail, diffId: sha256(tail), size: 300 * 512 + 1024, count: 300 });
+      return bytes;
+    };
+    const first = await write();
+    const created = reusedStreamContextsCreated();
+    expect(created).toBeGreaterThan(0);
+    for (let i = 0; i < 3; i++) expect((await write()).equals(first)).toBe(true);
+    // each skeleton took the context the previous one gave back
+    expect(reusedStreamContextsCreated()).toBe(created);
+    // the bytes zstd-napi's stream makes with the same parameters (level 6, checksum)
+    const raw = zstdDecompress(first, 1 << 24);
+    const z = zstdCompressStream({ compressionLevel: 6, checksumFlag: true });
+    const again = collect(z);
+    z.end(raw);
+    expect((await again).equals(first)).toBe(true);
   });
 });

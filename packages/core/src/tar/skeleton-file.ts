@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
 import { FerryError, toFerryError } from '../errors.js';
 import { bytesToDigest, digestToBytes, isDigest, type Digest } from '../util/digest.js';
-import { zstdCompressStream, zstdDecode } from '../util/zstd.js';
+import { zstdCompressStreamReused, zstdDecode } from '../util/zstd.js';
 import { msgpackDocuments } from '../bundle/msgpack-scan.js';
 import type { SkeletonEntry, SkeletonTrailer } from './skeleton.js';
 
@@ -44,7 +44,7 @@ export class SkeletonWriter {
   private used = 0;
 
   constructor() {
-    const z = zstdCompressStream({ compressionLevel: 6, checksumFlag: true });
+    const z = zstdCompressStreamReused(6, true);
     this.output = this.input.pipe(z);
     this.input.on('error', (err) => z.destroy(err));
     this.write({ f: MAGIC, v: VERSION });

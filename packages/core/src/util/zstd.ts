@@ -1,6 +1,6 @@
 import { CompressStream, Compressor, type CompressParameters } from 'zstd-napi';
 import binding from 'zstd-napi/binding.js';
-import type { Transform } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
 import { FerryError } from '../errors.js';
 
 /** Largest zstd window a ferry decoder accepts (2^27 = 128 MiB), set before any byte is read. */
@@ -46,6 +46,85 @@ export function zstdCompress(data: Uint8Array, params: CompressParameters = STOR
 /** A zstd compressing transform. */
 export function zstdCompressStream(params: CompressParameters = STORE_ZSTD): Transform {
   return new CompressStream(params);
+}
+
+/** Idle contexts of {@link zstdCompressStreamReused}, by level and checksum flag. */
+const idleStreamCCtx = new Map<string, binding.CCtx[]>();
+let streamContextsCreated = 0;
+
+/** How many contexts zstdCompressStreamReused has created in this thread (a test counts reuse). */
+export function reusedStreamContextsCreated(): number {
+  return streamContextsCreated;
+}
+
+/**
+ * A zstd compressing transform (level and checksum flag only) whose context comes from, and goes
+ * back to when its frame ends, a pool per parameter set: one context serves a layer's skeleton
+ * after another. A context per stream (zstdCompressStream) is freed by the collector after its
+ * stream, with its tables and window (5.5 MB at level 6), and glibc raises its mmap threshold to
+ * the size of every mmapped block freed: allocations under it then stay in the main heap, whose
+ * free space is not given back. Same bytes as zstdCompressStream with the same parameters.
+ */
+export function zstdCompressStreamReused(level: number, checksum: boolean): Transform {
+  return new ReusedCompressStream(level, checksum);
+}
+
+class ReusedCompressStream extends Transform {
+  private readonly key: string;
+  private cctx: binding.CCtx | undefined;
+  private readonly out = Buffer.allocUnsafe(binding.cStreamOutSize());
+
+  constructor(level: number, checksum: boolean) {
+    super();
+    this.key = `${level}/${checksum ? 1 : 0}`;
+    this.cctx = idleStreamCCtx.get(this.key)?.pop();
+    if (!this.cctx) {
+      streamContextsCreated++;
+      this.cctx = new binding.CCtx();
+      this.cctx.setParameter(binding.CParameter.compressionLevel, level);
+      this.cctx.setParameter(binding.CParameter.checksumFlag, checksum ? 1 : 0);
+    }
+  }
+
+  private step(input: Uint8Array, end: boolean): void {
+    const cctx = this.cctx!;
+    let src = input;
+    for (;;) {
+      const [ret, produced, consumed] = cctx.compressStream2(this.out, src, end ? binding.EndDirective.end : binding.EndDirective.continue);
+      if (produced > 0) this.push(Buffer.from(this.out.subarray(0, produced)));
+      src = src.subarray(consumed);
+      if (src.length === 0 && (!end || ret === 0)) return;
+    }
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.step(chunk, false);
+      callback();
+    } catch (err) {
+      callback(err as Error);
+    }
+  }
+
+  override _flush(callback: TransformCallback): void {
+    try {
+      this.step(new Uint8Array(0), true);
+      // the frame is complete: the context starts the next one with the same parameters
+      const idle = idleStreamCCtx.get(this.key) ?? [];
+      if (idle.length < 2) idle.push(this.cctx!);
+      idleStreamCCtx.set(this.key, idle);
+      this.cctx = undefined;
+      callback();
+    } catch (err) {
+      callback(err as Error);
+    }
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    // a context left mid-frame is not reused
+    this.cctx = undefined;
+    callback(err);
+  }
 }
 
 /** Idle decompression contexts: allocating one per small content dominates decoding it. */
