@@ -8,6 +8,7 @@
  * compressed file into a buffer reused per slot and decodes it in one call into the caller's buffer.
  */
 import { readContentInto, type Digest, type Store } from '@ferry/core';
+import { largeBuffer } from './large-buffer.js';
 
 /** A body named by digest, with its size. */
 export interface BodyRef {
@@ -22,9 +23,8 @@ const packed: Buffer[] = [Buffer.alloc(0), Buffer.alloc(0)];
 
 function frameBuffer(slot: 0 | 1, n: number): Buffer {
   if (packed[slot]!.length >= n) return packed[slot]!.subarray(0, n);
-  const buf = Buffer.allocUnsafeSlow(n);
-  if (n <= PACKED_KEEP) packed[slot] = buf;
-  return buf;
+  if (n > PACKED_KEEP) return largeBuffer(n);
+  return (packed[slot] = Buffer.allocUnsafeSlow(n));
 }
 
 /**
@@ -34,4 +34,18 @@ function frameBuffer(slot: 0 | 1, n: number): Buffer {
  */
 export async function readBodyInto(store: Store, body: BodyRef, out: Uint8Array, slot: 0 | 1, verify = true): Promise<void> {
   readContentInto(store, body.digest, out, (n) => frameBuffer(slot, n), verify);
+}
+
+/**
+ * Copies bytes [`from`, `from + out.length`) of the stored body into `out`. A stored body is one
+ * zstd frame, so the whole body is decoded into a buffer of the read's own, dropped on return:
+ * a caller that holds only a range between reads (a segmented job's window and segment while
+ * it patches) pays for the whole body only during the read. Not re-hashed: the caller has
+ * verified the body once whole; errors as readBodyInto.
+ */
+export async function readBodyRange(store: Store, body: BodyRef, from: number, out: Uint8Array, slot: 0 | 1): Promise<void> {
+  if (from < 0 || from + out.length > body.size) throw new RangeError(`bytes [${from}, ${from + out.length}) of a ${body.size}-byte body`);
+  const whole = largeBuffer(body.size);
+  await readBodyInto(store, body, whole, slot, false);
+  out.set(whole.subarray(from, from + out.length));
 }

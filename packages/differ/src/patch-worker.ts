@@ -17,10 +17,11 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort } from 'node:worker_threads';
 import { Store, canPatchFrom, packSegments, zstdCompress, zstdCompressSized, zstdPatchEncode } from '@ferry/core';
-import { readBodyInto, type BodyRef } from './body-read.js';
+import { readBodyInto, readBodyRange, type BodyRef } from './body-read.js';
 import { BSDIFF_MAX_REFERENCE, bsdiff } from './delta/bsdiff.js';
+import { largeBuffer } from './large-buffer.js';
 import { Sketcher, looksBinary } from './sketch.js';
-import { planSegments, segmentTable } from './segment-plan.js';
+import { placeSegments, referencePlan, segmentTable, type SegmentWindow } from './segment-plan.js';
 import type { Segment } from '@ferry/core';
 
 export type { BodyRef };
@@ -84,8 +85,8 @@ async function concat(store: Store, bodies: BodyRef[], slot: 0 | 1, verify = tru
   const size = bodies.reduce((a, b) => a + b.size, 0);
   let buf = scratch[slot]!;
   if (buf.length < size) {
-    buf = Buffer.allocUnsafeSlow(Math.ceil(size / 2 ** 20) * 2 ** 20);
-    if (size <= SCRATCH_KEEP) scratch[slot] = buf;
+    if (size <= SCRATCH_KEEP) buf = scratch[slot] = Buffer.allocUnsafeSlow(Math.ceil(size / 2 ** 20) * 2 ** 20);
+    else buf = largeBuffer(size);
   }
   const out = buf.subarray(0, size);
   let at = 0;
@@ -128,21 +129,41 @@ async function group(job: Extract<PatchJob, { kind: 'group' }>): Promise<PatchRe
   return { id: job.id, job: 'group', frame: frame.length < estimate ? frame : null, literalEstimate: estimate };
 }
 
+/**
+ * A segmented job's plan, with one whole body held at a time: the reference while it is indexed,
+ * then the target while its segments are placed and its literal cost is estimated.
+ */
+async function planSegmented(store: Store, job: Extract<PatchJob, { kind: 'segmented' }>): Promise<{ windows: SegmentWindow[]; literal: number }> {
+  const plan = referencePlan(await concat(store, [job.ref], 0), job.target.size, job.maxWindow);
+  await collectNow();
+  const target = await concat(store, [job.target], 1);
+  return { windows: placeSegments(plan, target), literal: literalEstimate(target) };
+}
+
+/**
+ * A segmented job holds only one segment and its window while it patches, each read by range:
+ * with both whole bodies held through the patches, debian-upgrade's libicudata job (two ~30 MB
+ * bodies) set the bundle's peak (bench/README.md, "Bundle RSS").
+ */
 async function segmented(job: Extract<PatchJob, { kind: 'segmented' }>): Promise<PatchResult> {
   const store = await storeAt(job.root);
-  const [ref, target] = await Promise.all([concat(store, [job.ref], 0), concat(store, [job.target], 1)]);
-  const windows = planSegments(ref, target, job.maxWindow);
-  await collectNow();
+  const { windows, literal } = await planSegmented(store, job);
+  const window = largeBuffer(Math.max(0, ...windows.map((w) => w.length)));
+  const segment = largeBuffer(Math.max(0, ...windows.map((w) => w.size)));
   const frames: Buffer[] = [];
   for (const w of windows) {
-    frames.push(zstdPatchEncode(ref.subarray(w.offset, w.offset + w.length), target.subarray(w.start, w.start + w.size), job.level));
+    await readBodyRange(store, job.ref, w.offset, window.subarray(0, w.length), 0);
+    await readBodyRange(store, job.target, w.start, segment.subarray(0, w.size), 1);
+    // the reads' whole bodies (and, before the first segment, the plan's buffers) are freed once collected
+    await collectNow();
+    frames.push(zstdPatchEncode(window.subarray(0, w.length), segment.subarray(0, w.size), job.level));
     // each large patch has its own zstd context (~200 MB of match tables), freed only once
     // collected: without this, every segment's context lived until the job ended
     await collectNow();
   }
   const segments = segmentTable(windows, frames);
   const cost = frames.reduce((a, f) => a + f.length, 0) + packSegments(segments).length;
-  if (cost >= literalEstimate(target)) return { id: job.id, job: 'segmented', segments: null, frames: [] };
+  if (cost >= literal) return { id: job.id, job: 'segmented', segments: null, frames: [] };
   return { id: job.id, job: 'segmented', segments, frames };
 }
 

@@ -84,32 +84,61 @@ function votedShift(index: Map<number, number>, target: Uint8Array, start: numbe
 }
 
 /**
- * Cuts a target of `targetSize` bytes into segments and places each one's window in `ref`,
- * windows of at most `maxWindow` bytes. Every window plus its segment fits PATCH_SPAN_MAX, and
- * window offsets never decrease.
+ * What placing segments needs of a reference (referencePlan): its length, the window and segment
+ * sizes, and its sparse index (none when the reference fits a window). Kept instead of the
+ * reference, so a patch worker need not hold the reference and the target at once.
  */
-export function planSegments(ref: Uint8Array, target: Uint8Array, maxWindow: number): SegmentWindow[] {
+export interface ReferencePlan {
+  refLength: number;
+  targetLength: number;
+  /** Every window's length. */
+  length: number;
+  /** Every segment's size (the last may be smaller). */
+  size: number;
+  index: Map<number, number> | undefined;
+}
+
+/**
+ * The first half of planSegments: sizes for a target of `targetLength` bytes against `ref`,
+ * windows of at most `maxWindow` bytes, and the reference's index.
+ */
+export function referencePlan(ref: Uint8Array, targetLength: number, maxWindow: number): ReferencePlan {
   const length = Math.min(maxWindow, ref.length, PATCH_SPAN_MAX >> 1);
   // a reference that fits a window is used whole by every segment: segments as large as the span allows
-  const maxSegment = ref.length <= length ? PATCH_SPAN_MAX - length : Math.min(PATCH_SPAN_MAX - length, Math.max(SEGMENT_MIN, Math.floor(length * SEGMENT_SHARE * (target.length / ref.length))));
-  const count = Math.ceil(target.length / maxSegment);
-  if (count > SEGMENTS_MAX) throw new RangeError(`a ${target.length}-byte body needs ${count} segments, over ${SEGMENTS_MAX}`);
-  const size = Math.ceil(target.length / count);
-  const index = ref.length <= length ? undefined : indexReference(ref);
+  const maxSegment = ref.length <= length ? PATCH_SPAN_MAX - length : Math.min(PATCH_SPAN_MAX - length, Math.max(SEGMENT_MIN, Math.floor(length * SEGMENT_SHARE * (targetLength / ref.length))));
+  const count = Math.ceil(targetLength / maxSegment);
+  if (count > SEGMENTS_MAX) throw new RangeError(`a ${targetLength}-byte body needs ${count} segments, over ${SEGMENTS_MAX}`);
+  const size = Math.ceil(targetLength / count);
+  return { refLength: ref.length, targetLength, length, size, index: ref.length <= length ? undefined : indexReference(ref) };
+}
+
+/** The second half of planSegments: cuts `target` (the planned length) into segments and places each one's window. */
+export function placeSegments(plan: ReferencePlan, target: Uint8Array): SegmentWindow[] {
+  const { refLength, length, size, index } = plan;
+  if (target.length !== plan.targetLength) throw new RangeError(`a ${target.length}-byte target, planned for ${plan.targetLength}`);
   const out: SegmentWindow[] = [];
   let last = 0;
   for (let start = 0; start < target.length; start += size) {
     const n = Math.min(size, target.length - start);
     let offset = 0;
     if (index) {
-      const shift = votedShift(index, target, start, n) ?? Math.round((start + n / 2) * (ref.length / target.length)) - (start + n / 2);
+      const shift = votedShift(index, target, start, n) ?? Math.round((start + n / 2) * (refLength / target.length)) - (start + n / 2);
       offset = Math.round(start + n / 2 + shift - length / 2);
-      offset = Math.max(last, Math.min(Math.max(offset, 0), ref.length - length));
+      offset = Math.max(last, Math.min(Math.max(offset, 0), refLength - length));
     }
     last = offset;
     out.push({ start, size: n, offset, length });
   }
   return out;
+}
+
+/**
+ * Cuts a target of `targetSize` bytes into segments and places each one's window in `ref`,
+ * windows of at most `maxWindow` bytes. Every window plus its segment fits PATCH_SPAN_MAX, and
+ * window offsets never decrease.
+ */
+export function planSegments(ref: Uint8Array, target: Uint8Array, maxWindow: number): SegmentWindow[] {
+  return placeSegments(referencePlan(ref, target.length, maxWindow), target);
 }
 
 /** The segment table of planned windows and their frames (frames in segment order). */

@@ -1,5 +1,5 @@
 /**
- * readBodyInto (body-read.ts): the patch workers' whole-body reads of stored contents. Real store,
+ * readBodyInto and readBodyRange (body-read.ts): the patch workers' reads of stored contents. Real store,
  * real files: a body decodes into the caller's buffer exactly; missing, damaged, oversized,
  * wrong-size and wrong-digest contents are refused with one code each.
  */
@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store, sha256, zstdCompress } from '@ferry/core';
 import { rejectionCode as code } from '@ferry/test-support';
-import { readBodyInto } from '../src/body-read.js';
+import { readBodyInto, readBodyRange } from '../src/body-read.js';
 import { prose } from './helpers.js';
 
 let root: string;
@@ -84,5 +84,28 @@ describe('readBodyInto', () => {
     const digest = sha256(body);
     await mkdir(store.contentPath(digest), { recursive: true });
     expect(await code(readBodyInto(store, { digest, size: body.length }, Buffer.alloc(body.length), 1))).toBe('FERRY_ERR_OBJECT_CORRUPT');
+  });
+});
+
+describe('readBodyRange', () => {
+  it('copies exactly the asked bytes of a body, at its start, middle and end, and leaves the rest of the buffer alone', async () => {
+    const body = prose('ranged', 3 * 1024 * 1024);
+    const ref = await put(body);
+    for (const [from, n] of [[0, 1000], [1_234_567, 700_000], [body.length - 5000, 5000], [0, body.length]] as const) {
+      const out = Buffer.alloc(n + 8, 0xaa);
+      await readBodyRange(store, ref, from, out.subarray(0, n), 1);
+      expect(out.subarray(0, n).equals(body.subarray(from, from + n))).toBe(true);
+      expect(out.subarray(n).every((b) => b === 0xaa)).toBe(true);
+    }
+  });
+
+  it('refuses a range outside the body, and a missing or damaged body as readBodyInto does', async () => {
+    const body = prose('ranged-bad', 100_000);
+    const ref = await put(body);
+    await expect(readBodyRange(store, ref, body.length - 10, Buffer.alloc(11), 0)).rejects.toThrow(RangeError);
+    await expect(readBodyRange(store, ref, -1, Buffer.alloc(1), 0)).rejects.toThrow(RangeError);
+    expect(await code(readBodyRange(store, { digest: sha256(prose('absent', 10)), size: 10 }, 0, Buffer.alloc(10), 0))).toBe('FERRY_ERR_OBJECT_MISSING');
+    await writeFile(store.contentPath(ref.digest), zstdCompress(body.subarray(1)));
+    expect(await code(readBodyRange(store, ref, 0, Buffer.alloc(10), 0))).toBe('FERRY_ERR_OBJECT_CORRUPT');
   });
 });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFile } from 'node:fs/promises';
 import { FerryError, PATCH_SPAN_MAX, applyBundle, openBundle, sha256, verifyHeader, zstdCompress } from '@ferry/core';
-import { createBundle, planSegments, writeFerryFile } from '@ferry/differ';
+import { createBundle, placeSegments, planSegments, referencePlan, writeFerryFile } from '@ferry/differ';
 import { buildPackages, imageOf, largeLibrary, newKey, nextLibrary, remove, scratch, seededBytes, writeLayout, type TarEntry } from '@ferry/test-support';
 import { trustOf } from '@ferry/test-support';
 import { bundleOptions, decodeRefs, roundTrip, stores, type DifferFixture } from './helpers.js';
@@ -29,6 +29,14 @@ afterAll(async () => {
 });
 
 describe('segment windows', () => {
+  it("are planned the same from the reference's plan alone (the worker drops the reference before reading the target)", () => {
+    const ref = largeLibrary('halves', 6 * MiB);
+    const target = Buffer.concat([seededBytes('halves/front', MiB), ref]);
+    const plan = referencePlan(ref, target.length, 2 * MiB);
+    expect(placeSegments(plan, target)).toEqual(planSegments(ref, target, 2 * MiB));
+    expect(() => placeSegments(plan, target.subarray(1))).toThrow(RangeError);
+  });
+
   it('follow a shift of the content (an insertion at the front), where proportional placement would miss', () => {
     const ref = largeLibrary('shift', 6 * MiB);
     const inserted = 2 * MiB;
