@@ -8,6 +8,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pipeline } from 'node:stream/promises';
+import { runtimeEnv } from '@ferry/cli/memory';
 
 /** Directory of the bench scripts. */
 export const BENCH_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -115,8 +116,9 @@ export function timedShell(script, opts = {}) {
 }
 
 /**
- * Runs one measured operation in a fresh node process (bench/lib/child.mjs): the child times the
- * operation itself (module loading excluded) and reports its own peak RSS (VmHWM).
+ * Runs one measured operation in a fresh node process (bench/lib/child.mjs), in the environment
+ * bin/ferry starts the `ferry` command in: the child times the operation itself (module loading
+ * excluded) and reports its own peak RSS (VmHWM).
  */
 export async function inChild(op, params) {
   const script = join(BENCH_DIR, 'lib', 'child.mjs');
@@ -124,7 +126,7 @@ export async function inChild(op, params) {
   // (summarise one with `node bench/lib/profile-top.mjs FILE`); it slows the children down.
   const prof = process.env.FERRY_BENCH_CPU_PROF;
   const nodeArgs = prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`, `--cpu-prof-name=${op}-${Date.now()}.cpuprofile`] : [];
-  const { stdout } = await run(process.execPath, [...nodeArgs, script, op, JSON.stringify(params)]);
+  const { stdout } = await run(process.execPath, [...nodeArgs, script, op, JSON.stringify(params)], { env: runtimeEnv() });
   const line = stdout.toString().split('\n').find((l) => l.startsWith('RESULT '));
   if (!line) throw new Error(`child ${op} printed no result: ${stdout.toString().slice(-2000)}`);
   return JSON.parse(line.slice(7));

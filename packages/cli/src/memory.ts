@@ -1,7 +1,8 @@
 /**
- * Process-wide memory settings of the `ferry` executable, applied by main.ts before anything
- * else loads, for the commands that run on a device (`ferry apply`, `ferry agent`: a 128 MB peak
- * RSS budget, bench/README.md "Figures: apply memory").
+ * Process-wide memory settings of the `ferry` executable: the environment bin/ferry starts node
+ * in, and the V8 setting main.ts applies before anything else loads for the commands that run on
+ * a device (`ferry apply`, `ferry agent`: a 128 MB peak RSS budget, bench/README.md "Figures:
+ * apply memory").
  */
 import { setFlagsFromString } from 'node:v8';
 
@@ -19,4 +20,20 @@ export function capYoungGeneration(): void {
   if (capped) return;
   capped = true;
   setFlagsFromString('--semi-space-growth-factor=1');
+}
+
+/**
+ * The environment bin/ferry starts every ferry process in (read there when the process starts, so
+ * it cannot be set from here): glibc's mmap threshold fixed at its default 128 KiB instead of
+ * rising to the largest buffer freed, which keeps freed multi-MiB buffers resident (bin/ferry
+ * says more). Keep the two in step; packages/cli/test/launcher.test.ts checks that they are.
+ */
+export const RUNTIME_ENV: Readonly<Record<string, string>> = Object.freeze({ MALLOC_MMAP_THRESHOLD_: '131072' });
+
+/**
+ * `env` with RUNTIME_ENV's settings it lacks: for a ferry process started without bin/ferry (the
+ * demo's agent child, the benches), so that it runs as the installed command does.
+ */
+export function runtimeEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...RUNTIME_ENV, ...env };
 }

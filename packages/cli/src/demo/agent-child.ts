@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Report } from '@ferry/core';
 import type { FetchProgress } from '@ferry/agent';
+import { runtimeEnv } from '../memory.js';
 
 /** The CLI entry point (this file is dist/demo/agent-child.js). */
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
@@ -34,9 +35,12 @@ export interface AgentChildOptions {
   nodeArgs?: string[] | undefined;
 }
 
-/** Starts `ferry agent ARGS --once --json` (`main`: the CLI entry, default this build's). */
+/**
+ * Starts `ferry agent ARGS --once --json` (`main`: the CLI entry, default this build's) in the
+ * environment bin/ferry would give it.
+ */
 export function startAgentChild(args: string[], main: string | undefined, events: AgentEvents, options: AgentChildOptions = {}): AgentChild {
-  const child: ChildProcess = spawn(process.execPath, [...(options.nodeArgs ?? []), main ?? MAIN, 'agent', ...args, '--once', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [...(options.nodeArgs ?? []), main ?? MAIN, 'agent', ...args, '--once', '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env: runtimeEnv() });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
   createInterface({ input: child.stdout! }).on('line', (line) => {
