@@ -99,8 +99,9 @@ export interface ReferencePlan {
 }
 
 /**
- * The first half of planSegments: sizes for a target of `targetLength` bytes against `ref`,
- * windows of at most `maxWindow` bytes, and the reference's index.
+ * The first half of segment planning: sizes for a target of `targetLength` bytes against `ref`,
+ * windows of at most `maxWindow` bytes, and the reference's index. Every window plus its segment
+ * fits PATCH_SPAN_MAX.
  */
 export function referencePlan(ref: Uint8Array, targetLength: number, maxWindow: number): ReferencePlan {
   const length = Math.min(maxWindow, ref.length, PATCH_SPAN_MAX >> 1);
@@ -112,7 +113,10 @@ export function referencePlan(ref: Uint8Array, targetLength: number, maxWindow: 
   return { refLength: ref.length, targetLength, length, size, index: ref.length <= length ? undefined : indexReference(ref) };
 }
 
-/** The second half of planSegments: cuts `target` (the planned length) into segments and places each one's window. */
+/**
+ * The second half: cuts `target` (the planned length) into segments and places each one's window
+ * in the reference; window offsets never decrease.
+ */
 export function placeSegments(plan: ReferencePlan, target: Uint8Array): SegmentWindow[] {
   const { refLength, length, size, index } = plan;
   if (target.length !== plan.targetLength) throw new RangeError(`a ${target.length}-byte target, planned for ${plan.targetLength}`);
@@ -130,15 +134,6 @@ export function placeSegments(plan: ReferencePlan, target: Uint8Array): SegmentW
     out.push({ start, size: n, offset, length });
   }
   return out;
-}
-
-/**
- * Cuts a target of `targetSize` bytes into segments and places each one's window in `ref`,
- * windows of at most `maxWindow` bytes. Every window plus its segment fits PATCH_SPAN_MAX, and
- * window offsets never decrease.
- */
-export function planSegments(ref: Uint8Array, target: Uint8Array, maxWindow: number): SegmentWindow[] {
-  return placeSegments(referencePlan(ref, target.length, maxWindow), target);
 }
 
 /** The segment table of planned windows and their frames (frames in segment order). */
