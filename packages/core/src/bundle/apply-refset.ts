@@ -61,14 +61,16 @@ export class LayerGroups {
 
   /**
    * A body this layer wrote may still be in the writer's temp file, not under its name: the
-   * decoder reads it there when the writer can say where (LayerSink.stagedPath, the inline
-   * writer); otherwise (the writer thread) the writer is flushed first, which names it. Flushing
-   * for every such group cost dep-bump 45 flushes (two syncfs each, and the fork that runs them).
-   * Baseline parts are never flushed for.
+   * decoder reads it there (LayerSink.stagedPath), once the writer has written it whole
+   * (whenStaged: the writer thread may be behind). A body that is neither there nor stored makes
+   * the writer flush, which names every staged body. Flushing for every such group cost dep-bump
+   * 45 flushes (two syncfs each, and the fork that runs them). Baseline parts are never waited for.
    */
   private async durable(ref: PatchReference, layerParts: number): Promise<void> {
-    const own = ref.parts.slice(ref.parts.length - layerParts);
-    if (own.some((p) => this.c.out.stagedPath(p.digest) === undefined && !existsSync(this.c.store.contentPath(p.digest)))) await this.c.out.flush();
+    for (const p of ref.parts.slice(ref.parts.length - layerParts)) {
+      if (await this.c.out.whenStaged(p.digest)) continue;
+      if (!existsSync(this.c.store.contentPath(p.digest))) return this.c.out.flush();
+    }
   }
 
   /** The body of a MEMBER entry. */

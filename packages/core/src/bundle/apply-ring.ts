@@ -107,6 +107,30 @@ export class RingWriter extends RingView {
     Atomics.notify(this.ctrl, HEAD);
   }
 
+  /** Where the next record goes: a record pushed before it is handled once {@link handled} says so. */
+  position(): number {
+    return Atomics.load(this.ctrl, HEAD);
+  }
+
+  /**
+   * True when the consumer is done with every record before `pos` (a {@link position}): it frees a
+   * record's space only when it asks for the next (RingReader.next), after handling it.
+   */
+  handled(pos: number): boolean {
+    const head = Atomics.load(this.ctrl, HEAD);
+    return this.used() <= ((head - pos) & 0x7fffffff);
+  }
+
+  /** Waits (without blocking the thread) until {@link handled}(`pos`) or the ring stops. */
+  async waitHandled(pos: number): Promise<void> {
+    while (!this.handled(pos) && !this.stopped) {
+      const tail = Atomics.load(this.ctrl, TAIL);
+      if (this.handled(pos)) return;
+      const w = waitAsync(this.ctrl, TAIL, tail, 100);
+      if (w.async) await w.value;
+    }
+  }
+
   private copyIn(pos: number, bytes: Uint8Array): number {
     const at = pos & this.mask;
     const first = Math.min(bytes.length, this.data.length - at);

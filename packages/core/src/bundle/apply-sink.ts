@@ -6,6 +6,8 @@
  * level-3 compression on a second core, for about 10 MB more: the thread's isolate and the ring).
  */
 import { randomBytes, createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { FerryError, toFerryError, type ErrorCode } from '../errors.js';
@@ -48,10 +50,16 @@ export abstract class LayerSink {
   /** Waits until every new body pushed so far is durable under its name. */
   abstract flush(): Promise<void>;
   /**
-   * The temp file holding new body `digest` until the next flush names it, when this sink can say
-   * (the inline writer); undefined when the body is not staged or the writer runs elsewhere.
+   * The temp file holding new body `digest` until the next flush names it; undefined when the
+   * body is not staged, or the writer thread has not written it whole yet (see whenStaged).
    */
   abstract stagedPath(digest: Digest): string | undefined;
+  /**
+   * Whether new body `digest` is in a temp file that {@link stagedPath} names, waiting until the
+   * writer has written it whole (the writer thread may be behind): a group that references a body
+   * of this layer reads it there instead of flushing the writer to name it.
+   */
+  abstract whenStaged(digest: Digest): Promise<boolean>;
   /** The digest and size of every byte pushed. */
   abstract finish(): Promise<{ digest: Digest; size: number }>;
   /** Stops the writer (a body in progress is dropped; flushed ones stay). */
@@ -164,6 +172,10 @@ class InlineSink extends LayerSink {
     return this.writer.stagedPath(digest.slice(7));
   }
 
+  async whenStaged(digest: Digest): Promise<boolean> {
+    return this.stagedPath(digest) !== undefined;
+  }
+
   async finish(): Promise<{ digest: Digest; size: number }> {
     const { hex, size } = this.run((w) => w.digest());
     return { digest: `sha256:${hex}` as Digest, size };
@@ -177,20 +189,33 @@ class InlineSink extends LayerSink {
 
 /**
  * The writer on a thread of its own (apply-worker.ts), fed through a shared ring (1 MiB: four of
- * the largest records, enough to keep the writer busy).
+ * the largest records, enough to keep the writer busy). It follows the writer's temp files: the
+ * writer names them by a sequence number in the order bodies begin, and keeps the first of a
+ * digest written twice or already stored, so this side knows each new body's temp file and the
+ * ring position after which the writer has closed it.
  */
 class ThreadSink extends LayerSink {
   private readonly ring: RingWriter;
+  private readonly files: WriterData;
+  private seq = 0;
+  /** The temp file of the body in progress. */
+  private tmp = '';
+  /** New bodies not yet flushed: digest hex -> temp file, and the ring position after its end record. */
+  private readonly staged = new Map<string, { path: string; end: number }>();
   private readonly worker: Worker;
   private failed: FerryError | undefined;
   private readonly waiting: { resolve: (a: Answer) => void; reject: (e: unknown) => void }[] = [];
   private readonly number = new DataView(new ArrayBuffer(8));
 
-  constructor(store: Store, tempDir: string) {
+  constructor(
+    private readonly store: Store,
+    tempDir: string,
+  ) {
     super();
     const sab = ringBuffer(RING_BYTES);
     this.ring = new RingWriter(sab);
-    const workerData: ThreadWriterData = { ring: sab, ...writerData(store, tempDir) };
+    this.files = writerData(store, tempDir);
+    const workerData: ThreadWriterData = { ring: sab, ...this.files };
     this.worker = new Worker(fileURLToPath(compiledSibling(import.meta.url, 'apply-worker')), { workerData });
     this.worker.on('message', (m: Answer | Failed) => (m.type === 'error' ? this.fail(failure(m)) : this.waiting.shift()?.resolve(m)));
     this.worker.on('error', (err) => this.fail(toFerryError(err, 'the layer writer thread')));
@@ -227,6 +252,7 @@ class ThreadSink extends LayerSink {
   }
 
   protected async begin(stash: boolean, size: number): Promise<void> {
+    this.tmp = join(this.files.tempDir, `${this.files.tempPrefix}${this.seq++}`);
     await this.push(stash ? REC.stash : REC.begin, this.f64(size));
   }
 
@@ -236,6 +262,9 @@ class ThreadSink extends LayerSink {
 
   protected async end(digest: Digest): Promise<void> {
     await this.push(REC.end, digestToBytes(digest));
+    const hex = digest.slice(7);
+    // the writer's rule (LayerWriter.end): a body already staged or stored drops its temp file
+    if (!this.staged.has(hex) && !existsSync(this.store.contentPath(digest))) this.staged.set(hex, { path: this.tmp, end: this.ring.position() });
   }
 
   private async ask(type: number): Promise<Answer> {
@@ -247,11 +276,20 @@ class ThreadSink extends LayerSink {
 
   async flush(): Promise<void> {
     await this.ask(REC.flush);
+    this.staged.clear();
   }
 
-  /** The writer thread's temp files are its own (it may not have written them yet). */
-  stagedPath(): undefined {
-    return undefined;
+  stagedPath(digest: Digest): string | undefined {
+    const s = this.staged.get(digest.slice(7));
+    return s && this.ring.handled(s.end) ? s.path : undefined;
+  }
+
+  async whenStaged(digest: Digest): Promise<boolean> {
+    const s = this.staged.get(digest.slice(7));
+    if (!s) return false;
+    await this.ring.waitHandled(s.end);
+    this.check();
+    return true;
   }
 
   async finish(): Promise<{ digest: Digest; size: number }> {
