@@ -3,10 +3,11 @@
  * bytes, rate, ETA, last seen (stale agents marked) and last error; the channels below it; and
  * the fleet's bytes saved against docker pull.
  */
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
 import type { AgentSummary, BundlesAnswer, ChannelSummary } from '@ferry/core';
 import { humanBytes, shortDigest, table } from './format.js';
 import { formatDuration } from './units.js';
+import { loadCliProgress } from './lazy.js';
 
 /** Everything `ferry status` shows, as the operator API answered it. */
 export interface FleetStatus {
@@ -29,7 +30,7 @@ export function progressOf(a: AgentSummary): number {
 
 /** `[████░░░░]  25.0%` */
 export function progressBar(fraction: number): string {
-  return `[${cliProgress.Format.BarFormat(fraction, BAR_OPTIONS as cliProgress.Options)}] ${(fraction * 100).toFixed(1).padStart(5)}%`;
+  return `[${loadCliProgress().Format.BarFormat(fraction, BAR_OPTIONS as cliProgress.Options)}] ${(fraction * 100).toFixed(1).padStart(5)}%`;
 }
 
 function lastSeen(a: AgentSummary, now: number): string {

@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import tar from 'tar-stream';
 import { FerryError } from '../errors.js';
 import { MAX_JSON_BYTES } from '../image/json.js';
 import { readRegularFile } from '../util/bounded-read.js';
@@ -186,6 +185,8 @@ export async function exportOci(store: Store, ref: string, dir: string, opts: Ex
  */
 export async function exportDockerArchive(store: Store, ref: string, out: Writable, opts: ExportOptions = {}): Promise<{ configDigest: Digest }> {
   const image = await store.resolve(ref);
+  // loaded here: the other commands (an agent's start above all) need not load tar-stream's modules
+  const { default: tar } = await import('tar-stream');
   const pack = tar.pack();
   const done = pipeline(pack, out, { signal: opts.signal, end: out !== process.stdout });
   done.catch(() => {});
