@@ -3,6 +3,7 @@ export * from './util/digest.js';
 export * from './util/fs.js';
 export * from './util/bounded-read.js';
 export * from './util/zstd.js';
+export { POISON_BYTE, poisonReusedOutput } from './util/poison.js';
 export * from './util/byte-reader.js';
 export * from './util/varint.js';
 export * from './util/module.js';

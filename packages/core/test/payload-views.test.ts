@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { seededBytes } from '@ferry/test-support';
-import { readOps, type PayloadOp } from '../src/index.js';
+import { POISON_BYTE, readOps, zstdCompress, zstdDecode, type PayloadOp } from '../src/index.js';
 import { chunks, frameOf } from './helpers/payload-frame.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
@@ -57,5 +57,40 @@ describe('readOps data pieces', () => {
     }
     const last = ops.at(-1)!;
     expect(last.op === 'tail' && Buffer.from(last.bytes).equals(tail)).toBe(true);
+  });
+});
+
+// test/setup-poison.ts turns poisonReusedOutput on for every suite (for core's sources too: the
+// switch is per process): a view kept past the next pull reads POISON_BYTE, so a consumer that
+// should have copied fails at once
+describe('poisoned reused pieces (the test setup)', () => {
+  it('zstdDecode overwrites each reused piece once the next is asked for', async () => {
+    const body = seededBytes('poison', 1_000_000);
+    const kept: Uint8Array[] = [];
+    const copies: Buffer[] = [];
+    for await (const p of zstdDecode(chunks([zstdCompress(body)]), body.length, { reuseOutput: true })) {
+      kept.push(p);
+      copies.push(Buffer.from(p));
+    }
+    expect(Buffer.concat(copies).equals(body)).toBe(true);
+    expect(kept.length).toBeGreaterThan(2);
+    // every piece but the last was handed out, then overwritten when the next was asked for
+    for (const p of kept.slice(0, -1)) expect(p.every((b) => b === POISON_BYTE)).toBe(true);
+  });
+
+  it('a body data piece of readOps kept past the next pull is poison, never another record quietly', async () => {
+    const bodies = [seededBytes('kept 0', 300_000), seededBytes('kept 1', 300_000)];
+    const frame = await frameOf((w) => {
+      for (const d of bodies) w.entry({ kind: 'literal', bytes: Buffer.alloc(512, 1) }, { kind: 'literal', data: d });
+      w.tail(Buffer.alloc(1024));
+    });
+    const kept: Uint8Array[] = [];
+    for await (const op of readOps(chunks(frame), 1 << 26)) {
+      if (op.op !== 'entry' || op.body.kind !== 'literal') continue;
+      for await (const p of op.body.data) kept.push(p);
+    }
+    expect(kept.length).toBeGreaterThan(1);
+    expect(Buffer.from(kept[0]!).equals(bodies[0]!.subarray(0, kept[0]!.length))).toBe(false);
+    expect(kept[0]!.every((b) => b === POISON_BYTE)).toBe(true);
   });
 });

@@ -7,6 +7,7 @@
  * be fed a stream chunk by chunk (a header split across chunks resumes where it stopped).
  */
 import { FerryError } from '../errors.js';
+import { poisonConsumed } from '../util/poison.js';
 
 /** What the scanner bounds. */
 export interface ScanLimits {
@@ -203,6 +204,7 @@ export async function* msgpackDocuments(source: AsyncIterable<Uint8Array>, limit
       if (end < 0) continue;
       // held is reset only after the pull: a view of pending stays intact until then
       yield out(pending.subarray(0, held));
+      if (options.views) poisonConsumed(pending.subarray(0, held));
       held = 0;
       pos = end;
     }

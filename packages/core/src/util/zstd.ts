@@ -2,6 +2,7 @@ import { CompressStream, Compressor, type CompressParameters } from 'zstd-napi';
 import binding from 'zstd-napi/binding.js';
 import { Transform, type TransformCallback } from 'node:stream';
 import { FerryError } from '../errors.js';
+import { poisonConsumed } from './poison.js';
 
 /** Largest zstd window a ferry decoder accepts (2^27 = 128 MiB), set before any byte is read. */
 export const ZSTD_WINDOW_LOG_MAX = 27;
@@ -235,6 +236,7 @@ export async function* zstdDecode(source: AsyncIterable<Uint8Array>, maxSize = N
       for (const piece of decodeChunk(dctx, chunk, st, reuse)) {
         signal?.throwIfAborted();
         yield piece;
+        if (reuse) poisonConsumed(piece);
       }
     }
     finish(st, sawInput);
