@@ -7,7 +7,6 @@
  */
 import { randomBytes, createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { FerryError, toFerryError, type ErrorCode } from '../errors.js';
@@ -16,7 +15,7 @@ import { compiledSibling } from '../util/module.js';
 import type { Store } from '../store/store.js';
 import { REC, RECORD_MAX, RingWriter, ringBuffer } from './apply-ring.js';
 import type { ThreadWriterData } from './apply-worker.js';
-import { LayerWriter, WriterFailure, type WriterData } from './apply-writer.js';
+import { LayerWriter, WriterFailure, bodyTempPath, type WriterData } from './apply-writer.js';
 
 /** Size of the ring between the rebuild and its writer thread. */
 const RING_BYTES = 1024 * 1024;
@@ -190,9 +189,9 @@ class InlineSink extends LayerSink {
 /**
  * The writer on a thread of its own (apply-worker.ts), fed through a shared ring (1 MiB: four of
  * the largest records, enough to keep the writer busy). It follows the writer's temp files: the
- * writer names them by a sequence number in the order bodies begin, and keeps the first of a
- * digest written twice or already stored, so this side knows each new body's temp file and the
- * ring position after which the writer has closed it.
+ * writer names them by a sequence number in the order bodies begin (bodyTempPath) and keeps the
+ * first of a digest written twice or already stored, so this side knows each new body's temp file
+ * and the ring position after which the writer has closed it.
  */
 class ThreadSink extends LayerSink {
   private readonly ring: RingWriter;
@@ -252,7 +251,7 @@ class ThreadSink extends LayerSink {
   }
 
   protected async begin(stash: boolean, size: number): Promise<void> {
-    this.tmp = join(this.files.tempDir, `${this.files.tempPrefix}${this.seq++}`);
+    this.tmp = bodyTempPath(this.files, this.seq++);
     await this.push(stash ? REC.stash : REC.begin, this.f64(size));
   }
 

@@ -32,6 +32,14 @@ export interface WriterData {
   tempPrefix: string;
 }
 
+/**
+ * The temp file of the `seq`-th new body a writer begins (stashed or not, counted from 0): the
+ * writer thread's sink names it by the same rule to read a body before the writer names it.
+ */
+export function bodyTempPath(data: WriterData, seq: number): string {
+  return join(data.tempDir, `${data.tempPrefix}${seq}`);
+}
+
 /** A failure with a code of core's ERROR_CODES (the thread passes code, message and details on). */
 export class WriterFailure extends Error {
   constructor(
@@ -179,7 +187,7 @@ export class LayerWriter {
 
   /** Starts a new body of `size` bytes; `layer` false for a stashed one. */
   begin(size: number, layer: boolean): void {
-    const tmp = join(this.data.tempDir, `${this.data.tempPrefix}${this.seq++}`);
+    const tmp = bodyTempPath(this.data, this.seq++);
     this.body = { fd: openSync(tmp, 'wx'), tmp, size, got: 0, layer, copy: layer ? undefined : this.kept.reserve(size) };
     this.cctx.reset(binding.ResetDirective.sessionOnly);
     this.cctx.setPledgedSrcSize(size);
