@@ -43,7 +43,7 @@ export interface RebuildOptions extends LockTiming {
   maxPatchReference?: number | undefined;
   /**
    * Run the layer's writer (hashing, stored contents decoded, new bodies compressed) on a thread
-   * of its own: faster where a second core is free, about 10 MB more RSS (its V8 isolate). Default
+   * of its own: faster where a second core is free, 13-20 MB more RSS (its V8 isolate). Default
    * false: on the calling thread.
    */
   writerThread?: boolean | undefined;

@@ -90,13 +90,8 @@ export class RingWriter extends RingView {
     const len = parts.reduce((a, p) => a + p.length, 0);
     if (len > RECORD_MAX) throw new RangeError(`ring record of ${len} bytes`);
     const need = RECORD_HEAD + len;
-    while (this.data.length - this.used() < need) {
-      if (this.stopped) return;
-      const tail = Atomics.load(this.ctrl, TAIL);
-      if (this.data.length - this.used() >= need) break;
-      const w = waitAsync(this.ctrl, TAIL, tail, 100);
-      if (w.async) await w.value;
-    }
+    const room = (): boolean => this.data.length - this.used() >= need;
+    if (!room()) await this.waitTail(room);
     if (this.stopped) return;
     let pos = Atomics.load(this.ctrl, HEAD);
     this.head.setUint32(0, type);
@@ -122,10 +117,19 @@ export class RingWriter extends RingView {
   }
 
   /** Waits (without blocking the thread) until {@link handled}(`pos`) or the ring stops. */
-  async waitHandled(pos: number): Promise<void> {
-    while (!this.handled(pos) && !this.stopped) {
+  waitHandled(pos: number): Promise<void> {
+    return this.waitTail(() => this.handled(pos));
+  }
+
+  /**
+   * Waits (without blocking the thread) until `done()` or the ring stops. Only the consumer
+   * changes what `done` looks at, and it moves TAIL when it does: the wait sleeps on TAIL, read
+   * before `done` is checked again so that a move in between is not missed.
+   */
+  private async waitTail(done: () => boolean): Promise<void> {
+    while (!done() && !this.stopped) {
       const tail = Atomics.load(this.ctrl, TAIL);
-      if (this.handled(pos)) return;
+      if (done()) return;
       const w = waitAsync(this.ctrl, TAIL, tail, 100);
       if (w.async) await w.value;
     }
