@@ -63,13 +63,18 @@ async function layer(name: string, thread: boolean) {
   return { store, table, out, deltas, counts, close };
 }
 
+/** A group's two members made from bodies `own`, and its frame: a patch against their concatenation. */
+function groupOf(own: Buffer[]): { members: Buffer[]; frame: Buffer } {
+  const members = [Buffer.concat([own[0]!.subarray(1_000, 41_000), Buffer.from('an edit\n')]), Buffer.concat([own[1]!.subarray(5_000), own[0]!.subarray(0, 3_000)])];
+  return { members, frame: zstdPatchEncode(Buffer.concat(own), Buffer.concat(members)) };
+}
+
 /**
  * Decodes a group whose reference set is the layer's last two bodies `own` (2 and 1 places back),
  * rebuilding two members, and checks the members it names. Returns the members.
  */
-async function decodeGroup(l: Awaited<ReturnType<typeof layer>>, own: Buffer[], digests: Digest[]): Promise<Buffer[]> {
-  const members = [Buffer.concat([own[0]!.subarray(1_000, 41_000), Buffer.from('an edit\n')]), Buffer.concat([own[1]!.subarray(5_000), own[0]!.subarray(0, 3_000)])];
-  const frame = zstdPatchEncode(Buffer.concat(own), Buffer.concat(members));
+async function decodeGroup(l: Awaited<ReturnType<typeof layer>>, own: Buffer[], digests: Digest[], group = groupOf(own)): Promise<Buffer[]> {
+  const { members, frame } = group;
   const groups = new LayerGroups({ store: l.store, table: l.table, out: l.out, deltas: l.deltas, maxReference: 1 << 20, back: (k) => ({ digest: digests[digests.length - k]!, size: own[own.length - k]!.length }) });
   const body: Extract<DecodedBody, { kind: 'group' }> = { kind: 'group', set: [], earlier: [2, 1], sizes: members.map((m) => m.length), size: members[0]!.length, frameSize: frame.length, data: chunks([frame]) };
   const first = await groups.open(body, 1 << 20);
@@ -125,11 +130,12 @@ describe('a group referencing a body the writer thread has not written yet', () 
       // a large body ahead keeps the thread busy (its level-3 compression) while the group starts;
       // the thread is behind when the group starts on almost every try: a few tries make it sure
       for (let attempt = 0; attempt < 5 && l.out.stagedWaits === 0; attempt++) {
-        await l.out.body(8 << 20, [seededText(`ahead-${attempt}`, 8 << 20)]);
         const own = [seededText(`behind-a-${attempt}`, 60_000), seededBytes(`behind-b-${attempt}`, 20_000)];
+        const group = groupOf(own); // before the bodies: nothing between their writing and the group's start
+        await l.out.body(8 << 20, [seededText(`ahead-${attempt}`, 8 << 20)]);
         const digests: Digest[] = [];
         for (const b of own) digests.push(await l.out.body(b.length, [b]));
-        await decodeGroup(l, own, digests);
+        await decodeGroup(l, own, digests, group);
       }
       expect(l.out.stagedWaits).toBeGreaterThan(0);
       expect(l.counts.flushes).toBe(0);
