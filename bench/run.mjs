@@ -2,7 +2,7 @@
 // Usage: node bench/run.mjs [store] [dataset] [bundle] [server] [link] [--sizes=512,1024] [--pairs=a,b] [--quick]
 //        [--rebuild-dataset] [--no-ref-cache]
 //        server: [--agents=1000] [--duration=10] [--rate=1000] [--no-postgres] [--no-chunks]
-//        link: [--link-rate=1Mbit --up=20 --down=10 --latency=0 --size=96 --pair=NAME --curl-max=150 --agent-heap=MB --agent-args=--concurrency,6 --capture]
+//        link: [--link-rate=1Mbit --up=20 --down=10 --latency=0 --size=96 --pair=NAME --runs=N --curl-max=150 --agent-heap=MB --agent-args=--concurrency,6 --capture]
 // With no bench named, runs store and bundle (bundle builds the dataset first if it is missing).
 import { execFileSync } from 'node:child_process';
 import { hostname, cpus, totalmem, loadavg } from 'node:os';
@@ -23,7 +23,7 @@ for (const n of names) if (!known.includes(n)) {
 const selected = names.length > 0 ? names : ['store', 'bundle'];
 if (flags.help) {
   // pair names: bench/dataset/pairs.mjs (an unknown name is refused with the list)
-  console.log('node bench/run.mjs [store] [dataset] [bundle] [server] [link] [--sizes=512,1024] [--pairs=NAME,...] [--quick] [--rebuild-dataset] [--no-ref-cache] [server: --agents=1000 --duration=10 --rate=1000 --no-postgres --no-chunks] [link: --link-rate=1Mbit --up=20 --down=10 --latency=MS --size=MIB | --pair=NAME --curl-max=S --agent-heap=MB --agent-args=A,B --capture]');
+  console.log('node bench/run.mjs [store] [dataset] [bundle] [server] [link] [--sizes=512,1024] [--pairs=NAME,...] [--quick] [--rebuild-dataset] [--no-ref-cache] [server: --agents=1000 --duration=10 --rate=1000 --no-postgres --no-chunks] [link: --link-rate=1Mbit --up=20 --down=10 --latency=MS --size=MIB | --pair=NAME --runs=N --curl-max=S --agent-heap=MB --agent-args=A,B --capture]');
   process.exit(0);
 }
 
