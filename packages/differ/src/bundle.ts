@@ -42,7 +42,6 @@ export interface BundleOptions {
   installAs?: string | undefined;
   releaseKeys: PrivateKey[];
   headerKeys: PrivateKey[];
-  /** Payload chunk size (default: differ's defaultChunkSize of the payload). */
   chunkSize?: number | undefined;
   /** Cap on patch references and reference sets (default and most core's PATCH_REFERENCE_MAX, which every applier accepts). */
   maxPatchReference?: number | undefined;

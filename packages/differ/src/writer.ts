@@ -5,7 +5,7 @@
  * are core's.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, open, stat } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   FERRY_FILE_MAGIC,
@@ -25,20 +25,8 @@ import {
   type ReleaseStatement,
 } from '@ferry/core';
 
-/** Default chunk size: 64 KiB (see docs/format.md section 6.1 for why), 32 KiB for a small payload. */
+/** Default chunk size: 64 KiB (see docs/format.md section 6.1 for why). */
 export const DEFAULT_CHUNK_SIZE = 64 * 1024;
-/** A payload of fewer default chunks than this gets 32 KiB chunks (see {@link defaultChunkSize}). */
-const SMALL_PAYLOAD_CHUNKS = 4;
-
-/**
- * The chunk size of a payload of `payloadSize` bytes when none is asked for: 64 KiB, or 32 KiB for
- * a payload of fewer than four 64 KiB chunks. A device rebuilds nothing before its first chunk is
- * verified; in a small payload that chunk is a large share of the transfer, and on a fast link the
- * rebuild's CPU then runs mostly after the link is done (docs/format.md section 6.1).
- */
-export function defaultChunkSize(payloadSize: number): number {
-  return payloadSize < SMALL_PAYLOAD_CHUNKS * DEFAULT_CHUNK_SIZE ? DEFAULT_CHUNK_SIZE / 2 : DEFAULT_CHUNK_SIZE;
-}
 
 /** What a signed header is made from. */
 export interface HeaderInput {
@@ -57,7 +45,6 @@ export interface HeaderInput {
   need: number;
   /** Format version written (default BUNDLE_FORMAT_VERSION; SEGMENTED_FORMAT_VERSION when the payload holds segmented patches). */
   version?: number | undefined;
-  /** Payload chunk size (default {@link defaultChunkSize} of the payload). */
   chunkSize?: number;
   created?: number;
   /**
@@ -101,7 +88,7 @@ async function* fixedChunks(file: string, chunkSize: number): AsyncGenerator<Buf
 
 /** Hashes the payload's chunks and signs the header. */
 export async function signBundle(input: HeaderInput): Promise<SignedBundle> {
-  const chunkSize = input.chunkSize ?? defaultChunkSize((await stat(input.payloadFile)).size);
+  const chunkSize = input.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const chunks: Digest[] = [];
   let payloadSize = 0;
   for await (const c of fixedChunks(input.payloadFile, chunkSize)) {

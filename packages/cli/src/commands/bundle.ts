@@ -155,7 +155,7 @@ export const bundleCommand: CommandSpec = {
     release: { type: 'string', arg: 'N', description: 'release number, must grow per channel (default: the current unix time)' },
     expires: { type: 'string', arg: 'WHEN', description: 'expiry: a span (90d, 12h), a date (2026-12-31) or unix seconds (default 90d)' },
     'install-as': { type: 'string', arg: 'NAME:TAG', description: 'ref the device installs the image under (default: --to)' },
-    'chunk-size': { type: 'string', arg: 'SIZE', description: 'payload chunk size (default 64KiB, 32KiB for a payload under 256KiB; see docs/format.md section 6.1)' },
+    'chunk-size': { type: 'string', arg: 'SIZE', description: 'payload chunk size (default 64KiB; see docs/format.md section 6.1)' },
     'max-patch-ref': { type: 'string', arg: 'SIZE', description: 'largest patch reference set (baseline files concatenated), bounding device memory; devices apply with the same cap (default 16MiB)' },
     'compare-pull': { type: 'boolean', description: 'gzip every target layer to report what docker pull would send (a full extra read of the image)' },
     level: { type: 'string', arg: 'N', description: 'zstd level of the payload and patches, 1-22 (default 19)' },
