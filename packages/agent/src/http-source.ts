@@ -114,9 +114,6 @@ async function checkAnswer(ctx: TransferContext, res: HttpResponse, url: URL, jo
   throw statusError(res, url, ctx.clock.wall());
 }
 
-/** Bytes a capped read is kept in: each waits for its share of the cap, then is appended. */
-const CAP_PIECE = 4096;
-
 /** Reads the body into the partial chunk; returns normally once `expected` bytes are held. */
 async function readBody(ctx: TransferContext, res: HttpResponse, url: URL, partial: PartialChunk, expected: number, watch: StallWatch, signal: AbortSignal): Promise<void> {
   const start = partial.offset;
@@ -132,23 +129,16 @@ async function readBody(ctx: TransferContext, res: HttpResponse, url: URL, parti
       await partial.truncateTo(start);
       throw new FerryError('FERRY_ERR_CHUNK_INVALID', `${url.href}: the answer runs past the ${expected} bytes expected`);
     }
-    // under a cap a read can hold far more than the cap passes in a second (the whole chunk, on a
-    // fast link): it is kept a piece at a time as the cap lets each through, so the checkpoints
-    // (and a resume after a kill) follow what passed, not whole reads
-    for (let at = 0; at < buf.length; ) {
-      const piece = ctx.bucket ? buf.subarray(at, at + CAP_PIECE) : at === 0 ? buf : buf.subarray(at);
-      if (ctx.bucket) {
-        watch.pause();
-        await ctx.bucket.take(piece.length, signal);
-        watch.resume();
-      }
-      await partial.append(piece);
-      ctx.onBytes(piece.length);
-      at += piece.length;
-      if (ctx.clock.now() - lastCheckpoint >= ctx.checkpointMs) {
-        await partial.checkpoint();
-        lastCheckpoint = ctx.clock.now();
-      }
+    if (ctx.bucket) {
+      watch.pause();
+      await ctx.bucket.take(buf.length, signal);
+      watch.resume();
+    }
+    await partial.append(buf);
+    ctx.onBytes(buf.length);
+    if (ctx.clock.now() - lastCheckpoint >= ctx.checkpointMs) {
+      await partial.checkpoint();
+      lastCheckpoint = ctx.clock.now();
     }
   }
   const got = partial.offset - start;
