@@ -114,6 +114,30 @@ async function checkAnswer(ctx: TransferContext, res: HttpResponse, url: URL, jo
   throw statusError(res, url, ctx.clock.wall());
 }
 
+/** Bytes of a capped read kept at a time: each waits for its share of the cap, then is appended. */
+const CAP_PIECE = 4096;
+
+async function keep(ctx: TransferContext, partial: PartialChunk, bytes: Uint8Array): Promise<void> {
+  await partial.append(bytes);
+  ctx.onBytes(bytes.length);
+}
+
+/**
+ * Waits for the cap to pass `n` bytes. When the transfer stops during the wait, the rest of the
+ * read is kept first (`keepRest`): those bytes have crossed the link already, and a resume must
+ * not ask for them again.
+ */
+async function takeOrKeep(bucket: TokenBucket, watch: StallWatch, signal: AbortSignal, n: number, keepRest: () => Promise<void>): Promise<void> {
+  watch.pause();
+  try {
+    await bucket.take(n, signal);
+  } catch (err) {
+    await keepRest();
+    throw err;
+  }
+  watch.resume();
+}
+
 /** Reads the body into the partial chunk; returns normally once `expected` bytes are held. */
 async function readBody(ctx: TransferContext, res: HttpResponse, url: URL, partial: PartialChunk, expected: number, watch: StallWatch, signal: AbortSignal): Promise<void> {
   const start = partial.offset;
@@ -129,16 +153,18 @@ async function readBody(ctx: TransferContext, res: HttpResponse, url: URL, parti
       await partial.truncateTo(start);
       throw new FerryError('FERRY_ERR_CHUNK_INVALID', `${url.href}: the answer runs past the ${expected} bytes expected`);
     }
-    if (ctx.bucket) {
-      watch.pause();
-      await ctx.bucket.take(buf.length, signal);
-      watch.resume();
-    }
-    await partial.append(buf);
-    ctx.onBytes(buf.length);
-    if (ctx.clock.now() - lastCheckpoint >= ctx.checkpointMs) {
-      await partial.checkpoint();
-      lastCheckpoint = ctx.clock.now();
+    // under a cap a read can hold far more than the cap passes in a second (a whole chunk, on a
+    // link faster than the cap): it is kept a piece at a time as the cap passes each, so the
+    // checkpoints (what a kill -9 resumes from) follow the cap, not whole reads
+    for (let at = 0; at < buf.length; ) {
+      const piece = ctx.bucket ? buf.subarray(at, at + CAP_PIECE) : buf;
+      if (ctx.bucket) await takeOrKeep(ctx.bucket, watch, signal, piece.length, () => keep(ctx, partial, buf.subarray(at)));
+      await keep(ctx, partial, piece);
+      at += piece.length;
+      if (ctx.clock.now() - lastCheckpoint >= ctx.checkpointMs) {
+        await partial.checkpoint();
+        lastCheckpoint = ctx.clock.now();
+      }
     }
   }
   const got = partial.offset - start;

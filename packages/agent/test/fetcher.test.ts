@@ -5,7 +5,7 @@
  * chunks as they arrive, and the bandwidth cap holds.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -121,6 +121,30 @@ describe('ChunkFetcher', () => {
     expect(s.progress.link.bytesReceived).toBeLessThan(repo.payload);
     expect(server.stats.rangeStarts.length).toBeGreaterThan(0);
     expect(await cacheHolds(join(work.dir, 'cache'), repo)).toBe(true);
+  });
+
+  it('under a bandwidth cap, checkpoints the bytes as the cap passes them, and keeps a whole read when stopped', async () => {
+    // on loopback a 16 KiB chunk arrives in one read, which the 8 KiB/s cap takes 1.5 s to pass
+    const f = await fetcher({ maxBytesPerSecond: 8192, concurrency: 1, checkpointMs: 100 });
+    const one = repo.chunks.slice(0, 1);
+    const journal = join(work.dir, 'cache', 'partial', `${digestHex(one[0]!.digest)}.journal`);
+    const ac = new AbortController();
+    let durable = -1;
+    setTimeout(() => {
+      // what a kill -9 now would resume from: the journal's length (bytes 8-15)
+      void readFile(journal).then((b) => (durable = Number(b.readBigUInt64BE(8))), () => (durable = 0)).finally(() => ac.abort());
+    }, 1200);
+    const err = await f.fetch(one, { signal: ac.signal }).catch((e: unknown) => e);
+    expect(isFerryError(err, 'FERRY_ERR_ABORTED')).toBe(true);
+    // the burst (4 KiB) and about a second at the cap were checkpointed, the read not yet whole
+    expect(durable).toBeGreaterThanOrEqual(8192);
+    expect(durable).toBeLessThan(one[0]!.size);
+    // the stop kept the rest of the read (it had crossed the link): the restart fetches nothing
+    const sent = server.stats.bodyBytes;
+    expect(sent).toBe(one[0]!.size);
+    await (await fetcher()).fetch(one);
+    expect(server.stats.bodyBytes).toBe(sent);
+    expect(await cacheHolds(join(work.dir, 'cache'), { ...repo, chunks: one })).toBe(true);
   });
 
   it('serves chunks to a reader as they arrive, the awaited one first', async () => {
