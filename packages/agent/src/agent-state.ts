@@ -6,7 +6,7 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { acquireLock, FerryError, isFerryError, writeFileAtomic } from '@ferry/core';
+import { acquireLock, FerryError, isFerryError, readRegularFile, writeFileAtomic } from '@ferry/core';
 
 /** Counter numbers reserved per durable write. */
 const BLOCK = 64;
@@ -62,5 +62,65 @@ export class Counter {
     const limit = this.next + BLOCK;
     await writeFileAtomic(this.file, JSON.stringify({ next: limit }) + '\n');
     this.limit = limit;
+  }
+}
+
+/**
+ * The release of each channel that a 'committed' report was made for (`committed.json`). A kill
+ * between a commit and its report, or an apply outside the agent (`ferry apply` from a USB stick),
+ * leaves a channel at a release the server never heard committed: the agent compares this record
+ * with the store's channels at each sync and makes the missing reports. The record is written
+ * after the report is buffered, so a crash between the two repeats a report, never loses one.
+ */
+export class CommitLog {
+  private constructor(
+    private readonly file: string,
+    private readonly releases: Map<string, number>,
+  ) {}
+
+  /**
+   * Opens the record in `stateDir`. When there is none (a new agent, or one from before the
+   * record existed), it starts as `current`: what the store holds now was never the agent's to
+   * report. A damaged record is read as empty (at worst, reports repeated).
+   */
+  static async open(stateDir: string, current: () => Promise<Map<string, number>>): Promise<CommitLog> {
+    const file = join(stateDir, 'committed.json');
+    let text = '';
+    try {
+      text = (await readRegularFile(file, { what: 'commit record', missing: 'FERRY_ERR_NOT_FOUND', notRegular: 'FERRY_ERR_IO', maxBytes: 64 * 1024 })).toString('utf8');
+    } catch (err) {
+      if (!isFerryError(err, 'FERRY_ERR_NOT_FOUND') && !isFerryError(err, 'FERRY_ERR_LIMIT_EXCEEDED')) throw err;
+      if (isFerryError(err, 'FERRY_ERR_NOT_FOUND')) {
+        const log = new CommitLog(file, await current());
+        await log.save();
+        return log;
+      }
+    }
+    const releases = new Map<string, number>();
+    try {
+      const parsed = JSON.parse(text) as unknown;
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
+        for (const [channel, release] of Object.entries(parsed)) if (Number.isSafeInteger(release)) releases.set(channel, release as number);
+      }
+    } catch {
+      // damaged: read as empty
+    }
+    return new CommitLog(file, releases);
+  }
+
+  /** The last release of `channel` reported committed, or undefined. */
+  get(channel: string): number | undefined {
+    return this.releases.get(channel);
+  }
+
+  /** Records that a 'committed' report for `release` of `channel` was buffered. */
+  async set(channel: string, release: number): Promise<void> {
+    if (this.releases.get(channel) === release) return;
+    this.releases.set(channel, release);
+    await this.save();
+  }
+
+  private save(): Promise<void> {
+    return writeFileAtomic(this.file, JSON.stringify(Object.fromEntries(this.releases)) + '\n');
   }
 }

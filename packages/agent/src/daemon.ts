@@ -9,7 +9,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FerryError, inventoryDigest, isFerryError, Store, toFerryError, verifyHeader, type ApplyResult, type Assignment, type CheckinAnswer, type Digest } from '@ferry/core';
 import { resolveAgentOptions, type AgentOptions, type ResolvedAgentOptions } from './agent-options.js';
-import { Counter, lockAgent } from './agent-state.js';
+import { CommitLog, Counter, lockAgent } from './agent-state.js';
 import { AgentApi, loadHeader } from './api.js';
 import { backoffMs, LinkWaker } from './backoff.js';
 import { pruneCache } from './cache-prune.js';
@@ -48,6 +48,7 @@ export class Agent {
     private readonly unlock: () => Promise<void>,
     private readonly reporter: Reporter,
     private readonly api: AgentApi,
+    private readonly commits: CommitLog,
   ) {}
 
   /** Takes the agent lock (FERRY_ERR_AGENT_RUNNING when another agent holds it) and opens its state. */
@@ -59,7 +60,8 @@ export class Agent {
       const counter = await Counter.open(o.stateDir);
       const api = new AgentApi(o.servers, o.token, o.id, counter);
       const reporter = new Reporter(counter, await ReportBuffer.open(o.stateDir, o.maxBufferedReports), api, o.onReport);
-      return new Agent(o, store, unlock, reporter, api);
+      const commits = await CommitLog.open(o.stateDir, async () => new Map(Object.entries(await installedReleases(store, o.channels)).map(([c, s]) => [c, s.release])));
+      return new Agent(o, store, unlock, reporter, api, commits);
     } catch (err) {
       await unlock();
       throw err;
@@ -109,6 +111,7 @@ export class Agent {
     const { signal } = options;
     let a: ReadyAssignment | undefined;
     try {
+      await this.reportUnreported();
       const answer = await this.checkin(signal);
       a = pickAssignment(answer.assignments, this.o.channels, (b) => this.isBad(b));
       if (!a) return this.quiet(answer);
@@ -134,15 +137,23 @@ export class Agent {
     return building ? { kind: 'waiting', retryAfter: answer.retryAfter } : { kind: 'current', retryAfter: answer.retryAfter || this.o.checkinSeconds };
   }
 
+  /**
+   * Makes the 'committed' report of each channel whose release in the store was never reported
+   * committed (CommitLog: a kill between a commit and its report, or an apply outside the agent).
+   */
+  private async reportUnreported(): Promise<void> {
+    for (const [channel, s] of Object.entries(await installedReleases(this.store, this.o.channels))) {
+      if (s.release <= (this.commits.get(channel) ?? -Infinity)) continue;
+      await this.reporter.make('committed', { channel, release: s.release });
+      await this.commits.set(channel, s.release);
+    }
+  }
+
   /** Checks in, with the inventory when the server needs it and the buffered reports. */
   private async checkin(signal?: AbortSignal): Promise<CheckinAnswer> {
     const layers = (await this.store.listObjects('skeletons')).flatMap((x) => (x.digest ? [x.digest] : []));
     const digest = inventoryDigest(layers);
-    const installed: Record<string, { release: number; manifest: Digest }> = {};
-    for (const c of this.o.channels) {
-      const s = await this.store.getChannel(c);
-      if (s) installed[c] = { release: s.release, manifest: s.manifest };
-    }
+    const installed = await installedReleases(this.store, this.o.channels);
     const send = async (withLayers: boolean): Promise<CheckinAnswer> => {
       const reports = this.reporter.pending();
       const answer = await this.api.checkin({ channels: this.o.channels, installed, inventory: withLayers ? { digest, layers } : { digest }, ...(reports.length > 0 ? { reports } : {}), agent: { version: this.o.version ?? '0.1.0' } }, signal);
@@ -186,6 +197,7 @@ export class Agent {
         signal: ac.signal,
       });
       await this.reporter.make('committed', subject, last?.p, null);
+      await this.commits.set(result.channel, result.release);
       if (!this.o.keepCache) await pruneCache(this.o.cacheDir, this.store, this.o.trust, Math.floor(this.o.now())).catch(() => undefined); // a failed prune loses nothing: the next commit prunes again
       const hookError = await this.runHook(result.ref, signal);
       await this.reporter.flush(signal);
@@ -261,6 +273,16 @@ export class Agent {
     const waker = new LinkWaker({ everyMs: this.o.probeSeconds * 1000, timeoutMs: 30_000, probe: (s) => this.api.probe(signal ? AbortSignal.any([signal, s]) : s) });
     await waker.wait(seconds * 1000, signal ?? new AbortController().signal, true).catch(() => undefined);
   }
+}
+
+/** The release and manifest each of `channels` runs in the store (none for a channel never applied). */
+async function installedReleases(store: Store, channels: readonly string[]): Promise<Record<string, { release: number; manifest: Digest }>> {
+  const installed: Record<string, { release: number; manifest: Digest }> = {};
+  for (const c of channels) {
+    const s = await store.getChannel(c);
+    if (s) installed[c] = { release: s.release, manifest: s.manifest };
+  }
+  return installed;
 }
 
 /** A failure in which no server answered: the link may be down, so the wait after it probes. */

@@ -1,15 +1,16 @@
 /**
  * The agent's small parts: which assignment goes first and what preempts a transfer, the durable
  * report buffer (bounded, in order, surviving a reopen, a damaged file dropped), and the request
- * counter (never reused across a reopen, even when its file is lost), and the request pacer's lead.
+ * counter (never reused across a reopen, even when its file is lost), the record of releases
+ * reported committed, and the request pacer's lead.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Assignment, Report } from '@ferry/core';
 import { pickAssignment, preemptor, ReportBuffer, type ReadyAssignment } from '../src/index.js';
-import { Counter } from '../src/agent-state.js';
+import { CommitLog, Counter } from '../src/agent-state.js';
 import { LoopDelay, RequestPacer } from '../src/pacer.js';
 import { Run } from '../src/run.js';
 
@@ -72,6 +73,29 @@ describe('request counter', () => {
     await rm(join(dir, 'counter'));
     const c = await Counter.open(dir);
     expect(await c.take()).toBeGreaterThan(first[1]!);
+  });
+});
+
+describe('commit record', () => {
+  it('starts from what the store runs, survives a reopen, and reads a damaged, oversized or strange record as empty', async () => {
+    const current = async (): Promise<Map<string, number>> => new Map([['stable', 4]]);
+    const a = await CommitLog.open(dir, current);
+    expect([a.get('stable'), a.get('beta')]).toEqual([4, undefined]);
+    await a.set('beta', 2);
+    const b = await CommitLog.open(dir, async () => new Map());
+    expect([b.get('stable'), b.get('beta')]).toEqual([4, 2]);
+    for (const bad of ['not json', '[1,2]', JSON.stringify({ stable: 'x', beta: 1.5 }), ' '.repeat(65 * 1024)]) {
+      await writeFile(join(dir, 'committed.json'), bad);
+      const c = await CommitLog.open(dir, current);
+      expect([c.get('stable'), c.get('beta')]).toEqual([undefined, undefined]);
+    }
+    // a key JSON can hold but an object should not take as a property stays a plain entry
+    await writeFile(join(dir, 'committed.json'), '{"__proto__": 3, "stable": 5}');
+    const d = await CommitLog.open(dir, current);
+    expect([d.get('__proto__'), d.get('stable'), d.get('constructor')]).toEqual([3, 5, undefined]);
+    await rm(join(dir, 'committed.json'));
+    await mkdir(join(dir, 'committed.json'));
+    await expect(CommitLog.open(dir, current)).rejects.toMatchObject({ code: 'FERRY_ERR_IO' });
   });
 });
 

@@ -135,6 +135,9 @@ describe('agent faults', () => {
       }
       expect(kills, 'no run was killed').toBeGreaterThan(0);
       expect(await imageId(a.store)).toBe(fleet.configs['app:v2']);
+      // the server heard of the commit, even when a kill fell between the commit and its report
+      const release = (await (await Store.open(a.store)).getChannel('stable'))!.release;
+      expect((await fleet.server.state.agents.recentReports(a.id, 1000)).some((r) => r.state === 'committed' && r.release === release)).toBe(true);
       // the payload: the largest total a run reported (a kill between the commit and its report
       // leaves no committed report: the next run finds the channel current)
       const payload = total;

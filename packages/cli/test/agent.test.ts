@@ -116,6 +116,35 @@ describe('ferry agent --once', () => {
     expect((await readdir(join(second.store, 'agent', 'cache', 'chunks'))).length).toBe(done.chunksTotal);
   });
 
+  it('reports a commit whose report was lost (killed between the commit and the report) at its next sync, once', async () => {
+    const fifth = await fleet.addAgent('edge-5');
+    const trust = await loadTrust(fleet.trust);
+    const seen: Report[] = [];
+    const o = { servers: [fleet.url], id: 'edge-5', token: fifth.token, channels: ['stable'], trust, store: fifth.store, onReport: (r: Report) => seen.push(r) };
+    const once = async (): Promise<void> => {
+      const a = await Agent.open(o);
+      try {
+        await a.runOnce();
+      } finally {
+        await a.close();
+      }
+    };
+    await once();
+    const release = (await (await Store.open(fifth.store)).getChannel('stable'))!.release;
+    expect(seen.filter((r) => r.state === 'committed').map((r) => r.release)).toEqual([release]);
+    // the state a kill -9 right after the commit leaves: the store at the new release, no report of it
+    await writeFile(join(fifth.store, 'agent', 'committed.json'), '{}\n');
+    seen.length = 0;
+    await once();
+    expect(seen.filter((r) => r.state === 'committed').map((r) => [r.channel, r.release, r.bytesTotal])).toEqual([['stable', release, 0]]);
+    const kept = await fleet.server.state.agents.recentReports('edge-5', 100);
+    expect(kept.filter((r) => r.state === 'committed' && r.release === release)).toHaveLength(2);
+    // reported now: the next sync makes no other
+    seen.length = 0;
+    await once();
+    expect(seen.map((r) => r.state)).toEqual(['idle']);
+  });
+
   it('checks in as soon as a probe gets an answer after the link returns, however long its backoff', async () => {
     const third = await fleet.addAgent('edge-3');
     const link = await startSwitchLink(fleet.url);
