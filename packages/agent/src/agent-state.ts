@@ -89,12 +89,13 @@ export class CommitLog {
     try {
       text = (await readRegularFile(file, { what: 'commit record', missing: 'FERRY_ERR_NOT_FOUND', notRegular: 'FERRY_ERR_IO', maxBytes: 64 * 1024 })).toString('utf8');
     } catch (err) {
-      if (!isFerryError(err, 'FERRY_ERR_NOT_FOUND') && !isFerryError(err, 'FERRY_ERR_LIMIT_EXCEEDED')) throw err;
       if (isFerryError(err, 'FERRY_ERR_NOT_FOUND')) {
         const log = new CommitLog(file, await current());
         await log.save();
         return log;
       }
+      if (!isFerryError(err, 'FERRY_ERR_LIMIT_EXCEEDED')) throw err;
+      // oversized: damaged, read as empty
     }
     const releases = new Map<string, number>();
     try {

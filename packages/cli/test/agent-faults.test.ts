@@ -138,8 +138,8 @@ describe('agent faults', () => {
       // the server heard of the commit, even when a kill fell between the commit and its report
       const release = (await (await Store.open(a.store)).getChannel('stable'))!.release;
       expect((await fleet.server.state.agents.recentReports(a.id, 1000)).some((r) => r.state === 'committed' && r.release === release)).toBe(true);
-      // the payload: the largest total a run reported (a kill between the commit and its report
-      // leaves no committed report: the next run finds the channel current)
+      // the payload: the largest total a run reported (after a kill between the commit and its
+      // report, the next run reports the commit without the transfer's figures)
       const payload = total;
       expect(payload, 'no run reported the transfer\'s size').toBeGreaterThan(0);
       // each kill loses at most the bytes received since the last journal checkpoint (1 s at the cap,
