@@ -111,8 +111,9 @@ export class Agent {
     const { signal } = options;
     let a: ReadyAssignment | undefined;
     try {
-      await this.reportUnreported();
-      const answer = await this.checkin(signal);
+      const installed = await installedReleases(this.store, this.o.channels);
+      await this.reportUnreported(installed);
+      const answer = await this.checkin(signal, installed);
       a = pickAssignment(answer.assignments, this.o.channels, (b) => this.isBad(b));
       if (!a) return this.quiet(answer);
       const out = await this.transfer(a, signal);
@@ -141,8 +142,8 @@ export class Agent {
    * Makes the 'committed' report of each channel whose release in the store was never reported
    * committed (CommitLog: a kill between a commit and its report, or an apply outside the agent).
    */
-  private async reportUnreported(): Promise<void> {
-    for (const [channel, s] of Object.entries(await installedReleases(this.store, this.o.channels))) {
+  private async reportUnreported(installed: Installed): Promise<void> {
+    for (const [channel, s] of Object.entries(installed)) {
       if (s.release <= (this.commits.get(channel) ?? -Infinity)) continue;
       await this.reporter.make('committed', { channel, release: s.release });
       await this.commits.set(channel, s.release);
@@ -150,10 +151,10 @@ export class Agent {
   }
 
   /** Checks in, with the inventory when the server needs it and the buffered reports. */
-  private async checkin(signal?: AbortSignal): Promise<CheckinAnswer> {
+  private async checkin(signal?: AbortSignal, known?: Installed): Promise<CheckinAnswer> {
     const layers = (await this.store.listObjects('skeletons')).flatMap((x) => (x.digest ? [x.digest] : []));
     const digest = inventoryDigest(layers);
-    const installed = await installedReleases(this.store, this.o.channels);
+    const installed = known ?? (await installedReleases(this.store, this.o.channels));
     const send = async (withLayers: boolean): Promise<CheckinAnswer> => {
       const reports = this.reporter.pending();
       const answer = await this.api.checkin({ channels: this.o.channels, installed, inventory: withLayers ? { digest, layers } : { digest }, ...(reports.length > 0 ? { reports } : {}), agent: { version: this.o.version ?? '0.1.0' } }, signal);
@@ -275,9 +276,11 @@ export class Agent {
   }
 }
 
-/** The release and manifest each of `channels` runs in the store (none for a channel never applied). */
-async function installedReleases(store: Store, channels: readonly string[]): Promise<Record<string, { release: number; manifest: Digest }>> {
-  const installed: Record<string, { release: number; manifest: Digest }> = {};
+/** The release and manifest each channel runs in the store (none for a channel never applied). */
+type Installed = Record<string, { release: number; manifest: Digest }>;
+
+async function installedReleases(store: Store, channels: readonly string[]): Promise<Installed> {
+  const installed: Installed = {};
   for (const c of channels) {
     const s = await store.getChannel(c);
     if (s) installed[c] = { release: s.release, manifest: s.manifest };
