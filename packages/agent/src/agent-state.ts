@@ -4,9 +4,10 @@
  * included). The counter is reserved in blocks, each block's end written durably before any
  * number of it is used, so a crash skips numbers but never reuses one.
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { acquireLock, FerryError, isFerryError, readRegularFile, writeFileAtomic } from '@ferry/core';
+import { acquireLock, FerryError, isFerryError, writeFileAtomic } from '@ferry/core';
+import { readStateJson } from './files.js';
 
 /** Counter numbers reserved per durable write. */
 const BLOCK = 64;
@@ -38,12 +39,10 @@ export class Counter {
     const file = join(stateDir, 'counter');
     // wall-clock milliseconds are a floor: a lost or damaged file still yields numbers above the last used
     let start = Math.max(1, Math.floor(Date.now()));
-    try {
-      const v = JSON.parse(await readFile(file, 'utf8')) as { next?: unknown };
-      if (Number.isSafeInteger(v.next) && (v.next as number) > start) start = v.next as number;
-    } catch {
-      // first run, or a damaged file: the clock's floor stands
-    }
+    // first run, or a damaged file: the clock's floor stands
+    const read = await readStateJson(file, 'request counter', 1024);
+    const next = read.state === 'ok' ? (read.value as { next?: unknown } | null)?.next : undefined;
+    if (Number.isSafeInteger(next) && (next as number) > start) start = next as number;
     return new Counter(file, start, start);
   }
 
@@ -85,26 +84,17 @@ export class CommitLog {
    */
   static async open(stateDir: string, current: () => Promise<Map<string, number>>): Promise<CommitLog> {
     const file = join(stateDir, 'committed.json');
-    let text = '';
-    try {
-      text = (await readRegularFile(file, { what: 'commit record', missing: 'FERRY_ERR_NOT_FOUND', notRegular: 'FERRY_ERR_IO', maxBytes: 64 * 1024 })).toString('utf8');
-    } catch (err) {
-      if (isFerryError(err, 'FERRY_ERR_NOT_FOUND')) {
-        const log = new CommitLog(file, await current());
-        await log.save();
-        return log;
-      }
-      if (!isFerryError(err, 'FERRY_ERR_LIMIT_EXCEEDED')) throw err;
-      // oversized: damaged, read as empty
+    const read = await readStateJson(file, 'commit record', 64 * 1024);
+    if (read.state === 'missing') {
+      const log = new CommitLog(file, await current());
+      await log.save();
+      return log;
     }
+    // damaged (oversized or not JSON): read as empty
     const releases = new Map<string, number>();
-    try {
-      const parsed = JSON.parse(text) as unknown;
-      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
-        for (const [channel, release] of Object.entries(parsed)) if (Number.isSafeInteger(release)) releases.set(channel, release as number);
-      }
-    } catch {
-      // damaged: read as empty
+    const value = read.state === 'ok' ? read.value : undefined;
+    if (value && typeof value === 'object' && !Array.isArray(value)) {
+      for (const [channel, release] of Object.entries(value)) if (Number.isSafeInteger(release)) releases.set(channel, release as number);
     }
     return new CommitLog(file, releases);
   }

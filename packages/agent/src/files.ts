@@ -25,3 +25,27 @@ export async function readBounded(path: string, size: number, signal?: AbortSign
   if (bytes.length !== size) return { ok: false, missing: false, reason: `${bytes.length} bytes, not ${size}` };
   return { ok: true, bytes };
 }
+
+/** Result of {@link readStateJson}: the parsed value, or why there is none. */
+export type StateJson = { state: 'ok'; value: unknown } | { state: 'missing' } | { state: 'damaged' };
+
+/**
+ * Reads one of the agent's JSON state files (reports.json, committed.json, counter), at most
+ * `maxBytes`: a file that is longer or is not JSON is 'damaged' (the caller starts it again), a
+ * missing one 'missing'; a special file in its place throws FERRY_ERR_IO, as do I/O failures.
+ */
+export async function readStateJson(path: string, what: string, maxBytes: number): Promise<StateJson> {
+  let text: string;
+  try {
+    text = (await readRegularFile(path, { what, missing: 'FERRY_ERR_NOT_FOUND', notRegular: 'FERRY_ERR_IO', maxBytes })).toString('utf8');
+  } catch (err) {
+    if (isFerryError(err, 'FERRY_ERR_NOT_FOUND')) return { state: 'missing' };
+    if (isFerryError(err, 'FERRY_ERR_LIMIT_EXCEEDED')) return { state: 'damaged' };
+    throw err;
+  }
+  try {
+    return { state: 'ok', value: JSON.parse(text) as unknown };
+  } catch {
+    return { state: 'damaged' };
+  }
+}

@@ -5,7 +5,8 @@
  * since the server keeps only the newest state of an agent anyway.
  */
 import { join } from 'node:path';
-import { fitsMessage, isFerryError, readRegularFile, writeFileAtomic, type Report } from '@ferry/core';
+import { fitsMessage, writeFileAtomic, type Report } from '@ferry/core';
+import { readStateJson } from './files.js';
 
 /** A generous cap on one report's JSON (its strings are capped by the schema). */
 const REPORT_MAX_BYTES = 8 * 1024;
@@ -24,14 +25,8 @@ export class ReportBuffer {
    */
   static async open(stateDir: string, cap: number): Promise<ReportBuffer> {
     const file = join(stateDir, 'reports.json');
-    let queue: Report[] = [];
-    try {
-      const text = (await readRegularFile(file, { what: 'report buffer', missing: 'FERRY_ERR_NOT_FOUND', notRegular: 'FERRY_ERR_IO', maxBytes: cap * REPORT_MAX_BYTES })).toString('utf8');
-      const parsed = JSON.parse(text) as unknown;
-      if (Array.isArray(parsed)) queue = parsed.filter(isReport).slice(-cap);
-    } catch (err) {
-      if (!isFerryError(err, 'FERRY_ERR_NOT_FOUND') && !(err instanceof SyntaxError) && !isFerryError(err, 'FERRY_ERR_LIMIT_EXCEEDED')) throw err;
-    }
+    const read = await readStateJson(file, 'report buffer', cap * REPORT_MAX_BYTES);
+    const queue = read.state === 'ok' && Array.isArray(read.value) ? read.value.filter(isReport).slice(-cap) : [];
     return new ReportBuffer(file, cap, queue);
   }
 

@@ -4,7 +4,7 @@
  * counter (never reused across a reopen, even when its file is lost), the record of releases
  * reported committed, and the request pacer's lead.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -73,6 +73,22 @@ describe('request counter', () => {
     await rm(join(dir, 'counter'));
     const c = await Counter.open(dir);
     expect(await c.take()).toBeGreaterThan(first[1]!);
+  });
+
+  it('reads its file bounded: a longer one is damaged (the clock is the floor), a device in its place is refused', async () => {
+    const far = Date.now() + 1e9;
+    await writeFile(join(dir, 'counter'), JSON.stringify({ next: far }));
+    expect(await (await Counter.open(dir)).take()).toBe(far);
+    // still JSON, but past the 1 KiB a counter file can need
+    await writeFile(join(dir, 'counter'), JSON.stringify({ next: far }) + ' '.repeat(4096));
+    const floor = Date.now();
+    const n = await (await Counter.open(dir)).take();
+    expect(n).toBeGreaterThanOrEqual(floor);
+    expect(n).toBeLessThan(far);
+    // an endless file is never read
+    await rm(join(dir, 'counter'));
+    await symlink('/dev/zero', join(dir, 'counter'));
+    await expect(Counter.open(dir)).rejects.toMatchObject({ code: 'FERRY_ERR_IO' });
   });
 });
 
