@@ -22,8 +22,9 @@ interface Slot {
 /**
  * A worker's young generation, in MB. A worker's JavaScript allocates little (the bodies it takes
  * and returns are transferred buffers, outside the V8 heap), but by default its young generation
- * grows to V8's 16 MiB semi-spaces like a busy main thread's. Capped, an import of the store
- * bench's 512 MiB image peaked 10 MB lower (202 -> 191-193 MiB with two workers) at the same speed.
+ * grows to V8's 16 MiB semi-spaces like a busy main thread's. Capped, `ferry import` of the store
+ * bench's 512 MiB image peaked about 10 MiB lower with two workers (202,276 KiB -> 190,788-192,880
+ * KiB), at the same speed; the bench's import rows went from 207.6-208.5 MB to 197.0-198.9 MB.
  */
 const WORKER_YOUNG_MB = 2;
 
