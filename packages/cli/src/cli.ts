@@ -52,17 +52,31 @@ export const COMMANDS: CommandSpec[] = [
   offlineDemoCommand,
 ];
 
+/**
+ * A command summary's first clause, for the command list: up to the first '.', ';' or ':' that
+ * ends a word outside parentheses (a cut inside one left "(bound to that agent id" unclosed).
+ */
+function firstClause(s: string): string {
+  let depth = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === '(') depth++;
+    else if (c === ')') depth = Math.max(0, depth - 1);
+    else if (depth === 0 && (c === '.' || c === ';' || c === ':') && (i === s.length - 1 || s[i + 1] === ' ')) return s.slice(0, i);
+  }
+  return s;
+}
+
 /** The text of `ferry --help`. */
 export function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
-  const first = (s: string): string => s.replace(/([.;:]) .*$/, '$1').replace(/[.;:]$/, '');
   return [
     'usage: ferry COMMAND [options]',
     '',
     'ferry keeps container images in a deduplicated store and moves their updates to edge devices.',
     '',
     'commands:',
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${first(c.summary)}`),
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${firstClause(c.summary)}`),
     '',
     'global options (every command):',
     '  --store DIR  the store (default $FERRY_STORE, else ./ferry-store)',

@@ -39,6 +39,9 @@ describe('help and version', () => {
     for (const c of ['import', 'images', 'export', 'inspect', 'rm', 'fsck', 'gc', 'keygen', 'bundle', 'bundle inspect', 'apply', 'linksim', 'serve', 'push', 'release', 'agents add', 'tokens add', 'status', 'agent', 'demo', 'demo offline']) expect(r.stdout).toMatch(new RegExp(`^  ${c}\\s`, 'm'));
     for (const code of [0, 1, 2, 3, 4, 5, 6, 7]) expect(r.stdout).toMatch(new RegExp(`^  ${code}  \\S`, 'm'));
     expect(r.stdout).toContain('FERRY_DEBUG');
+    // each command's line is a whole clause: no parenthesis left open by the cut
+    for (const line of r.stdout.split('\n').filter((l) => /^  [a-z]/.test(l))) expect((line.match(/\(/g) ?? []).length, line).toBe((line.match(/\)/g) ?? []).length);
+    expect(r.stdout).toMatch(/^  agents add\s+Register an agent on a server and print its token \(bound to that agent id; shown once\)$/m);
   });
 
   const options: Record<string, string[]> = {
