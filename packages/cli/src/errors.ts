@@ -113,7 +113,9 @@ export function usage(message: string): FerryError {
 export function reportError(ctx: CliContext, err: unknown, json: boolean): ExitCode {
   const fe = toFerryError(err);
   const exitCode = exitCodeFor(fe.code);
-  const message = fe.message.replace(/\s*\n\s*/g, ' ');
+  let message = fe.message.replace(/\s*\n\s*/g, ' ');
+  // a newcomer's first command is often `ferry images` where no store is yet
+  if (fe.code === 'FERRY_ERR_STORE_INVALID' && fe.details?.missing === true) message += '; the store is --store DIR, else $FERRY_STORE, else ./ferry-store, and ferry import creates one';
   ctx.stderr.write(`ferry: error ${fe.code}: ${message}\n`);
   if (fe.code === 'FERRY_ERR_INTERNAL') {
     const original = err instanceof FerryError && err.cause !== undefined ? err.cause : err;

@@ -1,5 +1,5 @@
 /** Help, version, and bad input: exit 2 or 3 with one `ferry: error FERRY_ERR_...` line. */
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,7 +99,14 @@ describe('bad input', () => {
   it('a missing source, store or ref: exit 3', async () => {
     const store = join(work, 'store');
     expectError(await ferry(['import', join(work, 'missing-dir'), '--ref', 'app:v1'], { store }), 3, 'FERRY_ERR_IMAGE_NOT_FOUND');
-    expectError(await ferry(['images'], { store: join(work, 'no-store') }), 3, 'FERRY_ERR_STORE_INVALID');
+    const none = await ferry(['images'], { store: join(work, 'no-store') });
+    expectError(none, 3, 'FERRY_ERR_STORE_INVALID');
+    // where a newcomer's first command fails, the one line says where a store comes from
+    expect(none.stderr).toContain(`there is no ferry store at ${join(work, 'no-store')} (no such directory); the store is --store DIR, else $FERRY_STORE`);
+    await mkdir(join(work, 'not-a-store'), { recursive: true });
+    const other = await ferry(['images'], { store: join(work, 'not-a-store') });
+    expectError(other, 3, 'FERRY_ERR_STORE_INVALID');
+    expect(other.stderr).toContain('is not a ferry store (no ferry-store.json)');
     expectError(await ferry(['import', work, '--ref', 'app:v1'], { store }), 3, 'FERRY_ERR_IMAGE_NOT_FOUND');
     const empty = join(work, 'empty-store');
     await Store.open(empty, { create: true });

@@ -26,7 +26,7 @@ export const ERROR_CODES = {
   FERRY_ERR_IMAGE_PLATFORM: { retryable: false, text: 'no manifest in the index matches the requested platform' },
   FERRY_ERR_IMAGE_AMBIGUOUS: { retryable: false, text: 'the source holds several images; name one' },
   FERRY_ERR_IMAGE_LAYER_CORRUPT: { retryable: false, text: 'a layer blob cannot be decompressed (truncated gzip/zstd)' },
-  FERRY_ERR_STORE_INVALID: { retryable: false, text: 'the directory is not a ferry store, or its version is unknown' },
+  FERRY_ERR_STORE_INVALID: { retryable: false, text: 'the directory is not a ferry store (or does not exist), or its version is unknown' },
   FERRY_ERR_STORE_LOCKED: { retryable: true, text: 'another process holds the store lock' },
   FERRY_ERR_AGENT_RUNNING: { retryable: false, text: 'another ferry agent already runs on this store' },
   FERRY_ERR_AGENT_HOOK: { retryable: false, text: "the agent's on-commit command failed (the image is installed; the failure is reported)" },

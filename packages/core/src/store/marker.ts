@@ -6,7 +6,7 @@ import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, toFerryError } from '../errors.js';
 import { readRegularFile } from '../util/bounded-read.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { exists, writeFileAtomic } from '../util/fs.js';
 
 const MARKER = { format: 'ferry-store', version: 1 };
 /** Directories a creation makes before it writes the marker. */
@@ -58,7 +58,10 @@ export async function checkMarker(root: string, createIfMissing: boolean): Promi
   const markerPath = join(root, 'ferry-store.json');
   let marker = await readMarker(root, markerPath);
   if (marker === undefined) {
-    if (!createIfMissing) throw new FerryError('FERRY_ERR_STORE_INVALID', `${root} is not a ferry store (no ferry-store.json)`);
+    if (!createIfMissing) {
+      if (!(await exists(root))) throw new FerryError('FERRY_ERR_STORE_INVALID', `there is no ferry store at ${root} (no such directory)`, { details: { missing: true } });
+      throw new FerryError('FERRY_ERR_STORE_INVALID', `${root} is not a ferry store (no ferry-store.json)`);
+    }
     await create(root, markerPath);
     marker = MARKER;
   }
