@@ -48,7 +48,11 @@ async function readConfig(inv: Invocation): Promise<{ config: AgentConfig; base:
   }
   if (!config || typeof config !== 'object' || Array.isArray(config)) throw usage(`--config ${path} must hold a JSON object`);
   const unknown = Object.keys(config).filter((k) => !CONFIG_KEYS.has(k));
-  if (unknown.length > 0) throw usage(`--config ${path}: unknown key(s) ${unknown.join(', ')} (known: ${[...CONFIG_KEYS].join(', ')})`);
+  if (unknown.length > 0) {
+    // the list keys are plural ("servers", "channels"...): the singular is the likely slip
+    const named = unknown.map((k) => (CONFIG_KEYS.has(`${k}s`) ? `${k} (did you mean ${k}s, a list?)` : k));
+    throw usage(`--config ${path}: unknown key(s) ${named.join(', ')} (known: ${[...CONFIG_KEYS].join(', ')})`);
+  }
   return { config: config as AgentConfig, base: dirname(path) };
 }
 

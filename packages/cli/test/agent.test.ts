@@ -66,6 +66,10 @@ describe('ferry agent --once', () => {
     await writeFile(join(fleet.work, 'bad.json'), JSON.stringify({ servers: [fleet.url], chanels: ['stable'] }));
     const bad = await ferry(['agent', '--config', join(fleet.work, 'bad.json'), '--once']);
     expect([bad.code, bad.stderr]).toEqual([2, expect.stringMatching(/FERRY_ERR_USAGE: .*unknown key\(s\) chanels/)]);
+    // the singular of a list key is the likely slip, and the error names the plural
+    await writeFile(join(fleet.work, 'bad.json'), JSON.stringify({ server: fleet.url, channels: ['stable'] }));
+    const singular = await ferry(['agent', '--config', join(fleet.work, 'bad.json'), '--once']);
+    expect([singular.code, singular.stderr]).toEqual([2, expect.stringMatching(/unknown key\(s\) server \(did you mean servers, a list\?\) \(known: servers,/)]);
   });
 
   it('refuses a second agent on the same store', async () => {
